@@ -1,0 +1,120 @@
+# sandlet build. `make` builds the library, the CLI, the guests, the tests and
+# the benchmarks into build/; `make test` builds a normal and an ASan+UBSan
+# variant and runs every suite; `make demo` builds everything and runs the demo.
+# SAN=1 selects the sanitizer variant (use with BUILD=build/asan).
+
+BUILD ?= build
+SAN ?=
+CC ?= gcc
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 20
+
+BLAKE3_DIR ?= $(lastword $(sort $(wildcard /usr/share/cargo/registry/blake3-*/c)))
+
+WARN := -Wall -Wextra -Werror
+CPPFLAGS := -Iinclude -Isrc/common -Isrc/host -D_GNU_SOURCE -I$(BLAKE3_DIR)
+CFLAGS := -std=c11 $(WARN) -g -O2 -fPIC -pthread
+LDFLAGS := -pthread
+ifeq ($(SAN),1)
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+CFLAGS += $(SANFLAGS)
+LDFLAGS += $(SANFLAGS)
+endif
+
+COMMON_SRC := $(wildcard src/common/*.c)
+HOST_SRC := $(wildcard src/host/*.c)
+LIB_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(COMMON_SRC) $(HOST_SRC))
+
+# The official BLAKE3 C implementation as Debian ships it, with its SIMD paths
+# (the dispatcher picks SSE2/SSE4.1/AVX2/AVX-512 at run time).
+B3_C := blake3.c blake3_dispatch.c blake3_portable.c
+B3_S := blake3_sse2_x86-64_unix.S blake3_sse41_x86-64_unix.S blake3_avx2_x86-64_unix.S blake3_avx512_x86-64_unix.S
+B3_OBJ := $(patsubst %,$(BUILD)/obj/blake3/%.o,$(B3_C) $(B3_S))
+
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
+VCPU_SRC := $(wildcard tests/vcpu/test_*.c)
+VCPU_BIN := $(patsubst tests/vcpu/%.c,$(BUILD)/tests/vcpu/%,$(VCPU_SRC))
+BENCH_SRC := $(wildcard bench/bench_*.c)
+BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
+FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
+FUZZ_BIN := $(patsubst fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
+TOOL_SRC := $(wildcard tools/*.c)
+
+.PHONY: all lib tests bench fuzz deps test demo clean guests
+
+all: lib tests bench guests $(if $(TOOL_SRC),$(BUILD)/sandlet)
+
+lib: $(BUILD)/libsandlet.a $(BUILD)/libsandlet.so
+
+deps:
+	@scripts/deps.sh
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/obj/blake3/%.c.o: $(BLAKE3_DIR)/%.c
+	@mkdir -p $(dir $@)
+	$(CC) -I$(BLAKE3_DIR) $(filter-out -Werror,$(CFLAGS)) -c $< -o $@
+
+$(BUILD)/obj/blake3/%.S.o: $(BLAKE3_DIR)/%.S
+	@mkdir -p $(dir $@)
+	$(CC) -fPIC -c $< -o $@
+
+$(BUILD)/libsandlet.a: $(LIB_OBJ) $(B3_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/libsandlet.so: $(LIB_OBJ) $(B3_OBJ)
+	$(CC) -shared $(LDFLAGS) -o $@ $^
+
+tests: $(UNIT_BIN) $(VCPU_BIN) $(BUILD)/fixtures/elf/pie64
+
+# Real gcc-built ELF fixtures for the loader tests (tests/run passes the
+# directory to test_elf).
+$(BUILD)/fixtures/elf/pie64: $(wildcard tests/fixtures/elf/*)
+	tests/fixtures/elf/build.sh $(BUILD)/fixtures/elf
+
+$(BUILD)/tests/unit/%: tests/unit/%.c tests/unit/t.h $(BUILD)/libsandlet.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $< -o $@ $(BUILD)/libsandlet.a $(LDFLAGS)
+
+$(BUILD)/tests/vcpu/%: tests/vcpu/%.c tests/unit/t.h $(BUILD)/libsandlet.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Itests/unit $(CFLAGS) $< -o $@ $(BUILD)/libsandlet.a $(LDFLAGS)
+
+bench: $(BENCH_BIN)
+
+$(BUILD)/bench/%: bench/%.c bench/bench.h $(BUILD)/libsandlet.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $< -o $@ $(BUILD)/libsandlet.a $(LDFLAGS) -lm
+
+$(BUILD)/sandlet: $(TOOL_SRC) $(BUILD)/libsandlet.a
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(TOOL_SRC) -o $@ $(BUILD)/libsandlet.a $(LDFLAGS)
+
+# Fuzz targets are always clang + libFuzzer + ASan/UBSan, built from sources.
+fuzz: $(FUZZ_BIN)
+
+build/fuzz/%: fuzz/%.c $(COMMON_SRC) $(HOST_SRC)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CPPFLAGS) -std=c11 $(WARN) -g -O1 -fsanitize=fuzzer,address,undefined \
+		-fno-sanitize-recover=all $< $(COMMON_SRC) $(HOST_SRC) \
+		$(addprefix $(BLAKE3_DIR)/,$(B3_C)) -DBLAKE3_NO_SSE2 -DBLAKE3_NO_SSE41 -DBLAKE3_NO_AVX2 \
+		-DBLAKE3_NO_AVX512 -pthread -o $@
+
+-include mk/guests.mk
+
+test: deps
+	@$(MAKE) --no-print-directory all fuzz
+	@$(MAKE) --no-print-directory BUILD=build/asan SAN=1 lib tests
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/run build build/asan
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@scripts/demo.sh
+
+clean:
+	rm -rf build
+
+-include $(LIB_OBJ:.o=.d)

@@ -1,0 +1,21 @@
+#!/bin/sh
+# Installs the Debian packages the build, the tests and the demo need, when any
+# is missing. Idempotent and quiet when everything is present, so `make demo`
+# and `make test` call it every time.
+set -eu
+PKGS="make gcc libc6-dev gcc-multilib clang libclang-rt-14-dev llvm librust-blake3-dev b3sum file"
+missing=""
+for p in $PKGS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+    echo "sandlet: missing packages:$missing (run as root, or install them)" >&2
+    exit 1
+fi
+echo "sandlet: installing$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get install -y --no-install-recommends $missing >/dev/null 2>&1 || {
+    apt-get update >/dev/null
+    apt-get install -y --no-install-recommends $missing >/dev/null
+}

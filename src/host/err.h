@@ -1,0 +1,17 @@
+/* Error messages for host objects: a fixed buffer per object, filled by
+ * sl_err() which also returns the code so that `return sl_err(...)` reads well. */
+#ifndef SL_ERR_H
+#define SL_ERR_H
+
+#include "sandlet.h"
+
+#define SL_ERRMSG_MAX 256
+
+typedef struct sl_errbuf {
+    char msg[SL_ERRMSG_MAX];
+} sl_errbuf;
+
+/* Formats the message into e (if not NULL) and returns code. */
+int sl_err(sl_errbuf *e, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+#endif
