@@ -1,0 +1,140 @@
+#include "layout.h"
+
+#include <string.h>
+
+static bool round_page(uint64_t v, uint64_t *out)
+{
+    if (v > UINT64_MAX - (SL_PAGE_SIZE - 1))
+        return false;
+    *out = (v + SL_PAGE_SIZE - 1) & SL_PAGE_MASK;
+    return true;
+}
+
+static int size_field(uint64_t v, uint64_t dflt, const char *name, uint64_t *out, sl_errbuf *e)
+{
+    if (!v)
+        v = dflt;
+    if (v > SL_MAX_MEMORY || !round_page(v, out))
+        return sl_err(e, SL_ERANGE, "%s of %llu bytes exceeds the %llu-byte limit", name,
+                      (unsigned long long)v, (unsigned long long)SL_MAX_MEMORY);
+    return 0;
+}
+
+int sl_layout_config(sl_layout *l, unsigned arch, const sl_config *cfg, sl_errbuf *e)
+{
+    static const sl_config zero;
+    int rc;
+    if (!cfg)
+        cfg = &zero;
+    memset(l, 0, sizeof *l);
+    if (arch != SL_ARCH_AMD64 && arch != SL_ARCH_I686)
+        return sl_err(e, SL_EINVAL, "unknown architecture %u", arch);
+    l->arch = arch;
+    if ((rc = size_field(cfg->input_size, SL_DEFAULT_IO_SIZE, "input buffer", &l->input_size, e)) ||
+        (rc = size_field(cfg->output_size, SL_DEFAULT_IO_SIZE, "output buffer", &l->output_size, e)) ||
+        (rc = size_field(cfg->heap_size, SL_DEFAULT_HEAP_SIZE, "heap", &l->heap_size, e)) ||
+        (rc = size_field(cfg->stack_size, SL_DEFAULT_STACK_SIZE, "stack", &l->stack_size, e)) ||
+        (rc = size_field(cfg->scratch_size, SL_DEFAULT_SCRATCH_SIZE, "scratch", &l->scratch_size, e)))
+        return rc;
+    if (cfg->init_data_size) {
+        if (!cfg->init_data)
+            return sl_err(e, SL_EINVAL, "init data size given without data");
+        if ((rc = size_field(cfg->init_data_size, 0, "init data", &l->init_data_size, e)))
+            return rc;
+        l->init_data_perm = cfg->init_data_perm ? cfg->init_data_perm : SL_PERM_READ;
+        if (l->init_data_perm & ~(SL_PERM_READ | SL_PERM_WRITE | SL_PERM_EXEC))
+            return sl_err(e, SL_EINVAL, "init data permissions 0x%x unknown", l->init_data_perm);
+    }
+    /* Scratch holds input, output, at least one page of tables per level, the
+     * exception stack and the bookkeeping page; each addend is <= 16 GiB, so
+     * the sum cannot overflow. */
+    uint64_t fixed = l->input_size + l->output_size + SL_EXC_STACK_SIZE + SL_PAGE_SIZE;
+    uint64_t min_scratch = fixed + 8 * SL_PAGE_SIZE;
+    if (l->scratch_size < min_scratch)
+        return sl_err(e, SL_ERANGE,
+                      "scratch of %llu bytes is too small: input + output + page tables + exception "
+                      "stack need at least %llu",
+                      (unsigned long long)l->scratch_size, (unsigned long long)min_scratch);
+    uint64_t total = l->input_size + l->output_size + l->heap_size + l->stack_size + l->scratch_size +
+                     l->init_data_size;
+    if (total > SL_MAX_MEMORY)
+        return sl_err(e, SL_ERANGE, "configuration needs %llu bytes, over the %llu-byte limit",
+                      (unsigned long long)total, (unsigned long long)SL_MAX_MEMORY);
+    if (arch == SL_ARCH_I686 && total > (3ull << 30))
+        return sl_err(e, SL_ERANGE, "i686 configuration needs %llu bytes, over the 3 GiB limit",
+                      (unsigned long long)total);
+    l->scratch_gpa = sl_scratch_base_gpa(arch, l->scratch_size);
+    l->scratch_gva = sl_scratch_base_gva(arch, l->scratch_size);
+    l->pt_gpa = l->scratch_gpa + l->input_size + l->output_size;
+    l->bk_gpa = l->scratch_gpa + l->scratch_size - SL_PAGE_SIZE;
+    l->exc_stack_gpa = l->bk_gpa - SL_EXC_STACK_SIZE;
+    l->stack_top = arch == SL_ARCH_I686 ? l->scratch_gva - SL_I686_STACK_GAP : SL_AMD64_STACK_TOP;
+    l->peb_gpa = SL_BASE_ADDRESS;
+    return 0;
+}
+
+int sl_layout_add_region(sl_layout *l, uint64_t gpa, uint64_t size, uint32_t flags, uint32_t kind,
+                         sl_errbuf *e)
+{
+    if (l->n_regions >= SL_MAX_REGIONS)
+        return sl_err(e, SL_ERANGE, "more than %u memory regions", SL_MAX_REGIONS);
+    sl_region *r = &l->regions[l->n_regions++];
+    r->gpa = r->gva = gpa;
+    r->size = size;
+    r->flags = flags;
+    r->kind = kind;
+    return 0;
+}
+
+int sl_layout_place(sl_layout *l, uint64_t image_base, uint64_t image_span, bool fixed, sl_errbuf *e)
+{
+    uint64_t after_peb = l->peb_gpa + SL_PAGE_SIZE;
+    uint64_t span;
+    if (!round_page(image_span, &span) || span == 0 || span > (1ull << 30))
+        return sl_err(e, SL_ERANGE, "image span of %llu bytes not in 1 byte .. 1 GiB",
+                      (unsigned long long)image_span);
+    if (fixed) {
+        if (image_base & (SL_PAGE_SIZE - 1))
+            return sl_err(e, SL_EFORMAT, "image base 0x%llx is not page-aligned",
+                          (unsigned long long)image_base);
+        if (image_base < after_peb)
+            return sl_err(e, SL_ERANGE,
+                          "fixed-address image at 0x%llx overlaps the PEB (images must start at or "
+                          "above 0x%llx)",
+                          (unsigned long long)image_base, (unsigned long long)after_peb);
+        if (image_base > (1ull << 32))
+            return sl_err(e, SL_ERANGE, "fixed-address image at 0x%llx is above 4 GiB",
+                          (unsigned long long)image_base);
+        l->image_gpa = image_base;
+    } else {
+        l->image_gpa = after_peb;
+    }
+    l->image_size = span;
+    l->init_data_gpa = l->image_gpa + span;
+    l->heap_gpa = l->init_data_gpa + l->init_data_size;
+    l->visible_end = l->heap_gpa + l->heap_size;
+    /* The snapshot region must stay below the stack and scratch, in both the
+     * physical and the virtual space. */
+    uint64_t limit = l->stack_top - l->stack_size;
+    if (l->scratch_gpa < limit)
+        limit = l->scratch_gpa;
+    if (l->visible_end > limit)
+        return sl_err(e, SL_ERANGE,
+                      "guest memory ends at 0x%llx, past the stack/scratch start 0x%llx",
+                      (unsigned long long)l->visible_end, (unsigned long long)limit);
+    return 0;
+}
+
+static void put64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+void sl_region_record(const sl_region *r, uint8_t out[SL_REGION_RECORD_SIZE])
+{
+    put64(out, r->gpa);
+    put64(out + 8, r->gva);
+    put64(out + 16, r->size);
+    put64(out + 24, (uint64_t)r->flags | (uint64_t)r->kind << 32);
+}

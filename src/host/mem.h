@@ -1,0 +1,56 @@
+/* A sandbox's guest memory: the snapshot it currently maps (read-only, never
+ * copied) and its scratch region, plus the record of which scratch pages are
+ * dirty so that a restore costs what the guest touched, not the region size. */
+#ifndef SL_MEM_H
+#define SL_MEM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "snapshot.h"
+
+typedef struct sl_mem {
+    sl_layout layout;      /* of the configuration family */
+    uint64_t config_id;
+    const sl_snapshot *snap; /* currently mapped; the caller keeps it alive */
+    uint8_t *scratch;
+    uint64_t *dirty;       /* one bit per scratch page */
+    uint64_t dirty_words;
+    uint64_t root;         /* CR3 after the last restore */
+    uint64_t generation;
+    uint64_t last_reset_pages; /* pages zeroed by the last restore */
+    uint8_t tables_hash[SL_HASH_LEN]; /* identity of the snapshot whose tables are in scratch */
+    uint64_t tables_size;
+    uint64_t last_tables_copied; /* table pages copied by the last restore */
+} sl_mem;
+
+/* Creates memory for the family of `snap` (scratch reserved, not yet touched). */
+int sl_mem_create(sl_mem **out, const sl_snapshot *snap, sl_errbuf *e);
+void sl_mem_free(sl_mem *m);
+
+/* Restores `snap` in place: maps it, zeroes the dirty scratch pages, copies
+ * its page tables into scratch and rewrites the bookkeeping page. */
+int sl_mem_restore(sl_mem *m, const sl_snapshot *snap, sl_errbuf *e);
+
+/* Records that [gpa, gpa+len) of scratch was written (by the host, or as
+ * reported by the hypervisor's dirty log). Out-of-scratch ranges are ignored. */
+void sl_mem_mark_dirty(sl_mem *m, uint64_t gpa, uint64_t len);
+/* ORs a hypervisor dirty bitmap (one bit per scratch page) into the record. */
+void sl_mem_merge_dirty(sl_mem *m, const uint64_t *bitmap);
+uint64_t sl_mem_dirty_pages(const sl_mem *m);
+
+/* Host view of guest memory: a pointer to [gpa, gpa+len) when it lies wholly
+ * in the snapshot (read-only) or in scratch, else NULL. */
+const uint8_t *sl_mem_read_ptr(const sl_mem *m, uint64_t gpa, uint64_t len);
+/* Writable pointer into scratch (marks the range dirty), else NULL. */
+uint8_t *sl_mem_write_ptr(sl_mem *m, uint64_t gpa, uint64_t len);
+
+/* Bookkeeping slot access (little-endian u64 in the top scratch page). */
+uint64_t sl_mem_bk_get(const sl_mem *m, unsigned slot);
+void sl_mem_bk_set(sl_mem *m, unsigned slot, uint64_t v);
+
+/* Fills st to snapshot this memory with the given roots and CPU state. */
+void sl_mem_guest_state(const sl_mem *m, sl_guest_state *st);
+
+#endif

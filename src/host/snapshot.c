@@ -1,0 +1,722 @@
+/* The snapshot engine: building snapshots from a binary and compacting a
+ * running guest's memory into a new snapshot. */
+#include "snapshot.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "sl_elf.h"
+#include "pt.h"
+#include "u64map.h"
+
+/* ---- growable page buffers ----
+ * A buffer reserves its worst-case size as address space up front
+ * (MAP_NORESERVE: untouched pages cost nothing), so it never moves and
+ * pointers into it stay valid while page-table code holds them. */
+
+typedef struct pagebuf {
+    uint8_t *p;
+    uint64_t len; /* bytes in use, a multiple of the page size */
+    uint64_t cap; /* bytes reserved */
+} pagebuf;
+
+static int pagebuf_init(pagebuf *b, uint64_t cap, sl_errbuf *e)
+{
+    b->len = 0;
+    b->cap = cap ? cap : SL_PAGE_SIZE;
+    b->p = mmap(NULL, b->cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (b->p == MAP_FAILED) {
+        b->p = NULL;
+        return sl_err(e, SL_ENOMEM, "cannot reserve %llu bytes for a snapshot", (unsigned long long)b->cap);
+    }
+    return 0;
+}
+
+static void pagebuf_free(pagebuf *b)
+{
+    if (b->p)
+        munmap(b->p, b->cap);
+    b->p = NULL;
+}
+
+/* Appends one page (a copy of src, or zeros); returns its offset or -1 when full. */
+static int64_t pagebuf_add(pagebuf *b, const uint8_t *src)
+{
+    if (b->cap - b->len < SL_PAGE_SIZE)
+        return -1;
+    uint64_t off = b->len;
+    if (src)
+        memcpy(b->p + off, src, SL_PAGE_SIZE);
+    b->len += SL_PAGE_SIZE;
+    return (int64_t)off;
+}
+
+/* ---- the page-table area being built ----
+ * Tables are allocated where restore will put them: layout.pt_gpa upward. */
+
+typedef struct ptbuild {
+    pagebuf buf;
+    uint64_t base_gpa;
+} ptbuild;
+
+static void *ptb_page(void *ctx, uint64_t gpa)
+{
+    ptbuild *t = ctx;
+    if (gpa < t->base_gpa || gpa - t->base_gpa >= t->buf.len)
+        return NULL;
+    return t->buf.p + (gpa - t->base_gpa);
+}
+
+static bool ptb_alloc(void *ctx, uint64_t *gpa)
+{
+    ptbuild *t = ctx;
+    int64_t off = pagebuf_add(&t->buf, NULL);
+    if (off < 0)
+        return false;
+    *gpa = t->base_gpa + (uint64_t)off;
+    return true;
+}
+
+/* Room for page tables: the part of scratch between the output buffer and
+ * the exception stack, less a page so the guest has at least one free page. */
+static uint64_t pt_room(const sl_layout *l)
+{
+    return l->exc_stack_gpa - l->pt_gpa - SL_PAGE_SIZE;
+}
+
+static int ptbuild_init(ptbuild *t, const sl_layout *l, sl_errbuf *e)
+{
+    t->base_gpa = l->pt_gpa;
+    return pagebuf_init(&t->buf, pt_room(l), e);
+}
+
+static int pt_error(int rc, sl_errbuf *e, const char *what, uint64_t va)
+{
+    if (rc == SL_PT_ENOMEM)
+        return sl_err(e, SL_ERANGE, "scratch too small for the page tables (while mapping %s at 0x%llx)",
+                      what, (unsigned long long)va);
+    return sl_err(e, SL_EPAGETABLE, "cannot map %s at 0x%llx (page-table error %d)", what,
+                  (unsigned long long)va, rc);
+}
+
+static sl_perm perm_of(unsigned kind, bool w, bool x)
+{
+    sl_perm p = {.kind = (uint8_t)kind, .readable = true, .writable = w, .executable = x, .user = false};
+    return p;
+}
+
+/* Index of `va` in a table at level `depth` (0 = root). */
+static unsigned pt_index(unsigned arch, uint64_t va, unsigned depth)
+{
+    if (arch == SL_ARCH_I686)
+        return (unsigned)((va >> (depth == 0 ? 22 : 12)) & 0x3ff);
+    return (unsigned)((va >> (39 - 9 * depth)) & 0x1ff);
+}
+
+static uint64_t read_entry(unsigned arch, const uint8_t *table, unsigned idx)
+{
+    if (arch == SL_ARCH_I686) {
+        uint32_t v;
+        memcpy(&v, table + 4 * idx, 4);
+        return v;
+    }
+    uint64_t v;
+    memcpy(&v, table + 8 * idx, 8);
+    return v;
+}
+
+static void write_entry(unsigned arch, uint8_t *table, unsigned idx, uint64_t v)
+{
+    if (arch == SL_ARCH_I686) {
+        uint32_t w = (uint32_t)v;
+        memcpy(table + 4 * idx, &w, 4);
+    } else {
+        memcpy(table + 8 * idx, &v, 8);
+    }
+}
+
+static uint64_t entry_addr(unsigned arch, uint64_t pte)
+{
+    return pte & (arch == SL_ARCH_I686 ? SL_PTE_ADDR_I686 : SL_PTE_ADDR_AMD64);
+}
+
+/* Finds (and with `create`, makes) the rebuilt table at level `depth` on the
+ * path to `va` from `root`. Returns 0 when absent. */
+static uint64_t table_at(unsigned arch, ptbuild *pt, uint64_t root, uint64_t va, unsigned depth, bool create)
+{
+    uint64_t t = root;
+    for (unsigned d = 0; d < depth; d++) {
+        uint8_t *tab = ptb_page(pt, t);
+        if (!tab)
+            return 0;
+        unsigned idx = pt_index(arch, va, d);
+        uint64_t ent = read_entry(arch, tab, idx);
+        if (!(ent & SL_PTE_P)) {
+            uint64_t nt;
+            if (!create || !ptb_alloc(pt, &nt))
+                return 0;
+            write_entry(arch, tab, idx, nt | SL_PTE_P | SL_PTE_RW | SL_PTE_US);
+            ent = nt | SL_PTE_P;
+        } else if (ent & SL_PTE_PS) {
+            return 0;
+        }
+        t = entry_addr(arch, ent);
+    }
+    return t;
+}
+
+/* Maps scratch read-write, NX, a leaf table at a time: it is the largest
+ * mapping in most snapshots and going through sl_pt_map page by page would
+ * dominate small snapshots. Shared or repeated roots make it idempotent. */
+static int map_scratch(unsigned arch, ptbuild *pt, const sl_layout *l, uint64_t root, sl_errbuf *e)
+{
+    unsigned leaf_depth = sl_pt_levels(arch) - 1;
+    uint64_t span = arch == SL_ARCH_I686 ? 1024 * SL_PAGE_SIZE : 512 * SL_PAGE_SIZE;
+    uint8_t *tab = NULL;
+    for (uint64_t off = 0; off < l->scratch_size; off += SL_PAGE_SIZE) {
+        uint64_t va = l->scratch_gva + off;
+        if (!tab || va % span == 0) {
+            uint64_t t = table_at(arch, pt, root, va, leaf_depth, true);
+            if (!t || !(tab = ptb_page(pt, t)))
+                return sl_err(e, SL_ERANGE, "scratch too small for the page tables (mapping scratch)");
+        }
+        write_entry(arch, tab, pt_index(arch, va, leaf_depth),
+                    sl_pt_encode_leaf(arch, l->scratch_gpa + off, perm_of(SL_MAP_BASIC, true, false)));
+    }
+    return 0;
+}
+
+uint64_t sl_snapshot_new_config_id(void)
+{
+    static atomic_uint_fast64_t next = 1;
+    return (uint64_t)atomic_fetch_add(&next, 1);
+}
+
+void sl_snapshot_compute_hash(const sl_snapshot *s, uint8_t out[SL_HASH_LEN])
+{
+    sl_hasher *h = sl_hasher_new();
+    if (!h) {
+        memset(out, 0, SL_HASH_LEN);
+        return;
+    }
+    sl_hasher_update(h, s->mem, s->mem_size);
+    for (unsigned i = 0; i < s->n_regions; i++) {
+        uint8_t rec[SL_REGION_RECORD_SIZE];
+        sl_region_record(&s->regions[i], rec);
+        sl_hasher_update(h, rec, sizeof rec);
+    }
+    sl_hasher_final(h, out);
+}
+
+void sl_snapshot_free(sl_snapshot *s)
+{
+    if (!s)
+        return;
+    if (s->mem && s->map_size)
+        munmap(s->mem, s->map_size);
+    free(s);
+}
+
+/* Joins the visible pages and the tables into one blob, makes it read-only,
+ * and fills in the sizes and the identity. Takes ownership of vis's mapping. */
+static int finish_blob(sl_snapshot *s, pagebuf *vis, ptbuild *pt, sl_errbuf *e)
+{
+    uint64_t total = vis->len + pt->buf.len;
+    if (vis->cap < total)
+        return sl_err(e, SL_ENOMEM, "internal: snapshot buffer too small for its page tables");
+    memcpy(vis->p + vis->len, pt->buf.p, pt->buf.len);
+    /* Give back the unused reservation; shrinking a mapping never moves it. */
+    if (total < vis->cap)
+        munmap(vis->p + total, vis->cap - total);
+    mprotect(vis->p, total, PROT_READ);
+    s->mem = vis->p;
+    s->mem_size = s->map_size = total;
+    s->visible_size = vis->len;
+    s->pt_size = pt->buf.len;
+    s->stats.pages_pt = pt->buf.len / SL_PAGE_SIZE;
+    vis->p = NULL;
+    sl_snapshot_compute_hash(s, s->hash);
+    return 0;
+}
+
+/* ======================= from a binary ======================= */
+
+static void put64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void write_peb(uint8_t *peb, const sl_layout *l)
+{
+    put64(peb + SL_PEB_MAGIC, SL_PEB_MAGIC_VALUE);
+    put64(peb + SL_PEB_VERSION, 1);
+    put64(peb + SL_PEB_INPUT_SIZE, l->input_size);
+    put64(peb + SL_PEB_INPUT_PTR, l->scratch_gva);
+    put64(peb + SL_PEB_OUTPUT_SIZE, l->output_size);
+    put64(peb + SL_PEB_OUTPUT_PTR, l->scratch_gva + l->input_size);
+    put64(peb + SL_PEB_INIT_DATA_SIZE, l->init_data_size);
+    put64(peb + SL_PEB_INIT_DATA_PTR, l->init_data_size ? l->init_data_gpa : 0);
+    put64(peb + SL_PEB_HEAP_SIZE, l->heap_size);
+    put64(peb + SL_PEB_HEAP_PTR, l->heap_gpa);
+    put64(peb + SL_PEB_STACK_SIZE, l->stack_size);
+    put64(peb + SL_PEB_STACK_TOP, l->stack_top);
+    put64(peb + SL_PEB_SCRATCH_SIZE, l->scratch_size);
+    put64(peb + SL_PEB_SCRATCH_GVA, l->scratch_gva);
+    put64(peb + SL_PEB_BOOKKEEPING_GVA, sl_layout_scratch_gva_of(l, l->bk_gpa));
+}
+
+static uint32_t seg_flags(const sl_elf_segment *g)
+{
+    return (g->r ? SL_RF_READ : 0) | (g->w ? SL_RF_WRITE : 0) | (g->x ? SL_RF_EXEC : 0);
+}
+
+/* Image regions, one per run of pages with the same permissions; a page that
+ * two segments share gets the union of their permissions. */
+static int add_image_regions(sl_layout *l, const sl_elf_image *img, sl_errbuf *e)
+{
+    uint64_t npages = l->image_size / SL_PAGE_SIZE;
+    uint64_t run_start = 0;
+    uint32_t run_flags = 0;
+    for (uint64_t pg = 0; pg <= npages; pg++) {
+        uint32_t f = 0;
+        if (pg < npages) {
+            uint64_t va = img->base_va + pg * SL_PAGE_SIZE;
+            for (unsigned i = 0; i < img->n_segments; i++) {
+                const sl_elf_segment *g = &img->seg[i];
+                uint64_t s = g->vaddr & SL_PAGE_MASK, end = g->vaddr + g->memsz;
+                if (va >= s && va < end)
+                    f |= seg_flags(g);
+            }
+            /* Gaps between segments stay mapped read-only (zeros). */
+            if (!f)
+                f = SL_RF_READ;
+        }
+        if (pg == npages || (pg > 0 && f != run_flags)) {
+            int rc = sl_layout_add_region(l, l->image_gpa + run_start * SL_PAGE_SIZE,
+                                          (pg - run_start) * SL_PAGE_SIZE, run_flags, SL_RK_IMAGE, e);
+            if (rc)
+                return rc;
+            run_start = pg;
+        }
+        run_flags = f;
+    }
+    return 0;
+}
+
+static int map_region(unsigned arch, const sl_pt_mem *m, uint64_t root, const sl_region *r,
+                      sl_snapshot_stats *st, sl_errbuf *e)
+{
+    bool w = r->flags & SL_RF_WRITE, x = r->flags & SL_RF_EXEC;
+    sl_perm p = w ? perm_of(SL_MAP_COW, false, x) : perm_of(SL_MAP_BASIC, false, x);
+    p.user = r->flags & SL_RF_USER;
+    int rc = sl_pt_map(arch, m, root, r->gva, r->gpa, r->size, p);
+    if (rc)
+        return pt_error(rc, e, "a region", r->gva);
+    if (w)
+        st->pages_cow += r->size / SL_PAGE_SIZE;
+    else
+        st->pages_ro += r->size / SL_PAGE_SIZE;
+    st->leaves += r->size / SL_PAGE_SIZE;
+    return 0;
+}
+
+int sl_snapshot_from_binary(sl_snapshot **out, const uint8_t *elf, size_t len, const sl_config *cfg,
+                            sl_errbuf *e)
+{
+    sl_elf_image img;
+    int rc = sl_elf_parse(elf, len, &img, e);
+    if (rc)
+        return rc;
+    sl_snapshot *s = calloc(1, sizeof *s);
+    if (!s)
+        return sl_err(e, SL_ENOMEM, "out of memory");
+    pagebuf vis = {0};
+    ptbuild pt = {0};
+    sl_layout *l = &s->layout;
+    if ((rc = sl_layout_config(l, img.arch, cfg, e)) ||
+        (rc = sl_layout_place(l, img.base_va, img.span, !img.pie, e)))
+        goto fail;
+    uint64_t visible = l->visible_end - SL_BASE_ADDRESS;
+    if ((rc = ptbuild_init(&pt, l, e)) || (rc = pagebuf_init(&vis, visible + pt.buf.cap, e)))
+        goto fail;
+    vis.len = visible; /* fresh anonymous memory is already zero */
+    uint8_t *base = vis.p - SL_BASE_ADDRESS; /* index by GPA */
+
+    write_peb(base + l->peb_gpa, l);
+    if ((rc = sl_elf_load(&img, elf, len, base + l->image_gpa, l->image_size, l->image_gpa, e)))
+        goto fail;
+    if (l->init_data_size)
+        memcpy(base + l->init_data_gpa, cfg->init_data, cfg->init_data_size);
+
+    uint32_t init_flags = (l->init_data_perm & SL_PERM_READ ? SL_RF_READ : 0) |
+                          (l->init_data_perm & SL_PERM_WRITE ? SL_RF_WRITE : 0) |
+                          (l->init_data_perm & SL_PERM_EXEC ? SL_RF_EXEC : 0);
+    if ((rc = sl_layout_add_region(l, l->peb_gpa, SL_PAGE_SIZE, SL_RF_READ, SL_RK_PEB, e)) ||
+        (rc = add_image_regions(l, &img, e)) ||
+        (l->init_data_size &&
+         (rc = sl_layout_add_region(l, l->init_data_gpa, l->init_data_size, init_flags | SL_RF_READ,
+                                    SL_RK_INIT_DATA, e))) ||
+        (rc = sl_layout_add_region(l, l->heap_gpa, l->heap_size, SL_RF_READ | SL_RF_WRITE, SL_RK_HEAP, e)))
+        goto fail;
+
+    sl_pt_mem m = {.ctx = &pt, .page = ptb_page, .alloc = ptb_alloc};
+    uint64_t root;
+    if (!ptb_alloc(&pt, &root)) {
+        rc = sl_err(e, SL_ERANGE, "scratch too small for the page tables");
+        goto fail;
+    }
+    for (unsigned i = 0; i < l->n_regions; i++)
+        if ((rc = map_region(img.arch, &m, root, &l->regions[i], &s->stats, e)))
+            goto fail;
+    if ((rc = map_scratch(img.arch, &pt, l, root, e)))
+        goto fail;
+
+    s->arch = img.arch;
+    s->roots[0] = root;
+    s->n_roots = 1;
+    s->cur_root = 0;
+    memcpy(s->regions, l->regions, sizeof l->regions);
+    s->n_regions = l->n_regions;
+    s->load_info.valid = true;
+    s->load_info.pie = img.pie;
+    s->load_info.base_va = img.base_va;
+    s->load_info.load_addr = l->image_gpa;
+    s->load_info.entry = img.entry;
+    s->stack_top = l->stack_top;
+    s->next_kind = SL_NEXT_INITIALISE;
+    s->next_addr = l->image_gpa + img.entry - img.base_va;
+    s->config_id = sl_snapshot_new_config_id();
+    s->generation = 0;
+    if ((rc = finish_blob(s, &vis, &pt, e)))
+        goto fail;
+    pagebuf_free(&pt.buf);
+    *out = s;
+    return 0;
+fail:
+    pagebuf_free(&vis);
+    pagebuf_free(&pt.buf);
+    free(s);
+    return rc;
+}
+
+/* ======================= from guest memory ======================= */
+
+/* Resolves guest-physical pages of the guest being snapshotted. */
+typedef struct source {
+    const sl_guest_state *st;
+} source;
+
+static const uint8_t *in_range(uint64_t gpa, uint64_t base, uint64_t size, const uint8_t *host)
+{
+    if (!host || gpa < base || gpa - base >= size || size - (gpa - base) < SL_PAGE_SIZE)
+        return NULL;
+    return host + (gpa - base);
+}
+
+static const uint8_t *src_page(const sl_guest_state *st, uint64_t gpa)
+{
+    const uint8_t *p;
+    if (gpa & (SL_PAGE_SIZE - 1))
+        return NULL;
+    if ((p = in_range(gpa, SL_BASE_ADDRESS, st->snap_size, st->snap_mem)) ||
+        (p = in_range(gpa, st->layout->scratch_gpa, st->layout->scratch_size, st->scratch)))
+        return p;
+    for (unsigned i = 0; i < st->n_extra; i++)
+        if ((p = in_range(gpa, st->extra[i].gpa, st->extra[i].size, st->extra[i].host)))
+            return p;
+    return NULL;
+}
+
+/* The walker only reads; the cast drops const for the shared callback type. */
+static void *src_page_cb(void *ctx, uint64_t gpa)
+{
+    return (void *)src_page(((source *)ctx)->st, gpa);
+}
+
+/* Tables reached so far: gpa -> index into `owners`. */
+typedef struct seen_tables {
+    sl_u64map map;
+    struct owner {
+        uint64_t va;
+        uint32_t root, depth;
+    } *owners;
+    size_t n, cap, limit;
+} seen_tables;
+
+static bool seen_lookup(void *ctx, uint64_t gpa, unsigned *root, uint64_t *va, unsigned *depth)
+{
+    seen_tables *t = ctx;
+    uint64_t *i = sl_u64map_get(&t->map, gpa);
+    if (!i)
+        return false;
+    *root = t->owners[*i].root;
+    *va = t->owners[*i].va;
+    *depth = t->owners[*i].depth;
+    return true;
+}
+
+static bool seen_record(void *ctx, uint64_t gpa, unsigned root, uint64_t va, unsigned depth)
+{
+    seen_tables *t = ctx;
+    if (t->n >= t->limit)
+        return false;
+    if (t->n == t->cap) {
+        size_t ncap = t->cap ? t->cap * 2 : 256;
+        struct owner *o = realloc(t->owners, ncap * sizeof *o);
+        if (!o)
+            return false;
+        t->owners = o;
+        t->cap = ncap;
+    }
+    if (!sl_u64map_put(&t->map, gpa, t->n))
+        return false;
+    t->owners[t->n++] = (struct owner){.va = va, .root = root, .depth = depth};
+    return true;
+}
+
+typedef struct leaf {
+    uint64_t gva, gpa, size;
+    sl_perm perm;
+    uint32_t root;
+} leaf;
+
+typedef struct walk_out {
+    leaf *leaves;
+    size_t n_leaves, cap_leaves;
+    sl_walk_item *links;
+    size_t n_links, cap_links;
+    bool oom;
+} walk_out;
+
+static bool grow(void **p, size_t *cap, size_t elem)
+{
+    size_t ncap = *cap ? *cap * 2 : 1024;
+    void *np = realloc(*p, ncap * elem);
+    if (!np)
+        return false;
+    *p = np;
+    *cap = ncap;
+    return true;
+}
+
+static bool on_walk_item(void *arg, const sl_walk_item *it)
+{
+    walk_out *w = arg;
+    if (it->kind == SL_WALK_THIS_SPACE) {
+        if (w->n_leaves == w->cap_leaves && !grow((void **)&w->leaves, &w->cap_leaves, sizeof(leaf)))
+            return w->oom = true, false;
+        w->leaves[w->n_leaves++] = (leaf){.gva = it->map.gva, .gpa = it->map.gpa, .size = it->map.size,
+                                          .perm = it->map.perm, .root = it->root};
+    } else {
+        if (w->n_links == w->cap_links &&
+            !grow((void **)&w->links, &w->cap_links, sizeof(sl_walk_item)))
+            return w->oom = true, false;
+        w->links[w->n_links++] = *it;
+    }
+    return true;
+}
+
+static bool in_window(uint64_t va, uint64_t base, uint64_t size)
+{
+    return va >= base && va - base < size;
+}
+
+/* Copies (once per source page) and maps one 4 KiB leaf in the rebuilt tables. */
+static int place_leaf(sl_snapshot *s, const sl_guest_state *st, pagebuf *vis, ptbuild *pt,
+                      sl_u64map *copied, const seen_tables *tables, const uint64_t *new_roots,
+                      uint64_t gva, uint64_t gpa, sl_perm perm, uint32_t root, sl_errbuf *e)
+{
+    const sl_layout *l = st->layout;
+    unsigned arch = l->arch;
+    uint64_t scratch_va = l->scratch_gva;
+    if (in_window(gva, scratch_va, l->scratch_size))
+        return 0; /* the scratch window is mapped afresh */
+    if (sl_u64map_get(&tables->map, gpa))
+        return 0; /* a page table seen as data (self-map): tables are rebuilt, not copied */
+    const uint8_t *src = src_page(st, gpa);
+    if (!src)
+        return 0; /* unbacked: it could only fault, so it reads as not present */
+    uint64_t *have = sl_u64map_get(copied, gpa);
+    uint64_t ngpa;
+    if (have) {
+        ngpa = *have;
+    } else {
+        int64_t off = pagebuf_add(vis, src);
+        if (off < 0)
+            return sl_err(e, SL_ERANGE, "snapshot larger than its reservation");
+        ngpa = SL_BASE_ADDRESS + (uint64_t)off;
+        if (!sl_u64map_put(copied, gpa, ngpa))
+            return sl_err(e, SL_ENOMEM, "out of memory");
+        if (perm.writable || perm.kind == SL_MAP_COW)
+            s->stats.pages_cow++;
+        else
+            s->stats.pages_ro++;
+    }
+    /* Writable pages become copy-on-write; CoW stays CoW; read-only stays. */
+    if (perm.writable || perm.kind == SL_MAP_COW) {
+        perm.kind = SL_MAP_COW;
+        perm.writable = false;
+    } else {
+        perm.kind = SL_MAP_BASIC;
+    }
+    perm.readable = true;
+    sl_pt_mem m = {.ctx = pt, .page = ptb_page, .alloc = ptb_alloc};
+    int rc = sl_pt_map(arch, &m, new_roots[root], gva, ngpa, SL_PAGE_SIZE, perm);
+    if (rc)
+        return pt_error(rc, e, "a page", gva);
+    s->stats.leaves++;
+    return 0;
+}
+
+/* Large pages are split into 4 KiB leaves; this caps the work a hostile table
+ * full of 1 GiB entries can cause. */
+#define SL_MAX_LEAVES (1ull << 24)
+
+int sl_snapshot_from_memory(sl_snapshot **out, const sl_guest_state *st, sl_errbuf *e)
+{
+    const sl_layout *l = st->layout;
+    unsigned arch = l ? l->arch : 0;
+    if (!l || !st->roots || !st->n_roots || st->n_roots > SL_BK_MAX_ROOTS || st->cur_root >= st->n_roots)
+        return sl_err(e, SL_EINVAL, "snapshot needs 1..%u page-table roots and a valid current root",
+                      SL_BK_MAX_ROOTS);
+    if (st->sregs_len > SL_SREGS_MAX)
+        return sl_err(e, SL_EINVAL, "special registers too large");
+    if (st->snap_size % SL_PAGE_SIZE || !st->scratch)
+        return sl_err(e, SL_EINVAL, "snapshot memory must be whole pages and scratch present");
+
+    int rc = 0;
+    sl_snapshot *s = calloc(1, sizeof *s);
+    source src = {.st = st};
+    seen_tables tables = {.limit = 0};
+    walk_out w = {0};
+    sl_u64map copied;
+    pagebuf vis = {0};
+    ptbuild pt = {0};
+    sl_u64map_init(&tables.map);
+    sl_u64map_init(&copied);
+    if (!s)
+        return sl_err(e, SL_ENOMEM, "out of memory");
+
+    /* Every source page can be copied at most once, and tables cannot exceed
+     * the pages that back them. */
+    uint64_t src_bytes = st->snap_size + l->scratch_size;
+    for (unsigned i = 0; i < st->n_extra; i++)
+        src_bytes += st->extra[i].size;
+    tables.limit = src_bytes / SL_PAGE_SIZE + 1;
+    if ((rc = ptbuild_init(&pt, l, e)) || (rc = pagebuf_init(&vis, src_bytes + pt.buf.cap, e)))
+        goto done;
+
+    /* 1. Walk every root together. */
+    for (unsigned i = 0; i < st->n_roots; i++)
+        if (!src_page(st, st->roots[i] & SL_PAGE_MASK)) {
+            rc = sl_err(e, SL_EPAGETABLE, "page-table root %u at GPA 0x%llx is outside guest memory", i,
+                        (unsigned long long)st->roots[i]);
+            goto done;
+        }
+    sl_pt_mem m = {.ctx = &src, .page = src_page_cb, .alloc = NULL};
+    sl_pt_seen seen = {.ctx = &tables, .lookup = seen_lookup, .record = seen_record};
+    rc = sl_pt_walk_spaces(arch, &m, st->roots, st->n_roots, &seen, on_walk_item, &w);
+    if (rc || w.oom) {
+        rc = w.oom ? sl_err(e, SL_ENOMEM, "out of memory walking page tables")
+                   : sl_err(e, SL_EPAGETABLE, "page-table walk failed (%d): too many tables", rc);
+        goto done;
+    }
+
+    /* 2. One rebuilt root per distinct root, in order; a root repeated in the
+     * list shares the first one's table. A root that is a sub-table of another
+     * space makes no sense. */
+    uint64_t new_roots[SL_BK_MAX_ROOTS];
+    for (unsigned i = 0; i < st->n_roots; i++) {
+        unsigned owner = i, depth = 0;
+        uint64_t va;
+        seen_lookup(&tables, st->roots[i] & SL_PAGE_MASK, &owner, &va, &depth);
+        if (owner != i && depth == 0 && (st->roots[owner] & SL_PAGE_MASK) == (st->roots[i] & SL_PAGE_MASK)) {
+            new_roots[i] = new_roots[owner];
+            continue;
+        }
+        if (owner != i) {
+            rc = sl_err(e, SL_EPAGETABLE, "page-table root %u (GPA 0x%llx) is a sub-table of space %u", i,
+                        (unsigned long long)st->roots[i], owner);
+            goto done;
+        }
+        if (!ptb_alloc(&pt, &new_roots[i])) {
+            rc = sl_err(e, SL_ERANGE, "scratch too small for the page tables");
+            goto done;
+        }
+    }
+
+    /* 3. Copy and map every private leaf. */
+    uint64_t n4k = 0;
+    for (size_t i = 0; i < w.n_leaves; i++) {
+        const leaf *lf = &w.leaves[i];
+        uint64_t size = lf->size ? lf->size : SL_PAGE_SIZE;
+        for (uint64_t off = 0; off < size; off += SL_PAGE_SIZE) {
+            if (++n4k > SL_MAX_LEAVES) {
+                rc = sl_err(e, SL_ERANGE, "guest maps more than %llu pages",
+                            (unsigned long long)SL_MAX_LEAVES);
+                goto done;
+            }
+            if ((rc = place_leaf(s, st, &vis, &pt, &copied, &tables, new_roots, lf->gva + off,
+                                 lf->gpa + off, lf->perm, lf->root, e)))
+                goto done;
+        }
+    }
+
+    /* 4. Link shared sub-tables to the owner's rebuilt table. */
+    for (size_t i = 0; i < w.n_links; i++) {
+        const sl_walk_item *it = &w.links[i];
+        if (it->root >= st->n_roots || it->owner_root >= st->n_roots)
+            continue;
+        uint64_t target = table_at(arch, &pt, new_roots[it->owner_root], it->their_va, it->their_depth, false);
+        if (!target)
+            continue; /* nothing was kept below it */
+        uint64_t parent = table_at(arch, &pt, new_roots[it->root], it->our_va, it->depth, true);
+        uint8_t *tab = parent ? ptb_page(&pt, parent) : NULL;
+        if (!tab) {
+            rc = sl_err(e, SL_ERANGE, "scratch too small for the page tables");
+            goto done;
+        }
+        write_entry(arch, tab, pt_index(arch, it->our_va, it->depth), target | SL_PTE_P | SL_PTE_RW | SL_PTE_US);
+    }
+
+    /* 5. Scratch in every space; tables after the visible pages. */
+    for (unsigned i = 0; i < st->n_roots; i++)
+        if ((rc = map_scratch(arch, &pt, l, new_roots[i], e)))
+            goto done;
+
+    s->arch = arch;
+    s->layout = *l;
+    s->layout.n_regions = 0; /* every page now lives in the blob */
+    s->n_regions = 0;
+    for (unsigned i = 0; i < st->n_roots; i++)
+        s->roots[i] = new_roots[i];
+    s->n_roots = st->n_roots;
+    s->cur_root = st->cur_root;
+    s->stack_top = st->stack_top;
+    s->next_kind = st->next_kind;
+    s->next_addr = st->next_addr;
+    s->generation = st->generation;
+    s->config_id = st->config_id;
+    s->sregs_len = st->sregs_len;
+    if (st->sregs_len)
+        memcpy(s->sregs, st->sregs, st->sregs_len);
+    rc = finish_blob(s, &vis, &pt, e);
+
+done:
+    pagebuf_free(&vis);
+    pagebuf_free(&pt.buf);
+    sl_u64map_free(&tables.map);
+    sl_u64map_free(&copied);
+    free(tables.owners);
+    free(w.leaves);
+    free(w.links);
+    if (rc) {
+        free(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}

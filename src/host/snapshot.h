@@ -1,0 +1,107 @@
+/* Snapshots (DESIGN.md §3): from a guest ELF, or compacted from a running
+ * guest's memory by walking all of its page tables. */
+#ifndef SL_SNAPSHOT_H
+#define SL_SNAPSHOT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "hash.h"
+#include "layout.h"
+
+#define SL_NEXT_INITIALISE 1u /* run the ELF entry (init) */
+#define SL_NEXT_CALL 2u       /* ready for calls at the dispatch address */
+
+#define SL_SREGS_MAX 512u /* opaque special registers saved with a snapshot */
+
+/* Guest memory outside the snapshot and scratch regions (for example a buffer
+ * the host mapped in). Its live pages are copied into the snapshot. */
+typedef struct sl_extra_region {
+    uint64_t gpa;
+    const uint8_t *host;
+    uint64_t size;
+} sl_extra_region;
+
+typedef struct sl_snapshot_stats {
+    uint64_t pages_ro;  /* read-only data/code pages */
+    uint64_t pages_cow; /* copy-on-write pages */
+    uint64_t pages_pt;  /* page-table pages */
+    uint64_t leaves;    /* mapped 4 KiB VAs (>= pages: aliases share a page) */
+} sl_snapshot_stats;
+
+struct sl_snapshot {
+    unsigned arch;
+    sl_layout layout;
+    /* The blob: visible_size guest-visible bytes (at GPA SL_BASE_ADDRESS),
+     * then pt_size bytes of page tables that restore copies to layout.pt_gpa.
+     * Read-only once built; never written while any sandbox maps it. */
+    uint8_t *mem;
+    uint64_t mem_size;
+    uint64_t map_size; /* bytes to munmap (0: not ours to unmap) */
+    uint64_t visible_size;
+    uint64_t pt_size;
+    /* Root tables, as GPAs where restore puts them; cur_root indexes roots. */
+    uint64_t roots[SL_BK_MAX_ROOTS];
+    unsigned n_roots, cur_root;
+    /* Mapped regions (the layout's, for a snapshot made from a binary; empty
+     * after compaction, where every page lives in the blob). */
+    sl_region regions[SL_MAX_REGIONS];
+    unsigned n_regions;
+    struct {
+        bool valid, pie;
+        uint64_t base_va, load_addr, entry;
+    } load_info; /* debug only */
+    uint8_t hash[SL_HASH_LEN];
+    uint64_t stack_top;
+    uint32_t sregs_len; /* 0: none (a snapshot made from a binary) */
+    uint8_t sregs[SL_SREGS_MAX];
+    uint32_t next_kind; /* SL_NEXT_* */
+    uint64_t next_addr;
+    uint64_t config_id;
+    uint64_t generation;
+    sl_snapshot_stats stats;
+    sl_errbuf err;
+};
+typedef struct sl_snapshot sl_snapshot;
+
+/* Builds a snapshot from a guest ELF image in memory. */
+int sl_snapshot_from_binary(sl_snapshot **out, const uint8_t *elf, size_t len, const sl_config *cfg,
+                            sl_errbuf *e);
+
+/* A guest's memory and CPU state, as input to a snapshot. */
+typedef struct sl_guest_state {
+    const sl_layout *layout;
+    const uint8_t *snap_mem; /* guest-visible snapshot memory at SL_BASE_ADDRESS */
+    uint64_t snap_size;
+    const uint8_t *scratch; /* layout->scratch_size bytes at layout->scratch_gpa */
+    const sl_extra_region *extra;
+    unsigned n_extra;
+    const uint64_t *roots; /* page-table roots (GPAs), one per address space */
+    unsigned n_roots;
+    unsigned cur_root;
+    uint64_t stack_top;
+    uint32_t next_kind;
+    uint64_t next_addr;
+    uint64_t generation;
+    uint64_t config_id;
+    const void *sregs;
+    uint32_t sregs_len;
+} sl_guest_state;
+
+/* Compacts a running guest into a new snapshot (DESIGN.md §3 "from a running
+ * sandbox"). Hostile page tables can make this fail (SL_EPAGETABLE, SL_ERANGE)
+ * or yield a smaller snapshot; they never make it read outside the memory
+ * described by st. */
+int sl_snapshot_from_memory(sl_snapshot **out, const sl_guest_state *st, sl_errbuf *e);
+
+void sl_snapshot_free(sl_snapshot *s);
+
+/* Recomputes the identity of s (BLAKE3 of the blob, then the region records). */
+void sl_snapshot_compute_hash(const sl_snapshot *s, uint8_t out[SL_HASH_LEN]);
+
+/* A fresh configuration-family id (process-wide counter). */
+uint64_t sl_snapshot_new_config_id(void);
+
+#endif
