@@ -1,0 +1,174 @@
+/* Host <-> guest ABI: I/O ports and the message wire format (docs/abi.md is
+ * normative). Freestanding and shared by both sides; every decode is bounds
+ * checked and a malformed message is an SL_ABI_E* code, never a crash. */
+#ifndef SL_ABI_H
+#define SL_ABI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ABI version, also carried by the guest's ELF note (name "sandlet", type
+ * SL_NOTE_TYPE_VERSION, desc = u32 major, u32 minor). A host accepts a guest
+ * with the same major and a minor <= its own. */
+#define SL_ABI_VERSION_MAJOR 1u
+#define SL_ABI_VERSION_MINOR 0u
+#define SL_NOTE_NAME "sandlet"
+#define SL_NOTE_TYPE_VERSION 0x534c0001u
+
+/* I/O ports; the guest writes a 32-bit value with `out dx, eax`. */
+#define SL_PORT_DONE 0x5100      /* init or call finished; value 0; result message in output */
+#define SL_PORT_HOSTCALL 0x5101  /* HOSTCALL message in output; host answers in input */
+#define SL_PORT_ABORT 0x5102     /* value = abort code; ABORT message (text) in output */
+#define SL_PORT_PRINT 0x5103     /* PRINT message in output */
+#define SL_PORT_LOG 0x5104       /* value = level; LOG message in output */
+#define SL_PORT_FAULT 0x5105     /* unhandled exception; FAULT message in output */
+
+/* Value types on the wire (one byte). */
+enum sl_type {
+    SL_T_VOID = 0,
+    SL_T_I32 = 1,
+    SL_T_U32 = 2,
+    SL_T_I64 = 3,
+    SL_T_U64 = 4,
+    SL_T_F32 = 5,
+    SL_T_F64 = 6,
+    SL_T_STRING = 7,
+    SL_T_BOOL = 8,
+    SL_T_BYTES = 9,
+};
+#define SL_T_MAX SL_T_BYTES
+
+/* Message kinds. */
+enum sl_msg_kind {
+    SL_MSG_CALL = 1,        /* host -> guest: function name + arguments */
+    SL_MSG_RESULT = 2,      /* guest -> host: status + return value or error text */
+    SL_MSG_HOSTCALL = 3,    /* guest -> host: host function name + arguments */
+    SL_MSG_HOSTRESULT = 4,  /* host -> guest: status + return value or error text */
+    SL_MSG_PRINT = 5,       /* guest -> host: text */
+    SL_MSG_ABORT = 6,       /* guest -> host: code + text */
+    SL_MSG_FAULT = 7,       /* guest -> host: vector, error code, address, ip */
+    SL_MSG_LOG = 8,         /* guest -> host: level + text */
+};
+
+/* Status codes inside RESULT / HOSTRESULT (0 = ok). */
+#define SL_ABI_OK 0
+#define SL_ABI_ENOTFOUND 1   /* no such function */
+#define SL_ABI_ETYPE 2       /* parameter count or type mismatch */
+#define SL_ABI_EABORT 3      /* guest aborted */
+#define SL_ABI_EHOSTFN 4     /* host function failed */
+#define SL_ABI_ENOMEM 5      /* out of memory (guest heap or scratch) */
+#define SL_ABI_EMALFORMED 6  /* message failed validation */
+
+/* Decode/encode errors (negative). */
+#define SL_ABI_E_TRUNCATED (-1) /* a size or offset points past the buffer */
+#define SL_ABI_E_VERSION (-2)   /* wire version not understood */
+#define SL_ABI_E_KIND (-3)      /* unexpected message kind */
+#define SL_ABI_E_TYPE (-4)      /* unknown type tag */
+#define SL_ABI_E_SPACE (-5)     /* encoder ran out of buffer */
+#define SL_ABI_E_LIMIT (-6)     /* too many values / too long */
+#define SL_ABI_E_EMPTY (-7)     /* stack has no message / registry has no more entries */
+#define SL_ABI_E_MALFORMED (-8) /* inconsistent sizes, non-zero reserved or padding
+                                 * bytes, trailing bytes, bool not 0/1, NULL data */
+
+#define SL_ABI_WIRE_VERSION 1u
+#define SL_ABI_MAX_VALUES 32u   /* arguments per call */
+#define SL_ABI_MAX_NAME 255u    /* bytes in a function name */
+
+/* Sizes of the fixed parts (docs/abi.md, "Frame format" and "Message stacks"). */
+#define SL_ABI_HDR_SIZE 16u     /* frame header: size, version, kind, flags, body_len */
+#define SL_ABI_ALIGN 8u         /* frames are padded with zeros to a multiple of this */
+#define SL_ABI_STACK_HDR 8u     /* u64 top at the start of a stack buffer */
+#define SL_ABI_FOOTER_SIZE 8u   /* u32 frame size + u32 reserved (0) after each frame */
+
+/* Reserved guest function: no arguments, returns SL_T_BYTES holding the
+ * signature registry (see sl_abi_sig_*). */
+#define SL_ABI_SIGNATURES_FN "sl.signatures"
+
+/* A decoded or to-be-encoded value. String and bytes point into the message
+ * buffer (decode) or into caller memory (encode); strings are not NUL
+ * terminated on the wire. */
+typedef struct sl_wire_value {
+    uint8_t type; /* enum sl_type */
+    union {
+        int32_t i32;
+        uint32_t u32;
+        int64_t i64;
+        uint64_t u64;
+        float f32;
+        double f64;
+        bool b;
+        struct {
+            const uint8_t *ptr;
+            uint32_t len;
+        } buf; /* SL_T_STRING and SL_T_BYTES */
+    } v;
+} sl_wire_value;
+
+/* A whole message, decoded. Which fields are meaningful depends on kind:
+ * CALL/HOSTCALL: name, values[0..count) are the arguments.
+ * RESULT/HOSTRESULT: status; status 0 -> values[0] is the return value
+ *   (type VOID for none, count 1); else text is the error message.
+ * PRINT/LOG/ABORT: code (log level / abort code), text.
+ * FAULT: code = vector, and fault[] = {error code, address (CR2), ip}.
+ * Decode sets every scalar field (0 when unused) and values[0..count);
+ * values[count..] are left untouched. */
+typedef struct sl_msg {
+    uint16_t kind;
+    int32_t status;
+    int64_t code;
+    const uint8_t *name;
+    uint32_t name_len;
+    const uint8_t *text;
+    uint32_t text_len;
+    uint64_t fault[3];
+    uint32_t count;
+    sl_wire_value values[SL_ABI_MAX_VALUES];
+} sl_msg;
+
+/* Encodes `m` into buf[0..cap) as one framed message; *len gets its size.
+ * Returns 0 or a negative SL_ABI_E*. */
+int sl_abi_encode(const sl_msg *m, uint8_t *buf, size_t cap, size_t *len);
+
+/* Decodes one framed message from buf[0..len). Pointers in *m point into buf.
+ * Returns 0 or a negative SL_ABI_E*. Never reads outside buf[0..len). */
+int sl_abi_decode(const uint8_t *buf, size_t len, sl_msg *m);
+
+/* Message stack in a scratch buffer (input or output): the buffer starts with
+ * a u64 `top` (bytes used after the header); messages are pushed one after the
+ * other, each followed by a footer (u32 framed size, u32 reserved 0; 8 bytes so
+ * frames stay 8-aligned) so the last one can be popped. Both sides re-validate
+ * `top` and every size on every access, since the other side may have written
+ * anything. Empty stack: SL_ABI_E_EMPTY. Popping only moves `top`. */
+int sl_abi_push(uint8_t *buf, size_t cap, const sl_msg *m);
+/* Decodes the top message into *m without removing it (pointers into buf). */
+int sl_abi_peek(const uint8_t *buf, size_t cap, sl_msg *m);
+int sl_abi_pop(uint8_t *buf, size_t cap);
+void sl_abi_reset(uint8_t *buf, size_t cap);
+
+/* Signature registry (the value returned by SL_ABI_SIGNATURES_FN):
+ * u32 count, then per function: u8 name_len, name, u8 ret type, u8 nparams,
+ * nparams u8 param types. ret may be SL_T_VOID; params may not. */
+typedef struct sl_abi_sig {
+    const uint8_t *name;
+    uint32_t name_len; /* <= SL_ABI_MAX_NAME */
+    uint8_t ret;       /* enum sl_type */
+    uint8_t nparams;   /* <= SL_ABI_MAX_VALUES */
+    uint8_t params[SL_ABI_MAX_VALUES];
+} sl_abi_sig;
+
+/* Writing: sl_abi_sig_init starts an empty registry in buf[0..cap) and sets
+ * *len; each sl_abi_sig_add appends one entry and updates *len and the count.
+ * sl_abi_sig_encode does both for an array. Return 0 or a negative SL_ABI_E*. */
+int sl_abi_sig_init(uint8_t *buf, size_t cap, size_t *len);
+int sl_abi_sig_add(uint8_t *buf, size_t cap, size_t *len, const sl_abi_sig *s);
+int sl_abi_sig_encode(const sl_abi_sig *sigs, uint32_t n, uint8_t *buf, size_t cap, size_t *len);
+
+/* Reading: sl_abi_sig_open validates the whole registry buf[0..len) (every
+ * entry, exact count, no trailing bytes), returns the count and sets *pos to
+ * the first entry; each sl_abi_sig_next decodes the entry at *pos into *s
+ * (name points into buf) and advances *pos; SL_ABI_E_EMPTY after the last. */
+int sl_abi_sig_open(const uint8_t *buf, size_t len, uint32_t *count, size_t *pos);
+int sl_abi_sig_next(const uint8_t *buf, size_t len, size_t *pos, sl_abi_sig *s);
+
+#endif
