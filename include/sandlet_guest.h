@@ -1,0 +1,179 @@
+/* sandlet guest API: what a guest program (built freestanding, linked with the
+ * sandlet guest runtime) uses to export functions, call host functions, print,
+ * allocate memory and manage address spaces. docs/guest-runtime.md explains
+ * how to write and build a guest.
+ *
+ * Freestanding: needs only <stdint.h>, <stddef.h>, <stdbool.h>, <stdarg.h>.
+ * The guest author defines `void sandlet_main(void)`, which runs once during
+ * initialisation and registers the exported functions with sl_register(). */
+#ifndef SANDLET_GUEST_H
+#define SANDLET_GUEST_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Value types and status codes: the same numbers as the wire format
+ * (src/common/abi.h, docs/abi.md). The runtime includes abi.h first, so these
+ * copies are skipped there; the runtime static-asserts they agree. */
+#ifndef SL_ABI_H
+enum sl_type {
+    SL_T_VOID = 0,
+    SL_T_I32 = 1,
+    SL_T_U32 = 2,
+    SL_T_I64 = 3,
+    SL_T_U64 = 4,
+    SL_T_F32 = 5,
+    SL_T_F64 = 6,
+    SL_T_STRING = 7,
+    SL_T_BOOL = 8,
+    SL_T_BYTES = 9,
+};
+#define SL_ABI_OK 0
+#define SL_ABI_ENOTFOUND 1  /* no such function */
+#define SL_ABI_ETYPE 2      /* parameter count or type mismatch */
+#define SL_ABI_EABORT 3     /* guest aborted / function failed */
+#define SL_ABI_EHOSTFN 4    /* host function failed */
+#define SL_ABI_ENOMEM 5     /* out of memory (guest heap or scratch) */
+#define SL_ABI_EMALFORMED 6 /* message failed validation */
+#define SL_ABI_MAX_VALUES 32u
+#define SL_ABI_MAX_NAME 255u
+#endif
+
+/* Log levels for sl_log (the host decides what to do with them). */
+#define SL_LOG_ERROR 1
+#define SL_LOG_WARN 2
+#define SL_LOG_INFO 3
+#define SL_LOG_DEBUG 4
+
+/* One argument or return value. For SL_T_STRING and SL_T_BYTES, v.s.ptr and
+ * v.s.len describe the bytes:
+ *  - arguments: strings are NUL-terminated copies (valid until the function
+ *    returns); bytes point into the input buffer (read-only, same lifetime);
+ *  - return values: the runtime copies the bytes into the result message after
+ *    the function returns; if `owned` is set it then free()s v.s.ptr;
+ *  - values passed to the host: a string with len 0 and a non-NULL ptr is
+ *    measured with strlen. */
+typedef struct sl_gvalue {
+    uint8_t type;  /* enum sl_type */
+    uint8_t owned; /* return values only: runtime frees v.s.ptr after use */
+    union {
+        int32_t i32;
+        uint32_t u32;
+        int64_t i64;
+        uint64_t u64;
+        float f32;
+        double f64;
+        bool b;
+        struct {
+            const char *ptr;
+            uint32_t len;
+        } s;
+    } v;
+} sl_gvalue;
+
+/* An exported function: reads args[0..nparams) (types already checked), sets
+ * the value fields of *ret (ret->type is preset to the declared return type)
+ * and returns SL_ABI_OK, or a non-zero SL_ABI_* status (see sl_fail). */
+typedef int (*sl_guest_fn)(const sl_gvalue *args, sl_gvalue *ret);
+
+/* Registers a function; only valid inside sandlet_main. Returns 0, or -1 when
+ * the name is empty, too long, reserved ("sl." prefix) or already taken, a type
+ * is invalid (VOID is allowed as return type only), or the table is full
+ * (SL_GUEST_MAX_FUNCTIONS). `name` must stay valid forever (a literal). */
+#define SL_GUEST_MAX_FUNCTIONS 128
+int sl_register(const char *name, uint8_t ret_type, unsigned nparams, const uint8_t *param_types,
+                sl_guest_fn fn);
+
+/* Defined by the guest author. */
+void sandlet_main(void);
+
+/* Helpers for return values. */
+static inline void sl_ret_str(sl_gvalue *ret, const char *s, uint32_t len)
+{
+    ret->type = SL_T_STRING;
+    ret->v.s.ptr = s;
+    ret->v.s.len = len;
+}
+/* Sets the error text (a static or borrowed string) and returns `status`, so a
+ * function can `return sl_fail(ret, SL_ABI_EABORT, "bad input");`. */
+int sl_fail(sl_gvalue *ret, int status, const char *msg);
+
+/* Calls host function `name` with args[0..nargs) and waits for its result.
+ * Returns 0 with *ret filled (strings/bytes are NUL-terminated heap copies
+ * with ret->owned = 1: release them with sl_gvalue_free), or a non-zero
+ * SL_ABI_* status: the host's status, SL_ABI_ETYPE when the result type is not
+ * `ret_type`, SL_ABI_EMALFORMED for a malformed reply, SL_ABI_ENOMEM when the
+ * request does not fit the output buffer or a copy does not fit the heap. */
+int sl_call_host(const char *name, uint8_t ret_type, unsigned nargs, const sl_gvalue *args,
+                 sl_gvalue *ret);
+void sl_gvalue_free(sl_gvalue *v);
+
+/* Output to the host. Text longer than the output buffer is truncated. */
+void sl_print(const char *str);
+void sl_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void sl_log(int level, const char *str);
+/* Ends the current call (or initialisation) with an ABORT message. */
+__attribute__((noreturn)) void sl_abort(int32_t code, const char *msg);
+
+/* Snapshot generation (0 for a sandbox started from a binary; the N-th
+ * snapshot on this execution path otherwise). */
+uint64_t sl_generation(void);
+
+/* ---- address spaces (page-table roots) ----
+ * Space 0 is the one the host created. A new space starts as a copy of the
+ * current root table, so it shares every existing mapping (and the tables
+ * below the root) with it. Returns the new index, or -1 (table full or out
+ * of scratch). */
+int sl_space_create(void);
+int sl_space_switch(unsigned index);  /* 0, or -1 for a bad index */
+unsigned sl_space_current(void);
+unsigned sl_space_count(void);
+/* Maps a fresh zeroed page RW (not executable) at page-aligned `gva` in space
+ * `index` only. The root-level entry covering gva must not be shared with
+ * another space (pick a root slot that was empty when the spaces were
+ * created; amd64: one slot covers 512 GiB, i686: 4 MiB). 0, or -1 (bad
+ * argument, shared slot, already mapped, out of scratch). */
+int sl_space_map_private(unsigned index, uint64_t gva);
+
+/* ---- heap (the PEB heap region) ---- */
+void *malloc(size_t n);
+void *calloc(size_t n, size_t size);
+void *realloc(void *p, size_t n);
+void free(void *p);
+
+/* ---- small libc ---- */
+void *memcpy(void *dst, const void *src, size_t n);
+void *memmove(void *dst, const void *src, size_t n);
+void *memset(void *dst, int c, size_t n);
+int memcmp(const void *a, const void *b, size_t n);
+size_t strlen(const char *s);
+int strcmp(const char *a, const char *b);
+int strncmp(const char *a, const char *b, size_t n);
+char *strcpy(char *dst, const char *src);
+/* %d %i %u %ld %lu %lld %llu %zu %x %lx %llx %zx %s %c %p %%, with flags '-'
+ * and '0' and a width. Returns the length the full output would have. */
+int vsnprintf(char *buf, size_t cap, const char *fmt, va_list ap);
+int snprintf(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* A string argument or value for sl_call_host. */
+static inline sl_gvalue sl_gstr(const char *s)
+{
+    sl_gvalue v;
+    v.type = SL_T_STRING;
+    v.owned = 0;
+    v.v.s.ptr = s;
+    v.v.s.len = (uint32_t)strlen(s);
+    return v;
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

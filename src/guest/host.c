@@ -1,0 +1,219 @@
+/* Messages to the host: print, log, abort, fault reports and host calls.
+ *
+ * Output protocol: the output stack holds exactly the message belonging to
+ * the port write that follows it (the runtime resets it before every push),
+ * so the host may pop it or leave it. Input protocol: the CALL stays on the
+ * input stack for the whole call; the host pushes each HOSTRESULT on top of
+ * it, and the guest pops the HOSTRESULT after reading it. */
+#include "rt.h"
+
+uint8_t *rt_input(size_t *cap)
+{
+    *cap = (size_t)rt_st.input_size;
+    return rt_st.input_size >= SL_ABI_STACK_HDR ? (uint8_t *)(uintptr_t)rt_st.input_gva : NULL;
+}
+
+uint8_t *rt_output(size_t *cap)
+{
+    *cap = (size_t)rt_st.output_size;
+    return rt_st.output_size >= SL_ABI_STACK_HDR ? (uint8_t *)(uintptr_t)rt_st.output_gva : NULL;
+}
+
+int rt_push_output(const sl_msg *m)
+{
+    size_t cap;
+    uint8_t *out = rt_output(&cap);
+    if (!out)
+        return SL_ABI_E_SPACE;
+    sl_abi_reset(out, cap);
+    return sl_abi_push(out, cap, m);
+}
+
+static void clear(sl_msg *m, uint16_t kind)
+{
+    memset(m, 0, sizeof *m);
+    m->kind = kind;
+}
+
+/* Pushes a text message, truncating the text until it fits. */
+static void push_text(sl_msg *m, const char *text, uint32_t len)
+{
+    m->text = (const uint8_t *)text;
+    for (;;) {
+        m->text_len = len;
+        int rc = rt_push_output(m);
+        if (rc != SL_ABI_E_SPACE && rc != SL_ABI_E_LIMIT)
+            return;
+        if (len == 0)
+            return;
+        len /= 2;
+    }
+}
+
+void rt_report_fault(uint64_t vector, uint64_t error, uint64_t addr, uint64_t ip)
+{
+    sl_msg m;
+    clear(&m, SL_MSG_FAULT);
+    m.code = (int64_t)vector;
+    m.fault[0] = error;
+    m.fault[1] = addr;
+    m.fault[2] = ip;
+    rt_push_output(&m);
+    rt_out(SL_PORT_FAULT, (uint32_t)vector);
+}
+
+RT_NORETURN void rt_abort(int32_t code, const char *msg, uint32_t len)
+{
+    sl_msg m;
+    clear(&m, SL_MSG_ABORT);
+    m.code = code;
+    push_text(&m, msg, len);
+    rt_out(SL_PORT_ABORT, (uint32_t)code);
+    rt_halt();
+}
+
+void sl_abort(int32_t code, const char *msg)
+{
+    if (!msg)
+        msg = "";
+    rt_abort(code, msg, (uint32_t)strlen(msg));
+}
+
+void sl_print(const char *str)
+{
+    sl_msg m;
+    clear(&m, SL_MSG_PRINT);
+    if (!str)
+        str = "";
+    push_text(&m, str, (uint32_t)strlen(str));
+    rt_out(SL_PORT_PRINT, 0);
+}
+
+void sl_printf(const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    sl_print(buf);
+}
+
+void sl_log(int level, const char *str)
+{
+    sl_msg m;
+    clear(&m, SL_MSG_LOG);
+    m.code = level;
+    if (!str)
+        str = "";
+    push_text(&m, str, (uint32_t)strlen(str));
+    rt_out(SL_PORT_LOG, (uint32_t)level);
+}
+
+/* Floats cross as bit patterns through the integer members (no FPU use). */
+void rt_to_wire(const sl_gvalue *g, sl_wire_value *w)
+{
+    w->type = g->type;
+    w->v.u64 = 0;
+    switch (g->type) {
+    case SL_T_I32:
+    case SL_T_U32:
+    case SL_T_F32: w->v.u32 = g->v.u32; break;
+    case SL_T_I64:
+    case SL_T_U64:
+    case SL_T_F64: w->v.u64 = g->v.u64; break;
+    case SL_T_BOOL: w->v.b = g->v.b; break;
+    case SL_T_STRING:
+    case SL_T_BYTES:
+        w->v.buf.ptr = (const uint8_t *)g->v.s.ptr;
+        w->v.buf.len = g->v.s.len;
+        if (g->type == SL_T_STRING && g->v.s.ptr && g->v.s.len == 0)
+            w->v.buf.len = (uint32_t)strlen(g->v.s.ptr);
+        if (!w->v.buf.ptr) {
+            w->v.buf.ptr = (const uint8_t *)"";
+            w->v.buf.len = 0;
+        }
+        break;
+    default: break;
+    }
+}
+
+/* Copies a wire value out of a message buffer; strings and bytes go to the
+ * heap (NUL-terminated). Returns false when the heap is exhausted. */
+bool rt_from_wire(const sl_wire_value *w, sl_gvalue *g)
+{
+    g->type = w->type;
+    g->owned = 0;
+    g->v.u64 = 0;
+    switch (w->type) {
+    case SL_T_I32:
+    case SL_T_U32:
+    case SL_T_F32: g->v.u32 = w->v.u32; break;
+    case SL_T_I64:
+    case SL_T_U64:
+    case SL_T_F64: g->v.u64 = w->v.u64; break;
+    case SL_T_BOOL: g->v.b = w->v.b; break;
+    case SL_T_STRING:
+    case SL_T_BYTES: {
+        char *p = malloc((size_t)w->v.buf.len + 1);
+        if (!p)
+            return false;
+        if (w->v.buf.len)
+            memcpy(p, w->v.buf.ptr, w->v.buf.len);
+        p[w->v.buf.len] = 0;
+        g->v.s.ptr = p;
+        g->v.s.len = w->v.buf.len;
+        g->owned = 1;
+        break;
+    }
+    default: break;
+    }
+    return true;
+}
+
+void sl_gvalue_free(sl_gvalue *v)
+{
+    if (v && v->owned && (v->type == SL_T_STRING || v->type == SL_T_BYTES)) {
+        free((void *)(uintptr_t)v->v.s.ptr);
+        v->v.s.ptr = NULL;
+        v->v.s.len = 0;
+        v->owned = 0;
+    }
+}
+
+int sl_call_host(const char *name, uint8_t ret_type, unsigned nargs, const sl_gvalue *args, sl_gvalue *ret)
+{
+    sl_msg m;
+    if (!name || !ret || nargs > SL_ABI_MAX_VALUES || (nargs && !args) || ret_type > SL_T_MAX)
+        return SL_ABI_ETYPE;
+    size_t nlen = strlen(name);
+    if (nlen == 0 || nlen > SL_ABI_MAX_NAME)
+        return SL_ABI_EMALFORMED;
+    clear(&m, SL_MSG_HOSTCALL);
+    m.name = (const uint8_t *)name;
+    m.name_len = (uint32_t)nlen;
+    m.count = nargs;
+    for (unsigned i = 0; i < nargs; i++) {
+        if (args[i].type == SL_T_VOID || args[i].type > SL_T_MAX)
+            return SL_ABI_ETYPE;
+        rt_to_wire(&args[i], &m.values[i]);
+    }
+    int rc = rt_push_output(&m);
+    if (rc)
+        return rc == SL_ABI_E_SPACE ? SL_ABI_ENOMEM : SL_ABI_EMALFORMED;
+    rt_out(SL_PORT_HOSTCALL, 0);
+
+    size_t cap;
+    uint8_t *in = rt_input(&cap);
+    if (!in || sl_abi_peek(in, cap, &m) != 0 || m.kind != SL_MSG_HOSTRESULT)
+        return SL_ABI_EMALFORMED;
+    int status = SL_ABI_OK;
+    if (m.status != 0)
+        status = m.status > 0 ? m.status : SL_ABI_EHOSTFN;
+    else if (m.count < 1 || m.values[0].type != ret_type)
+        status = SL_ABI_ETYPE;
+    else if (!rt_from_wire(&m.values[0], ret))
+        status = SL_ABI_ENOMEM;
+    sl_abi_pop(in, cap);
+    return status;
+}
