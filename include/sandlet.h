@@ -76,6 +76,146 @@ typedef struct sl_config {
 #define SL_DEFAULT_SCRATCH_SIZE (16u << 20)
 #define SL_MAX_MEMORY (16ull << 30)
 
+/* ------------------------------------------------------------------ values */
+
+/* Parameter and return types (the same numbers travel on the wire). */
+#define SL_TYPE_VOID 0
+#define SL_TYPE_I32 1
+#define SL_TYPE_U32 2
+#define SL_TYPE_I64 3
+#define SL_TYPE_U64 4
+#define SL_TYPE_F32 5
+#define SL_TYPE_F64 6
+#define SL_TYPE_STRING 7
+#define SL_TYPE_BOOL 8
+#define SL_TYPE_BYTES 9
+
+/* A typed value. Strings and bytes are (pointer, length); strings need not be
+ * NUL-terminated going in, and come back NUL-terminated. Values returned by
+ * sl_sandbox_call point into the sandbox and stay valid until its next call,
+ * restore or free. */
+typedef struct sl_value {
+    int type; /* SL_TYPE_* */
+    union {
+        int32_t i32;
+        uint32_t u32;
+        int64_t i64;
+        uint64_t u64;
+        float f32;
+        double f64;
+        int b; /* SL_TYPE_BOOL: 0 or 1 */
+        struct {
+            const void *ptr;
+            size_t len;
+        } buf; /* SL_TYPE_STRING and SL_TYPE_BYTES */
+    } v;
+} sl_value;
+
+/* Name of a type ("i32", "string", ...), or "?" */
+const char *sl_type_name(int type);
+/* Parses a type name; returns SL_TYPE_* or -1. */
+int sl_type_parse(const char *name);
+
+/* --------------------------------------------------------------- snapshots */
+
+typedef struct sl_snapshot sl_snapshot;
+
+/* Snapshots are reference counted: a sandbox keeps the snapshot it runs on
+ * alive, so the caller may free its handle at any time. */
+void sl_snapshot_free(sl_snapshot *snap);
+/* The BLAKE3 identity (32 bytes); two snapshots are equal exactly when their
+ * identities are. */
+void sl_snapshot_id(const sl_snapshot *snap, uint8_t out[32]);
+/* The identity as 64 lowercase hex digits plus NUL. */
+void sl_snapshot_id_hex(const sl_snapshot *snap, char out[65]);
+uint64_t sl_snapshot_generation(const sl_snapshot *snap);
+/* Bytes of guest-visible memory and of page tables in the snapshot. */
+uint64_t sl_snapshot_memory_size(const sl_snapshot *snap);
+uint64_t sl_snapshot_page_table_size(const sl_snapshot *snap);
+
+/* ---------------------------------------------------------------- sandboxes */
+
+typedef struct sl_sandbox sl_sandbox;
+
+/* A host function the guest can call. Fill *ret (type must be the declared
+ * return type; strings/bytes must stay valid until the function returns) and
+ * return 0, or return non-zero with a message in err[0..errlen) to fail the
+ * guest's host call (the guest sees an error; the sandbox stays usable). */
+typedef int (*sl_host_fn)(void *user, const sl_value *args, size_t nargs, sl_value *ret, char *err,
+                          size_t errlen);
+
+/* Where guest prints and logs go (default: stderr, prefixed "[guest] "). */
+typedef void (*sl_print_fn)(void *user, int level, const char *msg, size_t len);
+
+#define SL_STATUS_NEW 0      /* created; host functions may be registered; call sl_sandbox_init */
+#define SL_STATUS_READY 1    /* between calls */
+#define SL_STATUS_POISONED 2 /* a call failed; restore a snapshot to use it again */
+
+#define SL_LOG_PRINT (-1) /* level passed to sl_print_fn for sl_print() */
+
+/* Creates a sandbox from a guest ELF (x86-64 static PIE or i686). cfg may be
+ * NULL for defaults. On failure *out is NULL and err (if not NULL) holds the
+ * reason. */
+int sl_sandbox_new_from_file(sl_sandbox **out, const char *elf_path, const sl_config *cfg, char *err,
+                             size_t errlen);
+int sl_sandbox_new_from_elf(sl_sandbox **out, const void *elf, size_t len, const sl_config *cfg,
+                            char *err, size_t errlen);
+/* A new sandbox that starts from `snap` (made by any sandbox or loaded from a
+ * file) without the ELF and without running init: ready to call. */
+int sl_sandbox_new_from_snapshot(sl_sandbox **out, sl_snapshot *snap, char *err, size_t errlen);
+void sl_sandbox_free(sl_sandbox *sb);
+
+/* The message of the last failed operation on sb. */
+const char *sl_sandbox_errmsg(const sl_sandbox *sb);
+int sl_sandbox_status(const sl_sandbox *sb);
+
+/* Registers a host function (before sl_sandbox_init). */
+int sl_sandbox_register(sl_sandbox *sb, const char *name, int ret_type, const int *param_types,
+                        size_t nparams, sl_host_fn fn, void *user);
+void sl_sandbox_set_print(sl_sandbox *sb, sl_print_fn fn, void *user);
+/* Per-call timeout in milliseconds (0 = none, the default). */
+void sl_sandbox_set_timeout(sl_sandbox *sb, uint64_t ms);
+
+/* Runs the guest's init; afterwards the sandbox is ready for calls. */
+int sl_sandbox_init(sl_sandbox *sb);
+
+/* Calls guest function `name`. Argument types must match the guest's
+ * signature (SL_ETYPE otherwise). On a guest fault, abort, timeout or kill the
+ * sandbox becomes POISONED until a restore. */
+int sl_sandbox_call(sl_sandbox *sb, const char *name, const sl_value *args, size_t nargs, sl_value *ret);
+
+/* The guest's registered functions. */
+size_t sl_sandbox_function_count(const sl_sandbox *sb);
+/* Fills the i-th function's signature; params points into the sandbox. */
+int sl_sandbox_function(const sl_sandbox *sb, size_t i, const char **name, int *ret_type,
+                        const int **param_types, size_t *nparams);
+/* Looks a function up by name; returns its index or SL_ENOTFOUND. */
+int sl_sandbox_find_function(const sl_sandbox *sb, const char *name);
+
+/* Takes a snapshot of the sandbox between calls. */
+int sl_sandbox_snapshot(sl_sandbox *sb, sl_snapshot **out);
+/* Restores a snapshot of the same configuration family in place (SL_EFAMILY
+ * otherwise). Cost follows the pages the guest dirtied since the last restore. */
+int sl_sandbox_restore(sl_sandbox *sb, sl_snapshot *snap);
+/* The generation the guest sees: that of the snapshot last taken or restored. */
+uint64_t sl_sandbox_generation(const sl_sandbox *sb);
+
+/* Stops the running call (thread-safe; from any thread). The call returns
+ * SL_ECANCELLED; if no call runs, the next one is cancelled at once. */
+void sl_sandbox_kill(sl_sandbox *sb);
+
+typedef struct sl_sandbox_info {
+    unsigned arch;           /* SL_ARCH_* */
+    const char *backend;     /* "kvm" */
+    uint64_t scratch_size, heap_size, input_size, output_size, stack_size;
+    uint64_t snapshot_memory; /* guest-visible bytes of the snapshot it runs on */
+    uint64_t dirty_pages;     /* scratch pages written since the last restore */
+    uint64_t scratch_pages_used; /* pages the guest took from the scratch allocator */
+    uint64_t generation;
+    int status;
+} sl_sandbox_info;
+int sl_sandbox_info_get(sl_sandbox *sb, sl_sandbox_info *info);
+
 #ifdef __cplusplus
 }
 #endif

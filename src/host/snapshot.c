@@ -210,14 +210,34 @@ void sl_snapshot_compute_hash(const sl_snapshot *s, uint8_t out[SL_HASH_LEN])
     sl_hasher_final(h, out);
 }
 
+sl_snapshot *sl_snapshot_ref(sl_snapshot *s)
+{
+    atomic_fetch_add(&s->refs, 1);
+    return s;
+}
+
 void sl_snapshot_free(sl_snapshot *s)
 {
-    if (!s)
+    if (!s || atomic_fetch_sub(&s->refs, 1) != 1)
         return;
-    if (s->mem && s->map_size)
-        munmap(s->mem, s->map_size);
+    if (s->map_base)
+        munmap(s->map_base, s->map_len);
     free(s);
 }
+
+void sl_snapshot_id(const sl_snapshot *s, uint8_t out[32])
+{
+    memcpy(out, s->hash, SL_HASH_LEN);
+}
+
+void sl_snapshot_id_hex(const sl_snapshot *s, char out[65])
+{
+    sl_hash_hex(s->hash, out);
+}
+
+uint64_t sl_snapshot_generation(const sl_snapshot *s) { return s->generation; }
+uint64_t sl_snapshot_memory_size(const sl_snapshot *s) { return s->visible_size; }
+uint64_t sl_snapshot_page_table_size(const sl_snapshot *s) { return s->pt_size; }
 
 /* Joins the visible pages and the tables into one blob, makes it read-only,
  * and fills in the sizes and the identity. Takes ownership of vis's mapping. */
@@ -232,7 +252,9 @@ static int finish_blob(sl_snapshot *s, pagebuf *vis, ptbuild *pt, sl_errbuf *e)
         munmap(vis->p + total, vis->cap - total);
     mprotect(vis->p, total, PROT_READ);
     s->mem = vis->p;
-    s->mem_size = s->map_size = total;
+    s->mem_size = s->map_len = total;
+    s->map_base = vis->p;
+    atomic_store(&s->refs, 1);
     s->visible_size = vis->len;
     s->pt_size = pt->buf.len;
     s->stats.pages_pt = pt->buf.len / SL_PAGE_SIZE;

@@ -39,7 +39,9 @@ struct sl_snapshot {
      * Read-only once built; never written while any sandbox maps it. */
     uint8_t *mem;
     uint64_t mem_size;
-    uint64_t map_size; /* bytes to munmap (0: not ours to unmap) */
+    void *map_base;    /* mapping to munmap on free (NULL: none), e.g. a whole file */
+    uint64_t map_len;
+    _Atomic int refs;  /* sl_snapshot_ref / sl_snapshot_free */
     uint64_t visible_size;
     uint64_t pt_size;
     /* Root tables, as GPAs where restore puts them; cur_root indexes roots. */
@@ -96,6 +98,9 @@ typedef struct sl_guest_state {
  * described by st. */
 int sl_snapshot_from_memory(sl_snapshot **out, const sl_guest_state *st, sl_errbuf *e);
 
+/* Reference counting: a new snapshot has one reference; sl_snapshot_free
+ * drops one and releases the memory with the last. */
+sl_snapshot *sl_snapshot_ref(sl_snapshot *s);
 void sl_snapshot_free(sl_snapshot *s);
 
 /* Recomputes the identity of s (BLAKE3 of the blob, then the region records). */
