@@ -43,7 +43,7 @@ TOOL_SRC := $(wildcard tools/*.c)
 
 .PHONY: all lib tests bench fuzz deps test demo clean guests
 
-all: lib tests bench guests $(BUILD)/demo $(if $(TOOL_SRC),$(BUILD)/sandlet)
+all: lib tests bench guests $(BUILD)/demo $(BUILD)/hello_host $(if $(TOOL_SRC),$(BUILD)/sandlet)
 
 lib: $(BUILD)/libsandlet.a $(BUILD)/libsandlet.so
 
@@ -93,7 +93,7 @@ $(BUILD)/bench/%: bench/%.c bench/bench.h $(BUILD)/libsandlet.a
 $(BUILD)/sandlet: $(TOOL_SRC) $(BUILD)/libsandlet.a
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(TOOL_SRC) -o $@ $(BUILD)/libsandlet.a $(LDFLAGS)
 
-$(BUILD)/demo: examples/demo.c $(BUILD)/libsandlet.a
+$(BUILD)/demo $(BUILD)/hello_host: $(BUILD)/%: examples/%.c $(BUILD)/libsandlet.a
 	$(CC) $(CPPFLAGS) $(CFLAGS) $< -o $@ $(BUILD)/libsandlet.a $(LDFLAGS)
 
 # Fuzz targets are always clang + libFuzzer + ASan/UBSan, built from sources.

@@ -36,7 +36,17 @@ GUEST_RT_OBJ32 := $(patsubst %.c,$(GUEST_OUT)/obj32/%.o,$(GUEST_RT_C)) $(GUEST_O
 GUEST_BINS := $(GUEST_OUT)/demo $(GUEST_OUT)/demo32 $(GUEST_OUT)/multispace $(GUEST_OUT)/faulty
 
 .PHONY: guests guests-clean
-guests: $(GUEST_BINS)
+guests: $(GUEST_BINS) $(GUEST_OUT)/libsandlet-guest64.a $(GUEST_OUT)/libsandlet-guest32.a $(GUEST_OUT)/hello
+
+# The runtime as archives, for guests built outside this tree with
+# scripts/sandlet-cc (one C file in, one guest ELF out).
+$(GUEST_OUT)/libsandlet-guest64.a: $(GUEST_RT_OBJ64)
+	rm -f $@ && ar rcs $@ $^
+$(GUEST_OUT)/libsandlet-guest32.a: $(GUEST_RT_OBJ32)
+	rm -f $@ && ar rcs $@ $^
+# The README's minimal guest, built the way a guest author builds one.
+$(GUEST_OUT)/hello: examples/hello_guest.c scripts/sandlet-cc $(GUEST_OUT)/libsandlet-guest64.a
+	scripts/sandlet-cc -o $@ $<
 
 guests-clean:
 	rm -rf $(GUEST_OUT)
