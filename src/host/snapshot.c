@@ -175,6 +175,8 @@ static int map_scratch(unsigned arch, ptbuild *pt, const sl_layout *l, uint64_t 
     unsigned leaf_depth = sl_pt_levels(arch) - 1;
     uint64_t span = arch == SL_ARCH_I686 ? 1024 * SL_PAGE_SIZE : 512 * SL_PAGE_SIZE;
     uint8_t *tab = NULL;
+    /* The address field is a plain sum: encode once, add the offset. */
+    uint64_t first = sl_pt_encode_leaf(arch, l->scratch_gpa, perm_of(SL_MAP_BASIC, true, false));
     for (uint64_t off = 0; off < l->scratch_size; off += SL_PAGE_SIZE) {
         uint64_t va = l->scratch_gva + off;
         if (!tab || va % span == 0) {
@@ -182,8 +184,7 @@ static int map_scratch(unsigned arch, ptbuild *pt, const sl_layout *l, uint64_t 
             if (!t || !(tab = ptb_page(pt, t)))
                 return sl_err(e, SL_ERANGE, "scratch too small for the page tables (mapping scratch)");
         }
-        write_entry(arch, tab, pt_index(arch, va, leaf_depth),
-                    sl_pt_encode_leaf(arch, l->scratch_gpa + off, perm_of(SL_MAP_BASIC, true, false)));
+        write_entry(arch, tab, pt_index(arch, va, leaf_depth), first + off);
     }
     return 0;
 }
@@ -499,6 +500,39 @@ static bool seen_record(void *ctx, uint64_t gpa, unsigned root, uint64_t va, uns
     return true;
 }
 
+/* Owner recorded for leaf tables that map nothing but scratch. */
+#define SCRATCH_OWNER SL_BK_MAX_ROOTS
+
+/* The scratch window is mapped afresh in every snapshot, so its leaf tables
+ * need not be walked page by page: recording them as seen beforehand makes
+ * the walk report each as one shared sub-table, which linking then ignores
+ * (its owner is no address space). Only tables whose whole span lies inside
+ * the window qualify, so no other mapping can hide behind them. */
+static bool skip_scratch_tables(const sl_guest_state *st, seen_tables *tables, uint64_t root)
+{
+    const sl_layout *l = st->layout;
+    unsigned arch = l->arch, leaf_depth = sl_pt_levels(arch) - 1;
+    uint64_t span = arch == SL_ARCH_I686 ? 1024 * SL_PAGE_SIZE : 512 * SL_PAGE_SIZE;
+    uint64_t va = (l->scratch_gva + span - 1) / span * span, end = l->scratch_gva + l->scratch_size;
+    for (; va >= l->scratch_gva && va + span <= end && va + span > va; va += span) {
+        uint64_t t = root;
+        unsigned d;
+        for (d = 0; d < leaf_depth; d++) {
+            const uint8_t *tab = src_page(st, t);
+            uint64_t ent = tab ? read_entry(arch, tab, pt_index(arch, va, d)) : 0;
+            if (!(ent & SL_PTE_P) || (ent & SL_PTE_PS))
+                break;
+            t = entry_addr(arch, ent);
+        }
+        unsigned owner, depth;
+        uint64_t their;
+        if (d == leaf_depth && t != root && !seen_lookup(tables, t, &owner, &their, &depth) &&
+            !seen_record(tables, t, SCRATCH_OWNER, va, leaf_depth))
+            return false;
+    }
+    return true;
+}
+
 typedef struct leaf {
     uint64_t gva, gpa, size;
     sl_perm perm;
@@ -636,6 +670,11 @@ int sl_snapshot_from_memory(sl_snapshot **out, const sl_guest_state *st, sl_errb
         if (!src_page(st, st->roots[i] & SL_PAGE_MASK)) {
             rc = sl_err(e, SL_EPAGETABLE, "page-table root %u at GPA 0x%llx is outside guest memory", i,
                         (unsigned long long)st->roots[i]);
+            goto done;
+        }
+    for (unsigned i = 0; i < st->n_roots; i++)
+        if (!skip_scratch_tables(st, &tables, st->roots[i] & SL_PAGE_MASK)) {
+            rc = sl_err(e, SL_ENOMEM, "out of memory walking page tables");
             goto done;
         }
     sl_pt_mem m = {.ctx = &src, .page = src_page_cb, .alloc = NULL};
