@@ -11,6 +11,13 @@ FUZZ_SECONDS ?= 20
 
 BLAKE3_DIR ?= $(lastword $(sort $(wildcard /usr/share/cargo/registry/blake3-*/c)))
 
+# Quiet by default; V=1 shows every command.
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
 WARN := -Wall -Wextra -Werror
 CPPFLAGS := -Iinclude -Isrc/common -Isrc/host -D_GNU_SOURCE -I$(BLAKE3_DIR)
 CFLAGS := -std=c11 $(WARN) -g -O2 -fPIC -pthread
@@ -52,56 +59,68 @@ deps:
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+	@echo "  BUILD $@"
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/obj/blake3/%.c.o: $(BLAKE3_DIR)/%.c
 	@mkdir -p $(dir $@)
-	$(CC) -I$(BLAKE3_DIR) $(filter-out -Werror,$(CFLAGS)) -c $< -o $@
+	@echo "  BUILD $@"
+	$(Q)$(CC) -I$(BLAKE3_DIR) $(filter-out -Werror,$(CFLAGS)) -c $< -o $@
 
 $(BUILD)/obj/blake3/%.S.o: $(BLAKE3_DIR)/%.S
 	@mkdir -p $(dir $@)
-	$(CC) -fPIC -c $< -o $@
+	@echo "  BUILD $@"
+	$(Q)$(CC) -fPIC -c $< -o $@
 
 $(BUILD)/libsandlet.a: $(LIB_OBJ) $(B3_OBJ)
 	@mkdir -p $(dir $@)
-	rm -f $@ && ar rcs $@ $^
+	@echo "  BUILD $@"
+	$(Q)rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/libsandlet.so: $(LIB_OBJ) $(B3_OBJ)
-	$(CC) -shared $(LDFLAGS) -o $@ $^
+	@echo "  BUILD $@"
+	$(Q)$(CC) -shared $(LDFLAGS) -o $@ $^
 
 tests: $(UNIT_BIN) $(VCPU_BIN) $(BUILD)/fixtures/elf/pie64
 
 # Real gcc-built ELF fixtures for the loader tests (tests/run passes the
 # directory to test_elf).
 $(BUILD)/fixtures/elf/pie64: $(wildcard tests/fixtures/elf/*)
-	tests/fixtures/elf/build.sh $(BUILD)/fixtures/elf
+	@echo "  BUILD $@"
+	$(Q)tests/fixtures/elf/build.sh $(BUILD)/fixtures/elf
 
 $(BUILD)/tests/unit/%: tests/unit/%.c tests/unit/t.h $(BUILD)/libsandlet.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $< -o $@ $(BUILD)/libsandlet.a $(LDFLAGS)
+	@echo "  BUILD $@"
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $< -o $@ $(BUILD)/libsandlet.a $(LDFLAGS)
 
 $(BUILD)/tests/vcpu/%: tests/vcpu/%.c tests/unit/t.h $(BUILD)/libsandlet.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -Itests/unit $(CFLAGS) $< -o $@ $(BUILD)/libsandlet.a $(LDFLAGS)
+	@echo "  BUILD $@"
+	$(Q)$(CC) $(CPPFLAGS) -Itests/unit $(CFLAGS) $< -o $@ $(BUILD)/libsandlet.a $(LDFLAGS)
 
 bench: $(BENCH_BIN)
 
 $(BUILD)/bench/%: bench/%.c bench/bench.h $(BUILD)/libsandlet.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $< -o $@ $(BUILD)/libsandlet.a $(LDFLAGS) -lm
+	@echo "  BUILD $@"
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $< -o $@ $(BUILD)/libsandlet.a $(LDFLAGS) -lm
 
 $(BUILD)/sandlet: $(TOOL_SRC) $(BUILD)/libsandlet.a
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(TOOL_SRC) -o $@ $(BUILD)/libsandlet.a $(LDFLAGS)
+	@echo "  BUILD $@"
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(TOOL_SRC) -o $@ $(BUILD)/libsandlet.a $(LDFLAGS)
 
 $(BUILD)/demo $(BUILD)/hello_host: $(BUILD)/%: examples/%.c $(BUILD)/libsandlet.a
-	$(CC) $(CPPFLAGS) $(CFLAGS) $< -o $@ $(BUILD)/libsandlet.a $(LDFLAGS)
+	@echo "  BUILD $@"
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $< -o $@ $(BUILD)/libsandlet.a $(LDFLAGS)
 
 # Fuzz targets are always clang + libFuzzer + ASan/UBSan, built from sources.
 fuzz: $(FUZZ_BIN)
 
 build/fuzz/%: fuzz/%.c $(COMMON_SRC) $(HOST_SRC)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(CPPFLAGS) -std=c11 $(WARN) -g -O1 -fsanitize=fuzzer,address,undefined \
+	@echo "  BUILD $@"
+	$(Q)$(FUZZ_CC) $(CPPFLAGS) -std=c11 $(WARN) -g -O1 -fsanitize=fuzzer,address,undefined \
 		-fno-sanitize-recover=all $< $(COMMON_SRC) $(HOST_SRC) \
 		$(addprefix $(BLAKE3_DIR)/,$(B3_C)) -DBLAKE3_NO_SSE2 -DBLAKE3_NO_SSE41 -DBLAKE3_NO_AVX2 \
 		-DBLAKE3_NO_AVX512 -pthread -o $@

@@ -41,12 +41,15 @@ guests: $(GUEST_BINS) $(GUEST_OUT)/libsandlet-guest64.a $(GUEST_OUT)/libsandlet-
 # The runtime as archives, for guests built outside this tree with
 # scripts/sandlet-cc (one C file in, one guest ELF out).
 $(GUEST_OUT)/libsandlet-guest64.a: $(GUEST_RT_OBJ64)
-	rm -f $@ && ar rcs $@ $^
+	@echo "  GUEST $@"
+	$(Q)rm -f $@ && ar rcs $@ $^
 $(GUEST_OUT)/libsandlet-guest32.a: $(GUEST_RT_OBJ32)
-	rm -f $@ && ar rcs $@ $^
+	@echo "  GUEST $@"
+	$(Q)rm -f $@ && ar rcs $@ $^
 # The README's minimal guest, built the way a guest author builds one.
 $(GUEST_OUT)/hello: examples/hello_guest.c scripts/sandlet-cc $(GUEST_OUT)/libsandlet-guest64.a
-	scripts/sandlet-cc -o $@ $<
+	@echo "  GUEST $@"
+	$(Q)scripts/sandlet-cc -o $@ $<
 
 guests-clean:
 	rm -rf $(GUEST_OUT)
@@ -54,32 +57,42 @@ guests-clean:
 # runtime and common code
 $(GUEST_OUT)/obj64/src/%.o: src/%.c
 	@mkdir -p $(dir $@)
-	$(GUEST_CC) $(GUEST_CFLAGS) $(GUEST_RT_CFLAGS) $(GUEST_ARCH_64) -c $< -o $@
+	@echo "  GUEST $@"
+	$(Q)$(GUEST_CC) $(GUEST_CFLAGS) $(GUEST_RT_CFLAGS) $(GUEST_ARCH_64) -c $< -o $@
 $(GUEST_OUT)/obj32/src/%.o: src/%.c
 	@mkdir -p $(dir $@)
-	$(GUEST_CC) $(GUEST_CFLAGS) $(GUEST_RT_CFLAGS) $(GUEST_ARCH_32) -c $< -o $@
+	@echo "  GUEST $@"
+	$(Q)$(GUEST_CC) $(GUEST_CFLAGS) $(GUEST_RT_CFLAGS) $(GUEST_ARCH_32) -c $< -o $@
 $(GUEST_OUT)/obj64/src/%.o: src/%.S
 	@mkdir -p $(dir $@)
-	$(GUEST_CC) $(GUEST_ARCH_64) -MMD -MP -c $< -o $@
+	@echo "  GUEST $@"
+	$(Q)$(GUEST_CC) $(GUEST_ARCH_64) -MMD -MP -c $< -o $@
 $(GUEST_OUT)/obj32/src/%.o: src/%.S
 	@mkdir -p $(dir $@)
-	$(GUEST_CC) $(GUEST_ARCH_32) -MMD -MP -c $< -o $@
+	@echo "  GUEST $@"
+	$(Q)$(GUEST_CC) $(GUEST_ARCH_32) -MMD -MP -c $< -o $@
 
 # guest programs (may use floating point)
 $(GUEST_OUT)/obj64/guests/%.o: guests/%.c
 	@mkdir -p $(dir $@)
-	$(GUEST_CC) $(GUEST_CFLAGS) $(GUEST_ARCH_64) -c $< -o $@
+	@echo "  GUEST $@"
+	$(Q)$(GUEST_CC) $(GUEST_CFLAGS) $(GUEST_ARCH_64) -c $< -o $@
 $(GUEST_OUT)/obj32/guests/%.o: guests/%.c
 	@mkdir -p $(dir $@)
-	$(GUEST_CC) $(GUEST_CFLAGS) $(GUEST_ARCH_32) -c $< -o $@
+	@echo "  GUEST $@"
+	$(Q)$(GUEST_CC) $(GUEST_CFLAGS) $(GUEST_ARCH_32) -c $< -o $@
 
 $(GUEST_OUT)/demo: $(GUEST_OUT)/obj64/guests/demo.o $(GUEST_RT_OBJ64)
-	$(GUEST_CC) $(GUEST_ARCH_64) $(GUEST_LDFLAGS) -o $@ $^ -lgcc
+	@echo "  GUEST $@"
+	$(Q)$(GUEST_CC) $(GUEST_ARCH_64) $(GUEST_LDFLAGS) -o $@ $^ -lgcc
 $(GUEST_OUT)/demo32: $(GUEST_OUT)/obj32/guests/demo.o $(GUEST_RT_OBJ32)
-	$(GUEST_CC) $(GUEST_ARCH_32) $(GUEST_LDFLAGS) -o $@ $^ -lgcc
+	@echo "  GUEST $@"
+	$(Q)$(GUEST_CC) $(GUEST_ARCH_32) $(GUEST_LDFLAGS) -o $@ $^ -lgcc
 $(GUEST_OUT)/multispace: $(GUEST_OUT)/obj64/guests/multispace.o $(GUEST_RT_OBJ64)
-	$(GUEST_CC) $(GUEST_ARCH_64) $(GUEST_LDFLAGS) -o $@ $^ -lgcc
+	@echo "  GUEST $@"
+	$(Q)$(GUEST_CC) $(GUEST_ARCH_64) $(GUEST_LDFLAGS) -o $@ $^ -lgcc
 $(GUEST_OUT)/faulty: $(GUEST_OUT)/obj64/guests/faulty.o $(GUEST_RT_OBJ64)
-	$(GUEST_CC) $(GUEST_ARCH_64) $(GUEST_LDFLAGS) -o $@ $^ -lgcc
+	@echo "  GUEST $@"
+	$(Q)$(GUEST_CC) $(GUEST_ARCH_64) $(GUEST_LDFLAGS) -o $@ $^ -lgcc
 
 -include $(shell find $(GUEST_OUT) -name '*.d' 2>/dev/null)
