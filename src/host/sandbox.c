@@ -66,16 +66,29 @@ static int poison(sl_sandbox *sb, int code)
     return code;
 }
 
+/* The message buffers at the start of scratch. Pointers are taken without
+ * marking anything dirty; io_written() marks just the bytes a host write
+ * reached, so an idle 64 KiB buffer costs no reset. */
 static uint8_t *input_buf(sl_sandbox *sb)
 {
-    const sl_layout *l = &sb->mem->layout;
-    return sl_mem_write_ptr(sb->mem, l->scratch_gpa, l->input_size);
+    return sb->mem->scratch;
 }
 
 static uint8_t *output_buf(sl_sandbox *sb)
 {
+    return sb->mem->scratch + sb->mem->layout.input_size;
+}
+
+static void io_written(sl_sandbox *sb, bool output)
+{
     const sl_layout *l = &sb->mem->layout;
-    return sl_mem_write_ptr(sb->mem, l->scratch_gpa + l->input_size, l->output_size);
+    uint64_t base = l->scratch_gpa + (output ? l->input_size : 0), size = output ? l->output_size : l->input_size;
+    const uint8_t *p = output ? output_buf(sb) : input_buf(sb);
+    uint64_t top = 0;
+    for (int i = 7; i >= 0; i--)
+        top = top << 8 | p[i];
+    /* The stack header, and everything up to the top (bounded by the buffer). */
+    sl_mem_mark_dirty(sb->mem, base, top < size - 8 ? top + 8 : size);
 }
 
 static void default_print(void *user, int level, const char *msg, size_t len)
@@ -221,14 +234,19 @@ static int host_call(sl_sandbox *sb)
         r.text_len = (uint32_t)strlen(errmsg);
     }
     sl_abi_reset(output_buf(sb), sb->mem->layout.output_size);
+    io_written(sb, true);
     /* The CALL stays below on the input stack: its arguments are still in use. */
-    if (sl_abi_push(input_buf(sb), sb->mem->layout.input_size, &r)) {
+    int pushed = sl_abi_push(input_buf(sb), sb->mem->layout.input_size, &r);
+    io_written(sb, false);
+    if (pushed) {
         memset(&r, 0, sizeof r);
         r.kind = SL_MSG_HOSTRESULT;
         r.status = SL_ABI_EHOSTFN;
         r.text = (const uint8_t *)"host function result does not fit the input buffer";
         r.text_len = (uint32_t)strlen((const char *)r.text);
-        if (sl_abi_push(input_buf(sb), sb->mem->layout.input_size, &r))
+        pushed = sl_abi_push(input_buf(sb), sb->mem->layout.input_size, &r);
+        io_written(sb, false);
+        if (pushed)
             return poison(sb, sl_err(&sb->err, SL_EABI, "input buffer full during a host call"));
     }
     return 0;
@@ -391,7 +409,10 @@ static int raw_call(sl_sandbox *sb, const char *name, const sl_value *args, size
             return sl_err(&sb->err, SL_EINVAL, "argument %zu has an invalid value", i + 1);
     sl_abi_reset(input_buf(sb), l->input_size);
     sl_abi_reset(output_buf(sb), l->output_size);
-    if (sl_abi_push(input_buf(sb), l->input_size, &m))
+    int pushed = sl_abi_push(input_buf(sb), l->input_size, &m);
+    io_written(sb, false);
+    io_written(sb, true);
+    if (pushed)
         return sl_err(&sb->err, SL_ERANGE, "arguments do not fit the %llu-byte input buffer",
                       (unsigned long long)l->input_size);
     int rc = enter(sb, sb->dispatch, sb->stack_top, SL_ENTRY_CALL);
@@ -647,6 +668,8 @@ int sl_sandbox_init(sl_sandbox *sb)
     const sl_layout *l = &sb->mem->layout;
     sl_abi_reset(input_buf(sb), l->input_size);
     sl_abi_reset(output_buf(sb), l->output_size);
+    io_written(sb, false);
+    io_written(sb, true);
     int rc = enter(sb, sb->snap->next_addr, sl_mem_bk_get(sb->mem, SL_BK_EXC_STACK_TOP), SL_ENTRY_INIT);
     if (rc)
         return rc;
