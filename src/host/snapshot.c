@@ -242,8 +242,37 @@ uint64_t sl_snapshot_page_table_size(const sl_snapshot *s) { return s->pt_size; 
 
 /* Joins the visible pages and the tables into one blob, makes it read-only,
  * and fills in the sizes and the identity. Takes ownership of vis's mapping. */
+/* Presets Accessed and Dirty in every present entry: otherwise the CPU's
+ * first walk after each restore writes them, dirtying every table page the
+ * guest touches, and restore must copy those pages back. Dirty is ignored in
+ * non-leaf entries, and a read-only leaf is never written through. */
+static void preset_accessed_dirty(unsigned arch, pagebuf *pt)
+{
+    const uint64_t ad = (1ull << 5) | (1ull << 6);
+    if (arch == SL_ARCH_I686) {
+        for (uint64_t off = 0; off + 4 <= pt->len; off += 4) {
+            uint32_t v;
+            memcpy(&v, pt->p + off, 4);
+            if (v & SL_PTE_P) {
+                v |= (uint32_t)ad;
+                memcpy(pt->p + off, &v, 4);
+            }
+        }
+        return;
+    }
+    for (uint64_t off = 0; off + 8 <= pt->len; off += 8) {
+        uint64_t v;
+        memcpy(&v, pt->p + off, 8);
+        if (v & SL_PTE_P) {
+            v |= ad;
+            memcpy(pt->p + off, &v, 8);
+        }
+    }
+}
+
 static int finish_blob(sl_snapshot *s, pagebuf *vis, ptbuild *pt, sl_errbuf *e)
 {
+    preset_accessed_dirty(s->arch, &pt->buf);
     uint64_t total = vis->len + pt->buf.len;
     if (vis->cap < total)
         return sl_err(e, SL_ENOMEM, "internal: snapshot buffer too small for its page tables");
