@@ -169,7 +169,9 @@ void sl_sandbox_free(sl_sandbox *sb);
 const char *sl_sandbox_errmsg(const sl_sandbox *sb);
 int sl_sandbox_status(const sl_sandbox *sb);
 
-/* Registers a host function (before sl_sandbox_init). */
+/* Registers a host function. Usually done before sl_sandbox_init (the guest
+ * may call host functions during init); allowed at any time between calls,
+ * e.g. on a sandbox created from a snapshot. */
 int sl_sandbox_register(sl_sandbox *sb, const char *name, int ret_type, const int *param_types,
                         size_t nparams, sl_host_fn fn, void *user);
 void sl_sandbox_set_print(sl_sandbox *sb, sl_print_fn fn, void *user);
@@ -215,6 +217,31 @@ typedef struct sl_sandbox_info {
     int status;
 } sl_sandbox_info;
 int sl_sandbox_info_get(sl_sandbox *sb, sl_sandbox_info *info);
+
+/* ----------------------------------------------------- snapshot files
+ * (format: docs/snapshot-format.md). Messages go to err[0..errlen) when err
+ * is not NULL. */
+
+/* Writes snap to path atomically: a temporary file in the same directory is
+ * written, fsync'ed and renamed over path, then the directory is fsync'ed. On
+ * failure nothing exists under path that was not there before. */
+int sl_snapshot_save(const sl_snapshot *snap, const char *path, char *err, size_t errlen);
+/* Validates every header field, then maps the file read-only (MAP_PRIVATE):
+ * O(1) in the file size, the blob is neither read nor hashed (use
+ * sl_snapshot_verify_file for that). Every file with the same architecture
+ * and configuration sizes loads into one configuration family, so a sandbox
+ * started from one such file can restore any other. The file must not be
+ * modified or truncated while the snapshot is alive. */
+int sl_snapshot_load(sl_snapshot **out, const char *path, char *err, size_t errlen);
+/* Full check: everything load checks, plus the identity recomputed from the
+ * blob and region records (SL_EHASH on a mismatch). 0 when intact. */
+int sl_snapshot_verify_file(const char *path, char *err, size_t errlen);
+/* Describes the file one text line at a time (no newline), as printed by
+ * `sandlet snapshot inspect`: header fields, the identity, the sections with
+ * their offsets and sizes, page counts and a map of every address space. */
+int sl_snapshot_inspect(const char *path, void (*line)(void *user, const char *text), void *user, char *err,
+                        size_t errlen);
+/* ------------------------------------------------- end of snapshot files */
 
 #ifdef __cplusplus
 }

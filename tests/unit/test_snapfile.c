@@ -1,0 +1,1011 @@
+/* Snapshot files: save/load round trips (from a binary and compacted from a
+ * simulated guest, amd64 and i686), the identity against the b3sum command,
+ * O(1) load (the blob is not read), page sharing between loads, configuration
+ * families, hostile files (every metadata byte, every header field, truncation,
+ * overlapping sections, offsets past EOF), verify catching flipped bits, atomic
+ * save, and the inspect report. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "mem.h"
+#include "pt.h"
+#include "snapfile.h"
+#include "snapshot.h"
+#include "t.h"
+#include "vcpu.h"
+
+static char g_dir[256];
+
+static const char *tpath(const char *name)
+{
+    static char buf[4][512];
+    static int k;
+    char *p = buf[k++ % 4];
+    snprintf(p, 512, "%s/%s", g_dir, name);
+    return p;
+}
+
+static uint8_t *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *p = malloc(n > 0 ? (size_t)n : 1);
+    if (p && fread(p, 1, (size_t)n, f) != (size_t)n) {
+        free(p);
+        p = NULL;
+    }
+    fclose(f);
+    *len = (size_t)n;
+    return p;
+}
+
+static int write_file(const char *path, const uint8_t *p, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return -1;
+    size_t w = fwrite(p, 1, len, f);
+    return fclose(f) == 0 && w == len ? 0 : -1;
+}
+
+static uint64_t rd64(const uint8_t *p, unsigned off)
+{
+    uint64_t v;
+    memcpy(&v, p + off, 8);
+    return v;
+}
+
+static void wr64(uint8_t *p, unsigned off, uint64_t v) { memcpy(p + off, &v, 8); }
+static void wr32(uint8_t *p, unsigned off, uint32_t v) { memcpy(p + off, &v, 4); }
+
+/* ---------------- snapshots to save ---------------- */
+
+/* A minimal static-PIE ELF64: RX text page with the entry, RW data page + bss. */
+static size_t make_elf64(uint8_t *buf)
+{
+    memset(buf, 0, 0x2000);
+    uint8_t *eh = buf;
+    memcpy(eh, "\177ELF", 4);
+    eh[4] = 2; eh[5] = 1; eh[6] = 1;
+    uint16_t u16; uint32_t u32; uint64_t u64;
+#define P16(off, v) (u16 = (uint16_t)(v), memcpy(eh + (off), &u16, 2))
+#define P32(off, v) (u32 = (uint32_t)(v), memcpy(eh + (off), &u32, 4))
+#define P64(off, v) (u64 = (uint64_t)(v), memcpy(eh + (off), &u64, 8))
+    P16(16, 3);  /* ET_DYN */
+    P16(18, 62); /* EM_X86_64 */
+    P32(20, 1);
+    P64(24, 0x200); /* entry */
+    P64(32, 64);    /* phoff */
+    P16(52, 64); P16(54, 56); P16(56, 2);
+    uint8_t *ph = buf + 64;
+    eh = ph;
+    P32(0, 1); P32(4, 5); P64(8, 0); P64(16, 0); P64(24, 0); P64(32, 0x1000); P64(40, 0x1000); P64(48, 0x1000);
+    eh = ph + 56;
+    P32(0, 1); P32(4, 6); P64(8, 0x1000); P64(16, 0x1000); P64(24, 0x1000); P64(32, 0x1000); P64(40, 0x3000);
+    P64(48, 0x1000);
+#undef P16
+#undef P32
+#undef P64
+    buf[0x200] = 0xF4;
+    buf[0x1008] = 0x5A;
+    return 0x2000;
+}
+
+static int from_binary(sl_snapshot **out, uint64_t heap)
+{
+    static uint8_t elf[0x2000];
+    size_t len = make_elf64(elf);
+    sl_config cfg = {.heap_size = heap, .scratch_size = 1 << 20, .init_data = "hello file",
+                     .init_data_size = 10, .init_data_perm = SL_PERM_READ | SL_PERM_WRITE};
+    sl_errbuf e;
+    int rc = sl_snapshot_from_binary(out, elf, len, &cfg, &e);
+    if (rc)
+        printf("  from_binary: %s\n", e.msg);
+    return rc;
+}
+
+/* A simulated guest: snapshot pages, scratch, tables built in scratch. */
+typedef struct guest {
+    sl_layout l;
+    uint8_t *snap, *scratch;
+    uint64_t snap_size, next_table;
+    uint64_t roots[3];
+} guest;
+
+static void *g_page(void *ctx, uint64_t gpa)
+{
+    guest *g = ctx;
+    if (gpa >= SL_BASE_ADDRESS && gpa - SL_BASE_ADDRESS < g->snap_size)
+        return g->snap + (gpa - SL_BASE_ADDRESS);
+    if (gpa >= g->l.scratch_gpa && gpa - g->l.scratch_gpa < g->l.scratch_size)
+        return g->scratch + (gpa - g->l.scratch_gpa);
+    return NULL;
+}
+
+static bool g_alloc(void *ctx, uint64_t *gpa)
+{
+    guest *g = ctx;
+    if (g->next_table >= g->l.exc_stack_gpa)
+        return false;
+    *gpa = g->next_table;
+    g->next_table += SL_PAGE_SIZE;
+    memset(g_page(g, *gpa), 0, SL_PAGE_SIZE);
+    return true;
+}
+
+/* `pages` pages of pattern, mapped at 0x400000 in space 0 (every third page
+ * writable, others read-only executable) and, for n_roots > 1, the first
+ * half again at 0x10000000 in space 1. */
+static int from_memory(sl_snapshot **out, unsigned arch, unsigned pages, unsigned n_roots, const void *sregs,
+                       uint32_t sregs_len, uint64_t config_id)
+{
+    guest g = {0};
+    sl_config cfg = {.input_size = 4096, .output_size = 4096, .scratch_size = 1 << 20};
+    sl_errbuf e;
+    if (sl_layout_config(&g.l, arch, &cfg, &e))
+        return -1;
+    g.snap_size = (uint64_t)pages * SL_PAGE_SIZE;
+    g.snap = malloc(g.snap_size);
+    g.scratch = calloc(1, g.l.scratch_size);
+    g.next_table = g.l.pt_gpa;
+    for (uint64_t i = 0; i < g.snap_size; i++)
+        g.snap[i] = (uint8_t)(i * 2654435761u >> 13);
+    sl_pt_mem m = {.ctx = &g, .page = g_page, .alloc = g_alloc};
+    for (unsigned r = 0; r < n_roots; r++)
+        g_alloc(&g, &g.roots[r]);
+    int rc = 0;
+    for (unsigned i = 0; i < pages && !rc; i++) {
+        sl_perm p = {.kind = SL_MAP_BASIC, .readable = true, .writable = i % 3 == 0, .executable = i % 3 != 0};
+        rc = sl_pt_map(arch, &m, g.roots[0], 0x400000 + (uint64_t)i * SL_PAGE_SIZE,
+                       SL_BASE_ADDRESS + (uint64_t)i * SL_PAGE_SIZE, SL_PAGE_SIZE, p);
+        if (!rc && n_roots > 1 && i < pages / 2)
+            rc = sl_pt_map(arch, &m, g.roots[1], 0x10000000 + (uint64_t)i * SL_PAGE_SIZE,
+                           SL_BASE_ADDRESS + (uint64_t)i * SL_PAGE_SIZE, SL_PAGE_SIZE, p);
+    }
+    sl_guest_state st = {
+        .layout = &g.l, .snap_mem = g.snap, .snap_size = g.snap_size, .scratch = g.scratch,
+        .roots = g.roots, .n_roots = n_roots, .cur_root = n_roots - 1, .stack_top = 0x7ff000,
+        .next_kind = SL_NEXT_CALL, .next_addr = 0x400010, .generation = 7, .config_id = config_id,
+        .sregs = sregs, .sregs_len = sregs_len,
+    };
+    if (!rc)
+        rc = sl_snapshot_from_memory(out, &st, &e);
+    if (rc)
+        printf("  from_memory: %d %s\n", rc, e.msg);
+    free(g.snap);
+    free(g.scratch);
+    return rc;
+}
+
+/* ---------------- comparing ---------------- */
+
+static void check_same(const sl_snapshot *a, const sl_snapshot *b)
+{
+    CHECK_EQ(a->arch, b->arch);
+    const sl_layout *x = &a->layout, *y = &b->layout;
+    CHECK_EQ(x->arch, y->arch);
+    CHECK_EQ(x->input_size, y->input_size);
+    CHECK_EQ(x->output_size, y->output_size);
+    CHECK_EQ(x->heap_size, y->heap_size);
+    CHECK_EQ(x->stack_size, y->stack_size);
+    CHECK_EQ(x->scratch_size, y->scratch_size);
+    CHECK_EQ(x->init_data_size, y->init_data_size);
+    CHECK_EQ(x->init_data_perm, y->init_data_perm);
+    CHECK_EQ(x->peb_gpa, y->peb_gpa);
+    CHECK_EQ(x->image_gpa, y->image_gpa);
+    CHECK_EQ(x->image_size, y->image_size);
+    CHECK_EQ(x->init_data_gpa, y->init_data_gpa);
+    CHECK_EQ(x->heap_gpa, y->heap_gpa);
+    CHECK_EQ(x->visible_end, y->visible_end);
+    CHECK_EQ(x->stack_top, y->stack_top);
+    CHECK_EQ(x->scratch_gpa, y->scratch_gpa);
+    CHECK_EQ(x->scratch_gva, y->scratch_gva);
+    CHECK_EQ(x->pt_gpa, y->pt_gpa);
+    CHECK_EQ(x->exc_stack_gpa, y->exc_stack_gpa);
+    CHECK_EQ(x->bk_gpa, y->bk_gpa);
+    CHECK_EQ(x->n_regions, y->n_regions);
+    CHECK(memcmp(x->regions, y->regions, x->n_regions * sizeof x->regions[0]) == 0);
+    CHECK_EQ(a->mem_size, b->mem_size);
+    CHECK_EQ(a->visible_size, b->visible_size);
+    CHECK_EQ(a->pt_size, b->pt_size);
+    CHECK(a->mem_size == b->mem_size && memcmp(a->mem, b->mem, a->mem_size) == 0);
+    CHECK_EQ(a->n_roots, b->n_roots);
+    CHECK_EQ(a->cur_root, b->cur_root);
+    CHECK(memcmp(a->roots, b->roots, a->n_roots * sizeof a->roots[0]) == 0);
+    CHECK_EQ(a->n_regions, b->n_regions);
+    CHECK(memcmp(a->regions, b->regions, a->n_regions * sizeof a->regions[0]) == 0);
+    CHECK_EQ(a->load_info.valid, b->load_info.valid);
+    CHECK_EQ(a->load_info.pie, b->load_info.pie);
+    CHECK_EQ(a->load_info.base_va, b->load_info.base_va);
+    CHECK_EQ(a->load_info.load_addr, b->load_info.load_addr);
+    CHECK_EQ(a->load_info.entry, b->load_info.entry);
+    CHECK(memcmp(a->hash, b->hash, SL_HASH_LEN) == 0);
+    CHECK_EQ(a->stack_top, b->stack_top);
+    CHECK_EQ(a->sregs_len, b->sregs_len);
+    CHECK(memcmp(a->sregs, b->sregs, a->sregs_len) == 0);
+    CHECK_EQ(a->next_kind, b->next_kind);
+    CHECK_EQ(a->next_addr, b->next_addr);
+    CHECK_EQ(a->generation, b->generation);
+    CHECK_EQ(a->stats.pages_ro, b->stats.pages_ro);
+    CHECK_EQ(a->stats.pages_cow, b->stats.pages_cow);
+    CHECK_EQ(a->stats.pages_pt, b->stats.pages_pt);
+    CHECK_EQ(a->stats.leaves, b->stats.leaves);
+}
+
+/* b3sum (the command) over `size` bytes of the file from `offset`. */
+static int b3sum_range(const char *path, uint64_t offset, uint64_t size, char hex[65])
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "tail -c +%llu '%s' | head -c %llu | b3sum --no-names",
+             (unsigned long long)offset + 1, path, (unsigned long long)size);
+    FILE *p = popen(cmd, "r");
+    int ok = p && fscanf(p, "%64s", hex) == 1;
+    if (p)
+        pclose(p);
+    return ok ? 0 : -1;
+}
+
+static void roundtrip(sl_snapshot *s, const char *name)
+{
+    char err[256] = "";
+    const char *path = tpath(name);
+    int rc = sl_snapshot_save(s, path, err, sizeof err);
+    if (rc)
+        printf("  save: %s\n", err);
+    REQUIRE(rc == 0);
+    sl_snapshot *l = NULL;
+    rc = sl_snapshot_load(&l, path, err, sizeof err);
+    if (rc)
+        printf("  load: %s\n", err);
+    REQUIRE(rc == 0);
+    check_same(s, l);
+    CHECK_EQ(atomic_load(&l->refs), 1);
+    CHECK(l->map_base != NULL && l->mem == (uint8_t *)l->map_base + SL_PAGE_SIZE);
+    CHECK(l->config_id != 0 && l->config_id != s->config_id);
+    /* The identity is what the contents hash to. */
+    uint8_t id[SL_HASH_LEN];
+    sl_snapshot_compute_hash(l, id);
+    CHECK(memcmp(id, s->hash, SL_HASH_LEN) == 0);
+    /* ... and what the b3sum command says about the file: the bytes from the
+     * blob offset to the end of the file (blob, then region records). */
+    struct stat st;
+    REQUIRE(stat(path, &st) == 0);
+    char want[65], b3[65];
+    sl_hash_hex(s->hash, want);
+    REQUIRE(b3sum_range(path, SL_PAGE_SIZE, (uint64_t)st.st_size - SL_PAGE_SIZE, b3) == 0);
+    CHECK(strcmp(want, b3) == 0);
+    if (s->n_regions == 0) { /* the blob section alone */
+        REQUIRE(b3sum_range(path, SL_PAGE_SIZE, s->mem_size, b3) == 0);
+        CHECK(strcmp(want, b3) == 0);
+    }
+    CHECK_EQ(sl_snapshot_verify_file(path, err, sizeof err), 0);
+    /* Restoring the loaded snapshot gives the same guest memory as restoring
+     * the original: same tables in scratch, same visible bytes behind them. */
+    sl_errbuf e;
+    sl_mem *m1 = NULL, *m2 = NULL;
+    REQUIRE(sl_mem_create(&m1, s, &e) == 0);
+    REQUIRE(sl_mem_create(&m2, l, &e) == 0);
+    CHECK_EQ(sl_mem_restore(m1, s, &e), 0);
+    CHECK_EQ(sl_mem_restore(m2, l, &e), 0);
+    CHECK_EQ(m1->root, m2->root);
+    CHECK(memcmp(m1->scratch, m2->scratch, m1->layout.scratch_size) == 0);
+    const uint8_t *p1 = sl_mem_read_ptr(m1, SL_BASE_ADDRESS, s->visible_size);
+    const uint8_t *p2 = sl_mem_read_ptr(m2, SL_BASE_ADDRESS, s->visible_size);
+    CHECK(p1 && p2 && memcmp(p1, p2, s->visible_size) == 0);
+    CHECK_EQ(sl_mem_restore(m2, s, &e), SL_EFAMILY); /* the file's family is its own */
+    sl_mem_free(m1);
+    sl_mem_free(m2);
+    sl_snapshot_free(l);
+}
+
+/* ---------------- tests ---------------- */
+
+static void test_roundtrip_binary(void)
+{
+    sl_snapshot *s;
+    REQUIRE(from_binary(&s, 8192) == 0);
+    CHECK(s->n_regions > 0);
+    roundtrip(s, "bin.snap");
+    sl_snapshot_free(s);
+}
+
+static void test_roundtrip_memory(void)
+{
+    sl_snapshot *s;
+    REQUIRE(from_memory(&s, SL_ARCH_AMD64, 40, 3, NULL, 0, 42) == 0);
+    CHECK_EQ(s->n_regions, 0);
+    roundtrip(s, "mem64.snap");
+    sl_snapshot_free(s);
+    REQUIRE(from_memory(&s, SL_ARCH_I686, 17, 2, NULL, 0, 43) == 0);
+    roundtrip(s, "mem32.snap");
+    sl_snapshot_free(s);
+}
+
+/* Special registers travel as their own section and are checked on load. */
+static void test_sregs(void)
+{
+    char err[256];
+    sl_errbuf e;
+    sl_vcpu *v = NULL;
+    sl_sregs_blob blob;
+    if (sl_vcpu_open(&v, SL_ARCH_AMD64, &e) == 0 && sl_vcpu_reset(v, 0x1000, NULL, &e) == 0 &&
+        sl_vcpu_get_sregs(v, &blob, &e) == 0) {
+        sl_snapshot *s, *l;
+        REQUIRE(from_memory(&s, SL_ARCH_AMD64, 5, 1, &blob, sizeof blob, 5) == 0);
+        CHECK_EQ(s->sregs_len, sizeof blob);
+        roundtrip(s, "sregs.snap");
+        REQUIRE(sl_snapshot_load(&l, tpath("sregs.snap"), err, sizeof err) == 0);
+        CHECK(l->sregs_len == sizeof blob && memcmp(l->sregs, &blob, sizeof blob) == 0);
+        sl_snapshot_free(l);
+        sl_snapshot_free(s);
+    } else {
+        printf("  (no KVM here: the round trip of real special registers is skipped)\n");
+    }
+    sl_vcpu_free(v);
+    /* Garbage special registers: save refuses, and a forged file is rejected. */
+    uint8_t junk[64];
+    memset(junk, 0xA5, sizeof junk);
+    sl_snapshot *s;
+    REQUIRE(from_memory(&s, SL_ARCH_AMD64, 5, 1, junk, sizeof junk, 5) == 0);
+    CHECK(sl_snapshot_save(s, tpath("junk.snap"), err, sizeof err) != 0);
+    CHECK(strstr(err, "special registers") != NULL);
+    CHECK(access(tpath("junk.snap"), F_OK) != 0);
+    sl_snapshot_free(s);
+    REQUIRE(from_memory(&s, SL_ARCH_AMD64, 5, 1, NULL, 0, 5) == 0);
+    REQUIRE(sl_snapshot_save(s, tpath("nosregs.snap"), err, sizeof err) == 0);
+    sl_snapshot_free(s);
+    size_t len;
+    uint8_t *f = read_file(tpath("nosregs.snap"), &len);
+    REQUIRE(f);
+    wr64(f, SF_SREGS_OFFSET, SL_SNAPFILE_HEADER_SIZE);
+    wr64(f, SF_SREGS_SIZE, sizeof junk);
+    memcpy(f + SL_SNAPFILE_HEADER_SIZE, junk, sizeof junk);
+    REQUIRE(sl_snapfile_reseal(f, len) == 0);
+    REQUIRE(write_file(tpath("forged.snap"), f, len) == 0);
+    sl_snapshot *l = NULL;
+    CHECK(sl_snapshot_load(&l, tpath("forged.snap"), err, sizeof err) != 0);
+    CHECK(strstr(err, "special registers") != NULL);
+    CHECK(l == NULL);
+    free(f);
+}
+
+/* Load is O(1): it never reads the blob. Drop the file from the page cache,
+ * load it, and look at which pages came back. */
+static void test_load_does_not_read_blob(void)
+{
+    sl_snapshot *s;
+    REQUIRE(from_binary(&s, 32u << 20) == 0);
+    char err[256];
+    const char *path = tpath("big.snap");
+    REQUIRE(sl_snapshot_save(s, path, err, sizeof err) == 0);
+    sl_snapshot_free(s);
+    int fd = open(path, O_RDONLY);
+    REQUIRE(fd >= 0);
+    posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+    struct stat st;
+    fstat(fd, &st);
+    size_t pages = ((size_t)st.st_size + SL_PAGE_SIZE - 1) / SL_PAGE_SIZE;
+    unsigned char *vec = malloc(pages);
+    void *probe = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+    REQUIRE(probe != MAP_FAILED && vec);
+    size_t before = 0, after = 0;
+    REQUIRE(mincore(probe, (size_t)st.st_size, vec) == 0);
+    for (size_t i = 1; i < pages; i++)
+        before += vec[i] & 1;
+    if (before > pages / 100) {
+        printf("  (page cache would not drop the file: %zu pages resident; check skipped)\n", before);
+    } else {
+        sl_snapshot *l;
+        REQUIRE(sl_snapshot_load(&l, path, err, sizeof err) == 0);
+        REQUIRE(mincore(probe, (size_t)st.st_size, vec) == 0);
+        for (size_t i = 1; i < pages; i++)
+            after += vec[i] & 1;
+        /* Reading the header and the region records may pull in the kernel's
+         * read-ahead window around them (well under 1 MiB); a load that read
+         * the 33 MiB blob would bring in thousands of pages. */
+        CHECK(after < 256);
+        CHECK(pages > 8000);
+        sl_snapshot_free(l);
+    }
+    munmap(probe, (size_t)st.st_size);
+    free(vec);
+    close(fd);
+}
+
+/* Anonymous and shared-clean kB of the mapping that starts at addr. */
+static int smaps_of(const void *addr, long *anon, long *shared_clean, long *rss)
+{
+    FILE *f = fopen("/proc/self/smaps", "r");
+    if (!f)
+        return -1;
+    char line[512];
+    int in = 0, found = 0;
+    unsigned long lo, hi;
+    while (fgets(line, sizeof line, f)) {
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' ')) {
+            in = lo == (unsigned long)addr;
+            found |= in;
+            continue;
+        }
+        if (!in)
+            continue;
+        sscanf(line, "Anonymous: %ld kB", anon);
+        sscanf(line, "Shared_Clean: %ld kB", shared_clean);
+        sscanf(line, "Rss: %ld kB", rss);
+    }
+    fclose(f);
+    return found ? 0 : -1;
+}
+
+static uint64_t pfn_of(int pm, const void *va)
+{
+    uint64_t ent = 0;
+    if (pread(pm, &ent, 8, (off_t)((uintptr_t)va / SL_PAGE_SIZE * 8)) != 8)
+        return 0;
+    return ent & (1ull << 63) ? ent & ((1ull << 55) - 1) : 0;
+}
+
+/* Two loads of one file map the same physical pages: the blob lives once in
+ * the page cache and neither mapping holds a private copy. */
+static void test_two_loads_share_pages(void)
+{
+    sl_snapshot *s, *a, *b;
+    char err[256];
+    REQUIRE(from_binary(&s, 4u << 20) == 0);
+    const char *path = tpath("shared.snap");
+    REQUIRE(sl_snapshot_save(s, path, err, sizeof err) == 0);
+    sl_snapshot_free(s);
+    REQUIRE(sl_snapshot_load(&a, path, err, sizeof err) == 0);
+    REQUIRE(sl_snapshot_load(&b, path, err, sizeof err) == 0);
+    CHECK(a->map_base != b->map_base);
+    CHECK_EQ(a->config_id, b->config_id);
+    volatile uint8_t sink = 0;
+    for (uint64_t off = 0; off < a->mem_size; off += SL_PAGE_SIZE)
+        sink ^= a->mem[off] ^ b->mem[off];
+    (void)sink;
+    long anon_a = -1, sc_a = -1, rss_a = -1, anon_b = -1, sc_b = -1, rss_b = -1;
+    REQUIRE(smaps_of(a->map_base, &anon_a, &sc_a, &rss_a) == 0);
+    REQUIRE(smaps_of(b->map_base, &anon_b, &sc_b, &rss_b) == 0);
+    long blob_kb = (long)(a->mem_size / 1024);
+    CHECK_EQ(anon_a, 0);
+    CHECK_EQ(anon_b, 0);
+    /* Every resident blob page is counted as shared: mapped by both. */
+    CHECK(sc_a >= blob_kb && sc_b >= blob_kb);
+    CHECK(rss_a >= blob_kb && rss_b >= blob_kb);
+    /* With CAP_SYS_ADMIN the frame numbers themselves can be compared. */
+    int pm = open("/proc/self/pagemap", O_RDONLY);
+    if (pm >= 0 && pfn_of(pm, a->mem)) {
+        unsigned same = 0, n = 0;
+        for (uint64_t off = 0; off < a->mem_size; off += 16 * SL_PAGE_SIZE, n++)
+            same += pfn_of(pm, a->mem + off) == pfn_of(pm, b->mem + off) && pfn_of(pm, a->mem + off);
+        CHECK_EQ(same, n);
+    }
+    if (pm >= 0)
+        close(pm);
+    sl_snapshot_free(a);
+    sl_snapshot_free(b);
+}
+
+/* Every file of one configuration loads into one family; restoring across
+ * files of that family works, another configuration is refused. */
+static void test_families(void)
+{
+    sl_snapshot *s1, *s2, *s3, *a, *b, *c;
+    char err[256];
+    sl_errbuf e;
+    REQUIRE(from_memory(&s1, SL_ARCH_AMD64, 6, 1, NULL, 0, 100) == 0);
+    REQUIRE(from_memory(&s2, SL_ARCH_AMD64, 9, 2, NULL, 0, 200) == 0);
+    REQUIRE(from_binary(&s3, 8192) == 0);
+    REQUIRE(sl_snapshot_save(s1, tpath("f1.snap"), err, sizeof err) == 0);
+    REQUIRE(sl_snapshot_save(s2, tpath("f2.snap"), err, sizeof err) == 0);
+    REQUIRE(sl_snapshot_save(s3, tpath("f3.snap"), err, sizeof err) == 0);
+    REQUIRE(sl_snapshot_load(&a, tpath("f1.snap"), err, sizeof err) == 0);
+    REQUIRE(sl_snapshot_load(&b, tpath("f2.snap"), err, sizeof err) == 0);
+    REQUIRE(sl_snapshot_load(&c, tpath("f3.snap"), err, sizeof err) == 0);
+    CHECK_EQ(a->config_id, b->config_id);
+    CHECK(a->config_id != c->config_id);
+    sl_mem *m;
+    REQUIRE(sl_mem_create(&m, a, &e) == 0);
+    CHECK_EQ(sl_mem_restore(m, a, &e), 0);
+    CHECK_EQ(sl_mem_restore(m, b, &e), 0);
+    CHECK_EQ(m->root, b->roots[b->cur_root]);
+    CHECK_EQ(sl_mem_restore(m, c, &e), SL_EFAMILY);
+    CHECK_EQ(sl_mem_restore(m, s1, &e), SL_EFAMILY);
+    sl_mem_free(m);
+    sl_snapshot *a2;
+    REQUIRE(sl_snapshot_load(&a2, tpath("f1.snap"), err, sizeof err) == 0);
+    CHECK_EQ(a2->config_id, a->config_id);
+    sl_snapshot_free(a2);
+    sl_snapshot_free(a);
+    sl_snapshot_free(b);
+    sl_snapshot_free(c);
+    sl_snapshot_free(s1);
+    sl_snapshot_free(s2);
+    sl_snapshot_free(s3);
+}
+
+/* Load (or verify) of the bytes f[0..len) written to a scratch file. */
+static int try_bytes(const uint8_t *f, size_t len, bool verify, char *err, size_t errlen)
+{
+    /* A memfd, reached by path: thousands of variants without disk writes. */
+    static int mfd = -1;
+    static char path[64];
+    if (mfd < 0) {
+        mfd = memfd_create("try.snap", MFD_CLOEXEC);
+        snprintf(path, sizeof path, "/proc/self/fd/%d", mfd);
+    }
+    if (mfd < 0 || ftruncate(mfd, 0) || pwrite(mfd, f, len, 0) != (ssize_t)len)
+        return 1;
+    if (verify)
+        return sl_snapshot_verify_file(path, err, errlen);
+    sl_snapshot *s = NULL;
+    int rc = sl_snapshot_load(&s, path, err, errlen);
+    if (rc == 0) {
+        /* Whatever loads must keep the invariants restore relies on. */
+        CHECK(s->mem_size == s->visible_size + s->pt_size);
+        CHECK(s->n_roots >= 1 && s->n_roots <= SL_BK_MAX_ROOTS && s->cur_root < s->n_roots);
+        for (unsigned i = 0; i < s->n_roots; i++)
+            CHECK(s->roots[i] >= s->layout.pt_gpa && s->roots[i] - s->layout.pt_gpa < s->pt_size);
+        CHECK(s->pt_size <= s->layout.exc_stack_gpa - s->layout.pt_gpa);
+        CHECK(SL_BASE_ADDRESS + s->visible_size <= s->layout.scratch_gpa);
+        CHECK((uint8_t *)s->mem + s->mem_size <= (uint8_t *)s->map_base + s->map_len);
+        sl_snapshot_free(s);
+    } else {
+        CHECK(s == NULL);
+        CHECK(err[0] != 0);
+    }
+    return rc;
+}
+
+static uint8_t *saved_file(size_t *len, bool binary)
+{
+    sl_snapshot *s;
+    char err[256];
+    if (binary ? from_binary(&s, 8192) : from_memory(&s, SL_ARCH_AMD64, 6, 2, NULL, 0, 9))
+        return NULL;
+    int rc = sl_snapshot_save(s, tpath("base.snap"), err, sizeof err);
+    sl_snapshot_free(s);
+    return rc ? NULL : read_file(tpath("base.snap"), len);
+}
+
+/* Any single corrupted byte before the blob (header, sregs area, padding) or
+ * in the region records fails load with a message; so does verify. */
+static void test_every_metadata_byte(void)
+{
+    size_t len;
+    uint8_t *f = saved_file(&len, true);
+    REQUIRE(f);
+    char err[256];
+    REQUIRE(try_bytes(f, len, false, err, sizeof err) == 0);
+    unsigned load_ok = 0, verify_ok = 0, n = 0;
+    uint64_t regions_off = rd64(f, SF_REGIONS_OFFSET);
+    for (size_t i = 0; i < len; i++) {
+        if (i == SL_PAGE_SIZE)
+            i = regions_off; /* the blob is tested with verify below */
+        uint8_t keep = f[i];
+        f[i] ^= (uint8_t)(1u << (i % 8));
+        err[0] = 0;
+        load_ok += try_bytes(f, len, false, err, sizeof err) == 0;
+        if (i % 64 == 0) /* verify = load + hash; sample it */
+            verify_ok += try_bytes(f, len, true, err, sizeof err) == 0;
+        f[i] = keep;
+        n++;
+    }
+    CHECK_EQ(load_ok, 0);
+    CHECK_EQ(verify_ok, 0);
+    CHECK(n > SL_PAGE_SIZE);
+    free(f);
+}
+
+/* Each header field, forged with a valid checksum, to hostile values: load
+ * never crashes and never yields a snapshot that breaks an invariant; the
+ * fields that matter are rejected with their name in the message. */
+static void test_every_header_field_forged(void)
+{
+    for (int binary = 0; binary < 2; binary++) {
+        size_t len;
+        uint8_t *f = saved_file(&len, binary);
+        REQUIRE(f);
+        uint8_t *g = malloc(len);
+        REQUIRE(g);
+        char err[256];
+        const uint64_t vals[] = {0, 1, 0x1000, 0x7fffffff, 0xffffffff, 1ull << 32, 1ull << 47,
+                                 0x8000000000000000ull, UINT64_MAX, UINT64_MAX - 0xfff};
+        for (unsigned off = 0; off < SF_ROOTS + 8 * 4; off += 4) {
+            if (off >= SF_CHECKSUM && off < SF_CHECKSUM + 32)
+                continue;
+            for (size_t k = 0; k < sizeof vals / sizeof vals[0] + 2; k++) {
+                memcpy(g, f, len);
+                uint64_t v = k < sizeof vals / sizeof vals[0] ? vals[k] : rd64(f, off) + (k & 1 ? 0x1000 : -0x1000ull);
+                wr64(g, off, v);
+                sl_snapfile_reseal(g, len);
+                err[0] = 0;
+                try_bytes(g, len, false, err, sizeof err); /* checks invariants when it loads */
+            }
+        }
+        free(g);
+        free(f);
+    }
+    /* Targeted: the message names the field. */
+    size_t len;
+    uint8_t *f = saved_file(&len, false);
+    REQUIRE(f);
+    static const struct {
+        unsigned off;
+        uint64_t val;
+        bool is32;
+        const char *field;
+    } cases[] = {
+        {SF_VERSION, 2, true, "`version`"},
+        {SF_ARCH, 3, true, "`arch`"},
+        {SF_FLAGS, 1, true, "`flags`"},
+        {SF_PT_SIZE, 1ull << 40, false, "`pt_size`"},
+        {SF_VISIBLE_SIZE, 0x1000, false, "`blob_size`"},
+        {SF_VISIBLE_SIZE, 0x1001, false, "`visible_size`"},
+        {SF_SCRATCH_SIZE, 0x1234, false, "`scratch_size`"},
+        {SF_SCRATCH_SIZE, 1ull << 24, false, "`scratch_gpa`"},
+        {SF_PT_GPA, 0x5000, false, "`pt_gpa`"},
+        {SF_N_ROOTS, 0, true, "`n_roots`"},
+        {SF_N_ROOTS, 65, true, "`n_roots`"},
+        {SF_CUR_ROOT, 2, true, "`cur_root`"},
+        {SF_ROOTS, 0x5000, false, "`roots`"},
+        {SF_ROOTS + 8, 0, false, "`roots`"},
+        {SF_ROOTS + 16, 0xfffff000, false, "`roots`"},
+        {SF_NEXT_KIND, 3, true, "`next_kind`"},
+        {SF_NEXT_ADDR, 0, false, "`next_addr`"},
+        {SF_NEXT_ADDR, 0x0000800000000000ull, false, "`next_addr`"},
+        {SF_STACK_TOP, 0x0001000000000000ull, false, "`stack_top`"},
+        {SF_SREGS_SIZE, 513, false, "`sregs_size`"},
+        {SF_SREGS_OFFSET, 8, false, "`sregs_offset`"},
+        {SF_N_REGIONS, 1, true, "`n_regions`"},
+        {SF_PAGES_PT, 0, false, "`pages_pt`"},
+        {SF_LEAVES, 0, false, "`leaves`"},
+        {SF_LOAD_FLAGS, 4, true, "`load_flags`"},
+        {SF_INIT_DATA_PERM, 1, true, "`init_data_perm`"},
+        {SF_IMAGE_GPA, 0x5000, false, "`image_gpa`"},
+        {SF_HEADER_SIZE, 0x200, true, "`header_size`"},
+    };
+    uint8_t *g = malloc(len);
+    REQUIRE(g);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        memcpy(g, f, len);
+        if (cases[i].is32)
+            wr32(g, cases[i].off, (uint32_t)cases[i].val);
+        else
+            wr64(g, cases[i].off, cases[i].val);
+        sl_snapfile_reseal(g, len);
+        char err[256] = "";
+        int rc = try_bytes(g, len, false, err, sizeof err);
+        if (rc == 0 || !strstr(err, cases[i].field))
+            printf("  case %zu (%s): rc %d, message: %s\n", i, cases[i].field, rc, err);
+        CHECK(rc != 0 && strstr(err, cases[i].field));
+    }
+    /* Reserved bytes and padding must be zero. */
+    memcpy(g, f, len);
+    g[SF_RESERVED2 + 5] = 1;
+    sl_snapfile_reseal(g, len);
+    char err[256];
+    CHECK(try_bytes(g, len, false, err, sizeof err) != 0 && strstr(err, "reserved"));
+    memcpy(g, f, len);
+    g[SL_PAGE_SIZE - 1] = 1;
+    sl_snapfile_reseal(g, len);
+    CHECK(try_bytes(g, len, false, err, sizeof err) != 0 && strstr(err, "padding"));
+    free(g);
+    free(f);
+}
+
+/* Truncated at every page boundary, at random points and by one byte; or
+ * extended: always a clear error. */
+static void test_truncation(void)
+{
+    size_t len;
+    uint8_t *f = saved_file(&len, true);
+    REQUIRE(f);
+    char err[256];
+    unsigned loaded = 0, n = 0;
+    srand(12345);
+    for (size_t cut = 0; cut < len; cut += SL_PAGE_SIZE, n++)
+        loaded += try_bytes(f, cut, false, err, sizeof err) == 0;
+    for (int i = 0; i < 200; i++, n++)
+        loaded += try_bytes(f, (size_t)rand() % len, false, err, sizeof err) == 0;
+    loaded += try_bytes(f, len - 1, false, err, sizeof err) == 0;
+    CHECK(strstr(err, "`file_size`") != NULL);
+    uint8_t *big = calloc(1, len + 1);
+    REQUIRE(big);
+    memcpy(big, f, len);
+    loaded += try_bytes(big, len + 1, false, err, sizeof err) == 0;
+    CHECK_EQ(loaded, 0);
+    CHECK(n > 200);
+    free(big);
+    free(f);
+}
+
+/* Sections that overlap each other or the header, or run past EOF, even with
+ * a forged checksum. */
+static void test_overlap_and_eof(void)
+{
+    size_t len;
+    uint8_t *f = saved_file(&len, true);
+    REQUIRE(f);
+    uint8_t *g = malloc(len);
+    REQUIRE(g);
+    uint64_t blob_size = rd64(f, SF_BLOB_SIZE), reg_off = rd64(f, SF_REGIONS_OFFSET);
+    static const char *want[] = {"`blob_offset`", "`blob_offset`", "`blob_offset`", "`blob_size`",
+                                 "`blob_size`",   "`regions_offset`", "`regions_offset`", "`regions_size`",
+                                 "`sregs_offset`", "`sregs_offset`", "`file_size`"};
+    for (int c = 0; c < 11; c++) {
+        memcpy(g, f, len);
+        switch (c) {
+        case 0: wr64(g, SF_BLOB_OFFSET, 0); break;                       /* blob over the header */
+        case 1: wr64(g, SF_BLOB_OFFSET, 0x800); break;                   /* not page-aligned */
+        case 2: wr64(g, SF_BLOB_OFFSET, len + SL_PAGE_SIZE); break;      /* past EOF */
+        case 3: wr64(g, SF_BLOB_SIZE, blob_size + SL_PAGE_SIZE); break;  /* past EOF */
+        case 4: wr64(g, SF_BLOB_SIZE, UINT64_MAX & ~0xfffull); break;    /* wraps */
+        case 5: wr64(g, SF_REGIONS_OFFSET, reg_off - 32); break;         /* inside the blob */
+        case 6: wr64(g, SF_REGIONS_OFFSET, 0x400); break;                /* over the header */
+        case 7: wr64(g, SF_REGIONS_SIZE, rd64(f, SF_REGIONS_SIZE) + 32); break; /* past EOF */
+        case 8: wr64(g, SF_SREGS_OFFSET, 0x100); wr64(g, SF_SREGS_SIZE, 64); break;          /* in the header */
+        case 9: wr64(g, SF_SREGS_OFFSET, SL_PAGE_SIZE - 8); wr64(g, SF_SREGS_SIZE, 64); break; /* into the blob */
+        case 10: wr64(g, SF_FILE_SIZE, len + 4096); break;
+        }
+        sl_snapfile_reseal(g, len);
+        char err[256] = "";
+        int rc = try_bytes(g, len, false, err, sizeof err);
+        if (rc == 0 || !strstr(err, want[c]))
+            printf("  case %d: rc %d, message: %s\n", c, rc, err);
+        CHECK(rc != 0 && strstr(err, want[c]));
+    }
+    free(g);
+    free(f);
+}
+
+/* verify recomputes the identity: any flipped bit in the blob is SL_EHASH,
+ * while load (which does not read the blob) still succeeds. */
+static void test_verify_flipped_bits(void)
+{
+    sl_snapshot *s;
+    REQUIRE(from_binary(&s, 64 * 1024) == 0);
+    char err[256];
+    const char *path = tpath("flip.snap");
+    REQUIRE(sl_snapshot_save(s, path, err, sizeof err) == 0);
+    uint64_t blob = s->mem_size;
+    sl_snapshot_free(s);
+    CHECK_EQ(sl_snapshot_verify_file(path, err, sizeof err), 0);
+    int fd = open(path, O_RDWR);
+    REQUIRE(fd >= 0);
+    srand(777);
+    unsigned caught = 0, loads = 0, n = 0;
+    for (int i = 0; i < 300; i++, n++) {
+        uint64_t pos = i == 0 ? 0 : i == 1 ? blob - 1 : i == 2 ? blob - blob / 8 : (uint64_t)rand() % blob;
+        uint64_t off = SL_PAGE_SIZE + pos;
+        uint8_t b;
+        REQUIRE(pread(fd, &b, 1, (off_t)off) == 1);
+        uint8_t x = b ^ (uint8_t)(1u << (rand() % 8));
+        REQUIRE(pwrite(fd, &x, 1, (off_t)off) == 1);
+        err[0] = 0;
+        caught += sl_snapshot_verify_file(path, err, sizeof err) == SL_EHASH;
+        sl_snapshot *l = NULL;
+        loads += sl_snapshot_load(&l, path, err, sizeof err) == 0;
+        sl_snapshot_free(l);
+        REQUIRE(pwrite(fd, &b, 1, (off_t)off) == 1);
+    }
+    CHECK_EQ(caught, n);
+    CHECK_EQ(loads, n);
+    CHECK_EQ(sl_snapshot_verify_file(path, err, sizeof err), 0);
+    close(fd);
+}
+
+static unsigned count_entries(const char *dir, const char *prefix)
+{
+    DIR *d = opendir(dir);
+    unsigned n = 0;
+    struct dirent *de;
+    while (d && (de = readdir(d)))
+        n += strncmp(de->d_name, prefix, strlen(prefix)) == 0;
+    if (d)
+        closedir(d);
+    return n;
+}
+
+/* Save goes through a temporary file and a rename: nothing else is left
+ * behind, and a failed save leaves neither a partial file nor a temporary. */
+static void test_atomic_save(void)
+{
+    char sub[512], err[256];
+    snprintf(sub, sizeof sub, "%s/atomic", g_dir);
+    REQUIRE(mkdir(sub, 0755) == 0);
+    char path[600];
+    snprintf(path, sizeof path, "%s/a.snap", sub);
+    sl_snapshot *s1, *s2;
+    REQUIRE(from_memory(&s1, SL_ARCH_AMD64, 5, 1, NULL, 0, 1) == 0);
+    REQUIRE(from_binary(&s2, 2u << 20) == 0);
+    REQUIRE(sl_snapshot_save(s1, path, err, sizeof err) == 0);
+    CHECK_EQ(count_entries(sub, ""), 3); /* ".", "..", a.snap */
+    /* Overwrite: the new content replaces the old in one step. */
+    REQUIRE(sl_snapshot_save(s2, path, err, sizeof err) == 0);
+    CHECK_EQ(count_entries(sub, ""), 3);
+    sl_snapshot *l;
+    REQUIRE(sl_snapshot_load(&l, path, err, sizeof err) == 0);
+    CHECK(memcmp(l->hash, s2->hash, SL_HASH_LEN) == 0);
+    sl_snapshot_free(l);
+
+    /* A write that fails half-way (file size limit): the old file survives
+     * intact and no temporary remains. */
+    struct rlimit old, lim;
+    getrlimit(RLIMIT_FSIZE, &old);
+    lim = old;
+    lim.rlim_cur = 64 * 1024;
+    void (*prev)(int) = signal(SIGXFSZ, SIG_IGN);
+    REQUIRE(setrlimit(RLIMIT_FSIZE, &lim) == 0);
+    int rc = sl_snapshot_save(s2, path, err, sizeof err);
+    setrlimit(RLIMIT_FSIZE, &old);
+    signal(SIGXFSZ, prev);
+    CHECK_EQ(rc, SL_EIO);
+    CHECK(strstr(err, "write") != NULL);
+    CHECK_EQ(count_entries(sub, ""), 3);
+    CHECK_EQ(sl_snapshot_verify_file(path, err, sizeof err), 0);
+    REQUIRE(sl_snapshot_load(&l, path, err, sizeof err) == 0);
+    CHECK(memcmp(l->hash, s2->hash, SL_HASH_LEN) == 0);
+    sl_snapshot_free(l);
+
+    /* A directory that does not exist: an error, nothing created. */
+    char bad[700];
+    snprintf(bad, sizeof bad, "%s/missing/b.snap", sub);
+    CHECK_EQ(sl_snapshot_save(s1, bad, err, sizeof err), SL_EIO);
+    CHECK(strstr(err, "missing") != NULL);
+    CHECK_EQ(count_entries(sub, ""), 3);
+    /* A directory we may not write (only meaningful when not root). */
+    if (geteuid() != 0) {
+        char ro[600], rp[700];
+        snprintf(ro, sizeof ro, "%s/ro", sub);
+        mkdir(ro, 0555);
+        snprintf(rp, sizeof rp, "%s/c.snap", ro);
+        CHECK(sl_snapshot_save(s1, rp, err, sizeof err) != 0);
+        CHECK_EQ(count_entries(ro, ""), 2);
+        rmdir(ro);
+    }
+    sl_snapshot_free(s1);
+    sl_snapshot_free(s2);
+    unlink(path);
+    rmdir(sub);
+}
+
+typedef struct lines {
+    char *buf;
+    size_t len, n;
+} lines;
+
+static void collect(void *user, const char *text)
+{
+    lines *l = user;
+    size_t t = strlen(text);
+    char *nb = realloc(l->buf, l->len + t + 2);
+    if (!nb)
+        return;
+    l->buf = nb;
+    memcpy(l->buf + l->len, text, t);
+    l->buf[l->len + t] = '\n';
+    l->len += t + 1;
+    l->buf[l->len] = 0;
+    l->n++;
+}
+
+static unsigned count_str(const char *hay, const char *needle)
+{
+    unsigned n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)); p++)
+        n++;
+    return n;
+}
+
+static void test_inspect(void)
+{
+    sl_snapshot *s;
+    char err[256], line[256], hex[65];
+    REQUIRE(from_memory(&s, SL_ARCH_AMD64, 30, 2, NULL, 0, 3) == 0);
+    REQUIRE(sl_snapshot_save(s, tpath("insp.snap"), err, sizeof err) == 0);
+    lines out = {0};
+    REQUIRE(sl_snapshot_inspect(tpath("insp.snap"), collect, &out, err, sizeof err) == 0);
+    REQUIRE(out.buf);
+    sl_hash_hex(s->hash, hex);
+    snprintf(line, sizeof line, "identity: %s\n", hex);
+    CHECK(strstr(out.buf, line) != NULL);
+    snprintf(line, sizeof line, "blob: offset=4096 size=%llu ", (unsigned long long)s->mem_size);
+    CHECK(strstr(out.buf, line) != NULL);
+    CHECK(strstr(out.buf, "address spaces: 2 (current 1)\n") != NULL);
+    CHECK(strstr(out.buf, "arch: amd64\n") != NULL);
+    CHECK(strstr(out.buf, "generation: 7\n") != NULL);
+    CHECK(strstr(out.buf, "next: call (dispatch) at 0x400010\n") != NULL);
+    snprintf(line, sizeof line, "pages: %llu read-only, %llu cow, %llu page tables",
+             (unsigned long long)s->stats.pages_ro, (unsigned long long)s->stats.pages_cow,
+             (unsigned long long)s->stats.pages_pt);
+    CHECK(strstr(out.buf, line) != NULL);
+    /* The map: one scratch line per space; space 0 alternates cow (every third
+     * page) and read-only executable runs; space 1 has the first 15 pages. */
+    CHECK_EQ(count_str(out.buf, "scratch window"), 2);
+    CHECK(strstr(out.buf, "  0x0000000000400000-0x0000000000401000 cow r-- blob (1 page)\n") != NULL);
+    CHECK(strstr(out.buf, "  0x0000000000401000-0x0000000000403000 ro  r-x blob (2 pages)\n") != NULL);
+    CHECK(strstr(out.buf, "  0x0000000010000000-0x0000000010001000 cow r-- blob (1 page)\n") != NULL);
+    CHECK_EQ(count_str(out.buf, "address space 0 (root"), 1);
+    CHECK_EQ(count_str(out.buf, "address space 1 (root"), 1);
+    CHECK_EQ(count_str(out.buf, " blob ("), 20 + 10);
+    if (t_failed_now)
+        printf("%s", out.buf);
+    free(out.buf);
+    /* From a binary: the region records are listed and covered by the identity. */
+    sl_snapshot_free(s);
+    REQUIRE(from_binary(&s, 8192) == 0);
+    REQUIRE(sl_snapshot_save(s, tpath("insp2.snap"), err, sizeof err) == 0);
+    out = (lines){0};
+    REQUIRE(sl_snapshot_inspect(tpath("insp2.snap"), collect, &out, err, sizeof err) == 0);
+    REQUIRE(out.buf);
+    snprintf(line, sizeof line, "identity covers: offset=4096 size=%llu ",
+             (unsigned long long)(s->mem_size + s->n_regions * SL_REGION_RECORD_SIZE));
+    CHECK(strstr(out.buf, line) != NULL);
+    CHECK(strstr(out.buf, "next: initialise (entry)") != NULL);
+    CHECK_EQ(count_str(out.buf, "\nregion "), s->n_regions);
+    CHECK(strstr(out.buf, " heap gpa=") != NULL);
+    CHECK_EQ(count_str(out.buf, "scratch window"), 1);
+    if (t_failed_now)
+        printf("%s", out.buf);
+    free(out.buf);
+    sl_snapshot_free(s);
+    /* Errors come back through err. */
+    CHECK_EQ(sl_snapshot_inspect(tpath("nope.snap"), collect, &out, err, sizeof err), SL_ENOTFOUND);
+    CHECK(strstr(err, "nope.snap") != NULL);
+}
+
+static void rm_tree(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    char p[1024];
+    while (d && (de = readdir(d))) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+            continue;
+        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+        unlink(p);
+    }
+    if (d)
+        closedir(d);
+    rmdir(dir);
+}
+
+int main(void)
+{
+    const char *tmp = getenv("TMPDIR");
+    snprintf(g_dir, sizeof g_dir, "%s/test_snapfile.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(g_dir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    RUN(test_roundtrip_binary);
+    RUN(test_roundtrip_memory);
+    RUN(test_sregs);
+    RUN(test_load_does_not_read_blob);
+    RUN(test_two_loads_share_pages);
+    RUN(test_families);
+    RUN(test_every_metadata_byte);
+    RUN(test_every_header_field_forged);
+    RUN(test_truncation);
+    RUN(test_overlap_and_eof);
+    RUN(test_verify_flipped_bits);
+    RUN(test_atomic_save);
+    RUN(test_inspect);
+    rm_tree(g_dir);
+    T_EXIT();
+}
