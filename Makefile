@@ -129,7 +129,7 @@ build/fuzz/%: fuzz/%.c $(COMMON_SRC) $(HOST_SRC)
 
 test: deps
 	@$(MAKE) --no-print-directory all fuzz
-	@$(MAKE) --no-print-directory BUILD=build/asan SAN=1 lib tests
+	@$(MAKE) --no-print-directory BUILD=build/asan SAN=1 lib tests build/asan/sandlet build/asan/hello_host
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/run build build/asan
 
 demo: deps

@@ -1,0 +1,247 @@
+#!/bin/sh
+# End-to-end tests of the `sandlet` CLI (docs/cli.md). Usage: tests/e2e/cli.sh BUILD_DIR
+# Prints one "PASS name" / "FAIL name: why" line per check. Needs a usable KVM:
+# tests/run runs it natively or inside the KVM lab; it never re-enters the lab itself.
+# POSIX sh (busybox ash in the lab).
+B=${1:-build}
+S=$B/sandlet
+G=${SANDLET_GUESTS:-build/guests}
+export SANDLET_NO_LAB=1
+unset SANDLET_FORCE_LAB
+if [ ! -x "$S" ]; then
+    echo "FAIL cli: no $S (make test builds the CLI in every variant)"
+    exit 1
+fi
+T=$(mktemp -d "${TMPDIR:-/tmp}/sandlet-cli.XXXXXX") || exit 1
+trap 'rm -rf "$T"' EXIT
+FAILS=0
+
+pass() { echo "PASS $1"; }
+fail() {
+    echo "FAIL $1"
+    FAILS=$((FAILS + 1))
+}
+
+# t NAME WANT_RC WANT_STDOUT ARGS...: exact exit code and stdout.
+t() {
+    name=$1 want_rc=$2 want_out=$3
+    shift 3
+    out=$("$S" "$@" 2>"$T/err")
+    rc=$?
+    if [ "$rc" = "$want_rc" ] && [ "$out" = "$want_out" ]; then
+        pass "$name"
+    else
+        fail "$name: rc=$rc (want $want_rc), stdout '$out' (want '$want_out'), stderr: $(head -c 400 "$T/err")"
+    fi
+}
+
+# te NAME WANT_RC STDERR_PATTERN ARGS...: exit code, empty stdout, stderr matching (grep -E).
+te() {
+    name=$1 want_rc=$2 pat=$3
+    shift 3
+    out=$("$S" "$@" 2>"$T/err")
+    rc=$?
+    if [ "$rc" = "$want_rc" ] && [ -z "$out" ] && grep -Eq -- "$pat" "$T/err"; then
+        pass "$name"
+    else
+        fail "$name: rc=$rc (want $want_rc), stdout '$out', stderr (want /$pat/): $(head -c 400 "$T/err")"
+    fi
+}
+
+# ------------------------------------------------------------ basics
+t "version" 0 "sandlet 0.1.0" --version
+for c in call shell snapshot; do
+    out=$("$S" $c --help 2>&1)
+    rc=$?
+    if [ $rc = 0 ] && echo "$out" | grep -q '^usage: sandlet' && echo "$out" | grep -q '125 the KVM lab failed'; then
+        pass "$c --help (usage and exit codes)"
+    else
+        fail "$c --help: rc=$rc"
+    fi
+done
+
+# ------------------------------------------------------------ call, on both architectures
+for g in demo demo32; do
+    D=$G/$g
+    t "$g Add" 0 "5" call "$D" Add 2 3
+    t "$g Add negative and hex" 0 "-21" call "$D" Add -0x10 -5
+    t "$g Add wraps in the guest" 0 "-2147483648" call "$D" Add 0x7fffffff 1
+    t "$g Echo" 0 "hello sandlet world" call "$D" Echo "hello sandlet world"
+    t "$g Echo empty string" 0 "" call "$D" Echo ""
+    t "$g Echo an argument after --" 0 "--not-an-option" call "$D" Echo -- --not-an-option
+    t "$g Counter starts at 1 in a fresh sandbox" 0 "1" call "$D" Counter
+    t "$g Upper via built-in host function HostUpper" 0 "MIXED CASE 123" call "$D" Upper "mixed Case 123"
+    t "$g Generation" 0 "0" call "$D" Generation
+    # sum of (i*131+17) mod 256 over 4096 bytes: each residue appears 16 times.
+    t "$g Fill checksum" 0 "522240" call "$D" Fill 4096
+    t "$g options before and after" 0 "7" call --timeout-ms 5000 "$D" Add 3 4 --heap 2M --quiet
+
+    out=$("$S" call "$D" Print "to stderr" 2>"$T/err")
+    rc=$?
+    if [ $rc = 0 ] && [ -z "$out" ] && grep -qx '\[guest\] to stderr' "$T/err"; then
+        pass "$g Print goes to stderr as [guest], void prints nothing"
+    else
+        fail "$g Print: rc=$rc stdout '$out' stderr $(cat "$T/err")"
+    fi
+    out=$("$S" call --quiet "$D" Print "hidden" 2>&1)
+    if [ $? = 0 ] && [ -z "$out" ]; then pass "$g --quiet drops guest prints"; else fail "$g --quiet: '$out'"; fi
+
+    # usage and type errors: exit 2, naming the parameter and its type
+    te "$g wrong argument count" 2 'Add takes 2 arguments, got 1: Add\(i32, i32\) -> i32' call "$D" Add 1
+    te "$g unparsable i32" 2 "argument 2 of Add \(i32\): 'x' is not" call "$D" Add 1 x
+    te "$g i32 out of range" 2 "argument 1 of Add \(i32\): '2147483648'" call "$D" Add 2147483648 0
+    te "$g u64 rejects negative" 2 "argument 1 of Fill \(u64\)" call "$D" Fill -1
+    te "$g u64 overflow" 2 "argument 1 of Fill \(u64\)" call "$D" Fill 18446744073709551616
+    te "$g unknown function" 1 "no function 'Nope'" call "$D" Nope
+done
+
+# ------------------------------------------------------------ command-line errors
+te "no command" 2 'usage: sandlet'
+te "unknown command" 2 "unknown command 'frobnicate'" frobnicate
+te "call without NAME" 2 'GUEST and NAME are required' call "$G/demo"
+te "unknown option" 2 "unknown option '--bogus'" call --bogus "$G/demo" Add 1 2
+te "bad size" 2 "--heap: '12Q' is not a size" call --heap 12Q "$G/demo" Add 1 2
+te "bad timeout" 2 "--timeout-ms: 'soon' is not" call --timeout-ms soon "$G/demo" Add 1 2
+te "option without value" 2 '--scratch needs a value' call "$G/demo" Add 1 2 --scratch
+te "missing guest file" 3 'No such file' call "$T/nonexistent" Add 1 2
+printf 'not an elf' >"$T/junk"
+te "guest that is neither ELF nor snapshot" 3 "$T/junk" call "$T/junk" Add 1 2
+te "scratch too small to start" 3 "$G/demo" call --scratch 4K "$G/demo" Add 1 2
+
+# ------------------------------------------------------------ faults: exit 1 with a clear reason
+F=$G/faulty
+te "faulty WriteReadOnly" 1 'WriteReadOnly: .*(page fault|read-only|memory access)' call "$F" WriteReadOnly
+te "faulty Abort code and message" 1 'Abort: .*7.*boom here' call "$F" Abort 7 "boom here"
+te "faulty Spin stopped by --timeout-ms" 1 'Spin: .*time' call --timeout-ms 300 "$F" Spin
+t "faulty Counter works" 0 "1" call "$F" Counter
+
+# ------------------------------------------------------------ shell through a pipe
+for g in demo demo32; do
+    printf '%s\n' 'call Counter' 'snapshot first' 'call Counter' 'call Counter' 'restore first' \
+        'call Counter' 'generation' 'info' '' '# a comment' 'call Echo "two  words \"q\" \\"' \
+        'call Print "p"' 'call Add 1' 'restore nope' 'bogus' 'call Upper "a b"' 'quit' 'call Counter' \
+        | "$S" shell "$G/$g" >"$T/out" 2>"$T/err"
+    rc=$?
+    sed -E 's/id=[0-9a-f]{64}$/id=ID/' "$T/out" | grep -v '^backend=' >"$T/got"
+    cat >"$T/want" <<'EOF'
+1
+snapshot first generation=1 id=ID
+2
+3
+restored first generation=1
+2
+1
+two  words "q" \
+ok
+error: Add takes 2 arguments, got 1: Add(i32, i32) -> i32
+error: no snapshot tagged 'nope'
+error: unknown command 'bogus' (try help)
+A B
+EOF
+    arch=x86_64
+    [ "$g" = demo32 ] && arch=i686
+    info=$(grep '^backend=' "$T/out")
+    if [ $rc = 1 ] && cmp -s "$T/got" "$T/want" && grep -qx '\[guest\] p' "$T/err"; then
+        pass "$g shell session (counter, snapshot, restore, generation, errors, exit 1)"
+    else
+        fail "$g shell session: rc=$rc, diff: $(diff "$T/want" "$T/got" | head -20)"
+    fi
+    if echo "$info" | grep -Eq "^backend=kvm arch=$arch scratch=16777216 heap=1048576 stack=262144 input=65536 output=65536 snapshot_memory=[1-9][0-9]* dirty_pages=[0-9]+ scratch_pages_used=[0-9]+ generation=1 status=ready$"; then
+        pass "$g shell info"
+    else
+        fail "$g shell info: '$info'"
+    fi
+done
+
+out=$(printf 'info\nfunctions\n' | "$S" shell --heap 2M --scratch 8M "$G/demo" 2>&1)
+if [ $? = 0 ] && echo "$out" | grep -q 'scratch=8388608 heap=2097152 ' &&
+    echo "$out" | grep -qx 'Echo(string) -> string; Add(i32, i32) -> i32; Counter() -> i64; Fill(u64) -> u64; Upper(string) -> string; Print(string) -> void; Generation() -> u64'; then
+    pass "shell size options and functions"
+else
+    fail "shell size options and functions: $out"
+fi
+
+# A failed call poisons the sandbox; restore brings it back.
+printf '%s\n' 'call Counter' 'snapshot s' 'call WriteReadOnly' 'call Counter' 'info' 'restore s' \
+    'call Counter' 'call Spin' 'restore s' 'call Counter' | "$S" shell --timeout-ms 300 "$F" >"$T/out" 2>"$T/err"
+rc=$?
+got=$(sed -E 's/id=[0-9a-f]{64}$/id=ID/; s/^(backend=.*) (status=[a-z]+)$/\2/' "$T/out")
+want=$(printf '%s\n' 1 'snapshot s generation=1 id=ID' 'error: WriteReadOnly: X' 'error: Counter: X' \
+    'status=poisoned' 'restored s generation=1' 2 'error: Spin: X' 'restored s generation=1' 2)
+got_masked=$(printf '%s\n' "$got" | sed -E 's/^(error: [A-Za-z]+): .*/\1: X/')
+if [ $rc = 1 ] && [ "$got_masked" = "$want" ] && grep -Eq '^error: Spin: .*time' "$T/out" &&
+    grep -q '^error: Counter: .*poison' "$T/out"; then
+    pass "shell: fault poisons, restore recovers, timeout in shell"
+else
+    fail "shell fault recovery: rc=$rc got: $got"
+fi
+
+out=$(printf 'quit\n' | "$S" shell "$G/demo" 2>&1)
+if [ $? = 0 ] && [ -z "$out" ]; then pass "shell: clean session exits 0, no prompt on a pipe"; else fail "shell clean: '$out'"; fi
+te "shell needs GUEST" 2 'GUEST is required' shell
+te "shell takes one GUEST" 2 'one GUEST only' shell "$G/demo" extra
+
+# ------------------------------------------------------------ snapshot files
+if ! "$S" snapshot verify "$T/junk" 2>&1 | grep -q 'not supported by this build'; then
+    for g in demo demo32; do
+        SNAP=$T/$g.snap
+        out=$("$S" snapshot save "$G/$g" "$SNAP" --call Counter --call Counter --call Echo "saved it" 2>"$T/err")
+        rc=$?
+        if [ $rc = 0 ] && [ "$out" = "$(printf '1\n2\nsaved it')" ] && [ -s "$SNAP" ] &&
+            grep -Eq "saved $SNAP \(id [0-9a-f]{64}\)" "$T/err"; then
+            pass "$g snapshot save with --call results"
+        else
+            fail "$g snapshot save: rc=$rc out '$out' err $(cat "$T/err")"
+        fi
+        t "$g snapshot verify intact" 0 "$SNAP: OK" snapshot verify "$SNAP"
+        t "$g call on a snapshot file keeps the state" 0 "3" call "$SNAP" Counter
+        t "$g call on a snapshot file, host function" 0 "HI" call "$SNAP" Upper hi
+        out=$("$S" snapshot inspect "$SNAP" 2>"$T/err")
+        rc=$?
+        id=$(grep -Eo 'id [0-9a-f]{64}' "$T/err" | cut -c4-)
+        arch=amd64
+        [ "$g" = demo32 ] && arch=i686
+        if [ $rc = 0 ] && echo "$out" | grep -q "$arch" && { [ -z "$id" ] || echo "$out" | grep -q "$id"; } &&
+            echo "$out" | grep -Eq '^blob: offset=[0-9]+ size=[0-9]+'; then
+            pass "$g snapshot inspect shows arch, identity and blob section"
+        else
+            fail "$g snapshot inspect: rc=$rc $out $(cat "$T/err")"
+        fi
+        # The file holds Counter = 2; the shell makes it 3 and saves that state.
+        out=$(printf 'call Counter\nsnapshot t\nsave t %s\nquit\n' "$T/sh.snap" | "$S" shell "$SNAP" 2>&1)
+        if [ $? = 0 ] && echo "$out" | grep -qx 3 && echo "$out" | grep -q "^saved t to $T/sh.snap" &&
+            [ "$("$S" call "$T/sh.snap" Counter 2>&1)" = 4 ]; then
+            pass "$g shell save, then call the saved file"
+        else
+            fail "$g shell save: $out"
+        fi
+        # Corrupt one byte in the middle of the file: verify must fail with 4.
+        size=$(wc -c <"$SNAP")
+        cp "$SNAP" "$T/bad.snap"
+        printf '\377' | dd of="$T/bad.snap" bs=1 seek=$((size / 2)) conv=notrunc 2>/dev/null
+        cmp -s "$SNAP" "$T/bad.snap" && { printf '\000' | dd of="$T/bad.snap" bs=1 seek=$((size / 2)) conv=notrunc 2>/dev/null; }
+        out=$("$S" snapshot verify "$T/bad.snap" 2>&1)
+        rc=$?
+        if [ $rc = 4 ] && echo "$out" | grep -q "^$T/bad.snap: FAILED: "; then
+            pass "$g snapshot verify catches a corrupted byte"
+        else
+            fail "$g verify corrupted: rc=$rc $out"
+        fi
+    done
+    te "size options rejected for a snapshot file" 2 'size options do not apply' call --heap 2M "$T/demo.snap" Counter
+    out=$("$S" snapshot verify "$T/junk" 2>&1)
+    rc=$?
+    if [ $rc = 4 ] && echo "$out" | grep -q "^$T/junk: FAILED: snapshot file: "; then pass "snapshot verify on junk"; else fail "verify junk: rc=$rc $out"; fi
+    te "snapshot verify missing file" 3 'nonexistent' snapshot verify "$T/nonexistent"
+    te "snapshot inspect missing file" 3 'nonexistent' snapshot inspect "$T/nonexistent"
+    te "snapshot save usage" 2 'GUEST and FILE are required' snapshot save "$G/demo"
+    te "snapshot save --call without NAME" 2 '--call needs a function NAME' snapshot save "$G/demo" "$T/x.snap" --call
+    te "snapshot unknown subcommand" 2 "unknown subcommand 'frob'" snapshot frob
+    te "snapshot save failing call" 1 'Add takes 2 arguments|WriteReadOnly' snapshot save "$F" "$T/f.snap" --call WriteReadOnly
+    if [ ! -e "$T/f.snap" ]; then pass "no file after a failed save"; else fail "a failed save left $T/f.snap"; fi
+else
+    echo "FAIL snapshot files: this build has no snapshot-file commands"
+    FAILS=$((FAILS + 1))
+fi
+
+[ "$FAILS" = 0 ]

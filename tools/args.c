@@ -1,0 +1,364 @@
+/* Command-line options and typed values. */
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+const char OPT_HELP[] =
+    "Options:\n"
+    "  --timeout-ms N   stop a guest call after N milliseconds (0 = no limit, default)\n"
+    "  --heap SIZE      guest heap (default 1M)\n"
+    "  --scratch SIZE   scratch memory, the guest's only writable memory (default 16M)\n"
+    "  --stack SIZE     guest stack (default 256K)\n"
+    "  --input SIZE     host->guest message buffer (default 64K)\n"
+    "  --output SIZE    guest->host message buffer (default 64K)\n"
+    "  --quiet          drop the guest's prints (normally on stderr as \"[guest] ...\")\n"
+    "  --help           this text\n"
+    "SIZE is a number of bytes, decimal or 0x hex, with an optional K, M or G suffix\n"
+    "(powers of 1024). Size options do not apply to a snapshot file GUEST.\n";
+
+/* Parses an unsigned integer, decimal or 0x hex, the whole string; rejects
+ * overflow. `*end` is where the digits stopped (for suffixes). */
+static int parse_uint(const char *s, uint64_t *out, const char **end)
+{
+    unsigned base = 10;
+    if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+        base = 16;
+        s += 2;
+    }
+    uint64_t v = 0;
+    const char *p = s;
+    for (;; p++) {
+        unsigned d;
+        if (*p >= '0' && *p <= '9')
+            d = (unsigned)(*p - '0');
+        else if (base == 16 && *p >= 'a' && *p <= 'f')
+            d = (unsigned)(*p - 'a' + 10);
+        else if (base == 16 && *p >= 'A' && *p <= 'F')
+            d = (unsigned)(*p - 'A' + 10);
+        else
+            break;
+        if (v > (UINT64_MAX - d) / base)
+            return -1;
+        v = v * base + d;
+    }
+    if (p == s)
+        return -1;
+    *out = v;
+    *end = p;
+    return 0;
+}
+
+int parse_u64_dec(const char *s, uint64_t *out)
+{
+    const char *end;
+    return parse_uint(s, out, &end) == 0 && *end == 0 ? 0 : -1;
+}
+
+int parse_size(const char *s, uint64_t *out)
+{
+    const char *end;
+    uint64_t v;
+    if (parse_uint(s, &v, &end) != 0)
+        return -1;
+    unsigned shift = 0;
+    switch (*end) {
+    case 0:
+        break;
+    case 'k': case 'K': shift = 10; end++; break;
+    case 'm': case 'M': shift = 20; end++; break;
+    case 'g': case 'G': shift = 30; end++; break;
+    default:
+        return -1;
+    }
+    if (*end != 0)
+        return -1;
+    if (shift && v > (UINT64_MAX >> shift))
+        return -1;
+    *out = v << shift;
+    return 0;
+}
+
+static const struct size_opt {
+    const char *name;
+    size_t off;
+} SIZE_OPTS[] = {
+    {"--heap", offsetof(sl_config, heap_size)},     {"--scratch", offsetof(sl_config, scratch_size)},
+    {"--stack", offsetof(sl_config, stack_size)},   {"--input", offsetof(sl_config, input_size)},
+    {"--output", offsetof(sl_config, output_size)},
+};
+
+/* Matches "--name" or "--name=value"; sets *val to the inline value or NULL. */
+static int opt_match(const char *arg, const char *name, const char **val)
+{
+    size_t n = strlen(name);
+    if (strncmp(arg, name, n) != 0)
+        return 0;
+    if (arg[n] == 0) {
+        *val = NULL;
+        return 1;
+    }
+    if (arg[n] == '=') {
+        *val = arg + n + 1;
+        return 1;
+    }
+    return 0;
+}
+
+static const char *opt_value(const char *name, const char *inl, int argc, char **argv, int *i)
+{
+    if (inl)
+        return inl;
+    if (*i + 1 >= argc) {
+        cli_err("%s needs a value", name);
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+int opt_take(cli_opts *o, int argc, char **argv, int *i)
+{
+    const char *arg = argv[*i], *inl, *val;
+    if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+        o->help = 1;
+        return 1;
+    }
+    if (strcmp(arg, "--quiet") == 0 || strcmp(arg, "-q") == 0) {
+        o->quiet = 1;
+        return 1;
+    }
+    if (opt_match(arg, "--timeout-ms", &inl)) {
+        if (!(val = opt_value("--timeout-ms", inl, argc, argv, i)))
+            return EXIT_USAGE;
+        if (parse_u64_dec(val, &o->timeout_ms) != 0) {
+            cli_err("--timeout-ms: '%s' is not a number of milliseconds", val);
+            return EXIT_USAGE;
+        }
+        return 1;
+    }
+    for (size_t k = 0; k < sizeof SIZE_OPTS / sizeof SIZE_OPTS[0]; k++) {
+        if (!opt_match(arg, SIZE_OPTS[k].name, &inl))
+            continue;
+        if (!(val = opt_value(SIZE_OPTS[k].name, inl, argc, argv, i)))
+            return EXIT_USAGE;
+        uint64_t v;
+        if (parse_size(val, &v) != 0 || v == 0 || v > SL_MAX_MEMORY) {
+            cli_err("%s: '%s' is not a size (bytes with optional K/M/G, at most 16G)", SIZE_OPTS[k].name,
+                    val);
+            return EXIT_USAGE;
+        }
+        memcpy((char *)&o->cfg + SIZE_OPTS[k].off, &v, sizeof v);
+        o->sizes_given = 1;
+        return 1;
+    }
+    if (arg[0] == '-' && arg[1] == '-' && arg[2] != 0) {
+        cli_err("unknown option '%s' (use -- before an argument that starts with --)", arg);
+        return EXIT_USAGE;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ values */
+
+static int parse_int(int type, const char *s, sl_value *v)
+{
+    int neg = 0;
+    const char *p = s, *end;
+    if (*p == '-' || *p == '+') {
+        neg = *p == '-';
+        p++;
+    }
+    uint64_t mag;
+    if (parse_uint(p, &mag, &end) != 0 || *end != 0)
+        return -1;
+    switch (type) {
+    case SL_TYPE_I32:
+        if (neg ? mag > (uint64_t)INT32_MAX + 1 : mag > INT32_MAX)
+            return -1;
+        v->v.i32 = neg ? (int32_t)(0 - (int64_t)mag) : (int32_t)mag;
+        return 0;
+    case SL_TYPE_I64:
+        if (neg ? mag > (uint64_t)INT64_MAX + 1 : mag > INT64_MAX)
+            return -1;
+        v->v.i64 = neg ? (mag == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)mag) : (int64_t)mag;
+        return 0;
+    case SL_TYPE_U32:
+        if ((neg && mag) || mag > UINT32_MAX)
+            return -1;
+        v->v.u32 = (uint32_t)mag;
+        return 0;
+    default: /* U64 */
+        if (neg && mag)
+            return -1;
+        v->v.u64 = mag;
+        return 0;
+    }
+}
+
+static int parse_float(int type, const char *s, sl_value *v)
+{
+    if (!*s || isspace((unsigned char)*s))
+        return -1;
+    char *end;
+    errno = 0;
+    double d = strtod(s, &end);
+    if (*end != 0)
+        return -1;
+    /* Overflow to infinity from a finite literal is an error, not a value. */
+    if (errno == ERANGE && isinf(d))
+        return -1;
+    if (type == SL_TYPE_F64) {
+        v->v.f64 = d;
+        return 0;
+    }
+    float f = (float)d;
+    if (isinf(f) && !isinf(d))
+        return -1;
+    v->v.f32 = f;
+    return 0;
+}
+
+static int parse_hex_bytes(const char *s, sl_value *v, void **store)
+{
+    if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
+        s += 2;
+    size_t n = strlen(s);
+    if (n % 2)
+        return -1;
+    unsigned char *b = malloc(n / 2 + 1);
+    if (!b)
+        return -1;
+    for (size_t i = 0; i < n / 2; i++) {
+        int hi = isxdigit((unsigned char)s[2 * i]), lo = isxdigit((unsigned char)s[2 * i + 1]);
+        if (!hi || !lo) {
+            free(b);
+            return -1;
+        }
+        char pair[3] = {s[2 * i], s[2 * i + 1], 0};
+        b[i] = (unsigned char)strtoul(pair, NULL, 16);
+    }
+    *store = b;
+    v->v.buf.ptr = b;
+    v->v.buf.len = n / 2;
+    return 0;
+}
+
+int value_parse(int type, const char *text, sl_value *v, void **store, char *why, size_t whylen)
+{
+    memset(v, 0, sizeof *v);
+    v->type = type;
+    *store = NULL;
+    int rc = -1;
+    const char *expect = "";
+    switch (type) {
+    case SL_TYPE_I32:
+    case SL_TYPE_U32:
+    case SL_TYPE_I64:
+    case SL_TYPE_U64:
+        rc = parse_int(type, text, v);
+        expect = type == SL_TYPE_I32   ? "a decimal or 0x hex integer in [-2147483648, 2147483647]"
+                 : type == SL_TYPE_U32 ? "a decimal or 0x hex integer in [0, 4294967295]"
+                 : type == SL_TYPE_I64 ? "a decimal or 0x hex 64-bit signed integer"
+                                       : "a decimal or 0x hex integer in [0, 18446744073709551615]";
+        break;
+    case SL_TYPE_F32:
+    case SL_TYPE_F64:
+        rc = parse_float(type, text, v);
+        expect = type == SL_TYPE_F32 ? "a number that fits a 32-bit float" : "a number";
+        break;
+    case SL_TYPE_BOOL:
+        if (strcmp(text, "true") == 0 || strcmp(text, "1") == 0)
+            v->v.b = 1, rc = 0;
+        else if (strcmp(text, "false") == 0 || strcmp(text, "0") == 0)
+            v->v.b = 0, rc = 0;
+        expect = "true, false, 1 or 0";
+        break;
+    case SL_TYPE_STRING:
+        v->v.buf.ptr = text;
+        v->v.buf.len = strlen(text);
+        rc = 0;
+        break;
+    case SL_TYPE_BYTES:
+        rc = parse_hex_bytes(text, v, store);
+        expect = "hex digits, two per byte (optionally 0x-prefixed)";
+        break;
+    default:
+        expect = "a type this CLI cannot pass";
+        break;
+    }
+    if (rc != 0)
+        snprintf(why, whylen, "'%s' is not %s", text, expect);
+    return rc;
+}
+
+void value_print(int fd, const sl_value *v, int void_text)
+{
+    char buf[64];
+    switch (v->type) {
+    case SL_TYPE_VOID:
+        if (void_text)
+            out_printf(fd, "ok\n");
+        return;
+    case SL_TYPE_I32: snprintf(buf, sizeof buf, "%" PRId32, v->v.i32); break;
+    case SL_TYPE_U32: snprintf(buf, sizeof buf, "%" PRIu32, v->v.u32); break;
+    case SL_TYPE_I64: snprintf(buf, sizeof buf, "%" PRId64, v->v.i64); break;
+    case SL_TYPE_U64: snprintf(buf, sizeof buf, "%" PRIu64, v->v.u64); break;
+    case SL_TYPE_F32: snprintf(buf, sizeof buf, "%g", (double)v->v.f32); break;
+    case SL_TYPE_F64: snprintf(buf, sizeof buf, "%g", v->v.f64); break;
+    case SL_TYPE_BOOL: snprintf(buf, sizeof buf, "%s", v->v.b ? "true" : "false"); break;
+    case SL_TYPE_STRING: {
+        /* One write with the newline so a result is never split. */
+        size_t n = v->v.buf.len;
+        char *s = malloc(n + 1);
+        if (!s)
+            return;
+        if (n)
+            memcpy(s, v->v.buf.ptr, n);
+        s[n] = '\n';
+        out_write(fd, s, n + 1);
+        free(s);
+        return;
+    }
+    case SL_TYPE_BYTES: {
+        size_t n = v->v.buf.len;
+        char *s = malloc(2 * n + 1);
+        if (!s)
+            return;
+        const unsigned char *b = v->v.buf.ptr;
+        for (size_t i = 0; i < n; i++) {
+            s[2 * i] = "0123456789abcdef"[b[i] >> 4];
+            s[2 * i + 1] = "0123456789abcdef"[b[i] & 15];
+        }
+        s[2 * n] = '\n';
+        out_write(fd, s, 2 * n + 1);
+        free(s);
+        return;
+    }
+    default:
+        snprintf(buf, sizeof buf, "<value of unknown type %d>", v->type);
+        break;
+    }
+    out_printf(fd, "%s\n", buf);
+}
+
+void signature_format(char *buf, size_t len, const char *name, int ret, const int *params, size_t n)
+{
+    size_t off = 0;
+    int w = snprintf(buf, len, "%s(", name);
+    if (w < 0)
+        return;
+    off = (size_t)w < len ? (size_t)w : len;
+    for (size_t i = 0; i < n && off < len; i++) {
+        w = snprintf(buf + off, len - off, "%s%s", i ? ", " : "", sl_type_name(params[i]));
+        if (w < 0)
+            return;
+        off += (size_t)w < len - off ? (size_t)w : len - off;
+    }
+    if (off < len)
+        snprintf(buf + off, len - off, ") -> %s", sl_type_name(ret));
+}

@@ -1,0 +1,137 @@
+/* The `sandlet` command-line tool: declarations shared by the files in tools/.
+ *
+ * main.c   dispatch, --version, top-level help
+ * out.c    all output (plain, or framed when the outer sandlet runs us in the KVM lab)
+ * args.c   options, sizes, typed values (parse and print)
+ * guest.c  opening a GUEST (ELF or snapshot file), HostUpper, guest prints, calls
+ * call.c   `sandlet call`
+ * shell.c  `sandlet shell` and its line tokenizer
+ * snap.c   `sandlet snapshot save|inspect|verify` and the snapshot-file glue
+ * lab.c    re-executing ourselves inside scripts/kvm-lab */
+#ifndef SANDLET_CLI_H
+#define SANDLET_CLI_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sandlet.h"
+
+/* Exit codes (docs/cli.md). */
+#define EXIT_OK 0
+#define EXIT_FAIL 1   /* a call or a shell command failed */
+#define EXIT_USAGE 2  /* bad command line or arguments */
+#define EXIT_SETUP 3  /* cannot create the sandbox or read/write a file */
+#define EXIT_VERIFY 4 /* snapshot verify found the file damaged */
+#define EXIT_LAB 125  /* the KVM lab failed */
+
+/* ------------------------------------------------------------------ out.c */
+
+/* Every byte the tool prints goes through here so that, inside the lab, the
+ * outer sandlet can split our merged stdout/stderr back apart. */
+void out_init(void);
+void out_write(int fd, const void *p, size_t n);
+void out_printf(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void out_vprintf(int fd, const char *fmt, va_list ap);
+/* "sandlet: ..." on stderr. */
+void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Splits framed output captured from the lab onto our stdout and stderr. */
+void out_demux(const unsigned char *buf, size_t len);
+/* Name of the environment variable that asks for framed output. */
+#define OUT_FRAME_ENV "SANDLET_LAB_PROTOCOL"
+
+/* ----------------------------------------------------------------- args.c */
+
+typedef struct cli_opts {
+    sl_config cfg;
+    uint64_t timeout_ms;
+    int quiet;
+    int sizes_given; /* any of --heap/--scratch/... */
+    int help;
+} cli_opts;
+
+/* If argv[*i] is a common option, consumes it (and its value) and returns 1;
+ * returns 0 when it is not one, or EXIT_USAGE after printing why. */
+int opt_take(cli_opts *o, int argc, char **argv, int *i);
+/* Help text for the common options. */
+extern const char OPT_HELP[];
+
+int parse_size(const char *s, uint64_t *out);
+int parse_u64_dec(const char *s, uint64_t *out);
+
+/* Parses text as a value of `type`. Strings/bytes: v->v.buf points into *store
+ * (bytes) or into text (strings); *store is malloc'd and freed by the caller.
+ * Returns 0 or -1 with a reason in why. */
+int value_parse(int type, const char *text, sl_value *v, void **store, char *why, size_t whylen);
+/* Prints a value as the CLI shows it: strings raw, bytes hex, bool
+ * true/false, floats %g, void nothing. Adds a newline unless void. */
+void value_print(int fd, const sl_value *v, int void_text);
+/* "Name(i32, string) -> i64" into buf. */
+void signature_format(char *buf, size_t len, const char *name, int ret, const int *params, size_t n);
+
+/* ---------------------------------------------------------------- guest.c */
+
+typedef struct cli_guest {
+    sl_sandbox *sb;
+    char *upper_buf; /* HostUpper's result, valid until the next host call */
+    size_t upper_cap;
+    const char *path;
+} cli_guest;
+
+/* Creates and initialises a sandbox from an ELF or a snapshot file, with
+ * HostUpper registered and guest prints routed. Returns 0 or an exit code
+ * (message printed). */
+int guest_open(cli_guest *g, const char *path, const cli_opts *o);
+void guest_close(cli_guest *g);
+/* 1 when the file starts with the ELF magic, 0 otherwise, -1 if unreadable. */
+int file_is_elf(const char *path);
+
+/* Calls NAME with textual args typed from the guest's signature. On success
+ * prints the result on stdout (void: "ok" if void_text, else nothing) and
+ * returns 0; otherwise prints "<errprefix><reason>" on errfd and returns
+ * EXIT_USAGE (wrong count or unparsable argument) or EXIT_FAIL (no such
+ * function, or the call failed). */
+int guest_call_text(cli_guest *g, const char *name, int argc, char **argv, int errfd,
+                    const char *errprefix, int void_text);
+
+/* ----------------------------------------------------------------- snap.c */
+
+/* 1 when this build has the snapshot-file API. */
+int snapfile_available(void);
+/* Loads a snapshot file into a new ready sandbox. */
+int snapfile_open_sandbox(sl_sandbox **out, const char *path, char *err, size_t errlen);
+/* Saves snap to path (atomically). Returns 0 or a negative SL_E*. */
+int snapfile_save(sl_snapshot *snap, const char *path, char *err, size_t errlen);
+int cmd_snapshot(int argc, char **argv);
+
+/* ------------------------------------------------------------- commands */
+
+int cmd_call(int argc, char **argv);
+int cmd_shell(int argc, char **argv);
+
+/* Splits a shell line into words: blanks separate, "..." quotes with \" and
+ * \\ escapes. Returns the word count, or -1 with a reason in why. The words
+ * point into the malloc'd *store. */
+int shell_split(const char *line, char ***words, char **store, char *why, size_t whylen);
+
+/* ------------------------------------------------------------------ lab.c */
+
+typedef struct lab_req {
+    const char *adds[8]; /* files the command reads */
+    size_t nadds;
+    int capture_stdin;   /* shell: pass our stdin through a temp file */
+    const char *collect; /* a file the command writes, or NULL */
+} lab_req;
+
+/* The whole command line, kept by main() for the re-execution. */
+extern int cli_argc;
+extern char **cli_argv;
+
+/* Decides whether to run in the KVM lab. Returns -1 to continue natively,
+ * otherwise the exit code to exit with (the lab ran, or failed). */
+int lab_maybe_reexec(const lab_req *req);
+/* Inside the lab: create the parent directories of a file we will write
+ * (the lab's RAM disk only has the directories that were added). */
+void lab_prepare_output(const char *path);
+
+#endif

@@ -1,0 +1,189 @@
+/* Opening a guest and calling it with textual arguments. */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+int file_is_elf(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    unsigned char m[4];
+    ssize_t n;
+    do
+        n = read(fd, m, sizeof m);
+    while (n < 0 && errno == EINTR);
+    int saved = errno;
+    close(fd);
+    if (n < 0) {
+        errno = saved;
+        return -1;
+    }
+    return n == 4 && memcmp(m, "\x7f" "ELF", 4) == 0;
+}
+
+/* The CLI's built-in host function: HostUpper(string) -> string, ASCII
+ * uppercase. The result lives in g->upper_buf until the next host call. */
+static int host_upper(void *user, const sl_value *args, size_t nargs, sl_value *ret, char *err,
+                      size_t errlen)
+{
+    cli_guest *g = user;
+    if (nargs != 1 || args[0].type != SL_TYPE_STRING) {
+        snprintf(err, errlen, "HostUpper takes one string");
+        return -1;
+    }
+    size_t n = args[0].v.buf.len;
+    if (n + 1 > g->upper_cap) {
+        char *p = realloc(g->upper_buf, n + 1);
+        if (!p) {
+            snprintf(err, errlen, "HostUpper: out of memory");
+            return -1;
+        }
+        g->upper_buf = p;
+        g->upper_cap = n + 1;
+    }
+    const unsigned char *s = args[0].v.buf.ptr;
+    for (size_t i = 0; i < n; i++)
+        g->upper_buf[i] = (char)toupper(s[i]);
+    g->upper_buf[n] = 0;
+    ret->type = SL_TYPE_STRING;
+    ret->v.buf.ptr = g->upper_buf;
+    ret->v.buf.len = n;
+    return 0;
+}
+
+static void print_guest(void *user, int level, const char *msg, size_t len)
+{
+    (void)user;
+    static const char *const names[] = {"", "error", "warn", "info", "debug"};
+    /* Drop one trailing newline: we add our own. */
+    if (len && msg[len - 1] == '\n')
+        len--;
+    if (level == SL_LOG_PRINT || level < 1 || level > 4)
+        out_printf(2, "[guest] %.*s\n", (int)(len > 1u << 20 ? 1u << 20 : len), msg);
+    else
+        out_printf(2, "[guest %s] %.*s\n", names[level], (int)(len > 1u << 20 ? 1u << 20 : len), msg);
+}
+
+static void print_quiet(void *user, int level, const char *msg, size_t len)
+{
+    (void)user, (void)level, (void)msg, (void)len;
+}
+
+int guest_open(cli_guest *g, const char *path, const cli_opts *o)
+{
+    memset(g, 0, sizeof *g);
+    g->path = path;
+    char err[512] = "";
+    int elf = file_is_elf(path);
+    if (elf < 0) {
+        cli_err("%s: %s", path, strerror(errno));
+        return EXIT_SETUP;
+    }
+    int rc;
+    if (elf) {
+        rc = sl_sandbox_new_from_file(&g->sb, path, &o->cfg, err, sizeof err);
+    } else {
+        if (!snapfile_available()) {
+            cli_err("%s: not an ELF file (snapshot files are not supported by this build)", path);
+            return EXIT_SETUP;
+        }
+        if (o->sizes_given) {
+            cli_err("%s: size options do not apply to a snapshot file (its layout is fixed)", path);
+            return EXIT_USAGE;
+        }
+        rc = snapfile_open_sandbox(&g->sb, path, err, sizeof err);
+    }
+    if (rc != 0) {
+        cli_err("%s: %s", path, err[0] ? err : sl_strerror(rc));
+        g->sb = NULL;
+        return EXIT_SETUP;
+    }
+    sl_sandbox_set_print(g->sb, o->quiet ? print_quiet : print_guest, g);
+    sl_sandbox_set_timeout(g->sb, o->timeout_ms);
+    /* A sandbox started from a snapshot file is ready at once, but it needs
+     * its host functions all the same. */
+    static const int str1[] = {SL_TYPE_STRING};
+    rc = sl_sandbox_register(g->sb, "HostUpper", SL_TYPE_STRING, str1, 1, host_upper, g);
+    if (rc == 0 && sl_sandbox_status(g->sb) == SL_STATUS_NEW)
+        rc = sl_sandbox_init(g->sb);
+    if (rc != 0) {
+        cli_err("%s: %s", path, sl_sandbox_errmsg(g->sb));
+        guest_close(g);
+        return EXIT_SETUP;
+    }
+    return 0;
+}
+
+void guest_close(cli_guest *g)
+{
+    sl_sandbox_free(g->sb);
+    free(g->upper_buf);
+    memset(g, 0, sizeof *g);
+}
+
+int guest_call_text(cli_guest *g, const char *name, int argc, char **argv, int errfd,
+                    const char *errprefix, int void_text)
+{
+    int idx = sl_sandbox_find_function(g->sb, name);
+    if (idx < 0) {
+        out_printf(errfd, "%sno function '%s' in %s (see `functions` in sandlet shell)\n", errprefix, name,
+                   g->path);
+        return EXIT_FAIL;
+    }
+    const char *fname;
+    int ret_type;
+    const int *params;
+    size_t np;
+    if (sl_sandbox_function(g->sb, (size_t)idx, &fname, &ret_type, &params, &np) != 0) {
+        out_printf(errfd, "%s%s\n", errprefix, sl_sandbox_errmsg(g->sb));
+        return EXIT_FAIL;
+    }
+    char sig[1024];
+    signature_format(sig, sizeof sig, fname, ret_type, params, np);
+    if ((size_t)argc != np) {
+        out_printf(errfd, "%s%s takes %zu argument%s, got %d: %s\n", errprefix, fname, np, np == 1 ? "" : "s",
+                   argc, sig);
+        return EXIT_USAGE;
+    }
+    sl_value *args = calloc(np ? np : 1, sizeof *args);
+    void **stores = calloc(np ? np : 1, sizeof *stores);
+    int rc = EXIT_OK;
+    if (!args || !stores) {
+        out_printf(errfd, "%sout of memory\n", errprefix);
+        rc = EXIT_FAIL;
+        goto out;
+    }
+    for (size_t i = 0; i < np; i++) {
+        char why[256];
+        if (value_parse(params[i], argv[i], &args[i], &stores[i], why, sizeof why) != 0) {
+            out_printf(errfd, "%sargument %zu of %s (%s): %s\n", errprefix, i + 1, fname, sl_type_name(params[i]),
+                       why);
+            rc = EXIT_USAGE;
+            goto out;
+        }
+    }
+    sl_value ret;
+    memset(&ret, 0, sizeof ret);
+    int crc = sl_sandbox_call(g->sb, fname, args, np, &ret);
+    if (crc != 0) {
+        const char *msg = sl_sandbox_errmsg(g->sb);
+        out_printf(errfd, "%s%s: %s\n", errprefix, fname, msg && *msg ? msg : sl_strerror(crc));
+        rc = EXIT_FAIL;
+        goto out;
+    }
+    value_print(1, &ret, void_text);
+out:
+    if (stores)
+        for (size_t i = 0; i < np; i++)
+            free(stores[i]);
+    free(stores);
+    free(args);
+    return rc;
+}

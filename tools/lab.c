@@ -1,0 +1,322 @@
+/* Re-executing the CLI inside the KVM lab (scripts/kvm-lab, DESIGN.md §4)
+ * when this machine has no usable /dev/kvm.
+ *
+ * The outer sandlet runs `kvm-lab --add <exe> --add <inputs> [--stdin F]
+ * [--collect F] --env SANDLET_LAB_PROTOCOL=1 -- <exe> <same arguments>`, reads
+ * the lab's merged output, splits it back into stdout and stderr (out.c) and
+ * exits with the lab's status. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+static int env_is(const char *name, const char *val)
+{
+    const char *e = getenv(name);
+    return e && strcmp(e, val) == 0;
+}
+
+/* 1 when /dev/kvm opens and is hardware KVM. PVM (kvm_pvm: KVM without
+ * VT-x/AMD-V) cannot run 32-bit paging or SSE, so it does not count. Sets
+ * *openable and a reason. */
+static int kvm_usable(int *openable, char *why, size_t len)
+{
+    int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+    *openable = fd >= 0;
+    if (fd < 0) {
+        snprintf(why, len, "/dev/kvm: %s", strerror(errno));
+        return 0;
+    }
+    close(fd);
+    struct stat st;
+    if (stat("/sys/module/kvm_pvm", &st) == 0) {
+        snprintf(why, len, "the host KVM is PVM (kvm_pvm), which cannot run i686 guests or SSE");
+        return 0;
+    }
+    return 1;
+}
+
+static int self_exe(char *buf, size_t len)
+{
+    ssize_t n = readlink("/proc/self/exe", buf, len - 1);
+    if (n <= 0 || (size_t)n >= len - 1)
+        return -1;
+    buf[n] = 0;
+    return 0;
+}
+
+static int find_lab(const char *exe, char *buf, size_t len)
+{
+    const char *env = getenv("SANDLET_KVM_LAB");
+    if (env && *env) {
+        snprintf(buf, len, "%s", env);
+        return access(buf, X_OK);
+    }
+    const char *slash = strrchr(exe, '/');
+    int dirlen = slash ? (int)(slash - exe) : 0;
+    int n = snprintf(buf, len, "%.*s/../scripts/kvm-lab", dirlen, exe);
+    if (n < 0 || (size_t)n >= len)
+        return -1;
+    return access(buf, X_OK);
+}
+
+/* Copies our stdin to a new temp file; returns its path (malloc'd) or NULL. */
+static char *save_stdin(void)
+{
+    const char *tmp = getenv("TMPDIR");
+    char *path = NULL;
+    if (asprintf(&path, "%s/sandlet-stdin.XXXXXX", tmp && *tmp ? tmp : "/tmp") < 0)
+        return NULL;
+    int fd = mkstemp(path);
+    if (fd < 0) {
+        cli_err("cannot create a temp file for stdin: %s", strerror(errno));
+        free(path);
+        return NULL;
+    }
+    char buf[65536];
+    for (;;) {
+        ssize_t n = read(0, buf, sizeof buf);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            cli_err("reading stdin: %s", strerror(errno));
+            break;
+        }
+        if (n == 0) {
+            close(fd);
+            return path;
+        }
+        for (ssize_t off = 0; off < n;) {
+            ssize_t w = write(fd, buf + off, (size_t)(n - off));
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0) {
+                cli_err("writing %s: %s", path, strerror(errno));
+                goto fail;
+            }
+            off += w;
+        }
+    }
+fail:
+    close(fd);
+    unlink(path);
+    free(path);
+    return NULL;
+}
+
+/* The file of the last `save TAG FILE` line in a shell script (malloc'd), or
+ * NULL. The lab can bring back only one file: warn when there are several. */
+static char *scan_saves(const char *script)
+{
+    FILE *f = fopen(script, "r");
+    if (!f)
+        return NULL;
+    char *line = NULL, *last = NULL;
+    size_t cap = 0;
+    int distinct = 0;
+    while (getline(&line, &cap, f) >= 0) {
+        char **w, *store, why[64];
+        int n = shell_split(line, &w, &store, why, sizeof why);
+        if (n < 0)
+            continue;
+        if (n == 3 && strcmp(w[0], "save") == 0 && (!last || strcmp(last, w[2]) != 0)) {
+            free(last);
+            last = strdup(w[2]);
+            distinct++;
+        }
+        free(w);
+        free(store);
+    }
+    free(line);
+    fclose(f);
+    if (distinct > 1 && last)
+        cli_err("the KVM lab brings back one file only: %s (the other saved files are lost)", last);
+    return last;
+}
+
+/* Runs argv (the lab), capturing its stdout; returns the exit code to use. */
+static int run_lab(char **argv)
+{
+    int pfd[2];
+    if (pipe(pfd) != 0) {
+        cli_err("pipe: %s", strerror(errno));
+        return EXIT_LAB;
+    }
+    /* ^C reaches kvm-lab (same process group), which stops QEMU and exits 130:
+     * we wait for that instead of dying first. */
+    struct sigaction ign, old_int, old_quit;
+    memset(&ign, 0, sizeof ign);
+    ign.sa_handler = SIG_IGN;
+    sigaction(SIGINT, &ign, &old_int);
+    sigaction(SIGQUIT, &ign, &old_quit);
+    pid_t pid = fork();
+    if (pid < 0) {
+        cli_err("fork: %s", strerror(errno));
+        close(pfd[0]);
+        close(pfd[1]);
+        return EXIT_LAB;
+    }
+    if (pid == 0) {
+        sigaction(SIGINT, &old_int, NULL);
+        sigaction(SIGQUIT, &old_quit, NULL);
+        dup2(pfd[1], 1);
+        close(pfd[0]);
+        close(pfd[1]);
+        execv(argv[0], argv);
+        dprintf(2, "sandlet: cannot run %s: %s\n", argv[0], strerror(errno));
+        _exit(EXIT_LAB);
+    }
+    close(pfd[1]);
+    unsigned char *buf = NULL;
+    size_t len = 0, cap = 0;
+    for (;;) {
+        if (len == cap) {
+            size_t ncap = cap ? cap * 2 : 65536;
+            unsigned char *nb = realloc(buf, ncap);
+            if (!nb)
+                break; /* keep what we have; the child still gets reaped */
+            buf = nb;
+            cap = ncap;
+        }
+        ssize_t n = read(pfd[0], buf + len, cap - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+    }
+    close(pfd[0]);
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGQUIT, &old_quit, NULL);
+    out_demux(buf, len);
+    free(buf);
+    if (WIFEXITED(st))
+        return WEXITSTATUS(st);
+    if (WIFSIGNALED(st))
+        return 128 + WTERMSIG(st);
+    return EXIT_LAB;
+}
+
+int lab_maybe_reexec(const lab_req *req)
+{
+    const char *in_lab = getenv("SANDLET_IN_LAB");
+    if (in_lab && *in_lab)
+        return -1;
+    char why[256] = "";
+    int openable = 0;
+    int force = env_is("SANDLET_FORCE_LAB", "1");
+    if (!force && kvm_usable(&openable, why, sizeof why))
+        return -1;
+    if (env_is("SANDLET_NO_LAB", "1")) {
+        if (openable)
+            return -1; /* PVM: try it natively, as asked */
+        cli_err("no usable KVM (%s), and SANDLET_NO_LAB=1 forbids the KVM lab", why);
+        return EXIT_SETUP;
+    }
+    char exe[PATH_MAX], lab[PATH_MAX + 64];
+    if (self_exe(exe, sizeof exe) != 0) {
+        cli_err("cannot locate this executable (/proc/self/exe) to re-run it in the KVM lab");
+        return EXIT_LAB;
+    }
+    if (find_lab(exe, lab, sizeof lab) != 0) {
+        cli_err("no usable KVM (%s) and the KVM lab %s is not executable (set SANDLET_KVM_LAB)",
+                why[0] ? why : "forced", lab);
+        return EXIT_LAB;
+    }
+    out_printf(2, "sandlet: no usable /dev/kvm; running in the KVM lab (QEMU), expect ~4 s per command\n");
+
+    char *stdin_path = NULL, *collect = NULL;
+    if (req->capture_stdin) {
+        if (isatty(0))
+            out_printf(2, "sandlet: reading all commands first (end with Ctrl-D); they run in the lab after that\n");
+        if (!(stdin_path = save_stdin()))
+            return EXIT_SETUP;
+        collect = scan_saves(stdin_path);
+    }
+    if (req->collect) {
+        free(collect);
+        collect = strdup(req->collect);
+    }
+
+    size_t max = 16 + 2 * req->nadds + (size_t)cli_argc;
+    char **av = calloc(max, sizeof *av);
+    int rc = EXIT_LAB;
+    if (!av) {
+        cli_err("out of memory");
+        goto out;
+    }
+    size_t k = 0;
+    av[k++] = lab;
+    av[k++] = "--add";
+    av[k++] = exe;
+    for (size_t i = 0; i < req->nadds; i++) {
+        /* A missing input is left for the inner run to report (exit 3): the
+         * lab itself would refuse to start. */
+        if (access(req->adds[i], R_OK) == 0) {
+            av[k++] = "--add";
+            av[k++] = (char *)req->adds[i];
+        }
+    }
+    av[k++] = "--env";
+    av[k++] = OUT_FRAME_ENV "=1";
+    if (stdin_path) {
+        av[k++] = "--stdin";
+        av[k++] = stdin_path;
+    }
+    if (collect) {
+        av[k++] = "--collect";
+        av[k++] = collect;
+    }
+    av[k++] = "--";
+    av[k++] = exe;
+    for (int i = 1; i < cli_argc; i++)
+        av[k++] = cli_argv[i];
+    av[k] = NULL;
+    rc = run_lab(av);
+    if (rc == 0 && req->collect && access(req->collect, F_OK) != 0) {
+        cli_err("%s: the KVM lab did not bring the file back", req->collect);
+        rc = EXIT_SETUP;
+    }
+out:
+    free(av);
+    if (stdin_path) {
+        unlink(stdin_path);
+        free(stdin_path);
+    }
+    free(collect);
+    return rc;
+}
+
+void lab_prepare_output(const char *path)
+{
+    if (!getenv("SANDLET_IN_LAB") || !env_is(OUT_FRAME_ENV, "1"))
+        return;
+    char *d = strdup(path);
+    if (!d)
+        return;
+    char *slash = strrchr(d, '/');
+    if (slash && slash != d) {
+        *slash = 0;
+        /* mkdir -p: each prefix in turn; existing ones are fine. */
+        for (char *p = d + 1; *p; p++) {
+            if (*p != '/')
+                continue;
+            *p = 0;
+            mkdir(d, 0755);
+            *p = '/';
+        }
+        mkdir(d, 0755);
+    }
+    free(d);
+}

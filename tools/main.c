@@ -1,0 +1,88 @@
+/* sandlet: run guest programs in KVM micro-VMs from the command line.
+ * See docs/cli.md. */
+#include <signal.h>
+#include <string.h>
+
+#include "cli.h"
+
+int cli_argc;
+char **cli_argv;
+
+const char EXIT_HELP[] =
+    "Exit status: 0 success; 1 the call or a shell command failed (guest fault, abort,\n"
+    "timeout, unknown function...); 2 usage error; 3 cannot create the sandbox or\n"
+    "read/write a file; 4 snapshot verify found damage; 125 the KVM lab failed.\n";
+
+static void main_usage(int fd)
+{
+    out_printf(fd,
+               "usage: sandlet COMMAND [OPTIONS] ...\n"
+               "Runs guest programs in KVM micro-VMs.\n"
+               "Commands:\n"
+               "  call GUEST NAME [ARGS...]      call one guest function and print its result\n"
+               "  shell GUEST                    read commands (call, snapshot, restore, ...) from stdin\n"
+               "  snapshot save GUEST FILE [--call NAME ARGS...]...\n"
+               "                                 initialise, run the calls, save a snapshot file\n"
+               "  snapshot inspect FILE          show a snapshot file's header and memory map\n"
+               "  snapshot verify FILE           recompute a snapshot file's identity\n"
+               "  help [COMMAND]                 help for a command (also: COMMAND --help)\n"
+               "  --version                      print the version\n"
+               "GUEST is a guest ELF (x86-64 static PIE or i686) or a snapshot file.\n"
+               "Without a usable /dev/kvm (none, or PVM), call, shell and snapshot save re-run\n"
+               "themselves inside the KVM lab (scripts/kvm-lab, QEMU): about 4 s per command.\n"
+               "SANDLET_NO_LAB=1 forbids that, SANDLET_FORCE_LAB=1 forces it.\n");
+    out_printf(fd, "%s", EXIT_HELP);
+}
+
+int main(int argc, char **argv)
+{
+    cli_argc = argc;
+    cli_argv = argv;
+    out_init();
+    /* A reader that goes away (`sandlet shell g | head -1`) ends us quietly. */
+    signal(SIGPIPE, SIG_DFL);
+    if (argc < 2) {
+        main_usage(2);
+        return EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+        out_printf(1, "sandlet %d.%d.%d\n", SANDLET_VERSION_MAJOR, SANDLET_VERSION_MINOR,
+                   SANDLET_VERSION_PATCH);
+        return EXIT_OK;
+    }
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+        main_usage(1);
+        return EXIT_OK;
+    }
+    if (strcmp(cmd, "help") == 0) {
+        if (argc < 3) {
+            main_usage(1);
+            return EXIT_OK;
+        }
+        /* `help X` is `X --help`. */
+        static char *hargv[4];
+        hargv[0] = argv[2];
+        hargv[1] = "--help";
+        if (strcmp(argv[2], "snapshot") == 0 && argc > 3) {
+            hargv[1] = argv[3];
+            hargv[2] = "--help";
+            return cmd_snapshot(3, hargv);
+        }
+        argv = hargv;
+        argc = 2;
+        cmd = argv[0];
+    } else {
+        argv++;
+        argc--;
+    }
+    if (strcmp(cmd, "call") == 0)
+        return cmd_call(argc, argv);
+    if (strcmp(cmd, "shell") == 0)
+        return cmd_shell(argc, argv);
+    if (strcmp(cmd, "snapshot") == 0)
+        return cmd_snapshot(argc, argv);
+    cli_err("unknown command '%s'", cmd);
+    main_usage(2);
+    return EXIT_USAGE;
+}

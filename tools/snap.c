@@ -1,0 +1,245 @@
+/* `sandlet snapshot save|inspect|verify` and the glue to the snapshot-file
+ * functions of sandlet.h. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+extern const char EXIT_HELP[];
+
+/* ------------------------------------------------------ snapshot-file glue */
+
+int snapfile_available(void)
+{
+    return 1;
+}
+
+int snapfile_open_sandbox(sl_sandbox **out, const char *path, char *err, size_t errlen)
+{
+    sl_snapshot *snap;
+    *out = NULL;
+    int rc = sl_snapshot_load(&snap, path, err, errlen);
+    if (rc != 0)
+        return rc;
+    rc = sl_sandbox_new_from_snapshot(out, snap, err, errlen);
+    sl_snapshot_free(snap); /* the sandbox holds its own reference */
+    return rc;
+}
+
+int snapfile_save(sl_snapshot *snap, const char *path, char *err, size_t errlen)
+{
+    return sl_snapshot_save(snap, path, err, errlen);
+}
+
+static int snapfile_verify(const char *path, char *err, size_t errlen)
+{
+    return sl_snapshot_verify_file(path, err, errlen);
+}
+
+static void inspect_line(void *user, const char *text)
+{
+    (void)user;
+    out_printf(1, "%s\n", text);
+}
+
+static int snapfile_inspect(const char *path, char *err, size_t errlen)
+{
+    return sl_snapshot_inspect(path, inspect_line, NULL, err, errlen);
+}
+
+/* ---------------------------------------------------------------- commands */
+
+static void snap_usage(int fd)
+{
+    out_printf(fd,
+               "usage: sandlet snapshot save [OPTIONS] GUEST FILE [--call NAME [ARGS...]]...\n"
+               "       sandlet snapshot inspect FILE\n"
+               "       sandlet snapshot verify FILE\n"
+               "save     creates a sandbox from GUEST (ELF or snapshot file), runs init, then each\n"
+               "         --call in order (results on stdout), takes a snapshot and writes it to\n"
+               "         FILE atomically. A --call's arguments run up to the next --call, so\n"
+               "         put OPTIONS before the first --call.\n"
+               "inspect  prints the header fields, the identity, the blob section, the sizes,\n"
+               "         page counts by kind, address spaces and the guest's address map.\n"
+               "verify   checks every field and recomputes the identity: exit 0 when intact,\n"
+               "         4 with the reason otherwise (3 when the file cannot be read).\n"
+               "inspect and verify never need KVM; save does (the KVM lab otherwise).\n");
+    out_printf(fd, "%s%s", OPT_HELP, EXIT_HELP);
+}
+
+typedef struct save_call {
+    int first, count; /* argv index of NAME, number of words (NAME + ARGS) */
+} save_call;
+
+static int snap_save(int argc, char **argv)
+{
+    cli_opts o;
+    memset(&o, 0, sizeof o);
+    const char *pos[2] = {NULL, NULL};
+    int npos = 0, rc;
+    save_call *calls = calloc((size_t)argc + 1, sizeof *calls);
+    size_t ncalls = 0;
+    if (!calls) {
+        cli_err("out of memory");
+        return EXIT_SETUP;
+    }
+    int i = 1;
+    for (; i < argc; i++) {
+        if (strcmp(argv[i], "--call") == 0)
+            break;
+        if (strcmp(argv[i], "--") == 0) {
+            cli_err("snapshot save: unexpected --");
+            goto usage;
+        }
+        int r = opt_take(&o, argc, argv, &i);
+        if (r == EXIT_USAGE)
+            goto usage;
+        if (r == 1)
+            continue;
+        if (npos == 2) {
+            cli_err("snapshot save: unexpected argument '%s'", argv[i]);
+            goto usage;
+        }
+        pos[npos++] = argv[i];
+    }
+    /* --call NAME ARGS... groups, each up to the next --call. */
+    while (i < argc) {
+        int start = ++i;
+        while (i < argc && strcmp(argv[i], "--call") != 0)
+            i++;
+        if (i == start) {
+            cli_err("snapshot save: --call needs a function NAME");
+            goto usage;
+        }
+        calls[ncalls].first = start;
+        calls[ncalls++].count = i - start;
+    }
+    if (o.help) {
+        snap_usage(1);
+        free(calls);
+        return EXIT_OK;
+    }
+    if (npos != 2) {
+        cli_err("snapshot save: GUEST and FILE are required");
+        goto usage;
+    }
+    lab_req req;
+    memset(&req, 0, sizeof req);
+    req.adds[req.nadds++] = pos[0];
+    req.collect = pos[1];
+    rc = lab_maybe_reexec(&req);
+    if (rc >= 0)
+        goto out;
+    if (!snapfile_available()) {
+        cli_err("snapshot save: snapshot files are not supported by this build");
+        rc = EXIT_SETUP;
+        goto out;
+    }
+    cli_guest g;
+    rc = guest_open(&g, pos[0], &o);
+    if (rc != 0)
+        goto out;
+    for (size_t c = 0; c < ncalls && rc == 0; c++)
+        rc = guest_call_text(&g, argv[calls[c].first], calls[c].count - 1, argv + calls[c].first + 1, 2,
+                             "sandlet: ", 0);
+    if (rc == 0) {
+        sl_snapshot *snap;
+        char err[512] = "";
+        if (sl_sandbox_snapshot(g.sb, &snap) != 0) {
+            cli_err("snapshot: %s", sl_sandbox_errmsg(g.sb));
+            rc = EXIT_FAIL;
+        } else {
+            lab_prepare_output(pos[1]);
+            int src = snapfile_save(snap, pos[1], err, sizeof err);
+            if (src != 0) {
+                cli_err("%s: %s", pos[1], err[0] ? err : sl_strerror(src));
+                rc = EXIT_SETUP;
+            } else {
+                char id[65];
+                sl_snapshot_id_hex(snap, id);
+                out_printf(2, "sandlet: saved %s (id %s)\n", pos[1], id);
+            }
+            sl_snapshot_free(snap);
+        }
+    }
+    guest_close(&g);
+out:
+    free(calls);
+    return rc;
+usage:
+    snap_usage(2);
+    free(calls);
+    return EXIT_USAGE;
+}
+
+static int snap_file_cmd(const char *sub, int argc, char **argv)
+{
+    const char *file = NULL;
+    int help = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            help = 1;
+        } else if (file || (argv[i][0] == '-' && argv[i][1] == '-')) {
+            cli_err("snapshot %s: unexpected argument '%s'", sub, argv[i]);
+            snap_usage(2);
+            return EXIT_USAGE;
+        } else {
+            file = argv[i];
+        }
+    }
+    if (help) {
+        snap_usage(1);
+        return EXIT_OK;
+    }
+    if (!file) {
+        cli_err("snapshot %s: FILE is required", sub);
+        snap_usage(2);
+        return EXIT_USAGE;
+    }
+    /* An unreadable file is exit 3, not a damaged snapshot. */
+    FILE *f = fopen(file, "rb");
+    if (!f) {
+        cli_err("%s: %s", file, strerror(errno));
+        return EXIT_SETUP;
+    }
+    fclose(f);
+    char err[512] = "";
+    if (strcmp(sub, "verify") == 0) {
+        int rc = snapfile_verify(file, err, sizeof err);
+        if (rc == 0) {
+            out_printf(1, "%s: OK\n", file);
+            return EXIT_OK;
+        }
+        out_printf(1, "%s: FAILED: %s\n", file, err[0] ? err : sl_strerror(rc));
+        return rc == SL_ENOMEM ? EXIT_SETUP : EXIT_VERIFY;
+    }
+    int rc = snapfile_inspect(file, err, sizeof err);
+    if (rc != 0) {
+        cli_err("%s: %s", file, err[0] ? err : sl_strerror(rc));
+        return EXIT_SETUP;
+    }
+    return EXIT_OK;
+}
+
+int cmd_snapshot(int argc, char **argv)
+{
+    if (argc < 2) {
+        cli_err("snapshot: save, inspect or verify?");
+        snap_usage(2);
+        return EXIT_USAGE;
+    }
+    const char *sub = argv[1];
+    if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0) {
+        snap_usage(1);
+        return EXIT_OK;
+    }
+    if (strcmp(sub, "save") == 0)
+        return snap_save(argc - 1, argv + 1);
+    if (strcmp(sub, "inspect") == 0 || strcmp(sub, "verify") == 0)
+        return snap_file_cmd(sub, argc - 1, argv + 1);
+    cli_err("snapshot: unknown subcommand '%s' (save, inspect or verify)", sub);
+    snap_usage(2);
+    return EXIT_USAGE;
+}
