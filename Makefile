@@ -89,7 +89,7 @@ $(BUILD)/fixtures/elf/pie64: $(wildcard tests/fixtures/elf/*)
 	@echo "  BUILD $@"
 	$(Q)tests/fixtures/elf/build.sh $(BUILD)/fixtures/elf
 
-$(BUILD)/tests/unit/%: tests/unit/%.c tests/unit/t.h $(BUILD)/libsandlet.a
+$(BUILD)/tests/unit/%: tests/unit/%.c tests/unit/t.h tests/common/sim.h $(BUILD)/libsandlet.a
 	@mkdir -p $(dir $@)
 	@echo "  BUILD $@"
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $< -o $@ $(BUILD)/libsandlet.a $(LDFLAGS)
@@ -101,7 +101,7 @@ $(BUILD)/tests/vcpu/%: tests/vcpu/%.c tests/unit/t.h $(BUILD)/libsandlet.a
 
 bench: $(BENCH_BIN)
 
-$(BUILD)/bench/%: bench/%.c bench/bench.h $(BUILD)/libsandlet.a
+$(BUILD)/bench/%: bench/%.c bench/bench.h tests/common/sim.h $(BUILD)/libsandlet.a
 	@mkdir -p $(dir $@)
 	@echo "  BUILD $@"
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $< -o $@ $(BUILD)/libsandlet.a $(LDFLAGS) -lm

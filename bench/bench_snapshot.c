@@ -13,69 +13,30 @@
 #include "mem.h"
 #include "pt.h"
 #include "snapshot.h"
-
-typedef struct guest {
-    sl_layout l;
-    uint8_t *snap, *scratch;
-    uint64_t snap_size, next;
-    uint64_t root;
-} guest;
-
-static void *g_page(void *ctx, uint64_t gpa)
-{
-    guest *g = ctx;
-    if (gpa >= SL_BASE_ADDRESS && gpa - SL_BASE_ADDRESS < g->snap_size)
-        return g->snap + (gpa - SL_BASE_ADDRESS);
-    if (gpa >= g->l.scratch_gpa && gpa - g->l.scratch_gpa < g->l.scratch_size)
-        return g->scratch + (gpa - g->l.scratch_gpa);
-    return NULL;
-}
-
-static bool g_alloc(void *ctx, uint64_t *gpa)
-{
-    guest *g = ctx;
-    *gpa = g->next;
-    g->next += SL_PAGE_SIZE;
-    memset(g_page(g, *gpa), 0, SL_PAGE_SIZE);
-    return true;
-}
+#include "../tests/common/sim.h"
 
 /* A guest whose `bytes` of snapshot memory are all mapped writable. */
 static void guest_make(guest *g, uint64_t bytes, uint64_t scratch)
 {
-    sl_config cfg = {.input_size = 4096, .output_size = 4096, .scratch_size = scratch};
-    sl_errbuf e;
-    memset(g, 0, sizeof *g);
-    if (sl_layout_config(&g->l, SL_ARCH_AMD64, &cfg, &e)) {
-        fprintf(stderr, "%s\n", e.msg);
+    if (!guest_setup(g, SL_ARCH_AMD64, bytes / SL_PAGE_SIZE, scratch, 1)) {
+        fprintf(stderr, "cannot set up a %llu-byte guest\n", (unsigned long long)bytes);
         exit(1);
     }
-    g->snap_size = bytes;
-    g->snap = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    g->scratch = mmap(NULL, scratch, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     uint64_t x = 88172645463325252ull;
     for (uint64_t i = 0; i < bytes / 8; i++) {
         x ^= x << 13, x ^= x >> 7, x ^= x << 17;
         memcpy(g->snap + 8 * i, &x, 8);
     }
-    g->next = g->l.pt_gpa;
-    sl_pt_mem m = {.ctx = g, .page = g_page, .alloc = g_alloc};
-    g_alloc(g, &g->root);
+    sl_pt_mem m = g_mem(g);
     sl_perm rw = {.kind = SL_MAP_BASIC, .readable = true, .writable = true};
-    sl_pt_map(SL_ARCH_AMD64, &m, g->root, 0x10000000, SL_BASE_ADDRESS, bytes, rw);
-    sl_pt_map(SL_ARCH_AMD64, &m, g->root, g->l.scratch_gva, g->l.scratch_gpa, scratch, rw);
-}
-
-static void guest_drop(guest *g)
-{
-    munmap(g->snap, g->snap_size);
-    munmap(g->scratch, g->l.scratch_size);
+    sl_pt_map(SL_ARCH_AMD64, &m, g->roots[0], 0x10000000, SL_BASE_ADDRESS, bytes, rw);
+    sl_pt_map(SL_ARCH_AMD64, &m, g->roots[0], g->l.scratch_gva, g->l.scratch_gpa, scratch, rw);
 }
 
 static sl_guest_state state_of(guest *g)
 {
     sl_guest_state st = {.layout = &g->l, .snap_mem = g->snap, .snap_size = g->snap_size,
-                         .scratch = g->scratch, .roots = &g->root, .n_roots = 1,
+                         .scratch = g->scratch, .roots = g->roots, .n_roots = 1,
                          .next_kind = SL_NEXT_CALL, .config_id = 1};
     return st;
 }
@@ -118,7 +79,7 @@ static void bench_snapshot_size(uint64_t mib, int reps)
     char name[64];
     snprintf(name, sizeof name, "snapshot_from_memory_%lluMiB", (unsigned long long)mib);
     bench_report(name, bench_median(t, reps), bench_median(b, reps), "ms");
-    guest_drop(&g);
+    guest_free(&g);
 }
 
 /* Restore after `dirty` pages of scratch were written. */
@@ -150,7 +111,7 @@ static double time_restore(uint64_t scratch, uint64_t dirty, int reps, double *b
     }
     sl_mem_free(m);
     sl_snapshot_free(s);
-    guest_drop(&g);
+    guest_free(&g);
     *baseline = bench_median(b, reps);
     return bench_median(t, reps);
 }

@@ -22,6 +22,7 @@
 #include "snapfile.h"
 #include "snapshot.h"
 #include "t.h"
+#include "../common/sim.h"
 #include "vcpu.h"
 
 static char g_dir[256];
@@ -118,55 +119,19 @@ static int from_binary(sl_snapshot **out, uint64_t heap)
     return rc;
 }
 
-/* A simulated guest: snapshot pages, scratch, tables built in scratch. */
-typedef struct guest {
-    sl_layout l;
-    uint8_t *snap, *scratch;
-    uint64_t snap_size, next_table;
-    uint64_t roots[3];
-} guest;
-
-static void *g_page(void *ctx, uint64_t gpa)
-{
-    guest *g = ctx;
-    if (gpa >= SL_BASE_ADDRESS && gpa - SL_BASE_ADDRESS < g->snap_size)
-        return g->snap + (gpa - SL_BASE_ADDRESS);
-    if (gpa >= g->l.scratch_gpa && gpa - g->l.scratch_gpa < g->l.scratch_size)
-        return g->scratch + (gpa - g->l.scratch_gpa);
-    return NULL;
-}
-
-static bool g_alloc(void *ctx, uint64_t *gpa)
-{
-    guest *g = ctx;
-    if (g->next_table >= g->l.exc_stack_gpa)
-        return false;
-    *gpa = g->next_table;
-    g->next_table += SL_PAGE_SIZE;
-    memset(g_page(g, *gpa), 0, SL_PAGE_SIZE);
-    return true;
-}
-
 /* `pages` pages of pattern, mapped at 0x400000 in space 0 (every third page
  * writable, others read-only executable) and, for n_roots > 1, the first
  * half again at 0x10000000 in space 1. */
 static int from_memory(sl_snapshot **out, unsigned arch, unsigned pages, unsigned n_roots, const void *sregs,
                        uint32_t sregs_len, uint64_t config_id)
 {
-    guest g = {0};
-    sl_config cfg = {.input_size = 4096, .output_size = 4096, .scratch_size = 1 << 20};
+    guest g;
     sl_errbuf e;
-    if (sl_layout_config(&g.l, arch, &cfg, &e))
+    if (!guest_setup(&g, arch, pages, 1 << 20, n_roots))
         return -1;
-    g.snap_size = (uint64_t)pages * SL_PAGE_SIZE;
-    g.snap = malloc(g.snap_size);
-    g.scratch = calloc(1, g.l.scratch_size);
-    g.next_table = g.l.pt_gpa;
     for (uint64_t i = 0; i < g.snap_size; i++)
         g.snap[i] = (uint8_t)(i * 2654435761u >> 13);
-    sl_pt_mem m = {.ctx = &g, .page = g_page, .alloc = g_alloc};
-    for (unsigned r = 0; r < n_roots; r++)
-        g_alloc(&g, &g.roots[r]);
+    sl_pt_mem m = g_mem(&g);
     int rc = 0;
     for (unsigned i = 0; i < pages && !rc; i++) {
         sl_perm p = {.kind = SL_MAP_BASIC, .readable = true, .writable = i % 3 == 0, .executable = i % 3 != 0};
@@ -186,8 +151,7 @@ static int from_memory(sl_snapshot **out, unsigned arch, unsigned pages, unsigne
         rc = sl_snapshot_from_memory(out, &st, &e);
     if (rc)
         printf("  from_memory: %d %s\n", rc, e.msg);
-    free(g.snap);
-    free(g.scratch);
+    guest_free(&g);
     return rc;
 }
 

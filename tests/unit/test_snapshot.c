@@ -11,66 +11,14 @@
 #include "pt.h"
 #include "snapshot.h"
 #include "t.h"
+#include "../common/sim.h"
 
 /* ---------------- a simulated guest ---------------- */
 
-typedef struct guest {
-    sl_layout l;
-    uint8_t *snap;      /* snapshot region, GPA SL_BASE_ADDRESS.. */
-    uint64_t snap_size;
-    uint8_t *scratch;
-    uint64_t next_table; /* bump allocator for tables in scratch */
-    uint64_t roots[4];
-    unsigned n_roots;
-} guest;
-
-static void *g_page(void *ctx, uint64_t gpa)
-{
-    guest *g = ctx;
-    if (gpa >= SL_BASE_ADDRESS && gpa - SL_BASE_ADDRESS < g->snap_size)
-        return g->snap + (gpa - SL_BASE_ADDRESS);
-    if (gpa >= g->l.scratch_gpa && gpa - g->l.scratch_gpa < g->l.scratch_size)
-        return g->scratch + (gpa - g->l.scratch_gpa);
-    return NULL;
-}
-
-static bool g_alloc(void *ctx, uint64_t *gpa)
-{
-    guest *g = ctx;
-    if (g->next_table >= g->l.exc_stack_gpa)
-        return false;
-    *gpa = g->next_table;
-    g->next_table += SL_PAGE_SIZE;
-    memset(g_page(g, *gpa), 0, SL_PAGE_SIZE);
-    return true;
-}
-
-static sl_pt_mem g_mem(guest *g)
-{
-    sl_pt_mem m = {.ctx = g, .page = g_page, .alloc = g_alloc};
-    return m;
-}
-
 static void guest_init(guest *g, unsigned arch, uint64_t snap_pages, unsigned n_roots)
 {
-    sl_config cfg = {.input_size = 4096, .output_size = 4096, .scratch_size = 1 << 20};
-    memset(g, 0, sizeof *g);
-    sl_errbuf e;
-    if (sl_layout_config(&g->l, arch, &cfg, &e))
+    if (!guest_setup(g, arch, snap_pages, 1 << 20, n_roots))
         abort();
-    g->snap_size = snap_pages * SL_PAGE_SIZE;
-    g->snap = calloc(1, g->snap_size);
-    g->scratch = calloc(1, g->l.scratch_size);
-    g->next_table = g->l.pt_gpa;
-    g->n_roots = n_roots;
-    for (unsigned i = 0; i < n_roots; i++)
-        g_alloc(g, &g->roots[i]);
-}
-
-static void guest_free(guest *g)
-{
-    free(g->snap);
-    free(g->scratch);
 }
 
 /* Fills snapshot page `idx` with a pattern derived from seed. */

@@ -1,0 +1,82 @@
+/* A simulated guest for host-only tests and benchmarks: snapshot-region pages
+ * and a scratch region in host memory, with page tables built in scratch by
+ * the shared page-table code, as a running guest would have them. */
+#ifndef SL_TEST_SIM_H
+#define SL_TEST_SIM_H
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "layout.h"
+#include "pt.h"
+
+#define SIM_MAX_ROOTS 4
+
+typedef struct guest {
+    sl_layout l;
+    uint8_t *snap; /* snapshot region, GPA SL_BASE_ADDRESS.. */
+    uint64_t snap_size;
+    uint8_t *scratch;
+    uint64_t next_table; /* bump allocator for tables in scratch */
+    uint64_t roots[SIM_MAX_ROOTS];
+    unsigned n_roots;
+} guest;
+
+static inline void *g_page(void *ctx, uint64_t gpa)
+{
+    guest *g = ctx;
+    if (gpa >= SL_BASE_ADDRESS && gpa - SL_BASE_ADDRESS < g->snap_size)
+        return g->snap + (gpa - SL_BASE_ADDRESS);
+    if (gpa >= g->l.scratch_gpa && gpa - g->l.scratch_gpa < g->l.scratch_size)
+        return g->scratch + (gpa - g->l.scratch_gpa);
+    return NULL;
+}
+
+static inline bool g_alloc(void *ctx, uint64_t *gpa)
+{
+    guest *g = ctx;
+    if (g->next_table >= g->l.exc_stack_gpa)
+        return false;
+    *gpa = g->next_table;
+    g->next_table += SL_PAGE_SIZE;
+    memset(g_page(g, *gpa), 0, SL_PAGE_SIZE);
+    return true;
+}
+
+static inline sl_pt_mem g_mem(guest *g)
+{
+    sl_pt_mem m = {.ctx = g, .page = g_page, .alloc = g_alloc};
+    return m;
+}
+
+/* A guest with `snap_pages` zeroed snapshot pages, `scratch` bytes of scratch
+ * (4 KiB input and output buffers) and `n_roots` empty root tables. Returns
+ * false when the configuration is refused or memory runs out. */
+static inline bool guest_setup(guest *g, unsigned arch, uint64_t snap_pages, uint64_t scratch, unsigned n_roots)
+{
+    sl_config cfg = {.input_size = 4096, .output_size = 4096, .scratch_size = scratch};
+    sl_errbuf e;
+    memset(g, 0, sizeof *g);
+    if (n_roots > SIM_MAX_ROOTS || sl_layout_config(&g->l, arch, &cfg, &e))
+        return false;
+    g->snap_size = snap_pages * SL_PAGE_SIZE;
+    g->snap = calloc(1, g->snap_size ? g->snap_size : 1);
+    g->scratch = calloc(1, g->l.scratch_size);
+    if (!g->snap || !g->scratch)
+        return false;
+    g->next_table = g->l.pt_gpa;
+    g->n_roots = n_roots;
+    for (unsigned i = 0; i < n_roots; i++)
+        if (!g_alloc(g, &g->roots[i]))
+            return false;
+    return true;
+}
+
+static inline void guest_free(guest *g)
+{
+    free(g->snap);
+    free(g->scratch);
+}
+
+#endif
