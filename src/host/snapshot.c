@@ -659,6 +659,20 @@ static int place_leaf(sl_snapshot *s, const sl_guest_state *st, pagebuf *vis, pt
 /* Large pages are split into 4 KiB leaves; this caps the work a hostile table
  * full of 1 GiB entries can cause. */
 #define SL_MAX_LEAVES (1ull << 24)
+#define SL_MAX_EXTRA 16u
+
+/* The guest-physical ranges backed by memory, as {base, size}, in a fixed
+ * order (snapshot, scratch, extra regions); ranges never wrap. */
+static unsigned backed_ranges(const sl_guest_state *st, uint64_t out[][2])
+{
+    unsigned n = 0;
+    out[n][0] = SL_BASE_ADDRESS, out[n++][1] = st->snap_size;
+    out[n][0] = st->layout->scratch_gpa, out[n++][1] = st->layout->scratch_size;
+    for (unsigned i = 0; i < st->n_extra && i < SL_MAX_EXTRA; i++)
+        if (st->extra[i].host && st->extra[i].gpa + st->extra[i].size >= st->extra[i].gpa)
+            out[n][0] = st->extra[i].gpa, out[n++][1] = st->extra[i].size;
+    return n;
+}
 
 int sl_snapshot_from_memory(sl_snapshot **out, const sl_guest_state *st, sl_errbuf *e)
 {
@@ -669,6 +683,8 @@ int sl_snapshot_from_memory(sl_snapshot **out, const sl_guest_state *st, sl_errb
                       SL_BK_MAX_ROOTS);
     if (st->sregs_len > SL_SREGS_MAX)
         return sl_err(e, SL_EINVAL, "special registers too large");
+    if (st->n_extra > SL_MAX_EXTRA)
+        return sl_err(e, SL_EINVAL, "more than %u extra memory regions", SL_MAX_EXTRA);
     if (st->snap_size % SL_PAGE_SIZE || !st->scratch)
         return sl_err(e, SL_EINVAL, "snapshot memory must be whole pages and scratch present");
 
@@ -738,20 +754,30 @@ int sl_snapshot_from_memory(sl_snapshot **out, const sl_guest_state *st, sl_errb
         }
     }
 
-    /* 3. Copy and map every private leaf. */
+    /* 3. Copy and map every private leaf. A large page is split into its
+     * 4 KiB pieces, visiting only the pieces backed by guest memory: the rest
+     * would read as not present anyway, and a hostile table full of 1 GiB
+     * entries must not cost a walk over every piece. */
     uint64_t n4k = 0;
+    uint64_t ranges[2 + SL_MAX_EXTRA][2];
+    unsigned n_ranges = backed_ranges(st, ranges);
     for (size_t i = 0; i < w.n_leaves; i++) {
         const leaf *lf = &w.leaves[i];
         uint64_t size = lf->size ? lf->size : SL_PAGE_SIZE;
-        for (uint64_t off = 0; off < size; off += SL_PAGE_SIZE) {
-            if (++n4k > SL_MAX_LEAVES) {
-                rc = sl_err(e, SL_ERANGE, "guest maps more than %llu pages",
-                            (unsigned long long)SL_MAX_LEAVES);
-                goto done;
+        for (unsigned r = 0; r < n_ranges; r++) {
+            uint64_t lo = lf->gpa > ranges[r][0] ? lf->gpa : ranges[r][0];
+            uint64_t end = lf->gpa + size, rend = ranges[r][0] + ranges[r][1];
+            uint64_t hi = end < rend ? end : rend;
+            for (uint64_t p = lo; p < hi; p += SL_PAGE_SIZE) {
+                if (++n4k > SL_MAX_LEAVES) {
+                    rc = sl_err(e, SL_ERANGE, "guest maps more than %llu pages",
+                                (unsigned long long)SL_MAX_LEAVES);
+                    goto done;
+                }
+                if ((rc = place_leaf(s, st, &vis, &pt, &copied, &tables, new_roots, lf->gva + (p - lf->gpa), p,
+                                     lf->perm, lf->root, e)))
+                    goto done;
             }
-            if ((rc = place_leaf(s, st, &vis, &pt, &copied, &tables, new_roots, lf->gva + off,
-                                 lf->gpa + off, lf->perm, lf->root, e)))
-                goto done;
         }
     }
 
