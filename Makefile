@@ -94,7 +94,7 @@ $(BUILD)/tests/unit/%: tests/unit/%.c tests/unit/t.h tests/common/sim.h $(BUILD)
 	@echo "  BUILD $@"
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $< -o $@ $(BUILD)/libsandlet.a $(LDFLAGS)
 
-$(BUILD)/tests/vcpu/%: tests/vcpu/%.c tests/unit/t.h $(BUILD)/libsandlet.a
+$(BUILD)/tests/vcpu/%: tests/vcpu/%.c tests/unit/t.h tests/common/e2e.h $(BUILD)/libsandlet.a
 	@mkdir -p $(dir $@)
 	@echo "  BUILD $@"
 	$(Q)$(CC) $(CPPFLAGS) -Itests/unit $(CFLAGS) $< -o $@ $(BUILD)/libsandlet.a $(LDFLAGS)

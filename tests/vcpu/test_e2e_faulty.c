@@ -14,25 +14,7 @@
 
 #include "sandlet.h"
 #include "t.h"
-
-static const char *guest_path(const char *name)
-{
-    static char buf[4096];
-    const char *dir = getenv("SANDLET_GUESTS");
-    snprintf(buf, sizeof buf, "%s/%s", dir && *dir ? dir : "build/guests", name);
-    return buf;
-}
-
-static int has(const char *hay, const char *needle)
-{
-    if (!hay)
-        return 0;
-    size_t n = strlen(needle);
-    for (; *hay; hay++)
-        if (strncasecmp(hay, needle, n) == 0)
-            return 1;
-    return 0;
-}
+#include "../common/e2e.h"
 
 static double now_s(void)
 {

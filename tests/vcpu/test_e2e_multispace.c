@@ -15,19 +15,12 @@
 #include "sandlet.h"
 #include "snapshot.h"
 #include "t.h"
+#include "../common/e2e.h"
 
 #define PRIVATE_GVA 0x0000008000000000ull /* guests/multispace.c */
 #define PRIVATE_SLOT 1u                   /* its root-table index */
 #define MAGIC 0x5350414345000000ull
 #define NSPACES 4
-
-static const char *guest_path(const char *name)
-{
-    static char buf[4096];
-    const char *dir = getenv("SANDLET_GUESTS");
-    snprintf(buf, sizeof buf, "%s/%s", dir && *dir ? dir : "build/guests", name);
-    return buf;
-}
 
 static sl_sandbox *open_multispace(void)
 {

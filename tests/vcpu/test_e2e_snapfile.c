@@ -8,12 +8,7 @@
 
 #include "sandlet.h"
 #include "t.h"
-
-static const char *guests(void)
-{
-    const char *g = getenv("SANDLET_GUESTS");
-    return g ? g : "build/guests";
-}
+#include "../common/e2e.h"
 
 static int host_upper(void *user, const sl_value *a, size_t n, sl_value *r, char *err, size_t errlen)
 {
@@ -90,7 +85,7 @@ static void file_rss(const char *path, long *priv, long *rss)
 static void check_arch(const char *guest)
 {
     char path[512], err[256], file[] = "/tmp/sandlet-e2e-XXXXXX";
-    snprintf(path, sizeof path, "%s/%s", guests(), guest);
+    snprintf(path, sizeof path, "%s", guest_path(guest));
     sl_sandbox *sb;
     int rc = sl_sandbox_new_from_file(&sb, path, NULL, err, sizeof err);
     if (rc)
@@ -169,7 +164,7 @@ static void test_file_roundtrip_i686(void) { check_arch("demo32"); }
 static void test_damaged_files(void)
 {
     char path[512], err[256], file[] = "/tmp/sandlet-e2e-XXXXXX";
-    snprintf(path, sizeof path, "%s/demo", guests());
+    snprintf(path, sizeof path, "%s", guest_path("demo"));
     sl_sandbox *sb;
     REQUIRE(sl_sandbox_new_from_file(&sb, path, NULL, err, sizeof err) == 0);
     add_upper(sb);

@@ -1,0 +1,31 @@
+/* Helpers shared by the end-to-end tests (tests/vcpu/test_e2e_*.c). */
+#ifndef SL_TEST_E2E_H
+#define SL_TEST_E2E_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* Path of a built guest: $SANDLET_GUESTS/name, default build/guests/name. */
+static inline const char *guest_path(const char *name)
+{
+    static char buf[4096];
+    const char *dir = getenv("SANDLET_GUESTS");
+    snprintf(buf, sizeof buf, "%s/%s", dir && *dir ? dir : "build/guests", name);
+    return buf;
+}
+
+/* Case-insensitive substring test, for checking error messages. */
+static inline int has(const char *hay, const char *needle)
+{
+    if (!hay)
+        return 0;
+    size_t n = strlen(needle);
+    for (; *hay; hay++)
+        if (strncasecmp(hay, needle, n) == 0)
+            return 1;
+    return 0;
+}
+
+#endif
