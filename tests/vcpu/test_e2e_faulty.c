@@ -136,6 +136,26 @@ static void test_write_read_only(void)
     env_close(&x);
 }
 
+/* A guest that maps snapshot memory writable behind its own CoW handler: the
+ * write reaches the read-only memory slot and the hypervisor stops it. */
+static void test_write_snapshot(void)
+{
+    env x;
+    REQUIRE(env_open(&x) == 0);
+    fail_call(&x, "WriteSnapshot", NULL, 0, SL_EMEMACCESS);
+    const char *m = sl_sandbox_errmsg(x.sb);
+    CHECK(has(m, "memory access violation"));
+    CHECK(has(m, "read-only"));
+    check_poisoned_then_restore(&x);
+    /* The snapshot itself was never written: a fresh sandbox from it works. */
+    sl_sandbox *fresh;
+    char err[256];
+    REQUIRE(sl_sandbox_new_from_snapshot(&fresh, x.snap, err, sizeof err) == 0);
+    CHECK_EQ(counter(fresh), 2);
+    sl_sandbox_free(fresh);
+    env_close(&x);
+}
+
 static void test_exec_nx(void)
 {
     env x;
@@ -345,6 +365,7 @@ static void test_all_in_a_row(void)
 int main(void)
 {
     RUN(test_write_read_only);
+    RUN(test_write_snapshot);
     RUN(test_exec_nx);
     RUN(test_div_zero);
     RUN(test_recurse);
