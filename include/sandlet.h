@@ -203,7 +203,10 @@ int sl_sandbox_restore(sl_sandbox *sb, sl_snapshot *snap);
 uint64_t sl_sandbox_generation(const sl_sandbox *sb);
 
 /* Stops the running call (thread-safe; from any thread). The call returns
- * SL_ECANCELLED; if no call runs, the next one is cancelled at once. */
+ * SL_ECANCELLED; if no call runs, the next one is cancelled at once, unless a
+ * restore comes first (a restore clears a pending kill). Every other function
+ * on one sandbox must be called from one thread at a time; different
+ * sandboxes are independent. */
 void sl_sandbox_kill(sl_sandbox *sb);
 
 typedef struct sl_sandbox_info {
