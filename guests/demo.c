@@ -56,8 +56,11 @@ static int fill(const sl_gvalue *a, sl_gvalue *ret)
 static int upper(const sl_gvalue *a, sl_gvalue *ret)
 {
     int rc = sl_call_host("HostUpper", SL_T_STRING, 1, &a[0], ret);
-    if (rc != SL_ABI_OK)
-        return sl_fail(ret, rc, "Upper: host function HostUpper failed");
+    if (rc != SL_ABI_OK) {
+        static char why[320]; /* read by the runtime after upper returns */
+        snprintf(why, sizeof why, "Upper: HostUpper failed: %s", sl_host_error());
+        return sl_fail(ret, rc, why);
+    }
     return SL_ABI_OK; /* ret->owned is set: the runtime frees the copy */
 }
 

@@ -113,6 +113,9 @@ int sl_fail(sl_gvalue *ret, int status, const char *msg);
 int sl_call_host(const char *name, uint8_t ret_type, unsigned nargs, const sl_gvalue *args,
                  sl_gvalue *ret);
 void sl_gvalue_free(sl_gvalue *v);
+/* Why the last sl_call_host failed, in the host's words ("" after a success).
+ * Valid until the next host call. */
+const char *sl_host_error(void);
 
 /* Output to the host. Text longer than the output buffer is truncated. */
 void sl_print(const char *str);

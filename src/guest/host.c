@@ -181,9 +181,31 @@ void sl_gvalue_free(sl_gvalue *v)
     }
 }
 
+/* The reason the last host call failed, as the host gave it. */
+static char host_error[256];
+
+const char *sl_host_error(void)
+{
+    return host_error;
+}
+
+static void set_host_error(const uint8_t *text, uint32_t len, const char *fallback)
+{
+    size_t n = 0;
+    if (!text || !len) {
+        for (; fallback[n] && n < sizeof host_error - 1; n++)
+            host_error[n] = fallback[n];
+    } else {
+        for (; n < len && n < sizeof host_error - 1; n++)
+            host_error[n] = (char)text[n];
+    }
+    host_error[n] = 0;
+}
+
 int sl_call_host(const char *name, uint8_t ret_type, unsigned nargs, const sl_gvalue *args, sl_gvalue *ret)
 {
     sl_msg m;
+    host_error[0] = 0;
     if (!name || !ret || nargs > SL_ABI_MAX_VALUES || (nargs && !args) || ret_type > SL_T_MAX)
         return SL_ABI_ETYPE;
     size_t nlen = strlen(name);
@@ -208,12 +230,16 @@ int sl_call_host(const char *name, uint8_t ret_type, unsigned nargs, const sl_gv
     if (!in || sl_abi_peek(in, cap, &m) != 0 || m.kind != SL_MSG_HOSTRESULT)
         return SL_ABI_EMALFORMED;
     int status = SL_ABI_OK;
-    if (m.status != 0)
+    if (m.status != 0) {
         status = m.status > 0 ? m.status : SL_ABI_EHOSTFN;
-    else if (m.count < 1 || m.values[0].type != ret_type)
+        set_host_error(m.text, m.text_len, "host function failed");
+    } else if (m.count < 1 || m.values[0].type != ret_type) {
         status = SL_ABI_ETYPE;
-    else if (!rt_from_wire(&m.values[0], ret))
+        set_host_error(NULL, 0, "host function returned another type than expected");
+    } else if (!rt_from_wire(&m.values[0], ret)) {
         status = SL_ABI_ENOMEM;
+        set_host_error(NULL, 0, "host function result does not fit the guest heap");
+    }
     sl_abi_pop(in, cap);
     return status;
 }

@@ -415,6 +415,8 @@ static void upper(const char *guest)
     rc = call(x.sb, "Upper", &a, 1, &r);
     CHECK_EQ(rc, SL_EHOSTFN);
     CHECK(has(sl_sandbox_errmsg(x.sb), "HostUpper"));
+    /* The host function's own reason reaches the caller through the guest. */
+    CHECK(has(sl_sandbox_errmsg(x.sb), "refuses today"));
     printf("  failing host function: %s: %s\n", sl_strerror(rc), sl_sandbox_errmsg(x.sb));
     CHECK_EQ(x.up.calls, 2);
     CHECK_EQ(sl_sandbox_status(x.sb), SL_STATUS_READY);
