@@ -199,13 +199,14 @@ static int new_table(const pt_geo *g, const sl_pt_mem *mem, uint64_t *gpa_out)
     return SL_PT_OK;
 }
 
-/* Finds the last-level table for linear `va`, creating missing tables when
- * `create`. Returns SL_PT_OK with *pt_gpa set; 1 when a table is missing and
- * !create, with *span the VA size of the missing entry; or SL_PT_E*. */
-static int descend(const pt_geo *g, const sl_pt_mem *mem, uint64_t table, uint64_t va, bool create,
-                   uint64_t *pt_gpa, uint64_t *span)
+/* Finds the table at level `stop` (0 = root) on the path to linear `va`,
+ * creating missing tables when `create`. Returns SL_PT_OK with *pt_gpa set; 1
+ * when a table is missing and !create, with *span the VA size of the missing
+ * entry; or SL_PT_E*. */
+static int descend(const pt_geo *g, const sl_pt_mem *mem, uint64_t table, uint64_t va, unsigned stop,
+                   bool create, uint64_t *pt_gpa, uint64_t *span)
 {
-    for (unsigned level = 0; !is_last(g, level); level++) {
+    for (unsigned level = 0; level < stop; level++) {
         unsigned sh = shift_of(g, level);
         unsigned idx = (unsigned)(va >> sh) & (g->entries - 1);
         void *page = mem->page(mem->ctx, table);
@@ -259,7 +260,7 @@ int sl_pt_map(unsigned arch, const sl_pt_mem *mem, uint64_t root_gpa, uint64_t g
         uint64_t pt_gpa = 0, span = 0;
         unsigned last_sh = shift_of(&g, g.levels - 1);
         void *page;
-        int rc = descend(&g, mem, root_gpa, va, create, &pt_gpa, &span);
+        int rc = descend(&g, mem, root_gpa, va, g.levels - 1, create, &pt_gpa, &span);
 
         if (rc < 0)
             return rc;
@@ -276,6 +277,40 @@ int sl_pt_map(unsigned arch, const sl_pt_mem *mem, uint64_t root_gpa, uint64_t g
             va += SL_PAGE_SIZE;
         }
     }
+    return SL_PT_OK;
+}
+
+int sl_pt_table_at(unsigned arch, const sl_pt_mem *mem, uint64_t root_gpa, uint64_t gva, unsigned depth,
+                   bool create, uint64_t *table_gpa)
+{
+    pt_geo g;
+    uint64_t lo, hi, span;
+
+    if (!geo_of(arch, &g) || !mem || !mem->page || depth >= g.levels || !table_gpa)
+        return SL_PT_EINVAL;
+    if (!lin_range(&g, gva & SL_PAGE_MASK, SL_PAGE_SIZE, &lo, &hi))
+        return SL_PT_EINVAL;
+    int rc = descend(&g, mem, root_gpa & g.addr_mask, lo, depth, create, table_gpa, &span);
+    return rc == 1 ? SL_PT_EABSENT : rc;
+}
+
+int sl_pt_link(unsigned arch, const sl_pt_mem *mem, uint64_t root_gpa, uint64_t gva, unsigned depth,
+               uint64_t table_gpa)
+{
+    pt_geo g;
+    uint64_t parent;
+
+    if (!geo_of(arch, &g) || depth + 1 >= g.levels || (table_gpa & (SL_PAGE_SIZE - 1)) ||
+        table_gpa >= g.pa_span)
+        return SL_PT_EINVAL;
+    int rc = sl_pt_table_at(arch, mem, root_gpa, gva, depth, true, &parent);
+    if (rc)
+        return rc;
+    void *page = mem->page(mem->ctx, parent);
+    if (!page)
+        return SL_PT_EBADTABLE;
+    unsigned idx = (unsigned)((gva & (g.va_span - 1)) >> shift_of(&g, depth)) & (g.entries - 1);
+    wr(&g, page, idx, table_gpa | SL_PTE_P | SL_PTE_RW | SL_PTE_US);
     return SL_PT_OK;
 }
 

@@ -34,6 +34,7 @@
 #define SL_PT_EBADTABLE (-3) /* an intermediate entry is a large page or points outside memory */
 #define SL_PT_ESTOPPED (-4)  /* a visit callback asked to stop */
 #define SL_PT_ELIMIT (-5)    /* a walk callback reported a resource limit */
+#define SL_PT_EABSENT (-6)   /* sl_pt_table_at: an entry on the way is not present */
 
 enum sl_map_kind {
     SL_MAP_UNMAPPED = 0,
@@ -85,6 +86,20 @@ uint64_t sl_pt_entry_addr(unsigned arch, uint64_t pte);
  * GPAs must be < 4 GiB. Returns SL_PT_OK or a negative SL_PT_E*. */
 int sl_pt_map(unsigned arch, const sl_pt_mem *mem, uint64_t root_gpa, uint64_t gva, uint64_t gpa,
               uint64_t len, sl_perm perm);
+
+/* The table at level `depth` (0 = the root itself) on the path to `gva`:
+ * SL_PT_OK with *table_gpa; SL_PT_EABSENT when an entry on the way is not
+ * present and !create (with `create`, missing tables are allocated and linked
+ * P|RW|US); SL_PT_EBADTABLE when an entry on the way is a large page or a
+ * table is not backed; SL_PT_ENOMEM; SL_PT_EINVAL. */
+int sl_pt_table_at(unsigned arch, const sl_pt_mem *mem, uint64_t root_gpa, uint64_t gva, unsigned depth,
+                   bool create, uint64_t *table_gpa);
+
+/* Points the entry covering `gva` in the table at level `depth` (created on
+ * the way if needed) at the existing table `table_gpa`, P|RW|US: one sub-table
+ * then serves every space linked to it. depth must be above the leaf level. */
+int sl_pt_link(unsigned arch, const sl_pt_mem *mem, uint64_t root_gpa, uint64_t gva, unsigned depth,
+               uint64_t table_gpa);
 
 /* Callback for translate; return false to stop (translate then returns SL_PT_ESTOPPED). */
 typedef bool (*sl_pt_visit_fn)(void *arg, const sl_mapping *m);

@@ -107,86 +107,14 @@ static sl_perm perm_of(unsigned kind, bool w, bool x)
     return p;
 }
 
-/* Index of `va` in a table at level `depth` (0 = root). */
-static unsigned pt_index(unsigned arch, uint64_t va, unsigned depth)
-{
-    if (arch == SL_ARCH_I686)
-        return (unsigned)((va >> (depth == 0 ? 22 : 12)) & 0x3ff);
-    return (unsigned)((va >> (39 - 9 * depth)) & 0x1ff);
-}
-
-static uint64_t read_entry(unsigned arch, const uint8_t *table, unsigned idx)
-{
-    if (arch == SL_ARCH_I686) {
-        uint32_t v;
-        memcpy(&v, table + 4 * idx, 4);
-        return v;
-    }
-    uint64_t v;
-    memcpy(&v, table + 8 * idx, 8);
-    return v;
-}
-
-static void write_entry(unsigned arch, uint8_t *table, unsigned idx, uint64_t v)
-{
-    if (arch == SL_ARCH_I686) {
-        uint32_t w = (uint32_t)v;
-        memcpy(table + 4 * idx, &w, 4);
-    } else {
-        memcpy(table + 8 * idx, &v, 8);
-    }
-}
-
-static uint64_t entry_addr(unsigned arch, uint64_t pte)
-{
-    return pte & (arch == SL_ARCH_I686 ? SL_PTE_ADDR_I686 : SL_PTE_ADDR_AMD64);
-}
-
-/* Finds (and with `create`, makes) the rebuilt table at level `depth` on the
- * path to `va` from `root`. Returns 0 when absent. */
-static uint64_t table_at(unsigned arch, ptbuild *pt, uint64_t root, uint64_t va, unsigned depth, bool create)
-{
-    uint64_t t = root;
-    for (unsigned d = 0; d < depth; d++) {
-        uint8_t *tab = ptb_page(pt, t);
-        if (!tab)
-            return 0;
-        unsigned idx = pt_index(arch, va, d);
-        uint64_t ent = read_entry(arch, tab, idx);
-        if (!(ent & SL_PTE_P)) {
-            uint64_t nt;
-            if (!create || !ptb_alloc(pt, &nt))
-                return 0;
-            write_entry(arch, tab, idx, nt | SL_PTE_P | SL_PTE_RW | SL_PTE_US);
-            ent = nt | SL_PTE_P;
-        } else if (ent & SL_PTE_PS) {
-            return 0;
-        }
-        t = entry_addr(arch, ent);
-    }
-    return t;
-}
-
-/* Maps scratch read-write, NX, a leaf table at a time: it is the largest
- * mapping in most snapshots and going through sl_pt_map page by page would
- * dominate small snapshots. Shared or repeated roots make it idempotent. */
+/* Scratch is mapped afresh, read-write and no-execute, in every snapshot;
+ * repeating it for a shared or repeated root changes nothing. */
 static int map_scratch(unsigned arch, ptbuild *pt, const sl_layout *l, uint64_t root, sl_errbuf *e)
 {
-    unsigned leaf_depth = sl_pt_levels(arch) - 1;
-    uint64_t span = arch == SL_ARCH_I686 ? 1024 * SL_PAGE_SIZE : 512 * SL_PAGE_SIZE;
-    uint8_t *tab = NULL;
-    /* The address field is a plain sum: encode once, add the offset. */
-    uint64_t first = sl_pt_encode_leaf(arch, l->scratch_gpa, perm_of(SL_MAP_BASIC, true, false));
-    for (uint64_t off = 0; off < l->scratch_size; off += SL_PAGE_SIZE) {
-        uint64_t va = l->scratch_gva + off;
-        if (!tab || va % span == 0) {
-            uint64_t t = table_at(arch, pt, root, va, leaf_depth, true);
-            if (!t || !(tab = ptb_page(pt, t)))
-                return sl_err(e, SL_ERANGE, "scratch too small for the page tables (mapping scratch)");
-        }
-        write_entry(arch, tab, pt_index(arch, va, leaf_depth), first + off);
-    }
-    return 0;
+    sl_pt_mem m = {.ctx = pt, .page = ptb_page, .alloc = ptb_alloc};
+    int rc = sl_pt_map(arch, &m, root, l->scratch_gva, l->scratch_gpa, l->scratch_size,
+                       perm_of(SL_MAP_BASIC, true, false));
+    return rc ? pt_error(rc, e, "scratch", l->scratch_gva) : 0;
 }
 
 uint64_t sl_snapshot_new_config_id(void)
@@ -543,19 +471,14 @@ static bool skip_scratch_tables(const sl_guest_state *st, seen_tables *tables, u
     unsigned arch = l->arch, leaf_depth = sl_pt_levels(arch) - 1;
     uint64_t span = arch == SL_ARCH_I686 ? 1024 * SL_PAGE_SIZE : 512 * SL_PAGE_SIZE;
     uint64_t va = (l->scratch_gva + span - 1) / span * span, end = l->scratch_gva + l->scratch_size;
+    source src = {.st = st};
+    sl_pt_mem m = {.ctx = &src, .page = src_page_cb, .alloc = NULL};
     for (; va >= l->scratch_gva && va + span <= end && va + span > va; va += span) {
-        uint64_t t = root;
-        unsigned d;
-        for (d = 0; d < leaf_depth; d++) {
-            const uint8_t *tab = src_page(st, t);
-            uint64_t ent = tab ? read_entry(arch, tab, pt_index(arch, va, d)) : 0;
-            if (!(ent & SL_PTE_P) || (ent & SL_PTE_PS))
-                break;
-            t = entry_addr(arch, ent);
-        }
+        uint64_t t;
         unsigned owner, depth;
         uint64_t their;
-        if (d == leaf_depth && t != root && !seen_lookup(tables, t, &owner, &their, &depth) &&
+        if (sl_pt_table_at(arch, &m, root, va, leaf_depth, false, &t) == SL_PT_OK && t != root &&
+            !seen_lookup(tables, t, &owner, &their, &depth) &&
             !seen_record(tables, t, SCRATCH_OWNER, va, leaf_depth))
             return false;
     }
@@ -782,20 +705,17 @@ int sl_snapshot_from_memory(sl_snapshot **out, const sl_guest_state *st, sl_errb
     }
 
     /* 4. Link shared sub-tables to the owner's rebuilt table. */
+    sl_pt_mem bm = {.ctx = &pt, .page = ptb_page, .alloc = ptb_alloc};
     for (size_t i = 0; i < w.n_links; i++) {
         const sl_walk_item *it = &w.links[i];
-        if (it->root >= st->n_roots || it->owner_root >= st->n_roots)
-            continue;
-        uint64_t target = table_at(arch, &pt, new_roots[it->owner_root], it->their_va, it->their_depth, false);
-        if (!target)
+        uint64_t target;
+        if (it->root >= st->n_roots || it->owner_root >= st->n_roots ||
+            sl_pt_table_at(arch, &bm, new_roots[it->owner_root], it->their_va, it->their_depth, false, &target))
             continue; /* nothing was kept below it */
-        uint64_t parent = table_at(arch, &pt, new_roots[it->root], it->our_va, it->depth, true);
-        uint8_t *tab = parent ? ptb_page(&pt, parent) : NULL;
-        if (!tab) {
-            rc = sl_err(e, SL_ERANGE, "scratch too small for the page tables");
+        if ((rc = sl_pt_link(arch, &bm, new_roots[it->root], it->our_va, it->depth, target))) {
+            rc = pt_error(rc, e, "a shared table", it->our_va);
             goto done;
         }
-        write_entry(arch, tab, pt_index(arch, it->our_va, it->depth), target | SL_PTE_P | SL_PTE_RW | SL_PTE_US);
     }
 
     /* 5. Scratch in every space; tables after the visible pages. */

@@ -946,6 +946,45 @@ static void test_bad_args(void)
     tm_free(&m);
 }
 
+/* table_at finds (or makes) the table at each level; link makes a second
+ * root share a sub-table, which translate then sees through both roots. */
+static void check_table_at_and_link(unsigned arch)
+{
+    tmem m;
+    tm_init(&m);
+    unsigned levels = sl_pt_levels(arch), leaf = levels - 1;
+    uint64_t a = tm_table(&m), b = tm_table(&m), t, prev = a;
+    uint64_t va = arch == SL_ARCH_I686 ? 0x00C01000ull : 0x0000004000201000ull;
+    REQUIRE(sl_pt_map(arch, &m.mem, a, va, DATA_BASE, 4096, perm_of(SL_MAP_BASIC, true, false, false)) == 0);
+    for (unsigned d = 0; d <= leaf; d++) {
+        REQUIRE(sl_pt_table_at(arch, &m.mem, a, va, d, false, &t) == SL_PT_OK);
+        CHECK(d == 0 ? t == a : t != prev);
+        prev = t;
+    }
+    sl_mapping mp;
+    uint64_t pte_gpa;
+    REQUIRE(sl_pt_lookup(arch, &m.mem, a, va, &mp, &pte_gpa));
+    CHECK_EQ(pte_gpa & ~0xFFFull, t); /* the leaf table is the one holding the PTE */
+    /* Nothing under b yet: absent, and creating allocates exactly the path. */
+    CHECK_EQ(sl_pt_table_at(arch, &m.mem, b, va, leaf, false, &t), SL_PT_EABSENT);
+    unsigned before = m.alloc_calls;
+    REQUIRE(sl_pt_table_at(arch, &m.mem, b, va, leaf, true, &t) == SL_PT_OK);
+    CHECK_EQ(m.alloc_calls - before, leaf);
+    CHECK_EQ(sl_pt_table_at(arch, &m.mem, b, va, levels, false, &t), SL_PT_EINVAL);
+    /* Link a fresh root c's top entry to a's first-level table. */
+    uint64_t c = tm_table(&m), shared;
+    REQUIRE(sl_pt_table_at(arch, &m.mem, a, va, 1, false, &shared) == SL_PT_OK);
+    REQUIRE(sl_pt_link(arch, &m.mem, c, va, 0, shared) == SL_PT_OK);
+    CHECK(sl_pt_lookup(arch, &m.mem, c, va, &mp, NULL));
+    CHECK_EQ(mp.gpa, DATA_BASE);
+    CHECK_EQ(sl_pt_link(arch, &m.mem, c, va, leaf, shared), SL_PT_EINVAL); /* a leaf slot holds no table */
+    CHECK_EQ(sl_pt_link(arch, &m.mem, c, va, 0, shared + 1), SL_PT_EINVAL);
+    tm_free(&m);
+}
+
+static void test_table_at_and_link_amd64(void) { check_table_at_and_link(SL_ARCH_AMD64); }
+static void test_table_at_and_link_i686(void) { check_table_at_and_link(SL_ARCH_I686); }
+
 int main(void)
 {
     RUN(test_encode_decode);
@@ -968,5 +1007,7 @@ int main(void)
     RUN(test_walk_hostile_i686);
     RUN(test_large_pages);
     RUN(test_bad_args);
+    RUN(test_table_at_and_link_amd64);
+    RUN(test_table_at_and_link_i686);
     T_EXIT();
 }
