@@ -125,16 +125,10 @@ int sl_layout_place(sl_layout *l, uint64_t image_base, uint64_t image_span, bool
     return 0;
 }
 
-static void put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
 void sl_region_record(const sl_region *r, uint8_t out[SL_REGION_RECORD_SIZE])
 {
-    put64(out, r->gpa);
-    put64(out + 8, r->gva);
-    put64(out + 16, r->size);
-    put64(out + 24, (uint64_t)r->flags | (uint64_t)r->kind << 32);
+    sl_put64(out, r->gpa);
+    sl_put64(out + 8, r->gva);
+    sl_put64(out + 16, r->size);
+    sl_put64(out + 24, (uint64_t)r->flags | (uint64_t)r->kind << 32);
 }

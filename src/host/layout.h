@@ -69,6 +69,22 @@ static inline uint64_t sl_layout_scratch_gva_of(const sl_layout *l, uint64_t gpa
     return gpa - l->scratch_gpa + l->scratch_gva;
 }
 
+/* Little-endian u64 fields in guest memory, records and the PEB: byte by
+ * byte, so alignment and host byte order never matter. */
+static inline uint64_t sl_get64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static inline void sl_put64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
 /* Serialises a region as its 32-byte little-endian record (gpa, gva, size, flags, kind). */
 void sl_region_record(const sl_region *r, uint8_t out[SL_REGION_RECORD_SIZE]);
 

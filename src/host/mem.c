@@ -89,18 +89,12 @@ uint8_t *sl_mem_write_ptr(sl_mem *m, uint64_t gpa, uint64_t len)
 
 uint64_t sl_mem_bk_get(const sl_mem *m, unsigned slot)
 {
-    uint64_t v = 0;
-    const uint8_t *p = m->scratch + (m->layout.bk_gpa - m->layout.scratch_gpa) + slot;
-    for (int i = 7; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
+    return sl_get64(m->scratch + (m->layout.bk_gpa - m->layout.scratch_gpa) + slot);
 }
 
 void sl_mem_bk_set(sl_mem *m, unsigned slot, uint64_t v)
 {
-    uint8_t *p = sl_mem_write_ptr(m, m->layout.bk_gpa + slot, 8);
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
+    sl_put64(sl_mem_write_ptr(m, m->layout.bk_gpa + slot, 8), v);
 }
 
 /* Zeroes the dirty pages, in runs; long runs are handed back to the kernel

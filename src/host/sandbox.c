@@ -83,10 +83,7 @@ static void io_written(sl_sandbox *sb, bool output)
 {
     const sl_layout *l = &sb->mem->layout;
     uint64_t base = l->scratch_gpa + (output ? l->input_size : 0), size = output ? l->output_size : l->input_size;
-    const uint8_t *p = output ? output_buf(sb) : input_buf(sb);
-    uint64_t top = 0;
-    for (int i = 7; i >= 0; i--)
-        top = top << 8 | p[i];
+    uint64_t top = sl_get64(output ? output_buf(sb) : input_buf(sb));
     /* The stack header, and everything up to the top (bounded by the buffer). */
     sl_mem_mark_dirty(sb->mem, base, top < size - 8 ? top + 8 : size);
 }

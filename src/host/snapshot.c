@@ -223,29 +223,23 @@ static int finish_blob(sl_snapshot *s, pagebuf *vis, ptbuild *pt, sl_errbuf *e)
 
 /* ======================= from a binary ======================= */
 
-static void put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
 static void write_peb(uint8_t *peb, const sl_layout *l)
 {
-    put64(peb + SL_PEB_MAGIC, SL_PEB_MAGIC_VALUE);
-    put64(peb + SL_PEB_VERSION, 1);
-    put64(peb + SL_PEB_INPUT_SIZE, l->input_size);
-    put64(peb + SL_PEB_INPUT_PTR, l->scratch_gva);
-    put64(peb + SL_PEB_OUTPUT_SIZE, l->output_size);
-    put64(peb + SL_PEB_OUTPUT_PTR, l->scratch_gva + l->input_size);
-    put64(peb + SL_PEB_INIT_DATA_SIZE, l->init_data_size);
-    put64(peb + SL_PEB_INIT_DATA_PTR, l->init_data_size ? l->init_data_gpa : 0);
-    put64(peb + SL_PEB_HEAP_SIZE, l->heap_size);
-    put64(peb + SL_PEB_HEAP_PTR, l->heap_gpa);
-    put64(peb + SL_PEB_STACK_SIZE, l->stack_size);
-    put64(peb + SL_PEB_STACK_TOP, l->stack_top);
-    put64(peb + SL_PEB_SCRATCH_SIZE, l->scratch_size);
-    put64(peb + SL_PEB_SCRATCH_GVA, l->scratch_gva);
-    put64(peb + SL_PEB_BOOKKEEPING_GVA, sl_layout_scratch_gva_of(l, l->bk_gpa));
+    sl_put64(peb + SL_PEB_MAGIC, SL_PEB_MAGIC_VALUE);
+    sl_put64(peb + SL_PEB_VERSION, 1);
+    sl_put64(peb + SL_PEB_INPUT_SIZE, l->input_size);
+    sl_put64(peb + SL_PEB_INPUT_PTR, l->scratch_gva);
+    sl_put64(peb + SL_PEB_OUTPUT_SIZE, l->output_size);
+    sl_put64(peb + SL_PEB_OUTPUT_PTR, l->scratch_gva + l->input_size);
+    sl_put64(peb + SL_PEB_INIT_DATA_SIZE, l->init_data_size);
+    sl_put64(peb + SL_PEB_INIT_DATA_PTR, l->init_data_size ? l->init_data_gpa : 0);
+    sl_put64(peb + SL_PEB_HEAP_SIZE, l->heap_size);
+    sl_put64(peb + SL_PEB_HEAP_PTR, l->heap_gpa);
+    sl_put64(peb + SL_PEB_STACK_SIZE, l->stack_size);
+    sl_put64(peb + SL_PEB_STACK_TOP, l->stack_top);
+    sl_put64(peb + SL_PEB_SCRATCH_SIZE, l->scratch_size);
+    sl_put64(peb + SL_PEB_SCRATCH_GVA, l->scratch_gva);
+    sl_put64(peb + SL_PEB_BOOKKEEPING_GVA, sl_layout_scratch_gva_of(l, l->bk_gpa));
 }
 
 static uint32_t seg_flags(const sl_elf_segment *g)
