@@ -31,6 +31,11 @@ endif
 COMMON_SRC := $(wildcard src/common/*.c)
 HOST_SRC := $(wildcard src/host/*.c)
 LIB_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(COMMON_SRC) $(HOST_SRC))
+# The guest kernels (mk/guests.mk), embedded in the library.
+KERNEL_ELFS := build/kernel/kernel64 build/kernel/kernel32
+KERNEL_BLOB_FLAGS := -DSL_KERNEL64='"build/kernel/kernel64"' -DSL_KERNEL32='"build/kernel/kernel32"'
+KERNEL_BLOB_OBJ := $(BUILD)/obj/src/host/kernel_blob.o
+LIB_OBJ += $(KERNEL_BLOB_OBJ)
 
 # The official BLAKE3 C implementation as Debian ships it, with its SIMD paths
 # (the dispatcher picks SSE2/SSE4.1/AVX2/AVX-512 at run time).
@@ -50,7 +55,7 @@ TOOL_SRC := $(wildcard tools/*.c)
 
 .PHONY: all lib tests bench fuzz deps test demo clean guests
 
-all: lib tests bench guests $(BUILD)/demo $(BUILD)/hello_host $(if $(TOOL_SRC),$(BUILD)/sandlet)
+all: lib tests bench guests lua-guests $(BUILD)/demo $(BUILD)/hello_host $(if $(TOOL_SRC),$(BUILD)/sandlet)
 
 lib: $(BUILD)/libsandlet.a $(BUILD)/libsandlet.so
 
@@ -61,6 +66,11 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "  BUILD $@"
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(KERNEL_BLOB_OBJ): src/host/kernel_blob.S $(KERNEL_ELFS)
+	@mkdir -p $(dir $@)
+	@echo "  BUILD $@"
+	$(Q)$(CC) $(KERNEL_BLOB_FLAGS) -c $< -o $@
 
 $(BUILD)/obj/blake3/%.c.o: $(BLAKE3_DIR)/%.c
 	@mkdir -p $(dir $@)
@@ -117,15 +127,21 @@ $(BUILD)/demo $(BUILD)/hello_host: $(BUILD)/%: examples/%.c $(BUILD)/libsandlet.
 # Fuzz targets are always clang + libFuzzer + ASan/UBSan, built from sources.
 fuzz: $(FUZZ_BIN)
 
-build/fuzz/%: fuzz/%.c $(COMMON_SRC) $(HOST_SRC)
+build/fuzz/kernel_blob.o: src/host/kernel_blob.S $(KERNEL_ELFS)
+	@mkdir -p $(dir $@)
+	$(Q)$(FUZZ_CC) $(KERNEL_BLOB_FLAGS) -c $< -o $@
+
+build/fuzz/fuzz_%: fuzz/fuzz_%.c $(COMMON_SRC) $(HOST_SRC) build/fuzz/kernel_blob.o
 	@mkdir -p $(dir $@)
 	@echo "  BUILD $@"
 	$(Q)$(FUZZ_CC) $(CPPFLAGS) -std=c11 $(WARN) -g -O1 -fsanitize=fuzzer,address,undefined \
-		-fno-sanitize-recover=all $< $(COMMON_SRC) $(HOST_SRC) \
+		-fno-sanitize-recover=all $< $(COMMON_SRC) $(HOST_SRC) build/fuzz/kernel_blob.o \
 		$(addprefix $(BLAKE3_DIR)/,$(B3_C)) -DBLAKE3_NO_SSE2 -DBLAKE3_NO_SSE41 -DBLAKE3_NO_AVX2 \
 		-DBLAKE3_NO_AVX512 -pthread -o $@
 
+-include mk/thirdparty.mk
 -include mk/guests.mk
+-include mk/libc-tests.mk
 
 test: deps
 	@$(MAKE) --no-print-directory all fuzz

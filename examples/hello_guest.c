@@ -1,6 +1,8 @@
 /* A minimal sandlet guest: one function, Greet(string) -> string.
  * Build: scripts/sandlet-cc -o hello examples/hello_guest.c */
 #include <sandlet_guest.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 static int greet(const sl_gvalue *args, sl_gvalue *ret)
 {

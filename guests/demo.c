@@ -4,6 +4,8 @@
  *   Upper(string) -> string         (calls host function HostUpper(string) -> string)
  *   Print(string) -> void           Generation() -> u64 */
 #include <sandlet_guest.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 static int64_t counter;
 

@@ -7,9 +7,9 @@
  *   Recurse()        unbounded recursion         -> FAULT #PF just below the stack
  *   ExhaustScratch() maps pages until scratch is gone -> ABORT SL_ABI_ENOMEM
  *   BadHostCall()    malformed HOSTCALL frame    -> whatever the host does (it must not crash)
- *   WriteSnapshot()  makes its own PTE for a read-only page writable, behind
- *                    the CoW handler's back, and writes -> the write reaches the
- *                    host's read-only snapshot memory: memory access violation
+ *   WritePageTable() writes to its own live page tables (scratch, kernel-only)
+ *                                                -> FAULT #PF (user write, present)
+ *   WriteIDT()       writes to the guest kernel's IDT   -> FAULT #PF (user write, present)
  *   Abort(i32, string)                           -> ABORT with that code and text
  *   Counter() -> i64                             -> works (to check the sandbox still does) */
 /* abi.h before sandlet_guest.h: the guest header then skips its copies of the
@@ -17,8 +17,10 @@
 #include "abi.h"
 #include "sl_layout.h"
 #include <sandlet_guest.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
 
-#include "rt.h" /* runtime internals: this guest edits its own page tables */
 
 static const uint64_t ro_value[2] = {42, 43}; /* .rodata (a const volatile would land in .data) */
 static int64_t counter;
@@ -34,21 +36,31 @@ static int write_ro(const sl_gvalue *a, sl_gvalue *ret)
     return SL_ABI_OK;
 }
 
-static int write_snapshot(const sl_gvalue *a, sl_gvalue *ret)
+/* The page tables start right after the output buffer (DESIGN.md section 2):
+ * user code may not write them, nor anything else of the kernel's. */
+static int write_page_table(const sl_gvalue *a, sl_gvalue *ret)
 {
     (void)a;
-    uint64_t va = (uintptr_t)&ro_value[0] & SL_PAGE_MASK, pte_gpa;
-    sl_pt_mem m;
-    rt_pt_mem(&m);
-    if (!sl_pt_lookup(SL_ARCH_AMD64, &m, rt_root(), va, NULL, &pte_gpa))
-        return sl_fail(ret, SL_ABI_EABORT, "WriteSnapshot: .rodata is not mapped");
-    volatile uint64_t *pte = (volatile uint64_t *)((uint8_t *)rt_scratch_ptr(pte_gpa & SL_PAGE_MASK) +
-                                                   (pte_gpa & (SL_PAGE_SIZE - 1)));
-    *pte = (*pte | SL_PTE_RW) & ~SL_PTE_COW; /* now the leaf points, writable, at snapshot memory */
-    rt_invlpg((uintptr_t)va);
-    volatile uint64_t *p = (volatile uint64_t *)(uintptr_t)&ro_value[1];
-    __asm__ volatile("" : "+r"(p));
-    *p = 45; /* the host must stop this */
+    uint64_t io[4];
+    if (syscall(SL_SYS_IO_BUFFERS, io) != 0)
+        return sl_fail(ret, SL_ABI_EABORT, "WritePageTable: no I/O buffers");
+    volatile uint64_t *pte = (volatile uint64_t *)(uintptr_t)(io[2] + io[3]);
+    *pte = 0; /* the kernel must stop this */
+    ret->v.i32 = 0;
+    return SL_ABI_OK;
+}
+
+/* sidt tells user code where the IDT is (no UMIP here); writing it must fault. */
+static int write_idt(const sl_gvalue *a, sl_gvalue *ret)
+{
+    (void)a;
+    struct __attribute__((packed)) {
+        uint16_t limit;
+        uintptr_t base;
+    } idtr;
+    __asm__ volatile("sidt %0" : "=m"(idtr));
+    volatile uint64_t *idt = (volatile uint64_t *)idtr.base;
+    *idt = 0;
     ret->v.i32 = 0;
     return SL_ABI_OK;
 }
@@ -179,7 +191,8 @@ void sandlet_main(void)
         sl_register("Spin", SL_T_I32, 0, NULL, spin) || sl_register("Recurse", SL_T_I32, 0, NULL, recurse_fn) ||
         sl_register("ExhaustScratch", SL_T_I32, 0, NULL, exhaust) ||
         sl_register("BadHostCall", SL_T_I32, 0, NULL, bad_hostcall) ||
-        sl_register("WriteSnapshot", SL_T_I32, 0, NULL, write_snapshot) ||
+        sl_register("WritePageTable", SL_T_I32, 0, NULL, write_page_table) ||
+        sl_register("WriteIDT", SL_T_I32, 0, NULL, write_idt) ||
         sl_register("Abort", SL_T_VOID, 2, is, do_abort) || sl_register("Counter", SL_T_I64, 0, NULL, count))
         sl_abort(1, "faulty: registration failed");
 }

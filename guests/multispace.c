@@ -5,6 +5,8 @@
  * page, counts the visit in the page, and returns the number of spaces.
  * Visits(i32 space) returns that space's visit count. */
 #include <sandlet_guest.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #define NSPACES 4
 #define PRIVATE_GVA 0x0000008000000000ull /* root slot 1: empty in the host's tables */

@@ -153,8 +153,9 @@ typedef void (*sl_print_fn)(void *user, int level, const char *msg, size_t len);
 
 #define SL_LOG_PRINT (-1) /* level passed to sl_print_fn for sl_print() */
 
-/* Creates a sandbox from a guest ELF (x86-64 static PIE or i686). cfg may be
- * NULL for defaults. On failure *out is NULL and err (if not NULL) holds the
+/* Creates a sandbox from a guest ELF: a static x86-64 or i686 program (ET_EXEC
+ * or static PIE; musl, see docs/guest-runtime.md), which runs in user mode
+ * above sandlet's guest kernel. cfg may be NULL for defaults. On failure *out is NULL and err (if not NULL) holds the
  * reason. */
 int sl_sandbox_new_from_file(sl_sandbox **out, const char *elf_path, const sl_config *cfg, char *err,
                              size_t errlen);
@@ -194,6 +195,67 @@ int sl_sandbox_function(const sl_sandbox *sb, size_t i, const char **name, int *
 /* Looks a function up by name; returns its index or SL_ENOTFOUND. */
 int sl_sandbox_find_function(const sl_sandbox *sb, const char *name);
 
+/* ------------------------------------------------ standard streams, programs
+ * A guest is an ordinary program on musl: what it writes to fds 1 and 2 and
+ * reads from fd 0 goes through these callbacks, in the function model and
+ * when it runs as a program (sl_sandbox_run). */
+
+/* Called with the bytes of each write(2) to fd 1 (stdout) or 2 (stderr), as
+ * the guest makes them (a large write arrives in pieces of at most the output
+ * buffer's size). Default: the bytes go to the host's fd 1 / 2 unchanged. */
+typedef void (*sl_write_fn)(void *user, int fd, const void *buf, size_t len);
+/* Called when the guest reads fd 0: fill buf[0..cap) and return the number
+ * of bytes (cap <= the input buffer's size), 0 at end of input, or a negative
+ * errno the guest's read(2) then returns. Default: end of input at once. */
+typedef long (*sl_read_fn)(void *user, void *buf, size_t cap);
+/* Sets either callback (NULL keeps the default). Between calls only. */
+void sl_sandbox_set_stdio(sl_sandbox *sb, sl_read_fn read, sl_write_fn write, void *user);
+
+/* The program's argv and environment ("NAME=VALUE" strings), copied: used
+ * by sl_sandbox_run and by sl_sandbox_init (the function model's main() sees
+ * them too). Without it argv is {"guest"} and the environment is empty.
+ * SL_EINVAL for NULL strings, SL_ERANGE when they do not fit the input
+ * buffer (sl_config.input_size) or exceed 4096 strings. Before init only. */
+int sl_sandbox_set_args(sl_sandbox *sb, size_t argc, const char *const *argv, size_t envc,
+                        const char *const *envp);
+
+/* How a program ended (sl_sandbox_run). */
+typedef struct sl_run_result {
+    int exit_status; /* exit(2) status 0..255; 128 + signal when killed */
+    int signal;      /* the signal that ended it (abort(3): 6), else 0 */
+} sl_run_result;
+
+/* Runs the guest as a program, from its entry point until it exits, with the
+ * arguments of sl_sandbox_set_args and the standard streams above. Returns 0
+ * when the program exited (any status) or died of a signal it sent itself,
+ * with *res filled; otherwise the error of a failed call: SL_EFAULT (guest
+ * exception: crash), SL_ETIMEOUT (sl_sandbox_set_timeout, counted for the
+ * whole run), SL_ECANCELLED (sl_sandbox_kill), SL_ENOSCRATCH (the sandbox's
+ * memory, sl_config.scratch_size, is exhausted), SL_EABORT, SL_EABI. Only on
+ * a NEW sandbox made from an ELF; afterwards it is POISONED (the program has
+ * ended): free it. A function-model guest (sandlet_main) finishes init
+ * instead of exiting: SL_ESTATE. */
+int sl_sandbox_run(sl_sandbox *sb, sl_run_result *res);
+
+/* Runs the program at `path` once: sl_sandbox_new_from_file + set_args +
+ * set_stdio + set_timeout (ms, 0 = none) + sl_sandbox_run + free. Returns
+ * what sl_sandbox_run returns, or the creation error, with the message in
+ * err[0..errlen). cfg may be NULL: programs get SL_RUN_DEFAULT_SCRATCH bytes
+ * of scratch (their memory: heap, stack, mmap) then. */
+#define SL_RUN_DEFAULT_SCRATCH (256u << 20)
+typedef struct sl_run_opts {
+    size_t argc;
+    const char *const *argv; /* argv[0] is the name the program sees */
+    size_t envc;
+    const char *const *envp;
+    const sl_config *cfg;
+    uint64_t timeout_ms;
+    sl_read_fn read;   /* NULL: end of input */
+    sl_write_fn write; /* NULL: the host's stdout/stderr */
+    void *user;
+} sl_run_opts;
+int sl_run_file(const char *path, const sl_run_opts *opts, sl_run_result *res, char *err, size_t errlen);
+
 /* Takes a snapshot of the sandbox between calls. */
 int sl_sandbox_snapshot(sl_sandbox *sb, sl_snapshot **out);
 /* Restores a snapshot of the same configuration family in place (SL_EFAMILY
@@ -218,6 +280,15 @@ typedef struct sl_sandbox_info {
     uint64_t scratch_pages_used; /* pages the guest took from the scratch allocator */
     uint64_t generation;
     int status;
+    /* Events since the last restore that decide the cost of a call on
+     * hardware KVM (counted the same on every backend): */
+    uint64_t exits;          /* VM exits (KVM_RUN returns), by reason below */
+    uint64_t exits_io, exits_mmio, exits_other;
+    uint64_t ioctls;         /* KVM ioctls issued for this sandbox */
+    uint64_t guest_faults;   /* page faults the guest kernel handled */
+    uint64_t cow_copies;     /* copy-on-write copies the guest kernel made */
+    uint64_t demand_pages;   /* zero pages the guest kernel mapped (stack, mmap) */
+    uint64_t syscalls;       /* system calls the guest kernel served */
 } sl_sandbox_info;
 int sl_sandbox_info_get(sl_sandbox *sb, sl_sandbox_info *info);
 

@@ -1,18 +1,21 @@
-/* sandlet guest API: what a guest program (built freestanding, linked with the
- * sandlet guest runtime) uses to export functions, call host functions, print,
- * allocate memory and manage address spaces. docs/guest-runtime.md explains
- * how to write and build a guest.
+/* sandlet guest API: what a guest program in the function model uses to
+ * export functions, call host functions, print and manage address spaces.
+ * Guests are ordinary C programs on musl (use the standard headers for the C
+ * library); docs/guest-runtime.md explains how to write and build one.
  *
- * Freestanding: needs only <stdint.h>, <stddef.h>, <stdbool.h>, <stdarg.h>.
  * The guest author defines `void sandlet_main(void)`, which runs once during
- * initialisation and registers the exported functions with sl_register(). */
+ * initialisation and registers the exported functions with sl_register().
+ * The guest library supplies main(); a program with its own main() is an
+ * ordinary program (`sandlet run`) and may still call the functions below
+ * that do not need a call in progress (sl_print, sl_log, sl_call_host,
+ * sl_generation, address spaces). Not thread-safe: a guest has one thread. */
 #ifndef SANDLET_GUEST_H
 #define SANDLET_GUEST_H
 
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -128,7 +131,7 @@ __attribute__((noreturn)) void sl_abort(int32_t code, const char *msg);
  * snapshot on this execution path otherwise). */
 uint64_t sl_generation(void);
 
-/* ---- address spaces (page-table roots) ----
+/* ---- address spaces (page-table roots, kept by the guest kernel) ----
  * Space 0 is the one the host created. A new space starts as a copy of the
  * current root table, so it shares every existing mapping (and the tables
  * below the root) with it. Returns the new index, or -1 (table full or out
@@ -137,32 +140,13 @@ int sl_space_create(void);
 int sl_space_switch(unsigned index);  /* 0, or -1 for a bad index */
 unsigned sl_space_current(void);
 unsigned sl_space_count(void);
-/* Maps a fresh zeroed page RW (not executable) at page-aligned `gva` in space
- * `index` only. The root-level entry covering gva must not be shared with
- * another space (pick a root slot that was empty when the spaces were
- * created; amd64: one slot covers 512 GiB, i686: 4 MiB). 0, or -1 (bad
+/* Maps a fresh zeroed page RW (not executable, user-accessible) at
+ * page-aligned `gva` in space `index` only. The root-level entry covering gva
+ * must not be shared with another space (pick a root slot that was empty when
+ * the spaces were created; amd64: one slot covers 512 GiB, i686: 4 MiB), and
+ * gva must not be in the kernel's, the stack's or mmap's range. 0, or -1 (bad
  * argument, shared slot, already mapped, out of scratch). */
 int sl_space_map_private(unsigned index, uint64_t gva);
-
-/* ---- heap (the PEB heap region) ---- */
-void *malloc(size_t n);
-void *calloc(size_t n, size_t size);
-void *realloc(void *p, size_t n);
-void free(void *p);
-
-/* ---- small libc ---- */
-void *memcpy(void *dst, const void *src, size_t n);
-void *memmove(void *dst, const void *src, size_t n);
-void *memset(void *dst, int c, size_t n);
-int memcmp(const void *a, const void *b, size_t n);
-size_t strlen(const char *s);
-int strcmp(const char *a, const char *b);
-int strncmp(const char *a, const char *b, size_t n);
-char *strcpy(char *dst, const char *src);
-/* %d %i %u %ld %lu %lld %llu %zu %x %lx %llx %zx %s %c %p %%, with flags '-'
- * and '0' and a width. Returns the length the full output would have. */
-int vsnprintf(char *buf, size_t cap, const char *fmt, va_list ap);
-int snprintf(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* A string argument or value for sl_call_host. */
 static inline sl_gvalue sl_gstr(const char *s)

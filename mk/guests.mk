@@ -1,98 +1,114 @@
-# Guest programs: the freestanding guest runtime (src/guest + src/common/pt.c,
-# abi.c) and the example guests, built with the system gcc.
+# The guest side: the guest kernel (src/guest/kernel, freestanding, CPL0),
+# embedded in libsandlet; the guest library for the function model
+# (src/guest/lib, user mode, on musl); and the example guests, ordinary
+# static musl programs built with scripts/sandlet-cc.
 #
-# Include from the top-level Makefile AFTER its first (default) target:
-#     include mk/guests.mk
-#     all: ... guests
-# or build standalone:  make -f mk/guests.mk guests   (guests/build.sh does this)
+# Included from the top-level Makefile after its first (default) target and
+# after mk/thirdparty.mk (MUSL_CC, MUSL_STAMPS).
 #
-# Outputs (static PIE, only RELATIVE relocations, ELF note "sandlet"):
-#     $(GUEST_OUT)/demo        x86-64   guests/demo.c
-#     $(GUEST_OUT)/demo32      i686     guests/demo.c
-#     $(GUEST_OUT)/multispace  x86-64   guests/multispace.c
-#     $(GUEST_OUT)/faulty      x86-64   guests/faulty.c
+# Outputs:
+#     build/kernel/kernel64, kernel32     static PIE, ELF note "sandlet"
+#     $(GUEST_OUT)/libsandlet-guest64.a, libsandlet-guest32.a
+#     $(GUEST_OUT)/demo (x86-64), demo32 (i686), multispace, faulty, hello
 
 GUEST_CC ?= gcc
 GUEST_OUT ?= build/guests
+KERNEL_OUT := build/kernel
 
-GUEST_CFLAGS := -std=c11 -O2 -Wall -Wextra -Werror -ffreestanding -fno-builtin -fno-stack-protector \
-    -fPIE -fno-asynchronous-unwind-tables -fno-unwind-tables -fno-common -MMD -MP \
-    -Iinclude -Isrc/common -Isrc/guest
-# The runtime must not touch SSE/x87 state: its exception handler saves only
-# the general registers. The libc loops must not be turned into calls to
-# memcpy/memset themselves.
-GUEST_NO_LDP := $(shell $(GUEST_CC) -fno-tree-loop-distribute-patterns -E -x c /dev/null >/dev/null 2>&1 && \
+# The kernel must not touch x87/SSE state (it saves only the general
+# registers) nor use a red zone (faults push onto its stack), and its
+# memset/memcpy loops must not be turned into calls to themselves.
+KERNEL_NO_LDP := $(shell $(GUEST_CC) -fno-tree-loop-distribute-patterns -E -x c /dev/null >/dev/null 2>&1 && \
     echo -fno-tree-loop-distribute-patterns)
-GUEST_RT_CFLAGS := -mgeneral-regs-only $(GUEST_NO_LDP)
-GUEST_ARCH_64 := -m64 -mno-red-zone
-GUEST_ARCH_32 := -m32 -march=i686
-GUEST_LDFLAGS := -static-pie -nostdlib -Wl,--no-dynamic-linker -Wl,-z,norelro \
+KERNEL_CFLAGS := -std=c11 -O2 -Wall -Wextra -Werror -ffreestanding -fno-builtin -fno-stack-protector -fPIE \
+    -fno-asynchronous-unwind-tables -fno-unwind-tables -fno-common -mgeneral-regs-only $(KERNEL_NO_LDP) \
+    -MMD -MP -Isrc/common -Isrc/guest/kernel
+KERNEL_ARCH_64 := -m64 -mno-red-zone
+KERNEL_ARCH_32 := -m32 -march=i686
+KERNEL_LDFLAGS := -static-pie -nostdlib -Wl,--no-dynamic-linker -Wl,-z,norelro \
     -Wl,-z,max-page-size=4096 -Wl,-z,common-page-size=4096 -Wl,-z,noexecstack \
     -Wl,--build-id=none -Wl,-e,_start
 
-GUEST_RT_C := $(wildcard src/guest/*.c) src/common/pt.c src/common/abi.c
-GUEST_RT_OBJ64 := $(patsubst %.c,$(GUEST_OUT)/obj64/%.o,$(GUEST_RT_C)) $(GUEST_OUT)/obj64/src/guest/entry_amd64.o
-GUEST_RT_OBJ32 := $(patsubst %.c,$(GUEST_OUT)/obj32/%.o,$(GUEST_RT_C)) $(GUEST_OUT)/obj32/src/guest/entry_i686.o
-GUEST_BINS := $(GUEST_OUT)/demo $(GUEST_OUT)/demo32 $(GUEST_OUT)/multispace $(GUEST_OUT)/faulty
+KERNEL_C := $(wildcard src/guest/kernel/*.c) src/guest/note.c src/common/pt.c src/common/abi.c
+KERNEL_OBJ64 := $(patsubst %.c,$(KERNEL_OUT)/obj64/%.o,$(KERNEL_C)) $(KERNEL_OUT)/obj64/src/guest/kernel/entry_amd64.o
+KERNEL_OBJ32 := $(patsubst %.c,$(KERNEL_OUT)/obj32/%.o,$(KERNEL_C)) $(KERNEL_OUT)/obj32/src/guest/kernel/entry_i686.o
 
-.PHONY: guests guests-clean
-guests: $(GUEST_BINS) $(GUEST_OUT)/libsandlet-guest64.a $(GUEST_OUT)/libsandlet-guest32.a $(GUEST_OUT)/hello
+# The guest library is user code on musl: the normal warnings, musl's headers.
+GUESTLIB_CFLAGS := -std=c11 -O2 -Wall -Wextra -Werror -D_GNU_SOURCE -MMD -MP -Iinclude -Isrc/common -Isrc/guest/lib
+GUESTLIB_C := $(wildcard src/guest/lib/*.c) src/guest/note.c src/common/abi.c
+GUESTLIB_OBJ64 := $(patsubst %.c,$(GUEST_OUT)/obj64/%.o,$(GUESTLIB_C)) $(GUEST_OUT)/obj64/src/guest/lib/entry_amd64.o
+GUESTLIB_OBJ32 := $(patsubst %.c,$(GUEST_OUT)/obj32/%.o,$(GUESTLIB_C)) $(GUEST_OUT)/obj32/src/guest/lib/entry_i686.o
 
-# The runtime as archives, for guests built outside this tree with
-# scripts/sandlet-cc (one C file in, one guest ELF out).
-$(GUEST_OUT)/libsandlet-guest64.a: $(GUEST_RT_OBJ64)
+GUEST_BINS := $(GUEST_OUT)/demo $(GUEST_OUT)/demo32 $(GUEST_OUT)/multispace $(GUEST_OUT)/faulty $(GUEST_OUT)/hello
+
+.PHONY: guests guests-clean kernel
+guests: $(GUEST_BINS) $(GUEST_OUT)/libsandlet-guest64.a $(GUEST_OUT)/libsandlet-guest32.a
+kernel: $(KERNEL_OUT)/kernel64 $(KERNEL_OUT)/kernel32
+
+guests-clean:
+	rm -rf $(GUEST_OUT) $(KERNEL_OUT)
+
+# ---- the guest kernel ----
+$(KERNEL_OUT)/obj64/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "  KERNEL $@"
+	$(Q)$(GUEST_CC) $(KERNEL_CFLAGS) $(KERNEL_ARCH_64) -c $< -o $@
+$(KERNEL_OUT)/obj32/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "  KERNEL $@"
+	$(Q)$(GUEST_CC) $(KERNEL_CFLAGS) $(KERNEL_ARCH_32) -c $< -o $@
+$(KERNEL_OUT)/obj64/%.o: %.S
+	@mkdir -p $(dir $@)
+	@echo "  KERNEL $@"
+	$(Q)$(GUEST_CC) $(KERNEL_ARCH_64) -MMD -MP -c $< -o $@
+$(KERNEL_OUT)/obj32/%.o: %.S
+	@mkdir -p $(dir $@)
+	@echo "  KERNEL $@"
+	$(Q)$(GUEST_CC) $(KERNEL_ARCH_32) -MMD -MP -c $< -o $@
+$(KERNEL_OUT)/kernel64: $(KERNEL_OBJ64)
+	@echo "  KERNEL $@"
+	$(Q)$(GUEST_CC) $(KERNEL_ARCH_64) $(KERNEL_LDFLAGS) -o $@ $^ -lgcc
+$(KERNEL_OUT)/kernel32: $(KERNEL_OBJ32)
+	@echo "  KERNEL $@"
+	$(Q)$(GUEST_CC) $(KERNEL_ARCH_32) $(KERNEL_LDFLAGS) -o $@ $^ -lgcc
+
+# ---- the guest library (user mode, musl) ----
+$(GUEST_OUT)/obj64/%.o: %.c $(MUSL_STAMPS)
+	@mkdir -p $(dir $@)
+	@echo "  GUEST $@"
+	$(Q)$(MUSL_CC) $(GUESTLIB_CFLAGS) -c $< -o $@
+$(GUEST_OUT)/obj32/%.o: %.c $(MUSL_STAMPS)
+	@mkdir -p $(dir $@)
+	@echo "  GUEST $@"
+	$(Q)$(MUSL_CC) -m32 $(GUESTLIB_CFLAGS) -c $< -o $@
+$(GUEST_OUT)/obj64/%.o: %.S
+	@mkdir -p $(dir $@)
+	@echo "  GUEST $@"
+	$(Q)$(GUEST_CC) -m64 -MMD -MP -c $< -o $@
+$(GUEST_OUT)/obj32/%.o: %.S
+	@mkdir -p $(dir $@)
+	@echo "  GUEST $@"
+	$(Q)$(GUEST_CC) -m32 -MMD -MP -c $< -o $@
+$(GUEST_OUT)/libsandlet-guest64.a: $(GUESTLIB_OBJ64)
 	@echo "  GUEST $@"
 	$(Q)rm -f $@ && ar rcs $@ $^
-$(GUEST_OUT)/libsandlet-guest32.a: $(GUEST_RT_OBJ32)
+$(GUEST_OUT)/libsandlet-guest32.a: $(GUESTLIB_OBJ32)
 	@echo "  GUEST $@"
 	$(Q)rm -f $@ && ar rcs $@ $^
-# The README's minimal guest, built the way a guest author builds one.
-$(GUEST_OUT)/hello: examples/hello_guest.c scripts/sandlet-cc $(GUEST_OUT)/libsandlet-guest64.a
+
+# ---- example and test guests, built the way a guest author builds one ----
+GUEST_CC_DEPS := scripts/sandlet-cc $(MUSL_CC) include/sandlet_guest.h
+$(GUEST_OUT)/demo: guests/demo.c $(GUEST_CC_DEPS) $(GUEST_OUT)/libsandlet-guest64.a
+	@echo "  GUEST $@"
+	$(Q)scripts/sandlet-cc -o $@ $<
+$(GUEST_OUT)/demo32: guests/demo.c $(GUEST_CC_DEPS) $(GUEST_OUT)/libsandlet-guest32.a
+	@echo "  GUEST $@"
+	$(Q)scripts/sandlet-cc -m32 -o $@ $<
+$(GUEST_OUT)/multispace $(GUEST_OUT)/faulty: $(GUEST_OUT)/%: guests/%.c $(GUEST_CC_DEPS) $(GUEST_OUT)/libsandlet-guest64.a
+	@echo "  GUEST $@"
+	$(Q)scripts/sandlet-cc -Isrc/common -o $@ $<
+$(GUEST_OUT)/hello: examples/hello_guest.c $(GUEST_CC_DEPS) $(GUEST_OUT)/libsandlet-guest64.a
 	@echo "  GUEST $@"
 	$(Q)scripts/sandlet-cc -o $@ $<
 
-guests-clean:
-	rm -rf $(GUEST_OUT)
-
-# runtime and common code
-$(GUEST_OUT)/obj64/src/%.o: src/%.c
-	@mkdir -p $(dir $@)
-	@echo "  GUEST $@"
-	$(Q)$(GUEST_CC) $(GUEST_CFLAGS) $(GUEST_RT_CFLAGS) $(GUEST_ARCH_64) -c $< -o $@
-$(GUEST_OUT)/obj32/src/%.o: src/%.c
-	@mkdir -p $(dir $@)
-	@echo "  GUEST $@"
-	$(Q)$(GUEST_CC) $(GUEST_CFLAGS) $(GUEST_RT_CFLAGS) $(GUEST_ARCH_32) -c $< -o $@
-$(GUEST_OUT)/obj64/src/%.o: src/%.S
-	@mkdir -p $(dir $@)
-	@echo "  GUEST $@"
-	$(Q)$(GUEST_CC) $(GUEST_ARCH_64) -MMD -MP -c $< -o $@
-$(GUEST_OUT)/obj32/src/%.o: src/%.S
-	@mkdir -p $(dir $@)
-	@echo "  GUEST $@"
-	$(Q)$(GUEST_CC) $(GUEST_ARCH_32) -MMD -MP -c $< -o $@
-
-# guest programs (may use floating point)
-$(GUEST_OUT)/obj64/guests/%.o: guests/%.c
-	@mkdir -p $(dir $@)
-	@echo "  GUEST $@"
-	$(Q)$(GUEST_CC) $(GUEST_CFLAGS) $(GUEST_ARCH_64) -c $< -o $@
-$(GUEST_OUT)/obj32/guests/%.o: guests/%.c
-	@mkdir -p $(dir $@)
-	@echo "  GUEST $@"
-	$(Q)$(GUEST_CC) $(GUEST_CFLAGS) $(GUEST_ARCH_32) -c $< -o $@
-
-$(GUEST_OUT)/demo: $(GUEST_OUT)/obj64/guests/demo.o $(GUEST_RT_OBJ64)
-	@echo "  GUEST $@"
-	$(Q)$(GUEST_CC) $(GUEST_ARCH_64) $(GUEST_LDFLAGS) -o $@ $^ -lgcc
-$(GUEST_OUT)/demo32: $(GUEST_OUT)/obj32/guests/demo.o $(GUEST_RT_OBJ32)
-	@echo "  GUEST $@"
-	$(Q)$(GUEST_CC) $(GUEST_ARCH_32) $(GUEST_LDFLAGS) -o $@ $^ -lgcc
-$(GUEST_OUT)/multispace: $(GUEST_OUT)/obj64/guests/multispace.o $(GUEST_RT_OBJ64)
-	@echo "  GUEST $@"
-	$(Q)$(GUEST_CC) $(GUEST_ARCH_64) $(GUEST_LDFLAGS) -o $@ $^ -lgcc
-$(GUEST_OUT)/faulty: $(GUEST_OUT)/obj64/guests/faulty.o $(GUEST_RT_OBJ64)
-	@echo "  GUEST $@"
-	$(Q)$(GUEST_CC) $(GUEST_ARCH_64) $(GUEST_LDFLAGS) -o $@ $^ -lgcc
-
--include $(shell find $(GUEST_OUT) -name '*.d' 2>/dev/null)
+-include $(shell find $(GUEST_OUT) $(KERNEL_OUT) -name '*.d' 2>/dev/null)

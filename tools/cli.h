@@ -107,6 +107,7 @@ int cmd_snapshot(int argc, char **argv);
 /* ------------------------------------------------------------- commands */
 
 int cmd_call(int argc, char **argv);
+int cmd_run(int argc, char **argv);
 int cmd_shell(int argc, char **argv);
 
 /* Splits a shell line into words: blanks separate, "..." quotes with \" and

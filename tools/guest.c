@@ -71,6 +71,13 @@ static void print_guest(void *user, int level, const char *msg, size_t len)
         out_printf(2, "[guest %s] %.*s\n", names[level], (int)(len > 1u << 20 ? 1u << 20 : len), msg);
 }
 
+/* What the guest writes to its stdout and stderr goes to ours (framed in the lab). */
+static void write_guest(void *user, int fd, const void *buf, size_t len)
+{
+    (void)user;
+    out_write(fd, buf, len);
+}
+
 static void print_quiet(void *user, int level, const char *msg, size_t len)
 {
     (void)user, (void)level, (void)msg, (void)len;
@@ -106,6 +113,7 @@ int guest_open(cli_guest *g, const char *path, const cli_opts *o)
         return EXIT_SETUP;
     }
     sl_sandbox_set_print(g->sb, o->quiet ? print_quiet : print_guest, g);
+    sl_sandbox_set_stdio(g->sb, NULL, write_guest, g);
     sl_sandbox_set_timeout(g->sb, o->timeout_ms);
     /* A sandbox started from a snapshot file is ready at once, but it needs
      * its host functions all the same. */

@@ -19,6 +19,7 @@ static void main_usage(int fd)
                "usage: sandlet COMMAND [OPTIONS] ...\n"
                "Runs guest programs in KVM micro-VMs.\n"
                "Commands:\n"
+               "  run PROGRAM [ARGS...]          run a program (main()) with our stdin, stdout, stderr\n"
                "  call GUEST NAME [ARGS...]      call one guest function and print its result\n"
                "  shell GUEST                    read commands (call, snapshot, restore, ...) from stdin\n"
                "  snapshot save GUEST FILE [--call NAME ARGS...]...\n"
@@ -27,8 +28,8 @@ static void main_usage(int fd)
                "  snapshot verify FILE           recompute a snapshot file's identity\n"
                "  help [COMMAND]                 help for a command (also: COMMAND --help)\n"
                "  --version                      print the version\n"
-               "GUEST is a guest ELF (x86-64 static PIE or i686) or a snapshot file.\n"
-               "Without a usable /dev/kvm (none, or PVM), call, shell and snapshot save re-run\n"
+               "GUEST is a guest ELF (a static x86-64 or i686 program) or a snapshot file.\n"
+               "Without a usable /dev/kvm (none, or PVM), run, call, shell and snapshot save re-run\n"
                "themselves inside the KVM lab (scripts/kvm-lab, QEMU): about 4 s per command.\n"
                "SANDLET_NO_LAB=1 forbids that, SANDLET_FORCE_LAB=1 forces it.\n");
     out_printf(fd, "%s", EXIT_HELP);
@@ -78,6 +79,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "call") == 0)
         return cmd_call(argc, argv);
+    if (strcmp(cmd, "run") == 0)
+        return cmd_run(argc, argv);
     if (strcmp(cmd, "shell") == 0)
         return cmd_shell(argc, argv);
     if (strcmp(cmd, "snapshot") == 0)

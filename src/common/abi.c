@@ -202,7 +202,7 @@ static int get_value(struct rd *r, sl_wire_value *v, bool allow_void)
 
 static bool kind_known(uint64_t kind)
 {
-    return kind >= SL_MSG_CALL && kind <= SL_MSG_LOG;
+    return kind >= SL_MSG_CALL && kind <= SL_MSG_EXEC;
 }
 
 static int put_body(struct wr *w, const sl_msg *m)
@@ -233,6 +233,9 @@ static int put_body(struct wr *w, const sl_msg *m)
     case SL_MSG_PRINT:
     case SL_MSG_ABORT:
     case SL_MSG_LOG:
+    case SL_MSG_WRITE:
+    case SL_MSG_DATA:
+    case SL_MSG_EXEC:
         put_le(w, (uint64_t)m->code, 8);
         put_text(w, m->text, m->text_len);
         return 0;
@@ -296,6 +299,9 @@ static int get_body(struct rd *r, sl_msg *m)
     case SL_MSG_PRINT:
     case SL_MSG_ABORT:
     case SL_MSG_LOG:
+    case SL_MSG_WRITE:
+    case SL_MSG_DATA:
+    case SL_MSG_EXEC:
         if ((rc = get_le(r, 8, &x)))
             return rc;
         m->code = u64_to_i64(x);

@@ -23,6 +23,25 @@
 #define SL_PORT_PRINT 0x5103     /* PRINT message in output */
 #define SL_PORT_LOG 0x5104       /* value = level; LOG message in output */
 #define SL_PORT_FAULT 0x5105     /* unhandled exception; FAULT message in output */
+/* Ports only the guest kernel (CPL0) may use: the TSS I/O bitmap lets user
+ * code (CPL3) reach SL_PORT_DONE..SL_PORT_LOG and nothing else. */
+#define SL_PORT_WRITE 0x5106     /* WRITE message in output (code = fd 1 or 2, text = bytes) */
+#define SL_PORT_READ 0x5107      /* value = bytes wanted from fd 0; host pushes DATA on input */
+#define SL_PORT_EXIT 0x5108      /* value = exit status (bit 8 set: killed by signal value & 0x7f) */
+#define SL_PORT_CLOCK 0x5109     /* value = clock id; host writes SL_BK_CLOCK_SEC/NSEC */
+#define SL_PORT_USER_LAST SL_PORT_LOG /* highest port user code may write */
+
+/* sandlet's own system calls, next to Linux's: user code reaches the guest
+ * kernel with these numbers through the normal system-call instruction. */
+#define SL_SYS_BASE 0x5100
+#define SL_SYS_INIT_DONE (SL_SYS_BASE + 0)   /* (dispatch entry GVA): the program is ready for calls */
+#define SL_SYS_GENERATION (SL_SYS_BASE + 1)  /* () -> snapshot generation */
+#define SL_SYS_IO_BUFFERS (SL_SYS_BASE + 2)  /* (u64 out[4]) <- input GVA, size, output GVA, size */
+#define SL_SYS_SPACE_CREATE (SL_SYS_BASE + 3) /* () -> new space index, or -errno */
+#define SL_SYS_SPACE_SWITCH (SL_SYS_BASE + 4) /* (index) */
+#define SL_SYS_SPACE_CURRENT (SL_SYS_BASE + 5) /* () -> index */
+#define SL_SYS_SPACE_COUNT (SL_SYS_BASE + 6) /* () -> count */
+#define SL_SYS_SPACE_MAP (SL_SYS_BASE + 7)   /* (index, gva): a fresh private zero page */
 
 /* Value types on the wire (one byte). */
 enum sl_type {
@@ -49,6 +68,10 @@ enum sl_msg_kind {
     SL_MSG_ABORT = 6,       /* guest -> host: code + text */
     SL_MSG_FAULT = 7,       /* guest -> host: vector, error code, address, ip */
     SL_MSG_LOG = 8,         /* guest -> host: level + text */
+    SL_MSG_WRITE = 9,       /* guest -> host: fd (1 or 2) in code + bytes written to it */
+    SL_MSG_DATA = 10,       /* host -> guest: bytes read from stdin (code 0; empty text = EOF) */
+    SL_MSG_EXEC = 11,       /* host -> guest before init: code = argc; text = argc argv strings
+                             * then the environment, each NUL-terminated */
 };
 
 /* Status codes inside RESULT / HOSTRESULT (0 = ok). */
@@ -109,7 +132,8 @@ typedef struct sl_wire_value {
  * CALL/HOSTCALL: name, values[0..count) are the arguments.
  * RESULT/HOSTRESULT: status; status 0 -> values[0] is the return value
  *   (type VOID for none, count 1); else text is the error message.
- * PRINT/LOG/ABORT: code (log level / abort code), text.
+ * PRINT/LOG/ABORT/WRITE/DATA/EXEC: code (log level / abort code / fd /
+ *   argc), text.
  * FAULT: code = vector, and fault[] = {error code, address (CR2), ip}.
  * Decode sets every scalar field (0 when unused) and values[0..count);
  * values[count..] are left untouched. */

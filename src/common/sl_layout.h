@@ -57,6 +57,21 @@ static inline uint64_t sl_scratch_base_gva(unsigned arch, uint64_t size)
 #define SL_BK_DISPATCH 0x80       /* guest-written at the end of init: GVA of its dispatch entry */
 #define SL_BK_STACK_TOP 0x88      /* guest-written at the end of init: stack top for calls */
 #define SL_BK_NROOTS 0x90         /* number of page-table roots (address spaces) in SL_BK_ROOTS */
+/* Guest-kernel slots. The host zeroes every slot it does not set on each
+ * restore, so counters and lists here start afresh with the scratch. */
+#define SL_BK_USER_RSP 0x98       /* amd64 system-call entry: the user rsp while it switches stacks */
+#define SL_BK_KSTACK 0xA0         /* kernel stack top for system calls (written by the kernel at boot) */
+#define SL_BK_FREE_LIST 0xA8      /* GPA of the first freed scratch page (each holds the next), 0 = none */
+#define SL_BK_EXC_DEPTH 0xB0      /* nesting of exception handlers (a fault inside one is fatal) */
+#define SL_BK_CLOCK_SEC 0xB8      /* SL_PORT_CLOCK answer: seconds */
+#define SL_BK_CLOCK_NSEC 0xC0     /* SL_PORT_CLOCK answer: nanoseconds, or ~0 for an unknown clock */
+#define SL_BK_RNG_COUNTER 0xC8    /* ChaCha20 block counter of the getrandom stream */
+#define SL_BK_RNG_SEED 0xD0       /* 32 bytes: ChaCha20 key, fresh from the host on every restore */
+#define SL_BK_EV_FAULTS 0xF0      /* events since the restore: page faults the kernel handled */
+#define SL_BK_EV_COW 0xF8         /* events since the restore: copy-on-write copies */
+#define SL_BK_EV_SYSCALLS 0x300   /* events since the restore: system calls served */
+#define SL_BK_EV_DEMAND 0x308     /* events since the restore: zero pages mapped on demand or by mmap */
+#define SL_BK_FREE_COUNT 0x310    /* pages on SL_BK_FREE_LIST */
 #define SL_BK_ROOTS 0x100         /* u64 GPAs of every root the guest uses; [0] is the first space */
 #define SL_BK_MAX_ROOTS 64u
 #define SL_BK_MAGIC_VALUE 0x4b4f4f42544c53ull /* "SLTBOOK" */
@@ -83,18 +98,31 @@ static inline uint64_t sl_scratch_base_gva(unsigned arch, uint64_t size)
 #define SL_PEB_SCRATCH_SIZE 0x60
 #define SL_PEB_SCRATCH_GVA 0x68
 #define SL_PEB_BOOKKEEPING_GVA 0x70
-#define SL_PEB_MAGIC_VALUE 0x3142455054454c53ull /* "SLTEPB1" */
+/* The user program (CPL3) next to the guest kernel: */
+#define SL_PEB_USER_ENTRY 0x78     /* GVA of the program's entry point */
+#define SL_PEB_USER_PHDR 0x80      /* GVA of its program headers (AT_PHDR), 0 if not loaded */
+#define SL_PEB_USER_PHNUM 0x88     /* AT_PHNUM */
+#define SL_PEB_USER_PHENT 0x90     /* AT_PHENT */
+#define SL_PEB_MMAP_LO 0x98        /* [lo, hi): virtual range the kernel serves mmap from */
+#define SL_PEB_MMAP_HI 0xA0
+#define SL_PEB_KERNEL_GVA 0xA8     /* [gva, gva + size): the guest kernel image (supervisor-only) */
+#define SL_PEB_KERNEL_SIZE 0xB0
+#define SL_PEB_MAGIC_VALUE 0x3242455054454c53ull /* "SLTEPB2" */
 
 /* Guest stack top (the stack itself is mapped on demand by the guest). */
 #define SL_AMD64_STACK_TOP 0x00007FFFFFFF0000ull
 #define SL_I686_STACK_GAP 0x10000ull /* i686: stack top = scratch base - gap */
 
-/* Entry contract, for both Initialise(entry) and Call(dispatch):
- *   rdi/edi = GVA of the bookkeeping page, rsi/esi = SL_ENTRY_INIT or SL_ENTRY_CALL,
- *   rsp     = Initialise: the exception-stack top (scratch, always mapped);
- *             Call: the stack top the guest stored in SL_BK_STACK_TOP,
- *   rflags  = 0x2 (interrupts off), CR3 = the current root.
- * The guest ends init and every call with `out SL_PORT_DONE`. */
+/* Entry contract.
+ * Initialise(entry): the guest kernel's ELF entry at CPL0 with
+ *   rdi/edi = GVA of the bookkeeping page, rsi/esi = SL_ENTRY_INIT,
+ *   rsp = the exception-stack top (scratch, always mapped), rflags = 0x2,
+ *   CR3 = the root. The kernel boots and enters the user program at CPL3.
+ * Call(dispatch): the user program's dispatch entry, at CPL3 (the segment
+ *   state the vCPU was left in by the `out SL_PORT_DONE` that ended init or
+ *   the previous call, or the snapshot's), with rdi/edi = 0, rsi/esi =
+ *   SL_ENTRY_CALL, rsp = SL_BK_STACK_TOP, rflags = 0x2.
+ * User code ends init and every call with `out SL_PORT_DONE` at CPL3. */
 #define SL_ENTRY_INIT 0u
 #define SL_ENTRY_CALL 1u
 

@@ -526,6 +526,18 @@ int sl_elf_parse(const uint8_t *buf, size_t len, sl_elf_image *img, sl_errbuf *e
     if ((rc = scan_phdrs(&c, &h)) || (rc = check_version(&c)) || (rc = finish_layout(&c)) ||
         (rc = check_dynamic(&c)))
         return rc;
+    /* musl finds its TLS image through AT_PHDR, so the loaded copy of the
+     * headers must be found: the file-backed part of a PT_LOAD covering them. */
+    img->phnum = h.phnum;
+    img->phent = h.phentsize;
+    uint64_t phsize = (uint64_t)h.phnum * h.phentsize;
+    for (unsigned i = 0; i < img->n_segments; i++) {
+        const sl_elf_segment *s = &img->seg[i];
+        if (h.phoff >= s->offset && range_ok(h.phoff - s->offset, phsize, s->filesz)) {
+            img->phdr_va = s->vaddr + (h.phoff - s->offset);
+            break;
+        }
+    }
     return 0;
 }
 

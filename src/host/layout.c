@@ -86,10 +86,20 @@ int sl_layout_add_region(sl_layout *l, uint64_t gpa, uint64_t size, uint32_t fla
     return 0;
 }
 
-int sl_layout_place(sl_layout *l, uint64_t image_base, uint64_t image_span, bool fixed, sl_errbuf *e)
+/* Room between the program's memory and the mmap range, and between the
+ * mmap range and the stack, so that a run-away pointer faults. */
+#define MMAP_GAP (16ull << 20)
+#define AMD64_MMAP_LO 0x0000100000000000ull /* 16 TiB: far above any snapshot region */
+
+int sl_layout_place(sl_layout *l, uint64_t kernel_span, uint64_t image_base, uint64_t image_span, bool fixed,
+                    sl_errbuf *e)
 {
-    uint64_t after_peb = l->peb_gpa + SL_PAGE_SIZE;
-    uint64_t span;
+    uint64_t span, kspan;
+    if (!round_page(kernel_span, &kspan) || kspan > (64ull << 20))
+        return sl_err(e, SL_ERANGE, "guest kernel span of %llu bytes over 64 MiB", (unsigned long long)kernel_span);
+    l->kernel_gpa = kspan ? l->peb_gpa + SL_PAGE_SIZE : 0;
+    l->kernel_size = kspan;
+    uint64_t after_kernel = l->peb_gpa + SL_PAGE_SIZE + kspan;
     if (!round_page(image_span, &span) || span == 0 || span > (1ull << 30))
         return sl_err(e, SL_ERANGE, "image span of %llu bytes not in 1 byte .. 1 GiB",
                       (unsigned long long)image_span);
@@ -97,17 +107,17 @@ int sl_layout_place(sl_layout *l, uint64_t image_base, uint64_t image_span, bool
         if (image_base & (SL_PAGE_SIZE - 1))
             return sl_err(e, SL_EFORMAT, "image base 0x%llx is not page-aligned",
                           (unsigned long long)image_base);
-        if (image_base < after_peb)
+        if (image_base < after_kernel)
             return sl_err(e, SL_ERANGE,
-                          "fixed-address image at 0x%llx overlaps the PEB (images must start at or "
-                          "above 0x%llx)",
-                          (unsigned long long)image_base, (unsigned long long)after_peb);
+                          "fixed-address image at 0x%llx overlaps the PEB or the guest kernel (images must "
+                          "start at or above 0x%llx)",
+                          (unsigned long long)image_base, (unsigned long long)after_kernel);
         if (image_base > (1ull << 32))
             return sl_err(e, SL_ERANGE, "fixed-address image at 0x%llx is above 4 GiB",
                           (unsigned long long)image_base);
         l->image_gpa = image_base;
     } else {
-        l->image_gpa = after_peb;
+        l->image_gpa = after_kernel;
     }
     l->image_size = span;
     l->init_data_gpa = l->image_gpa + span;
@@ -122,6 +132,15 @@ int sl_layout_place(sl_layout *l, uint64_t image_base, uint64_t image_span, bool
         return sl_err(e, SL_ERANGE,
                       "guest memory ends at 0x%llx, past the stack/scratch start 0x%llx",
                       (unsigned long long)l->visible_end, (unsigned long long)limit);
+    uint64_t stack_lo = l->stack_top - l->stack_size;
+    if (l->arch == SL_ARCH_AMD64) {
+        l->mmap_lo = AMD64_MMAP_LO;
+    } else {
+        l->mmap_lo = l->visible_end + MMAP_GAP;
+    }
+    l->mmap_hi = stack_lo > MMAP_GAP ? stack_lo - MMAP_GAP : 0;
+    if (l->mmap_hi < l->mmap_lo)
+        l->mmap_lo = l->mmap_hi = 0; /* no room: mmap fails with ENOMEM */
     return 0;
 }
 

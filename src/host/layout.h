@@ -21,6 +21,7 @@
 #define SL_RK_IMAGE 2u
 #define SL_RK_INIT_DATA 3u
 #define SL_RK_HEAP 4u
+#define SL_RK_KERNEL 5u /* the guest kernel image (supervisor-only) */
 
 #define SL_MAX_REGIONS 24u
 
@@ -38,10 +39,11 @@ typedef struct sl_layout {
     uint64_t input_size, output_size, heap_size, stack_size, scratch_size, init_data_size;
     uint32_t init_data_perm;
     /* snapshot region (GPA == GVA for everything laid out from a binary) */
-    uint64_t peb_gpa, image_gpa, image_size, init_data_gpa, heap_gpa;
+    uint64_t peb_gpa, kernel_gpa, kernel_size, image_gpa, image_size, init_data_gpa, heap_gpa;
     uint64_t visible_end; /* one past the last guest-visible byte of a from-binary snapshot */
-    /* stack */
+    /* stack, and the range the guest kernel serves mmap from */
     uint64_t stack_top;
+    uint64_t mmap_lo, mmap_hi;
     /* scratch */
     uint64_t scratch_gpa, scratch_gva;
     uint64_t pt_gpa;            /* page tables start here (after input + output) */
@@ -55,9 +57,12 @@ typedef struct sl_layout {
  * and the scratch/stack part; checks every limit. */
 int sl_layout_config(sl_layout *l, unsigned arch, const sl_config *cfg, sl_errbuf *e);
 
-/* Places the image and the rest of the snapshot region: the image at
- * `image_base` when `fixed` (ET_EXEC), else right after the PEB. */
-int sl_layout_place(sl_layout *l, uint64_t image_base, uint64_t image_span, bool fixed, sl_errbuf *e);
+/* Places the guest kernel (kernel_span bytes, 0 for none) right after the
+ * PEB, then the program image and the rest of the snapshot region: the image
+ * at `image_base` when `fixed` (ET_EXEC, which must not overlap the kernel),
+ * else right after the kernel. Also sets the mmap range. */
+int sl_layout_place(sl_layout *l, uint64_t kernel_span, uint64_t image_base, uint64_t image_span, bool fixed,
+                    sl_errbuf *e);
 
 /* Appends a region record (flags SL_RF_*). */
 int sl_layout_add_region(sl_layout *l, uint64_t gpa, uint64_t size, uint32_t flags, uint32_t kind,

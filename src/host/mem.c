@@ -177,6 +177,7 @@ int sl_mem_restore(sl_mem *m, const sl_snapshot *s, sl_errbuf *e)
     sl_mem_bk_set(m, SL_BK_PT_ROOT, m->root);
     sl_mem_bk_set(m, SL_BK_GENERATION, s->generation);
     sl_mem_bk_set(m, SL_BK_EXC_STACK_TOP, sl_layout_scratch_gva_of(l, l->bk_gpa));
+    sl_mem_bk_set(m, SL_BK_KSTACK, sl_layout_scratch_gva_of(l, l->bk_gpa) & ~15ull);
     sl_mem_bk_set(m, SL_BK_INPUT_GVA, l->scratch_gva);
     sl_mem_bk_set(m, SL_BK_INPUT_SIZE, l->input_size);
     sl_mem_bk_set(m, SL_BK_OUTPUT_GVA, l->scratch_gva + l->input_size);

@@ -1,12 +1,16 @@
 /* Sandbox lifecycle: a guest's memory (sl_mem), its vCPU, the snapshot it
  * runs on, host functions, and the call loop that speaks the ABI. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "abi.h"
+#include "hash.h"
 #include "mem.h"
 #include "snapshot.h"
 #include "vcpu.h"
@@ -42,7 +46,22 @@ struct sl_sandbox {
     size_t ret_cap;
     uint64_t *dirty_tmp;
     bool in_call;
+    /* standard streams and the program's arguments */
+    sl_read_fn read;
+    sl_write_fn write;
+    void *stdio_user;
+    uint8_t *read_buf;
+    char *exec_text; /* EXEC message text: argv then environment, NUL-terminated */
+    size_t exec_len, exec_argc;
+    sl_run_result exit; /* SL_PORT_EXIT: how the program ended */
+    /* getrandom: a key from the host's getrandom, a seed per restore */
+    uint8_t rng_key[32];
+    uint64_t rng_restores;
+    sl_vcpu_stats stats_base; /* vCPU counters at the last restore */
 };
+
+/* run_guest's result when the program exited (SL_PORT_EXIT), not an error. */
+#define RUN_EXITED 1
 
 /* ------------------------------------------------------------ small helpers */
 
@@ -95,6 +114,30 @@ static void default_print(void *user, int level, const char *msg, size_t len)
         fprintf(stderr, "[guest] %.*s\n", (int)len, msg);
     else
         fprintf(stderr, "[guest log %d] %.*s\n", level, (int)len, msg);
+}
+
+static void default_write(void *user, int fd, const void *buf, size_t len)
+{
+    (void)user;
+    fflush(fd == 1 ? stdout : stderr);
+    const char *p = buf;
+    while (len) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return; /* the host's stream is gone: the guest's bytes go nowhere */
+        p += n;
+        len -= (size_t)n;
+    }
+}
+
+static long default_read(void *user, void *buf, size_t cap)
+{
+    (void)user;
+    (void)buf;
+    (void)cap;
+    return 0;
 }
 
 static void free_funcs(func *f, size_t n)
@@ -276,8 +319,49 @@ static int fault_error(sl_sandbox *sb, const sl_msg *m)
                              (unsigned long long)m->fault[2], hint));
 }
 
-/* Runs the guest until it finishes (SL_PORT_DONE), handling host calls and
- * prints; fills *res with the RESULT message. Any failure poisons. */
+/* SL_PORT_READ: the guest kernel wants up to `want` bytes of standard input;
+ * they go on top of the input stack as a DATA message (code: 0, or the
+ * reader's -errno). */
+static int answer_read(sl_sandbox *sb, uint32_t want)
+{
+    const sl_layout *l = &sb->mem->layout;
+    if (!sb->read_buf && !(sb->read_buf = malloc(l->input_size)))
+        return poison(sb, sl_err(&sb->err, SL_ENOMEM, "out of memory"));
+    size_t cap = want < l->input_size / 2 ? want : l->input_size / 2;
+    long n = sb->read(sb->stdio_user, sb->read_buf, cap);
+    if (n > (long)cap)
+        n = -EIO;
+    sl_msg d;
+    memset(&d, 0, sizeof d);
+    d.kind = SL_MSG_DATA;
+    d.code = n < 0 ? n : 0;
+    d.text = sb->read_buf;
+    d.text_len = n > 0 ? (uint32_t)n : 0;
+    int rc = sl_abi_push(input_buf(sb), l->input_size, &d);
+    io_written(sb, false);
+    if (rc)
+        return poison(sb, sl_err(&sb->err, SL_EABI, "standard input does not fit the input buffer"));
+    return 0;
+}
+
+/* SL_PORT_CLOCK: Linux clock ids; the CPU-time clocks are the vCPU thread's. */
+static void answer_clock(sl_sandbox *sb, uint32_t id)
+{
+    static const clockid_t ids[] = {CLOCK_REALTIME,         CLOCK_MONOTONIC,        CLOCK_THREAD_CPUTIME_ID,
+                                    CLOCK_THREAD_CPUTIME_ID, CLOCK_MONOTONIC_RAW,   CLOCK_REALTIME_COARSE,
+                                    CLOCK_MONOTONIC_COARSE, CLOCK_BOOTTIME};
+    struct timespec ts = {0, 0};
+    uint64_t nsec = ~0ull;
+    if (id < sizeof ids / sizeof ids[0] && clock_gettime(ids[id], &ts) == 0)
+        nsec = (uint64_t)ts.tv_nsec;
+    sl_mem_bk_set(sb->mem, SL_BK_CLOCK_SEC, (uint64_t)ts.tv_sec);
+    sl_mem_bk_set(sb->mem, SL_BK_CLOCK_NSEC, nsec);
+}
+
+/* Runs the guest until it finishes (SL_PORT_DONE), handling host calls,
+ * prints and the program's system calls that reach the host; fills *res with
+ * the RESULT message. RUN_EXITED when the program exited instead. Any
+ * failure poisons. */
 static int run_guest(sl_sandbox *sb, sl_msg *res, bool init)
 {
     uint64_t deadline = sb->timeout_ms ? now_ns() + sb->timeout_ms * 1000000ull : 0;
@@ -304,7 +388,9 @@ static int run_guest(sl_sandbox *sb, sl_msg *res, bool init)
                     return 0;
                 }
                 if (rc || res->kind != SL_MSG_RESULT)
-                    return poison(sb, sl_err(&sb->err, SL_EABI, "malformed result message from the guest"));
+                    return poison(sb, sl_err(&sb->err, SL_EABI,
+                                             "malformed result message from the guest (decode %d, kind %u)", rc,
+                                             rc ? 0u : (unsigned)res->kind));
                 return 0;
             case SL_PORT_HOSTCALL:
                 if ((rc = host_call(sb)))
@@ -332,6 +418,23 @@ static int run_guest(sl_sandbox *sb, sl_msg *res, bool init)
                 if (rc || m.kind != SL_MSG_FAULT)
                     return poison(sb, sl_err(&sb->err, SL_EFAULT, "guest exception (report malformed)"));
                 return fault_error(sb, &m);
+            case SL_PORT_WRITE:
+                rc = sl_abi_peek(output_buf(sb), l->output_size, &m);
+                if (rc || m.kind != SL_MSG_WRITE || (m.code != 1 && m.code != 2))
+                    return poison(sb, sl_err(&sb->err, SL_EABI, "malformed write message from the guest"));
+                sb->write(sb->stdio_user, (int)m.code, m.text, m.text_len);
+                continue;
+            case SL_PORT_READ:
+                if ((rc = answer_read(sb, ex.value)))
+                    return rc;
+                continue;
+            case SL_PORT_CLOCK:
+                answer_clock(sb, ex.value);
+                continue;
+            case SL_PORT_EXIT:
+                sb->exit.signal = ex.value & 0x100 ? (int)(ex.value & 0x7f) : 0;
+                sb->exit.exit_status = sb->exit.signal ? 128 + sb->exit.signal : (int)(ex.value & 0xff);
+                return RUN_EXITED;
             default:
                 return poison(sb, sl_err(&sb->err, SL_EABI, "guest wrote to unknown I/O port 0x%x", ex.port));
             }
@@ -418,6 +521,9 @@ static int raw_call(sl_sandbox *sb, const char *name, const sl_value *args, size
     sb->in_call = true;
     rc = run_guest(sb, res, false);
     sb->in_call = false;
+    if (rc == RUN_EXITED)
+        return poison(sb, sl_err(&sb->err, SL_EABORT, "guest exited during the call with status %d",
+                                 sb->exit.exit_status));
     return rc;
 }
 
@@ -473,6 +579,26 @@ static int map_snapshot(sl_sandbox *sb, sl_snapshot *snap)
                        SL_VMEM_READONLY, &sb->err);
 }
 
+/* A fresh getrandom key for the guest kernel after every restore:
+ * BLAKE3(host key || restore number), so that sandboxes restored from one
+ * snapshot, and one sandbox restored twice, never share a stream. */
+static void reseed(sl_sandbox *sb)
+{
+    uint8_t seed[SL_HASH_LEN];
+    sl_hasher *h = sl_hasher_new();
+    if (h) {
+        uint64_t n = sb->rng_restores++;
+        sl_hasher_update(h, sb->rng_key, sizeof sb->rng_key);
+        sl_hasher_update(h, &n, sizeof n);
+        sl_hasher_final(h, seed);
+    } else {
+        memcpy(seed, sb->rng_key, sizeof seed); /* out of memory: still unpredictable */
+        sb->rng_key[0]++;
+    }
+    for (unsigned i = 0; i < 4; i++)
+        sl_mem_bk_set(sb->mem, SL_BK_RNG_SEED + 8 * i, sl_get64(seed + 8 * i));
+}
+
 /* Restore without running init; leaves status NEW for an Initialise snapshot. */
 static int restore_raw(sl_sandbox *sb, sl_snapshot *snap)
 {
@@ -499,6 +625,8 @@ static int restore_raw(sl_sandbox *sb, sl_snapshot *snap)
     if ((rc = sl_vcpu_reset(sb->vcpu, sb->mem->root, saved, &sb->err)))
         return poison(sb, rc);
     sl_vcpu_clear_cancel(sb->vcpu);
+    reseed(sb);
+    sl_vcpu_get_stats(sb->vcpu, &sb->stats_base);
     if (sb->snap != snap) {
         sl_snapshot_ref(snap);
         sl_snapshot_free(sb->snap);
@@ -527,6 +655,12 @@ static int sandbox_create(sl_sandbox **out, sl_snapshot *snap, char *err, size_t
     }
     sb->arch = snap->arch;
     sb->print = default_print;
+    sb->read = default_read;
+    sb->write = default_write;
+    if (getrandom(sb->rng_key, sizeof sb->rng_key, 0) != (ssize_t)sizeof sb->rng_key) {
+        rc = sl_err(&sb->err, SL_EHYPERVISOR, "getrandom failed: %s", strerror(errno));
+        goto fail;
+    }
     if ((rc = sl_vcpu_open(&sb->vcpu, sb->arch, &sb->err)) || (rc = sl_mem_create(&sb->mem, snap, &sb->err)))
         goto fail;
     sb->dirty_tmp = calloc(sb->mem->dirty_words, sizeof(uint64_t));
@@ -612,6 +746,8 @@ void sl_sandbox_free(sl_sandbox *sb)
     free_funcs(sb->guest, sb->n_guest);
     free(sb->ret_buf);
     free(sb->dirty_tmp);
+    free(sb->read_buf);
+    free(sb->exec_text);
     free(sb);
 }
 
@@ -656,7 +792,52 @@ int sl_sandbox_register(sl_sandbox *sb, const char *name, int ret_type, const in
     return 0;
 }
 
-int sl_sandbox_init(sl_sandbox *sb)
+void sl_sandbox_set_stdio(sl_sandbox *sb, sl_read_fn read, sl_write_fn write, void *user)
+{
+    sb->read = read ? read : default_read;
+    sb->write = write ? write : default_write;
+    sb->stdio_user = user;
+}
+
+int sl_sandbox_set_args(sl_sandbox *sb, size_t argc, const char *const *argv, size_t envc, const char *const *envp)
+{
+    if (sb->status != SL_STATUS_NEW)
+        return sl_err(&sb->err, SL_ESTATE, "arguments are set before init");
+    if ((argc && !argv) || (envc && !envp))
+        return sl_err(&sb->err, SL_EINVAL, "NULL argument or environment array");
+    if (argc + envc > 4096 || argc + envc < argc)
+        return sl_err(&sb->err, SL_ERANGE, "more than 4096 arguments and environment strings");
+    size_t len = 0;
+    for (size_t i = 0; i < argc + envc; i++) {
+        const char *a = i < argc ? argv[i] : envp[i - argc];
+        if (!a)
+            return sl_err(&sb->err, SL_EINVAL, "%s %zu is NULL", i < argc ? "argument" : "environment string",
+                          i < argc ? i : i - argc);
+        len += strlen(a) + 1;
+    }
+    /* the EXEC message must fit the input buffer with its framing */
+    if (len + 256 > sb->mem->layout.input_size)
+        return sl_err(&sb->err, SL_ERANGE, "arguments and environment (%zu bytes) do not fit the %llu-byte input buffer",
+                      len, (unsigned long long)sb->mem->layout.input_size);
+    char *t = malloc(len ? len : 1), *p = t;
+    if (!t)
+        return sl_err(&sb->err, SL_ENOMEM, "out of memory");
+    for (size_t i = 0; i < argc + envc; i++) {
+        const char *a = i < argc ? argv[i] : envp[i - argc];
+        size_t n = strlen(a) + 1;
+        memcpy(p, a, n);
+        p += n;
+    }
+    free(sb->exec_text);
+    sb->exec_text = t;
+    sb->exec_len = len;
+    sb->exec_argc = argc;
+    return 0;
+}
+
+/* Enters the guest kernel at its boot entry (the input stack holding the
+ * EXEC message, if any) and runs until init is done or the program exits. */
+static int start(sl_sandbox *sb, sl_msg *res)
 {
     if (sb->status != SL_STATUS_NEW)
         return sl_err(&sb->err, SL_ESTATE, "sandbox is already initialised");
@@ -665,15 +846,37 @@ int sl_sandbox_init(sl_sandbox *sb)
     const sl_layout *l = &sb->mem->layout;
     sl_abi_reset(input_buf(sb), l->input_size);
     sl_abi_reset(output_buf(sb), l->output_size);
+    int rc = 0;
+    if (sb->exec_text) {
+        sl_msg m;
+        memset(&m, 0, sizeof m);
+        m.kind = SL_MSG_EXEC;
+        m.code = (int64_t)sb->exec_argc;
+        m.text = (const uint8_t *)sb->exec_text;
+        m.text_len = (uint32_t)sb->exec_len;
+        rc = sl_abi_push(input_buf(sb), l->input_size, &m);
+    }
     io_written(sb, false);
     io_written(sb, true);
-    int rc = enter(sb, sb->snap->next_addr, sl_mem_bk_get(sb->mem, SL_BK_EXC_STACK_TOP), SL_ENTRY_INIT);
     if (rc)
+        return sl_err(&sb->err, SL_ERANGE, "arguments do not fit the input buffer");
+    if ((rc = enter(sb, sb->snap->next_addr, sl_mem_bk_get(sb->mem, SL_BK_EXC_STACK_TOP), SL_ENTRY_INIT)))
         return rc;
-    sl_msg res;
     sb->in_call = true;
-    rc = run_guest(sb, &res, true);
+    rc = run_guest(sb, res, true);
     sb->in_call = false;
+    return rc;
+}
+
+int sl_sandbox_init(sl_sandbox *sb)
+{
+    sl_msg res;
+    int rc = start(sb, &res);
+    if (rc == RUN_EXITED)
+        return poison(sb, sl_err(&sb->err, SL_EABORT,
+                                 "guest exited with status %d during init (a program with main() runs with "
+                                 "sl_sandbox_run or `sandlet run`)",
+                                 sb->exit.exit_status));
     if (rc)
         return rc;
     if (res.status)
@@ -684,6 +887,43 @@ int sl_sandbox_init(sl_sandbox *sb)
         return poison(sb, sl_err(&sb->err, SL_EABI, "guest init did not report its dispatch entry and stack"));
     sb->status = SL_STATUS_READY;
     return load_signatures(sb);
+}
+
+int sl_sandbox_run(sl_sandbox *sb, sl_run_result *res)
+{
+    sl_msg m;
+    memset(res, 0, sizeof *res);
+    int rc = start(sb, &m);
+    if (rc == RUN_EXITED) {
+        *res = sb->exit;
+        poison(sb, sl_err(&sb->err, SL_ESTATE, "the program has exited with status %d", res->exit_status));
+        return 0;
+    }
+    if (rc)
+        return rc;
+    return poison(sb, sl_err(&sb->err, SL_ESTATE,
+                             "the guest finished init instead of exiting: it is a function-model guest "
+                             "(sandlet_main), use sl_sandbox_init and calls"));
+}
+
+int sl_run_file(const char *path, const sl_run_opts *o, sl_run_result *res, char *err, size_t errlen)
+{
+    static const sl_run_opts none;
+    if (!o)
+        o = &none;
+    sl_config cfg = {.scratch_size = SL_RUN_DEFAULT_SCRATCH};
+    sl_sandbox *sb;
+    int rc = sl_sandbox_new_from_file(&sb, path, o->cfg ? o->cfg : &cfg, err, errlen);
+    if (rc)
+        return rc;
+    sl_sandbox_set_stdio(sb, o->read, o->write, o->user);
+    sl_sandbox_set_timeout(sb, o->timeout_ms);
+    if (!(rc = sl_sandbox_set_args(sb, o->argc, o->argv, o->envc, o->envp)))
+        rc = sl_sandbox_run(sb, res);
+    if (rc && err && errlen)
+        snprintf(err, errlen, "%s", sl_sandbox_errmsg(sb));
+    sl_sandbox_free(sb);
+    return rc;
 }
 
 size_t sl_sandbox_function_count(const sl_sandbox *sb) { return sb->n_guest; }
@@ -832,5 +1072,16 @@ int sl_sandbox_info_get(sl_sandbox *sb, sl_sandbox_info *info)
     info->scratch_pages_used = cur > base && cur <= l->bk_gpa ? (cur - base) / SL_PAGE_SIZE : 0;
     info->generation = sb->generation;
     info->status = sb->status;
+    sl_vcpu_stats now;
+    sl_vcpu_get_stats(sb->vcpu, &now);
+    info->exits = now.exits - sb->stats_base.exits;
+    info->exits_io = now.exits_io - sb->stats_base.exits_io;
+    info->exits_mmio = now.exits_mmio - sb->stats_base.exits_mmio;
+    info->exits_other = now.exits_other - sb->stats_base.exits_other;
+    info->ioctls = now.ioctls - sb->stats_base.ioctls;
+    info->guest_faults = sl_mem_bk_get(sb->mem, SL_BK_EV_FAULTS);
+    info->cow_copies = sl_mem_bk_get(sb->mem, SL_BK_EV_COW);
+    info->demand_pages = sl_mem_bk_get(sb->mem, SL_BK_EV_DEMAND);
+    info->syscalls = sl_mem_bk_get(sb->mem, SL_BK_EV_SYSCALLS);
     return 0;
 }

@@ -28,6 +28,10 @@ typedef struct sl_elf_image {
     uint64_t base_va;   /* lowest PT_LOAD vaddr rounded down to 4 KiB */
     uint64_t span;      /* base_va .. end of the highest segment, rounded up to 4 KiB */
     uint64_t entry;     /* e_entry, unrelocated */
+    /* The program headers as the program sees them (AT_PHDR, unrelocated):
+     * 0 when no file-backed PT_LOAD covers them. */
+    uint64_t phdr_va;
+    unsigned phnum, phent;
     unsigned n_segments; /* sorted by vaddr, non-overlapping, memsz > 0 */
     sl_elf_segment seg[SL_ELF_MAX_SEGMENTS];
     bool has_version;   /* the sandlet version note was present */

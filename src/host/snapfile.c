@@ -299,7 +299,7 @@ static int parse_layout(const uint8_t *h, unsigned arch, sl_layout *l, sl_errbuf
         return 0;
     if (!page_aligned(image_size))
         return bad_field(e, SL_EFORMAT, "image_size", image_size, "is not a multiple of the page size");
-    if (sl_layout_place(l, image_gpa, image_size, true, &le))
+    if (sl_layout_place(l, 0, image_gpa, image_size, true, &le))
         return bad_field(e, SL_EFORMAT, "image_gpa", image_gpa, "does not place: %s", le.msg);
     if ((rc = check_u64_equal(e, "init_data_gpa", init_gpa, l->init_data_gpa)) ||
         (rc = check_u64_equal(e, "heap_gpa", heap_gpa, l->heap_gpa)) ||
@@ -329,7 +329,7 @@ static int parse_regions(sl_snapshot *s, const uint8_t *rec, unsigned n, sl_errb
             return sl_err(e, SL_EFORMAT, "snapshot file: region %u virtual address 0x%" PRIx64 " invalid", i,
                           r->gva);
         if (r->flags & ~(SL_RF_READ | SL_RF_WRITE | SL_RF_EXEC | SL_RF_USER) || r->kind < SL_RK_PEB ||
-            r->kind > SL_RK_HEAP)
+            r->kind > SL_RK_KERNEL)
             return sl_err(e, SL_EFORMAT, "snapshot file: region %u flags 0x%x / kind %u unknown", i, r->flags,
                           r->kind);
     }
@@ -408,10 +408,12 @@ static int parse_fields(sl_snapshot *s, const uint8_t *meta, const geometry *g, 
     s->next_kind = get32(h, SF_NEXT_KIND);
     s->next_addr = get64(h, SF_NEXT_ADDR);
     if (s->next_kind == SL_NEXT_INITIALISE) {
-        if (!l->image_size || s->next_addr < l->image_gpa || s->next_addr - l->image_gpa >= l->image_size)
+        /* The guest kernel sits between the PEB and the image. */
+        uint64_t lo = l->peb_gpa + SL_PAGE_SIZE;
+        if (!l->image_size || s->next_addr < lo || s->next_addr >= l->image_gpa + l->image_size)
             return bad_field(e, SL_EFORMAT, "next_addr", s->next_addr,
-                             "(entry) is not inside the image at 0x%" PRIx64 "+0x%" PRIx64, l->image_gpa,
-                             l->image_size);
+                             "(entry) is not inside the guest kernel or the image at 0x%" PRIx64 "+0x%" PRIx64,
+                             lo, l->image_gpa + l->image_size - lo);
     } else if (s->next_kind == SL_NEXT_CALL) {
         if (!s->next_addr || !va_ok(s->arch, s->next_addr))
             return bad_field(e, SL_EFORMAT, "next_addr", s->next_addr,
@@ -1041,6 +1043,7 @@ static const char *region_kind(uint32_t k)
     case SL_RK_IMAGE: return "image";
     case SL_RK_INIT_DATA: return "init-data";
     case SL_RK_HEAP: return "heap";
+    case SL_RK_KERNEL: return "kernel";
     default: return "?";
     }
 }

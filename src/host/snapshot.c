@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "kernel.h"
 #include "sl_elf.h"
 #include "pt.h"
 #include "u64map.h"
@@ -109,10 +110,18 @@ static sl_perm perm_of(unsigned kind, bool w, bool x)
 
 /* Scratch is mapped afresh, read-write and no-execute, in every snapshot;
  * repeating it for a shared or repeated root changes nothing. */
+/* The input and output buffers at the start of scratch are the user
+ * program's (it reads calls and writes results there); the rest of scratch
+ * (page tables, kernel stack, bookkeeping, free pages) is the kernel's. */
 static int map_scratch(unsigned arch, ptbuild *pt, const sl_layout *l, uint64_t root, sl_errbuf *e)
 {
     sl_pt_mem m = {.ctx = pt, .page = ptb_page, .alloc = ptb_alloc};
-    int rc = sl_pt_map(arch, &m, root, l->scratch_gva, l->scratch_gpa, l->scratch_size,
+    uint64_t io = l->input_size + l->output_size;
+    sl_perm user = perm_of(SL_MAP_BASIC, true, false);
+    user.user = true;
+    int rc = sl_pt_map(arch, &m, root, l->scratch_gva, l->scratch_gpa, io, user);
+    if (!rc)
+        rc = sl_pt_map(arch, &m, root, l->scratch_gva + io, l->scratch_gpa + io, l->scratch_size - io,
                        perm_of(SL_MAP_BASIC, true, false));
     return rc ? pt_error(rc, e, "scratch", l->scratch_gva) : 0;
 }
@@ -223,10 +232,11 @@ static int finish_blob(sl_snapshot *s, pagebuf *vis, ptbuild *pt, sl_errbuf *e)
 
 /* ======================= from a binary ======================= */
 
-static void write_peb(uint8_t *peb, const sl_layout *l)
+static void write_peb(uint8_t *peb, const sl_layout *l, uint64_t user_entry, uint64_t user_phdr,
+                      const sl_elf_image *img)
 {
     sl_put64(peb + SL_PEB_MAGIC, SL_PEB_MAGIC_VALUE);
-    sl_put64(peb + SL_PEB_VERSION, 1);
+    sl_put64(peb + SL_PEB_VERSION, 2);
     sl_put64(peb + SL_PEB_INPUT_SIZE, l->input_size);
     sl_put64(peb + SL_PEB_INPUT_PTR, l->scratch_gva);
     sl_put64(peb + SL_PEB_OUTPUT_SIZE, l->output_size);
@@ -240,6 +250,14 @@ static void write_peb(uint8_t *peb, const sl_layout *l)
     sl_put64(peb + SL_PEB_SCRATCH_SIZE, l->scratch_size);
     sl_put64(peb + SL_PEB_SCRATCH_GVA, l->scratch_gva);
     sl_put64(peb + SL_PEB_BOOKKEEPING_GVA, sl_layout_scratch_gva_of(l, l->bk_gpa));
+    sl_put64(peb + SL_PEB_USER_ENTRY, user_entry);
+    sl_put64(peb + SL_PEB_USER_PHDR, user_phdr);
+    sl_put64(peb + SL_PEB_USER_PHNUM, img->phnum);
+    sl_put64(peb + SL_PEB_USER_PHENT, img->phent);
+    sl_put64(peb + SL_PEB_MMAP_LO, l->mmap_lo);
+    sl_put64(peb + SL_PEB_MMAP_HI, l->mmap_hi);
+    sl_put64(peb + SL_PEB_KERNEL_GVA, l->kernel_gpa);
+    sl_put64(peb + SL_PEB_KERNEL_SIZE, l->kernel_size);
 }
 
 static uint32_t seg_flags(const sl_elf_segment *g)
@@ -248,10 +266,12 @@ static uint32_t seg_flags(const sl_elf_segment *g)
 }
 
 /* Image regions, one per run of pages with the same permissions; a page that
- * two segments share gets the union of their permissions. */
-static int add_image_regions(sl_layout *l, const sl_elf_image *img, sl_errbuf *e)
+ * two segments share gets the union of their permissions. `extra` (SL_RF_USER
+ * for the program) is added to every region. */
+static int add_image_regions(sl_layout *l, const sl_elf_image *img, uint64_t gpa, uint64_t size, uint32_t extra,
+                             uint32_t kind, sl_errbuf *e)
 {
-    uint64_t npages = l->image_size / SL_PAGE_SIZE;
+    uint64_t npages = size / SL_PAGE_SIZE;
     uint64_t run_start = 0;
     uint32_t run_flags = 0;
     for (uint64_t pg = 0; pg <= npages; pg++) {
@@ -269,8 +289,8 @@ static int add_image_regions(sl_layout *l, const sl_elf_image *img, sl_errbuf *e
                 f = SL_RF_READ;
         }
         if (pg == npages || (pg > 0 && f != run_flags)) {
-            int rc = sl_layout_add_region(l, l->image_gpa + run_start * SL_PAGE_SIZE,
-                                          (pg - run_start) * SL_PAGE_SIZE, run_flags, SL_RK_IMAGE, e);
+            int rc = sl_layout_add_region(l, gpa + run_start * SL_PAGE_SIZE, (pg - run_start) * SL_PAGE_SIZE,
+                                          run_flags | extra, kind, e);
             if (rc)
                 return rc;
             run_start = pg;
@@ -300,10 +320,19 @@ static int map_region(unsigned arch, const sl_pt_mem *m, uint64_t root, const sl
 int sl_snapshot_from_binary(sl_snapshot **out, const uint8_t *elf, size_t len, const sl_config *cfg,
                             sl_errbuf *e)
 {
-    sl_elf_image img;
+    sl_elf_image img, kimg;
     int rc = sl_elf_parse(elf, len, &img, e);
     if (rc)
         return rc;
+    const uint8_t *kelf;
+    size_t klen;
+    if ((rc = sl_guest_kernel(img.arch, &kelf, &klen, e)))
+        return rc;
+    sl_errbuf ke;
+    if ((rc = sl_elf_parse(kelf, klen, &kimg, &ke)))
+        return sl_err(e, rc, "guest kernel: %s", ke.msg);
+    if (kimg.arch != img.arch || !kimg.pie)
+        return sl_err(e, SL_EINVAL, "guest kernel: not a position-independent image for this architecture");
     sl_snapshot *s = calloc(1, sizeof *s);
     if (!s)
         return sl_err(e, SL_ENOMEM, "out of memory");
@@ -311,7 +340,7 @@ int sl_snapshot_from_binary(sl_snapshot **out, const uint8_t *elf, size_t len, c
     ptbuild pt = {0};
     sl_layout *l = &s->layout;
     if ((rc = sl_layout_config(l, img.arch, cfg, e)) ||
-        (rc = sl_layout_place(l, img.base_va, img.span, !img.pie, e)))
+        (rc = sl_layout_place(l, kimg.span, img.base_va, img.span, !img.pie, e)))
         goto fail;
     uint64_t visible = l->visible_end - SL_BASE_ADDRESS;
     if ((rc = ptbuild_init(&pt, l, e)) || (rc = pagebuf_init(&vis, visible + pt.buf.cap, e)))
@@ -319,8 +348,10 @@ int sl_snapshot_from_binary(sl_snapshot **out, const uint8_t *elf, size_t len, c
     vis.len = visible; /* fresh anonymous memory is already zero */
     uint8_t *base = vis.p - SL_BASE_ADDRESS; /* index by GPA */
 
-    write_peb(base + l->peb_gpa, l);
-    if ((rc = sl_elf_load(&img, elf, len, base + l->image_gpa, l->image_size, l->image_gpa, e)))
+    uint64_t delta = l->image_gpa - img.base_va;
+    write_peb(base + l->peb_gpa, l, img.entry + delta, img.phdr_va ? img.phdr_va + delta : 0, &img);
+    if ((rc = sl_elf_load(&kimg, kelf, klen, base + l->kernel_gpa, l->kernel_size, l->kernel_gpa, e)) ||
+        (rc = sl_elf_load(&img, elf, len, base + l->image_gpa, l->image_size, l->image_gpa, e)))
         goto fail;
     if (l->init_data_size)
         memcpy(base + l->init_data_gpa, cfg->init_data, cfg->init_data_size);
@@ -329,11 +360,13 @@ int sl_snapshot_from_binary(sl_snapshot **out, const uint8_t *elf, size_t len, c
                           (l->init_data_perm & SL_PERM_WRITE ? SL_RF_WRITE : 0) |
                           (l->init_data_perm & SL_PERM_EXEC ? SL_RF_EXEC : 0);
     if ((rc = sl_layout_add_region(l, l->peb_gpa, SL_PAGE_SIZE, SL_RF_READ, SL_RK_PEB, e)) ||
-        (rc = add_image_regions(l, &img, e)) ||
+        (rc = add_image_regions(l, &kimg, l->kernel_gpa, l->kernel_size, 0, SL_RK_KERNEL, e)) ||
+        (rc = add_image_regions(l, &img, l->image_gpa, l->image_size, SL_RF_USER, SL_RK_IMAGE, e)) ||
         (l->init_data_size &&
-         (rc = sl_layout_add_region(l, l->init_data_gpa, l->init_data_size, init_flags | SL_RF_READ,
+         (rc = sl_layout_add_region(l, l->init_data_gpa, l->init_data_size, init_flags | SL_RF_READ | SL_RF_USER,
                                     SL_RK_INIT_DATA, e))) ||
-        (rc = sl_layout_add_region(l, l->heap_gpa, l->heap_size, SL_RF_READ | SL_RF_WRITE, SL_RK_HEAP, e)))
+        (rc = sl_layout_add_region(l, l->heap_gpa, l->heap_size, SL_RF_READ | SL_RF_WRITE | SL_RF_USER,
+                                   SL_RK_HEAP, e)))
         goto fail;
 
     sl_pt_mem m = {.ctx = &pt, .page = ptb_page, .alloc = ptb_alloc};
@@ -361,7 +394,7 @@ int sl_snapshot_from_binary(sl_snapshot **out, const uint8_t *elf, size_t len, c
     s->load_info.entry = img.entry;
     s->stack_top = l->stack_top;
     s->next_kind = SL_NEXT_INITIALISE;
-    s->next_addr = l->image_gpa + img.entry - img.base_va;
+    s->next_addr = l->kernel_gpa + kimg.entry - kimg.base_va;
     s->config_id = sl_snapshot_new_config_id();
     s->generation = 0;
     if ((rc = finish_blob(s, &vis, &pt, e)))

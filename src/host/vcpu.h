@@ -39,7 +39,7 @@ typedef struct sl_sregs_blob {
 } sl_sregs_blob;
 
 /* Format version of the blob header; bump when the payload layout changes. */
-#define SL_SREGS_BLOB_VERSION 1u
+#define SL_SREGS_BLOB_VERSION 2u
 
 /* 0 when b is a well-formed blob of this backend for arch, else SL_EFORMAT
  * (bad magic, version, backend or length) or SL_EFAMILY (other arch). */
@@ -84,6 +84,13 @@ typedef struct sl_exit {
  * when this KVM cannot hold the arch's CPU mode (PVM, a KVM without VT-x/
  * AMD-V, drops CR0.PG outside long mode, so it cannot run i686), SL_ENOMEM,
  * SL_EHYPERVISOR for any other failure. */
+/* Running totals since the vCPU was opened: every KVM_RUN return is an exit,
+ * counted by reason; every ioctl on the VM or vCPU is counted. */
+typedef struct sl_vcpu_stats {
+    uint64_t exits, exits_io, exits_mmio, exits_other, ioctls;
+} sl_vcpu_stats;
+void sl_vcpu_get_stats(const sl_vcpu *v, sl_vcpu_stats *out);
+
 int sl_vcpu_open(sl_vcpu **out, unsigned arch, sl_errbuf *e);
 void sl_vcpu_free(sl_vcpu *v);
 

@@ -59,15 +59,23 @@
 #define EFER_LME (1ull << 8)
 #define EFER_LMA (1ull << 10)
 #define EFER_NXE (1ull << 11)
+#define EFER_SCE (1ull << 0)
+#define MSR_STAR 0xC0000081u
+#define MSR_LSTAR 0xC0000082u
+#define MSR_CSTAR 0xC0000083u
+#define MSR_SFMASK 0xC0000084u
+#define MSR_FS_BASE 0xC0000100u
 #define MSR_KERNEL_GS_BASE 0xC0000102u
 
 #define FCW_RESET 0x37fu
 #define MXCSR_RESET 0x1f80u
 #define XCR0_RESET 1u /* x87 only, the power-on value */
 
-/* sregs blob: header, then struct kvm_sregs, XCR0 and KERNEL_GS_BASE. XCR0
- * and KERNEL_GS_BASE ride along because a guest changes them without any
- * MSR write (xsetbv, swapgs), so a snapshot must carry them like CR4. */
+/* sregs blob: header, then struct kvm_sregs, XCR0 and the system-call MSRs.
+ * XCR0 and KERNEL_GS_BASE ride along because a guest changes them without
+ * any MSR write (xsetbv, swapgs); STAR, LSTAR, CSTAR and SFMASK because the
+ * guest kernel sets them once at boot and every later `syscall` needs them,
+ * so a snapshot must carry them like CR4. */
 #define BLOB_MAGIC 0x52534c53u /* "SLSR" */
 #define BLOB_BACKEND_KVM 1u
 struct blob_hdr {
@@ -78,10 +86,13 @@ struct blob_hdr {
     uint32_t payload_len;
     uint32_t reserved;
 };
+/* The MSRs of the payload, in order. */
+static const uint32_t blob_msrs[] = {MSR_KERNEL_GS_BASE, MSR_STAR, MSR_LSTAR, MSR_CSTAR, MSR_SFMASK};
+#define N_BLOB_MSRS (sizeof blob_msrs / sizeof blob_msrs[0])
 struct blob_payload {
     struct kvm_sregs sregs;
     uint64_t xcr0;
-    uint64_t kernel_gs_base;
+    uint64_t msrs[N_BLOB_MSRS];
 };
 _Static_assert(sizeof(struct blob_hdr) + sizeof(struct blob_payload) <= SL_SREGS_BLOB_SIZE,
                "kvm_sregs must fit the blob");
@@ -108,6 +119,7 @@ struct sl_vcpu {
     uint64_t apic_base;
     struct kvm_sregs initial_sregs;
     struct slot slots[SL_VCPU_MAX_SLOTS];
+    sl_vcpu_stats stats;
     int pending;
     uint8_t *in_data; /* PEND_IO_IN: where the `in` value goes, in the run page */
     unsigned in_size;
@@ -138,6 +150,9 @@ static int xioctl(int fd, unsigned long req, void *arg)
     while (r < 0 && errno == EINTR);
     return r;
 }
+
+/* ioctls on behalf of one vCPU are counted (sl_vcpu_stats). */
+#define vioctl(v, fd, req, arg) ((v)->stats.ioctls++, xioctl((fd), (req), (arg)))
 
 /* ---- the kick signal ---- */
 
@@ -248,23 +263,29 @@ static int setup_cpuid(int kvm_fd, int vcpu_fd, sl_errbuf *e)
     return rc;
 }
 
-/* Deny every guest RDMSR/WRMSR (KVM then injects #GP). KVM refuses a
- * deny-by-default filter without ranges, so add one range that denies too. */
+/* Deny every guest RDMSR/WRMSR (KVM then injects #GP) except the ones a
+ * kernel owns for system calls and segment bases: STAR, LSTAR, CSTAR,
+ * SFMASK, FS_BASE, GS_BASE and KERNEL_GS_BASE, which the guest kernel
+ * writes at boot and for arch_prctl. */
 static int setup_msr_filter(sl_vcpu *v, sl_errbuf *e)
 {
     if (!check_cap(v->vm_fd, KVM_CAP_X86_MSR_FILTER)) {
         v->msr_filter = false; /* old kernel: callers see sl_vcpu_msr_filter_active() */
         return 0;
     }
-    uint8_t deny = 0;
+    uint8_t syscall_msrs = 0x0F, base_msrs = 0x07;
     struct kvm_msr_filter f;
     memset(&f, 0, sizeof f);
     f.flags = KVM_MSR_FILTER_DEFAULT_DENY;
     f.ranges[0].flags = KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE;
-    f.ranges[0].nmsrs = 1;
-    f.ranges[0].base = 0;
-    f.ranges[0].bitmap = &deny;
-    if (xioctl(v->vm_fd, KVM_X86_SET_MSR_FILTER, &f) < 0)
+    f.ranges[0].nmsrs = 4;
+    f.ranges[0].base = MSR_STAR;
+    f.ranges[0].bitmap = &syscall_msrs;
+    f.ranges[1].flags = KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE;
+    f.ranges[1].nmsrs = 3;
+    f.ranges[1].base = MSR_FS_BASE;
+    f.ranges[1].bitmap = &base_msrs;
+    if (vioctl(v, v->vm_fd, KVM_X86_SET_MSR_FILTER, &f) < 0)
         return ioctl_err(e, "KVM_X86_SET_MSR_FILTER");
     v->msr_filter = true;
     return 0;
@@ -326,9 +347,9 @@ static int probe_mode(sl_vcpu *v, sl_errbuf *e)
     struct kvm_sregs want, got;
     fresh_sregs(v, &want);
     want.cr3 = 0;
-    if (xioctl(v->vcpu_fd, KVM_SET_SREGS, &want) < 0)
+    if (vioctl(v, v->vcpu_fd, KVM_SET_SREGS, &want) < 0)
         return ioctl_err(e, "KVM_SET_SREGS (fresh state)");
-    if (xioctl(v->vcpu_fd, KVM_GET_SREGS, &got) < 0)
+    if (vioctl(v, v->vcpu_fd, KVM_GET_SREGS, &got) < 0)
         return ioctl_err(e, "KVM_GET_SREGS");
     const uint64_t efer_mask = EFER_LME | EFER_LMA | EFER_NXE;
     if (got.cr0 != want.cr0 || got.cr4 != want.cr4 ||
@@ -381,7 +402,7 @@ static int open_vm(sl_vcpu *v, int kvm_fd, sl_errbuf *e)
     if ((rc = map_run(v, kvm_fd, e)) || (rc = setup_cpuid(kvm_fd, v->vcpu_fd, e)) ||
         (rc = setup_fpu_image(v, e)))
         return rc;
-    if (xioctl(v->vcpu_fd, KVM_GET_SREGS, &v->initial_sregs) < 0)
+    if (vioctl(v, v->vcpu_fd, KVM_GET_SREGS, &v->initial_sregs) < 0)
         return ioctl_err(e, "KVM_GET_SREGS");
     v->apic_base = v->initial_sregs.apic_base;
     if ((rc = probe_mode(v, e)))
@@ -467,7 +488,7 @@ static int set_region(sl_vcpu *v, unsigned slot, uint64_t gpa, void *host, uint6
     r.userspace_addr = (uint64_t)(uintptr_t)host;
     r.flags = ((flags & SL_VMEM_READONLY) ? KVM_MEM_READONLY : 0) |
               ((flags & SL_VMEM_DIRTY_LOG) ? KVM_MEM_LOG_DIRTY_PAGES : 0);
-    if (xioctl(v->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0) {
+    if (vioctl(v, v->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0) {
         int err = errno;
         return sl_err(e, SL_EHYPERVISOR,
                       "KVM_SET_USER_MEMORY_REGION (slot %u, GPA 0x%llx, size 0x%llx) failed: %s "
@@ -537,7 +558,7 @@ int sl_vcpu_dirty_log(sl_vcpu *v, unsigned slot, uint64_t *bitmap, sl_errbuf *e)
     memset(&d, 0, sizeof d);
     d.slot = slot;
     d.dirty_bitmap = bitmap;
-    if (xioctl(v->vm_fd, KVM_GET_DIRTY_LOG, &d) < 0)
+    if (vioctl(v, v->vm_fd, KVM_GET_DIRTY_LOG, &d) < 0)
         return ioctl_err(e, "KVM_GET_DIRTY_LOG");
     return 0;
 }
@@ -555,7 +576,7 @@ static int complete_pending(sl_vcpu *v, sl_errbuf *e)
         pthread_mutex_lock(&v->lock);
         v->run->immediate_exit = 1;
         pthread_mutex_unlock(&v->lock);
-        int r = ioctl(v->vcpu_fd, KVM_RUN, 0);
+        int r = (v->stats.ioctls++, ioctl(v->vcpu_fd, KVM_RUN, 0));
         int err = errno;
         pthread_mutex_lock(&v->lock);
         v->run->immediate_exit = v->cancel_req;
@@ -610,7 +631,7 @@ static void fresh_sregs(const sl_vcpu *v, struct kvm_sregs *s)
     *s = v->initial_sregs;
     s->cr0 = CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_PG;
     s->cr4 = CR4_OSFXSR | CR4_OSXMMEXCPT | (amd64 ? CR4_PAE : 0);
-    s->efer = amd64 ? (EFER_LME | EFER_LMA | EFER_NXE) : 0;
+    s->efer = amd64 ? (EFER_LME | EFER_LMA | EFER_NXE | EFER_SCE) : 0;
     s->cr2 = 0;
     s->cr8 = 0;
     /* selectors 0x08 code, 0x10 data, 0x18 TSS: what a guest GDT would use */
@@ -633,22 +654,26 @@ static void fresh_sregs(const sl_vcpu *v, struct kvm_sregs *s)
     s->idt.limit = 0; /* any exception triple-faults until the guest loads an IDT */
 }
 
-/* KERNEL_GS_BASE is the one MSR a guest changes without WRMSR (swapgs). */
-static int kernel_gs_base(sl_vcpu *v, bool set, uint64_t *val, sl_errbuf *e)
+/* Reads or writes the payload's MSRs in one ioctl. */
+static int blob_msrs_io(sl_vcpu *v, bool set, uint64_t *vals, sl_errbuf *e)
 {
     union {
         struct kvm_msrs h;
-        uint8_t buf[sizeof(struct kvm_msrs) + sizeof(struct kvm_msr_entry)];
+        uint8_t buf[sizeof(struct kvm_msrs) + N_BLOB_MSRS * sizeof(struct kvm_msr_entry)];
     } m;
     memset(&m, 0, sizeof m);
-    struct kvm_msr_entry ent = {.index = MSR_KERNEL_GS_BASE, .data = set ? *val : 0};
-    m.h.nmsrs = 1;
-    memcpy(m.buf + sizeof(struct kvm_msrs), &ent, sizeof ent);
-    if (xioctl(v->vcpu_fd, set ? KVM_SET_MSRS : KVM_GET_MSRS, &m) != 1)
-        return ioctl_err(e, set ? "KVM_SET_MSRS (KERNEL_GS_BASE)" : "KVM_GET_MSRS (KERNEL_GS_BASE)");
-    memcpy(&ent, m.buf + sizeof(struct kvm_msrs), sizeof ent);
-    if (!set)
-        *val = ent.data;
+    m.h.nmsrs = N_BLOB_MSRS;
+    for (size_t i = 0; i < N_BLOB_MSRS; i++) {
+        struct kvm_msr_entry ent = {.index = blob_msrs[i], .data = set ? vals[i] : 0};
+        memcpy(m.buf + sizeof(struct kvm_msrs) + i * sizeof ent, &ent, sizeof ent);
+    }
+    if (vioctl(v, v->vcpu_fd, set ? KVM_SET_MSRS : KVM_GET_MSRS, &m) != (int)N_BLOB_MSRS)
+        return ioctl_err(e, set ? "KVM_SET_MSRS (system-call MSRs)" : "KVM_GET_MSRS (system-call MSRs)");
+    for (size_t i = 0; !set && i < N_BLOB_MSRS; i++) {
+        struct kvm_msr_entry ent;
+        memcpy(&ent, m.buf + sizeof(struct kvm_msrs) + i * sizeof ent, sizeof ent);
+        vals[i] = ent.data;
+    }
     return 0;
 }
 
@@ -667,7 +692,7 @@ int sl_vcpu_reset(sl_vcpu *v, uint64_t cr3, const sl_sregs_blob *saved, sl_errbu
     } else {
         fresh_sregs(v, &p.sregs);
         p.xcr0 = XCR0_RESET;
-        p.kernel_gs_base = 0;
+        memset(p.msrs, 0, sizeof p.msrs);
     }
     struct kvm_sregs *s = &p.sregs;
     s->cr3 = cr3;
@@ -683,20 +708,20 @@ int sl_vcpu_reset(sl_vcpu *v, uint64_t cr3, const sl_sregs_blob *saved, sl_errbu
      * a change and drops every translation the guest had cached. */
     struct kvm_sregs bounce = *s;
     bounce.cr4 ^= CR4_OSXMMEXCPT;
-    if (xioctl(v->vcpu_fd, KVM_SET_SREGS, &bounce) < 0 || xioctl(v->vcpu_fd, KVM_SET_SREGS, s) < 0)
+    if (vioctl(v, v->vcpu_fd, KVM_SET_SREGS, &bounce) < 0 || vioctl(v, v->vcpu_fd, KVM_SET_SREGS, s) < 0)
         return ioctl_err(e, "KVM_SET_SREGS");
     /* Without an in-kernel LAPIC, KVM reloads CR8 from kvm_run at every entry. */
     v->run->cr8 = s->cr8;
 
     if (v->has_xsave) {
-        if (xioctl(v->vcpu_fd, KVM_SET_XSAVE, v->xsave_clean) < 0)
+        if (vioctl(v, v->vcpu_fd, KVM_SET_XSAVE, v->xsave_clean) < 0)
             return ioctl_err(e, "KVM_SET_XSAVE");
     } else {
         struct kvm_fpu f;
         memset(&f, 0, sizeof f);
         f.fcw = FCW_RESET;
         f.mxcsr = MXCSR_RESET;
-        if (xioctl(v->vcpu_fd, KVM_SET_FPU, &f) < 0)
+        if (vioctl(v, v->vcpu_fd, KVM_SET_FPU, &f) < 0)
             return ioctl_err(e, "KVM_SET_FPU");
     }
     if (v->has_xcrs) {
@@ -705,7 +730,7 @@ int sl_vcpu_reset(sl_vcpu *v, uint64_t cr3, const sl_sregs_blob *saved, sl_errbu
         x.nr_xcrs = 1;
         x.xcrs[0].xcr = 0;
         x.xcrs[0].value = p.xcr0;
-        if (xioctl(v->vcpu_fd, KVM_SET_XCRS, &x) < 0)
+        if (vioctl(v, v->vcpu_fd, KVM_SET_XCRS, &x) < 0)
             return ioctl_err(e, "KVM_SET_XCRS");
     }
     if (v->has_debugregs) {
@@ -713,16 +738,16 @@ int sl_vcpu_reset(sl_vcpu *v, uint64_t cr3, const sl_sregs_blob *saved, sl_errbu
         memset(&d, 0, sizeof d);
         d.dr6 = 0xffff0ff0u;
         d.dr7 = 0x400u;
-        if (xioctl(v->vcpu_fd, KVM_SET_DEBUGREGS, &d) < 0)
+        if (vioctl(v, v->vcpu_fd, KVM_SET_DEBUGREGS, &d) < 0)
             return ioctl_err(e, "KVM_SET_DEBUGREGS");
     }
-    if ((rc = kernel_gs_base(v, true, &p.kernel_gs_base, e)))
+    if ((rc = blob_msrs_io(v, true, p.msrs, e)))
         return rc;
 
     struct kvm_vcpu_events ev;
     memset(&ev, 0, sizeof ev);
     ev.flags = KVM_VCPUEVENT_VALID_NMI_PENDING | KVM_VCPUEVENT_VALID_SHADOW;
-    if (xioctl(v->vcpu_fd, KVM_SET_VCPU_EVENTS, &ev) < 0)
+    if (vioctl(v, v->vcpu_fd, KVM_SET_VCPU_EVENTS, &ev) < 0)
         return ioctl_err(e, "KVM_SET_VCPU_EVENTS");
     return 0;
 }
@@ -735,7 +760,7 @@ int sl_vcpu_get_regs(sl_vcpu *v, sl_regs *r, sl_errbuf *e)
     if (rc)
         return rc;
     struct kvm_regs k;
-    if (xioctl(v->vcpu_fd, KVM_GET_REGS, &k) < 0)
+    if (vioctl(v, v->vcpu_fd, KVM_GET_REGS, &k) < 0)
         return ioctl_err(e, "KVM_GET_REGS");
     *r = (sl_regs){
         .rax = k.rax, .rbx = k.rbx, .rcx = k.rcx, .rdx = k.rdx, .rsi = k.rsi, .rdi = k.rdi,
@@ -757,7 +782,7 @@ int sl_vcpu_set_regs(sl_vcpu *v, const sl_regs *r, sl_errbuf *e)
         .rsp = r->rsp, .rbp = r->rbp, .r8 = r->r8,   .r9 = r->r9,   .r10 = r->r10, .r11 = r->r11,
         .r12 = r->r12, .r13 = r->r13, .r14 = r->r14, .r15 = r->r15, .rip = r->rip, .rflags = r->rflags,
     };
-    if (xioctl(v->vcpu_fd, KVM_SET_REGS, &k) < 0)
+    if (vioctl(v, v->vcpu_fd, KVM_SET_REGS, &k) < 0)
         return ioctl_err(e, "KVM_SET_REGS");
     return 0;
 }
@@ -771,19 +796,19 @@ int sl_vcpu_get_sregs(sl_vcpu *v, sl_sregs_blob *b, sl_errbuf *e)
         return rc;
     struct blob_payload p;
     memset(&p, 0, sizeof p);
-    if (xioctl(v->vcpu_fd, KVM_GET_SREGS, &p.sregs) < 0)
+    if (vioctl(v, v->vcpu_fd, KVM_GET_SREGS, &p.sregs) < 0)
         return ioctl_err(e, "KVM_GET_SREGS");
     p.xcr0 = XCR0_RESET;
     if (v->has_xcrs) {
         struct kvm_xcrs x;
         memset(&x, 0, sizeof x);
-        if (xioctl(v->vcpu_fd, KVM_GET_XCRS, &x) < 0)
+        if (vioctl(v, v->vcpu_fd, KVM_GET_XCRS, &x) < 0)
             return ioctl_err(e, "KVM_GET_XCRS");
         for (unsigned i = 0; i < x.nr_xcrs && i < KVM_MAX_XCRS; i++)
             if (x.xcrs[i].xcr == 0)
                 p.xcr0 = x.xcrs[i].value;
     }
-    if ((rc = kernel_gs_base(v, false, &p.kernel_gs_base, e)))
+    if ((rc = blob_msrs_io(v, false, p.msrs, e)))
         return rc;
 
     struct blob_hdr h = {.magic = BLOB_MAGIC,
@@ -884,7 +909,7 @@ static void put_rip(sl_vcpu *v, sl_exit *ex)
         return;
     }
     struct kvm_regs k;
-    if (xioctl(v->vcpu_fd, KVM_GET_REGS, &k) == 0)
+    if (vioctl(v, v->vcpu_fd, KVM_GET_REGS, &k) == 0)
         ex->rip = k.rip;
 }
 
@@ -951,6 +976,17 @@ static const char *internal_name(uint32_t sub)
 }
 
 /* Fills ex from a KVM exit; false when the exit needs no caller action. */
+static void count_exit(sl_vcpu *v)
+{
+    switch (v->run->exit_reason) {
+    case KVM_EXIT_IO: v->stats.exits_io++; break;
+    case KVM_EXIT_MMIO: v->stats.exits_mmio++; break;
+    default: v->stats.exits_other++; break;
+    }
+}
+
+void sl_vcpu_get_stats(const sl_vcpu *v, sl_vcpu_stats *out) { *out = v->stats; }
+
 static bool decode_exit(sl_vcpu *v, sl_exit *ex)
 {
     struct kvm_run *run = v->run;
@@ -1043,6 +1079,10 @@ int sl_vcpu_run(sl_vcpu *v, sl_exit *ex, uint64_t timeout_ns, sl_errbuf *e)
     for (;;) {
         int r = ioctl(v->vcpu_fd, KVM_RUN, 0);
         int err = errno;
+        v->stats.ioctls++;
+        v->stats.exits++;
+        if (r == 0)
+            count_exit(v);
         v->pending = PEND_NONE; /* whatever was half-done got completed */
         v->in_data = NULL;
         if (r == 0) {

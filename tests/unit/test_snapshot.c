@@ -579,8 +579,8 @@ static void test_layout_limits(void)
     CHECK_EQ(l.scratch_gva + l.scratch_size - 1, 0xFFFFFFFFFFFFEFFFull);
     CHECK_EQ(l.pt_gpa, l.scratch_gpa + l.input_size + l.output_size);
     /* An ET_EXEC image below the PEB end cannot be placed. */
-    CHECK_EQ(sl_layout_place(&l, 0x4000, 0x1000, true, &e), SL_ERANGE);
-    CHECK_EQ(sl_layout_place(&l, 0x10000, 0x1000, true, &e), 0);
+    CHECK_EQ(sl_layout_place(&l, 0, 0x4000, 0x1000, true, &e), SL_ERANGE);
+    CHECK_EQ(sl_layout_place(&l, 0, 0x10000, 0x1000, true, &e), 0);
 }
 
 /* ---------------- hostile tables ---------------- */

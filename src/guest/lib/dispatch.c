@@ -1,22 +1,25 @@
-/* Function registry and call dispatch. */
-#include "rt.h"
+/* Function registry and call dispatch, in user mode. */
+#include "guest.h"
 
-typedef struct rt_fn {
+typedef struct lib_fn {
     const char *name;
     uint32_t name_len;
     uint8_t ret, nparams;
     uint8_t params[SL_ABI_MAX_VALUES];
     sl_guest_fn fn;
-} rt_fn;
+} lib_fn;
 
-static rt_fn registry[SL_GUEST_MAX_FUNCTIONS];
+static lib_fn registry[SL_GUEST_MAX_FUNCTIONS];
 static unsigned n_registered;
 static uint8_t *sig_blob; /* encoded registry (heap), built once at the end of init */
 static size_t sig_len;
+static bool ready; /* sandlet_main is running: registration allowed */
+
+void lib_init_begin(void) { ready = true; }
 
 int sl_register(const char *name, uint8_t ret_type, unsigned nparams, const uint8_t *param_types, sl_guest_fn fn)
 {
-    if (!rt_st.ready || !name || !fn || n_registered >= SL_GUEST_MAX_FUNCTIONS || nparams > SL_ABI_MAX_VALUES ||
+    if (!ready || !name || !fn || n_registered >= SL_GUEST_MAX_FUNCTIONS || nparams > SL_ABI_MAX_VALUES ||
         (nparams && !param_types) || ret_type > SL_T_MAX)
         return -1;
     size_t len = strlen(name);
@@ -28,7 +31,7 @@ int sl_register(const char *name, uint8_t ret_type, unsigned nparams, const uint
     for (unsigned i = 0; i < n_registered; i++)
         if (registry[i].name_len == len && memcmp(registry[i].name, name, len) == 0)
             return -1;
-    rt_fn *f = &registry[n_registered++];
+    lib_fn *f = &registry[n_registered++];
     f->name = name;
     f->name_len = (uint32_t)len;
     f->ret = ret_type;
@@ -50,8 +53,9 @@ int sl_fail(sl_gvalue *ret, int status, const char *msg)
 
 /* The "sl.signatures" answer never changes after init, so it is encoded once
  * (into the heap, so it is part of every later snapshot). */
-void rt_registry_seal(void)
+void lib_registry_seal(void)
 {
+    ready = false;
     size_t cap = 4 + (size_t)n_registered * (2 + SL_ABI_MAX_NAME + 1 + SL_ABI_MAX_VALUES);
     uint8_t *buf = malloc(cap);
     size_t len = 0;
@@ -84,7 +88,7 @@ static const char *type_name(uint8_t t)
 
 static void send_result(sl_msg *m)
 {
-    int rc = rt_push_output(m);
+    int rc = lib_push_output(m);
     if (rc == 0)
         return;
     static const char too_big[] = "result does not fit in the output buffer";
@@ -94,7 +98,7 @@ static void send_result(sl_msg *m)
     m->status = SL_ABI_ENOMEM;
     m->text = (const uint8_t *)(rc == SL_ABI_E_SPACE ? too_big : bad);
     m->text_len = (uint32_t)(rc == SL_ABI_E_SPACE ? sizeof too_big - 1 : sizeof bad - 1);
-    rt_push_output(m);
+    lib_push_output(m);
 }
 
 static void send_error(sl_msg *m, int status, const char *text)
@@ -107,7 +111,7 @@ static void send_error(sl_msg *m, int status, const char *text)
     send_result(m);
 }
 
-static const rt_fn *find(const uint8_t *name, uint32_t len)
+static const lib_fn *find(const uint8_t *name, uint32_t len)
 {
     for (unsigned i = 0; i < n_registered; i++)
         if (registry[i].name_len == len && memcmp(registry[i].name, name, len) == 0)
@@ -116,7 +120,7 @@ static const rt_fn *find(const uint8_t *name, uint32_t len)
 }
 
 /* Checks arity and types; fills `err` and returns false on a mismatch. */
-static bool check_args(const rt_fn *f, const sl_msg *call, char *err, size_t cap)
+static bool check_args(const lib_fn *f, const sl_msg *call, char *err, size_t cap)
 {
     if (call->count != f->nparams) {
         snprintf(err, cap, "%s: expected %u argument(s), got %u", f->name, (unsigned)f->nparams,
@@ -133,7 +137,7 @@ static bool check_args(const rt_fn *f, const sl_msg *call, char *err, size_t cap
     return true;
 }
 
-static void run(const rt_fn *f, sl_msg *m)
+static void run(const lib_fn *f, sl_msg *m)
 {
     sl_gvalue args[SL_ABI_MAX_VALUES];
     unsigned n = f->nparams;
@@ -144,7 +148,7 @@ static void run(const rt_fn *f, sl_msg *m)
             args[i].owned = 0;
             args[i].v.s.ptr = (const char *)w->v.buf.ptr;
             args[i].v.s.len = w->v.buf.len;
-        } else if (!rt_from_wire(w, &args[i])) {
+        } else if (!lib_from_wire(w, &args[i])) {
             for (unsigned j = 0; j < i; j++)
                 sl_gvalue_free(&args[j]);
             send_error(m, SL_ABI_ENOMEM, "out of guest heap for the arguments");
@@ -155,6 +159,7 @@ static void run(const rt_fn *f, sl_msg *m)
     memset(&ret, 0, sizeof ret);
     ret.type = f->ret;
     int status = f->fn(args, &ret);
+    fflush(NULL); /* what the function printed reaches the host before its result */
 
     char err[320];
     memset(m, 0, sizeof *m);
@@ -166,7 +171,7 @@ static void run(const rt_fn *f, sl_msg *m)
         m->text_len = (uint32_t)strlen(err);
     } else if (status == SL_ABI_OK) {
         m->count = 1;
-        rt_to_wire(&ret, &m->values[0]);
+        lib_to_wire(&ret, &m->values[0]);
     } else if (ret.type == SL_T_STRING && ret.v.s.ptr) {
         m->text = (const uint8_t *)ret.v.s.ptr;
         m->text_len = ret.v.s.len;
@@ -182,12 +187,10 @@ static void run(const rt_fn *f, sl_msg *m)
         sl_gvalue_free(&args[i]);
 }
 
-void rt_dispatch(uintptr_t bk)
+void lib_dispatch(void)
 {
-    (void)bk; /* same bookkeeping page for the whole sandbox family; set at init */
-    rt_i686_guard();
     size_t cap;
-    uint8_t *in = rt_input(&cap);
+    uint8_t *in = lib_input(&cap);
     sl_msg m;
     char err[320];
     if (!in || sl_abi_peek(in, cap, &m) != 0 || m.kind != SL_MSG_CALL) {
@@ -210,7 +213,7 @@ void rt_dispatch(uintptr_t bk)
             send_result(&m);
         }
     } else {
-        const rt_fn *f = find(m.name, m.name_len);
+        const lib_fn *f = find(m.name, m.name_len);
         if (!f) {
             snprintf(err, sizeof err, "no such function: %.*s", (int)(m.name_len > 200 ? 200 : m.name_len),
                      (const char *)m.name);

@@ -1,28 +1,56 @@
-/* Messages to the host: print, log, abort, fault reports and host calls.
+/* Messages to the host from user code: print, log, abort and host calls.
  *
  * Output protocol: the output stack holds exactly the message belonging to
- * the port write that follows it (the runtime resets it before every push),
- * so the host may pop it or leave it. Input protocol: the CALL stays on the
- * input stack for the whole call; the host pushes each HOSTRESULT on top of
- * it, and the guest pops the HOSTRESULT after reading it. */
-#include "rt.h"
+ * the port write that follows it (reset before every push), so the host may
+ * pop it or leave it. Input protocol: the CALL stays on the input stack for
+ * the whole call; the host pushes each HOSTRESULT on top of it, and the
+ * guest pops the HOSTRESULT after reading it. */
+#include <stdarg.h>
+#include <unistd.h>
 
-uint8_t *rt_input(size_t *cap)
+#include "guest.h"
+
+/* Where the message buffers are: asked of the kernel once, at init, and
+ * part of every snapshot after it (they are the same for a whole family). */
+static struct {
+    uint64_t input_gva, input_size, output_gva, output_size;
+    bool known;
+} io;
+
+long lib_syscall(long nr, long a0, long a1) { return syscall(nr, a0, a1); }
+
+static void io_buffers(void)
 {
-    *cap = (size_t)rt_st.input_size;
-    return rt_st.input_size >= SL_ABI_STACK_HDR ? (uint8_t *)(uintptr_t)rt_st.input_gva : NULL;
+    if (io.known)
+        return;
+    uint64_t v[4];
+    if (lib_syscall(SL_SYS_IO_BUFFERS, (long)(uintptr_t)v, 0) == 0) {
+        io.input_gva = v[0];
+        io.input_size = v[1];
+        io.output_gva = v[2];
+        io.output_size = v[3];
+    }
+    io.known = true;
 }
 
-uint8_t *rt_output(size_t *cap)
+uint8_t *lib_input(size_t *cap)
 {
-    *cap = (size_t)rt_st.output_size;
-    return rt_st.output_size >= SL_ABI_STACK_HDR ? (uint8_t *)(uintptr_t)rt_st.output_gva : NULL;
+    io_buffers();
+    *cap = (size_t)io.input_size;
+    return io.input_size >= SL_ABI_STACK_HDR ? (uint8_t *)(uintptr_t)io.input_gva : NULL;
 }
 
-int rt_push_output(const sl_msg *m)
+uint8_t *lib_output(size_t *cap)
+{
+    io_buffers();
+    *cap = (size_t)io.output_size;
+    return io.output_size >= SL_ABI_STACK_HDR ? (uint8_t *)(uintptr_t)io.output_gva : NULL;
+}
+
+int lib_push_output(const sl_msg *m)
 {
     size_t cap;
-    uint8_t *out = rt_output(&cap);
+    uint8_t *out = lib_output(&cap);
     if (!out)
         return SL_ABI_E_SPACE;
     sl_abi_reset(out, cap);
@@ -41,7 +69,7 @@ static void push_text(sl_msg *m, const char *text, uint32_t len)
     m->text = (const uint8_t *)text;
     for (;;) {
         m->text_len = len;
-        int rc = rt_push_output(m);
+        int rc = lib_push_output(m);
         if (rc != SL_ABI_E_SPACE && rc != SL_ABI_E_LIMIT)
             return;
         if (len == 0)
@@ -50,33 +78,22 @@ static void push_text(sl_msg *m, const char *text, uint32_t len)
     }
 }
 
-void rt_report_fault(uint64_t vector, uint64_t error, uint64_t addr, uint64_t ip)
-{
-    sl_msg m;
-    clear(&m, SL_MSG_FAULT);
-    m.code = (int64_t)vector;
-    m.fault[0] = error;
-    m.fault[1] = addr;
-    m.fault[2] = ip;
-    rt_push_output(&m);
-    rt_out(SL_PORT_FAULT, (uint32_t)vector);
-}
-
-RT_NORETURN void rt_abort(int32_t code, const char *msg, uint32_t len)
+__attribute__((noreturn)) static void abort_call(int32_t code, const char *msg, uint32_t len)
 {
     sl_msg m;
     clear(&m, SL_MSG_ABORT);
     m.code = code;
+    fflush(NULL);
     push_text(&m, msg, len);
-    rt_out(SL_PORT_ABORT, (uint32_t)code);
-    rt_halt();
+    for (;;) /* the host ends the call; it never resumes an abort */
+        lib_out(SL_PORT_ABORT, (uint32_t)code);
 }
 
 void sl_abort(int32_t code, const char *msg)
 {
     if (!msg)
         msg = "";
-    rt_abort(code, msg, (uint32_t)strlen(msg));
+    abort_call(code, msg, (uint32_t)strlen(msg));
 }
 
 void sl_print(const char *str)
@@ -86,7 +103,7 @@ void sl_print(const char *str)
     if (!str)
         str = "";
     push_text(&m, str, (uint32_t)strlen(str));
-    rt_out(SL_PORT_PRINT, 0);
+    lib_out(SL_PORT_PRINT, 0);
 }
 
 void sl_printf(const char *fmt, ...)
@@ -107,11 +124,11 @@ void sl_log(int level, const char *str)
     if (!str)
         str = "";
     push_text(&m, str, (uint32_t)strlen(str));
-    rt_out(SL_PORT_LOG, (uint32_t)level);
+    lib_out(SL_PORT_LOG, (uint32_t)level);
 }
 
-/* Floats cross as bit patterns through the integer members (no FPU use). */
-void rt_to_wire(const sl_gvalue *g, sl_wire_value *w)
+/* Floats cross as bit patterns through the integer members. */
+void lib_to_wire(const sl_gvalue *g, sl_wire_value *w)
 {
     w->type = g->type;
     w->v.u64 = 0;
@@ -140,7 +157,7 @@ void rt_to_wire(const sl_gvalue *g, sl_wire_value *w)
 
 /* Copies a wire value out of a message buffer; strings and bytes go to the
  * heap (NUL-terminated). Returns false when the heap is exhausted. */
-bool rt_from_wire(const sl_wire_value *w, sl_gvalue *g)
+bool lib_from_wire(const sl_wire_value *w, sl_gvalue *g)
 {
     g->type = w->type;
     g->owned = 0;
@@ -218,15 +235,15 @@ int sl_call_host(const char *name, uint8_t ret_type, unsigned nargs, const sl_gv
     for (unsigned i = 0; i < nargs; i++) {
         if (args[i].type == SL_T_VOID || args[i].type > SL_T_MAX)
             return SL_ABI_ETYPE;
-        rt_to_wire(&args[i], &m.values[i]);
+        lib_to_wire(&args[i], &m.values[i]);
     }
-    int rc = rt_push_output(&m);
+    int rc = lib_push_output(&m);
     if (rc)
         return rc == SL_ABI_E_SPACE ? SL_ABI_ENOMEM : SL_ABI_EMALFORMED;
-    rt_out(SL_PORT_HOSTCALL, 0);
+    lib_out(SL_PORT_HOSTCALL, 0);
 
     size_t cap;
-    uint8_t *in = rt_input(&cap);
+    uint8_t *in = lib_input(&cap);
     if (!in || sl_abi_peek(in, cap, &m) != 0 || m.kind != SL_MSG_HOSTRESULT)
         return SL_ABI_EMALFORMED;
     int status = SL_ABI_OK;
@@ -236,10 +253,25 @@ int sl_call_host(const char *name, uint8_t ret_type, unsigned nargs, const sl_gv
     } else if (m.count < 1 || m.values[0].type != ret_type) {
         status = SL_ABI_ETYPE;
         set_host_error(NULL, 0, "host function returned another type than expected");
-    } else if (!rt_from_wire(&m.values[0], ret)) {
+    } else if (!lib_from_wire(&m.values[0], ret)) {
         status = SL_ABI_ENOMEM;
         set_host_error(NULL, 0, "host function result does not fit the guest heap");
     }
     sl_abi_pop(in, cap);
     return status;
+}
+
+uint64_t sl_generation(void) { return (uint64_t)lib_syscall(SL_SYS_GENERATION, 0, 0); }
+
+int sl_space_create(void)
+{
+    long r = lib_syscall(SL_SYS_SPACE_CREATE, 0, 0);
+    return r < 0 ? -1 : (int)r;
+}
+int sl_space_switch(unsigned index) { return lib_syscall(SL_SYS_SPACE_SWITCH, (long)index, 0) < 0 ? -1 : 0; }
+unsigned sl_space_current(void) { return (unsigned)lib_syscall(SL_SYS_SPACE_CURRENT, 0, 0); }
+unsigned sl_space_count(void) { return (unsigned)lib_syscall(SL_SYS_SPACE_COUNT, 0, 0); }
+int sl_space_map_private(unsigned index, uint64_t gva)
+{
+    return lib_syscall(SL_SYS_SPACE_MAP, (long)index, (long)(uintptr_t)gva) < 0 ? -1 : 0;
 }

@@ -1,0 +1,161 @@
+/* `sandlet run [OPTIONS] PROGRAM [ARGS...]`: an ordinary program (main(), on
+ * musl) in a sandbox, with its standard streams connected to ours. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+/* Our own failures sit above what a program normally exits with, as with
+ * env(1) and timeout(1). */
+#define EXIT_RUN_CRASH 122   /* guest exception, abort or kill */
+#define EXIT_RUN_MEMORY 123  /* the sandbox's memory is exhausted */
+#define EXIT_RUN_TIMEOUT 124 /* --timeout-ms */
+#define EXIT_RUN_LOAD 126    /* the program cannot be loaded */
+#define EXIT_RUN_MISSING 127 /* the program does not exist */
+
+#define MAX_ENV 256
+
+static void run_usage(int fd)
+{
+    out_printf(fd,
+               "usage: sandlet run [OPTIONS] PROGRAM [ARGS...]\n"
+               "Runs PROGRAM, a static x86-64 or i686 program with main() (musl: musl-gcc -static,\n"
+               "scripts/musl-cc or scripts/sandlet-cc), in a sandbox: ARGS become its argv[1..]\n"
+               "(argv[0] is PROGRAM as given), our stdin is its fd 0, its fds 1 and 2 are our\n"
+               "stdout and stderr, and its exit status is ours. It has no files, no network and\n"
+               "no other processes. Options come before PROGRAM:\n"
+               "  --memory SIZE    the program's memory: heap, stack and mmap (default 256M)\n"
+               "  --env NAME=VALUE add to its environment (repeatable); --env NAME copies ours\n"
+               "  --timeout-ms N   stop it after N milliseconds of running (0 = no limit)\n"
+               "  --stack SIZE     its stack (default 256K)\n"
+               "  --help           this text\n"
+               "The environment is empty unless --env adds to it.\n"
+               "Exit status: the program's (128+N when it ended itself with signal N, as abort()\n"
+               "does); 2 usage error; 122 it crashed (guest exception) or was stopped; 123 its\n"
+               "memory is exhausted; 124 timeout; 125 the KVM lab failed; 126 PROGRAM cannot be\n"
+               "loaded; 127 PROGRAM does not exist.\n");
+}
+
+static void write_out(void *user, int fd, const void *buf, size_t len)
+{
+    (void)user;
+    out_write(fd, buf, len);
+}
+
+static long read_in(void *user, void *buf, size_t cap)
+{
+    (void)user;
+    for (;;) {
+        ssize_t n = read(0, buf, cap);
+        if (n >= 0)
+            return (long)n;
+        if (errno != EINTR)
+            return -(long)errno;
+    }
+}
+
+static int exit_for(int rc)
+{
+    switch (rc) {
+    case SL_ETIMEOUT: return EXIT_RUN_TIMEOUT;
+    case SL_ENOSCRATCH: return EXIT_RUN_MEMORY;
+    case SL_EFAULT:
+    case SL_EABORT:
+    case SL_ECANCELLED:
+    case SL_EMEMACCESS: return EXIT_RUN_CRASH;
+    default: return EXIT_RUN_LOAD;
+    }
+}
+
+int cmd_run(int argc, char **argv)
+{
+    sl_config cfg = {.scratch_size = SL_RUN_DEFAULT_SCRATCH};
+    uint64_t timeout_ms = 0;
+    const char *env[MAX_ENV];
+    size_t envc = 0;
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-' && argv[i][1] == '-'; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--") == 0) {
+            i++;
+            break;
+        }
+        if (strcmp(a, "--help") == 0) {
+            run_usage(1);
+            return EXIT_OK;
+        }
+        if (i + 1 >= argc) {
+            cli_err("run: %s needs a value", a);
+            run_usage(2);
+            return EXIT_USAGE;
+        }
+        const char *v = argv[++i];
+        if (strcmp(a, "--memory") == 0 || strcmp(a, "--stack") == 0) {
+            uint64_t n;
+            if (parse_size(v, &n) != 0 || n == 0) {
+                cli_err("run: %s: '%s' is not a size", a, v);
+                return EXIT_USAGE;
+            }
+            *(strcmp(a, "--memory") == 0 ? &cfg.scratch_size : &cfg.stack_size) = n;
+        } else if (strcmp(a, "--timeout-ms") == 0) {
+            if (parse_u64_dec(v, &timeout_ms) != 0) {
+                cli_err("run: --timeout-ms: '%s' is not a number", v);
+                return EXIT_USAGE;
+            }
+        } else if (strcmp(a, "--env") == 0) {
+            if (envc == MAX_ENV) {
+                cli_err("run: more than %d --env options", MAX_ENV);
+                return EXIT_USAGE;
+            }
+            if (!strchr(v, '=')) {
+                const char *ours = getenv(v);
+                if (!ours)
+                    continue; /* like env(1): an unset variable stays unset */
+                size_t n = strlen(v) + strlen(ours) + 2;
+                char *kv = malloc(n);
+                if (!kv) {
+                    cli_err("out of memory");
+                    return EXIT_SETUP;
+                }
+                snprintf(kv, n, "%s=%s", v, ours);
+                v = kv; /* lives until we exit */
+            }
+            env[envc++] = v;
+        } else {
+            cli_err("run: unknown option '%s'", a);
+            run_usage(2);
+            return EXIT_USAGE;
+        }
+    }
+    if (i >= argc) {
+        cli_err("run: PROGRAM is required");
+        run_usage(2);
+        return EXIT_USAGE;
+    }
+    const char *prog = argv[i];
+    if (access(prog, F_OK) != 0) {
+        cli_err("%s: %s", prog, strerror(errno));
+        return EXIT_RUN_MISSING;
+    }
+    lab_req req;
+    memset(&req, 0, sizeof req);
+    req.adds[req.nadds++] = prog;
+    req.capture_stdin = 1;
+    int rc = lab_maybe_reexec(&req);
+    if (rc >= 0)
+        return rc;
+
+    sl_run_opts o = {.argc = (size_t)(argc - i), .argv = (const char *const *)(argv + i), .envc = envc,
+                     .envp = env, .cfg = &cfg, .timeout_ms = timeout_ms, .read = read_in, .write = write_out};
+    sl_run_result res;
+    char err[512] = "";
+    rc = sl_run_file(prog, &o, &res, err, sizeof err);
+    if (rc) {
+        cli_err("%s: %s", prog, err[0] ? err : sl_strerror(rc));
+        return exit_for(rc);
+    }
+    return res.exit_status;
+}
