@@ -23,8 +23,11 @@
 #define SL_PORT_PRINT 0x5103     /* PRINT message in output */
 #define SL_PORT_LOG 0x5104       /* value = level; LOG message in output */
 #define SL_PORT_FAULT 0x5105     /* unhandled exception; FAULT message in output */
-/* Ports only the guest kernel (CPL0) may use: the TSS I/O bitmap lets user
- * code (CPL3) reach SL_PORT_DONE..SL_PORT_LOG and nothing else. */
+/* Ports the guest kernel (CPL0) uses for the program's system calls. The TSS
+ * I/O bitmap lets user code (CPL3) write SL_PORT_DONE..SL_PORT_LOG with
+ * 32-bit accesses, which opens SL_PORT_DONE..SL_PORT_USER_LAST + 3 (so
+ * SL_PORT_WRITE and SL_PORT_READ too: the host treats every port as
+ * untrusted anyway); SL_PORT_EXIT and SL_PORT_CLOCK stay the kernel's. */
 #define SL_PORT_WRITE 0x5106     /* WRITE message in output (code = fd 1 or 2, text = bytes) */
 #define SL_PORT_READ 0x5107      /* value = bytes wanted from fd 0; host pushes DATA on input */
 #define SL_PORT_EXIT 0x5108      /* value = exit status (bit 8 set: killed by signal value & 0x7f) */

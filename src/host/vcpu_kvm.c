@@ -27,6 +27,7 @@
  * their first KVM_RUN and never leave it. */
 #include "vcpu.h"
 
+#include <cpuid.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
@@ -66,6 +67,10 @@
 #define MSR_SFMASK 0xC0000084u
 #define MSR_FS_BASE 0xC0000100u
 #define MSR_KERNEL_GS_BASE 0xC0000102u
+
+/* TSS descriptor types (32- and 64-bit alike). */
+#define TSS_AVAILABLE 0x9u
+#define TSS_BUSY 0xbu
 
 #define FCW_RESET 0x37fu
 #define MXCSR_RESET 0x1f80u
@@ -120,6 +125,7 @@ struct sl_vcpu {
     struct kvm_sregs initial_sregs;
     struct slot slots[SL_VCPU_MAX_SLOTS];
     sl_vcpu_stats stats;
+    uint8_t tr_type; /* TSS_AVAILABLE or TSS_BUSY: see tr_type() */
     int pending;
     uint8_t *in_data; /* PEND_IO_IN: where the `in` value goes, in the run page */
     unsigned in_size;
@@ -216,6 +222,21 @@ int sl_sregs_blob_check(const sl_sregs_blob *b, unsigned arch, sl_errbuf *e)
     if (h.arch != arch)
         return sl_err(e, SL_EFAMILY, "sregs blob: made for arch %u, vCPU is arch %u", h.arch, arch);
     return 0;
+}
+
+/* The TR type a reset loads. Intel's VM entry requires a busy TSS. AMD
+ * hardware ignores the busy bit of the loaded TR, but KVM's SVM code reports
+ * TR as busy whatever it is, and QEMU's emulated SVM (the KVM lab) keeps TR
+ * "available" in its CPU state: handed a busy TR it aborts on the first
+ * privilege change in 32-bit mode and fails every I/O-bitmap check. So on
+ * AMD the reset loads TR as available, as `ltr` leaves it there. */
+static uint8_t tr_type(void)
+{
+    unsigned a, b, c, d;
+    bool amd = __get_cpuid(0, &a, &b, &c, &d) &&
+               ((b == 0x68747541 && d == 0x69746e65 && c == 0x444d4163) || /* "AuthenticAMD" */
+                (b == 0x6f677948 && d == 0x6e65476e && c == 0x656e6975));  /* "HygonGenuine" */
+    return amd ? TSS_AVAILABLE : TSS_BUSY;
 }
 
 /* ---- open / free ---- */
@@ -436,6 +457,7 @@ int sl_vcpu_open(sl_vcpu **out, unsigned arch, sl_errbuf *e)
         return sl_err(e, SL_ENOMEM, "out of memory for the vCPU");
     }
     v->arch = arch;
+    v->tr_type = tr_type();
     v->vm_fd = v->vcpu_fd = -1;
     int rc = pthread_mutex_init(&v->lock, NULL);
     if (rc) {
@@ -643,7 +665,7 @@ static void fresh_sregs(const sl_vcpu *v, struct kvm_sregs *s)
     memset(&s->tr, 0, sizeof s->tr);
     s->tr.selector = 0x18;
     s->tr.limit = 0x67;
-    s->tr.type = 0xb;
+    s->tr.type = v->tr_type;
     s->tr.present = 1;
     memset(&s->ldt, 0, sizeof s->ldt);
     s->ldt.type = 0x2;
@@ -698,6 +720,8 @@ int sl_vcpu_reset(sl_vcpu *v, uint64_t cr3, const sl_sregs_blob *saved, sl_errbu
     s->cr3 = cr3;
     s->apic_base = v->apic_base; /* not the guest's (nor a file's) to choose */
     s->cr8 &= 0xf;                /* KVM_RUN rejects a larger TPR */
+    if (s->tr.type == TSS_AVAILABLE || s->tr.type == TSS_BUSY)
+        s->tr.type = v->tr_type;
     memset(s->interrupt_bitmap, 0, sizeof s->interrupt_bitmap);
 
     /* KVM flushes the guest TLB on KVM_SET_SREGS only when CR0, CR3, CR4 or

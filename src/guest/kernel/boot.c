@@ -60,9 +60,12 @@ static uint64_t seg_desc(uint32_t base, uint32_t limit, uint8_t access, uint8_t 
 
 /* TSS layout: amd64 RSP0 at 4, IST1 at 36, I/O map base at 102;
  * i686 ESP0 at 4, SS0 at 8, I/O map base at 102. The I/O bitmap denies
- * every port but the ones user code talks to the host with. */
+ * every port but the ones user code talks to the host with. A 32-bit `out`
+ * to port p needs the bits of p..p+3 clear, so the last user port opens
+ * three more behind it. */
 #define IOMAP_OFF 104u
-#define IOMAP_BYTES ((SL_PORT_USER_LAST / 8u) + 2u)
+#define IOMAP_LAST_OPEN (SL_PORT_USER_LAST + 3u)
+#define IOMAP_BYTES ((IOMAP_LAST_OPEN / 8u) + 2u)
 _Static_assert(IOMAP_OFF + IOMAP_BYTES <= 4096, "the I/O bitmap must fit the TSS page");
 
 static void put32(uint8_t *p, uint32_t v)
@@ -90,7 +93,7 @@ static void build_tss(void)
     t[103] = (uint8_t)(IOMAP_OFF >> 8);
     uint8_t *map = t + IOMAP_OFF;
     k_memset(map, 0xFF, IOMAP_BYTES);
-    for (unsigned port = SL_PORT_DONE; port <= SL_PORT_USER_LAST; port++)
+    for (unsigned port = SL_PORT_DONE; port <= IOMAP_LAST_OPEN; port++)
         map[port / 8] &= (uint8_t)~(1u << (port % 8));
     *k_bk_slot(SL_BK_KSTACK) = top;
 }
