@@ -145,9 +145,11 @@ static int exhaust(const sl_gvalue *a, sl_gvalue *ret)
 static int bad_hostcall(const sl_gvalue *a, sl_gvalue *ret)
 {
     (void)a;
-    const volatile uint64_t *peb = (const volatile uint64_t *)(uintptr_t)SL_BASE_ADDRESS;
-    uint8_t *out = (uint8_t *)(uintptr_t)peb[SL_PEB_OUTPUT_PTR / 8];
-    uint64_t cap = peb[SL_PEB_OUTPUT_SIZE / 8];
+    uint64_t io[4];
+    if (syscall(SL_SYS_IO_BUFFERS, io) != 0)
+        return sl_fail(ret, SL_ABI_EABORT, "BadHostCall: no I/O buffers");
+    uint8_t *out = (uint8_t *)(uintptr_t)io[2];
+    uint64_t cap = io[3];
     if (cap < 128)
         return sl_fail(ret, SL_ABI_EABORT, "BadHostCall: output buffer too small");
     memset(out, 0xA5, 64);
@@ -158,8 +160,8 @@ static int bad_hostcall(const sl_gvalue *a, sl_gvalue *ret)
     memset(out + 8 + top - 4, 0, 4);
     __asm__ volatile("outl %0, %1" ::"a"(0), "Nd"((uint16_t)SL_PORT_HOSTCALL) : "memory");
     /* If the host answered instead of stopping us, report what it said. */
-    size_t icap = (size_t)peb[SL_PEB_INPUT_SIZE / 8];
-    uint8_t *in = (uint8_t *)(uintptr_t)peb[SL_PEB_INPUT_PTR / 8];
+    size_t icap = (size_t)io[1];
+    uint8_t *in = (uint8_t *)(uintptr_t)io[0];
     sl_msg m;
     if (sl_abi_peek(in, icap, &m) == 0 && m.kind == SL_MSG_HOSTRESULT) {
         ret->v.i32 = m.status;

@@ -67,3 +67,17 @@ build/guests/lua32: $(MUSL_STAMPS) $(LUA_STAMP) $(MUSL_CC) mk/thirdparty.mk
 	$(Q)printf '#define DEB_HOST_MULTIARCH "%s"\n' $(LUA_MULTIARCH_32) \
 		>build/guests/lua-include/32/lua5.4-deb-multiarch.h
 	$(Q)$(MUSL_CC) -m32 $(LUA_CFLAGS) -Ibuild/guests/lua-include/32 -o $@ $(LUA_C)
+
+# Lua as a library in the function model (guests/lua_eval.c), linked with the
+# sandlet guest library by scripts/sandlet-cc (mk/guests.mk).
+LUA_LIB_C = $$(ls $(LUA_SRC)/src/*.c | grep -v '/luac\?\.c$$')
+LUA_EVAL_GUESTS := build/guests/lua_eval build/guests/lua_eval32
+lua-guests: $(LUA_EVAL_GUESTS)
+
+build/guests/lua_eval: guests/lua_eval.c build/guests/lua build/guests/libsandlet-guest64.a scripts/sandlet-cc
+	@echo "  LUA   $@"
+	$(Q)scripts/sandlet-cc $(LUA_CFLAGS) -I$(LUA_SRC)/src -Ibuild/guests/lua-include/64 -o $@ $< $(LUA_LIB_C)
+
+build/guests/lua_eval32: guests/lua_eval.c build/guests/lua32 build/guests/libsandlet-guest32.a scripts/sandlet-cc
+	@echo "  LUA   $@"
+	$(Q)scripts/sandlet-cc -m32 $(LUA_CFLAGS) -I$(LUA_SRC)/src -Ibuild/guests/lua-include/32 -o $@ $< $(LUA_LIB_C)

@@ -316,7 +316,7 @@ static void test_encode_invalid(void)
     size_t len;
     sl_msg m = msg_kind(0);
     CHECK_EQ(sl_abi_encode(&m, buf, sizeof buf, &len), SL_ABI_E_KIND);
-    m.kind = 9;
+    m.kind = SL_MSG_EXEC + 1;
     CHECK_EQ(sl_abi_encode(&m, buf, sizeof buf, &len), SL_ABI_E_KIND);
 
     m = msg_kind(SL_MSG_CALL);
@@ -440,7 +440,7 @@ static void test_decode_errors(void)
     MUT(4, 2, SL_ABI_E_VERSION);
     MUT(5, 1, SL_ABI_E_VERSION);
     MUT(6, 0, SL_ABI_E_KIND);
-    MUT(6, 9, SL_ABI_E_KIND);
+    MUT(6, SL_MSG_EXEC + 1, SL_ABI_E_KIND);
     MUT(7, 1, SL_ABI_E_KIND);
     MUT(8, 1, SL_ABI_E_MALFORMED);   /* flags */
     MUT(11, 0x80, SL_ABI_E_MALFORMED);

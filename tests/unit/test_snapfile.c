@@ -614,7 +614,8 @@ static void test_every_header_field_forged(void)
         bool is32;
         const char *field;
     } cases[] = {
-        {SF_VERSION, 2, true, "`version`"},
+        {SF_VERSION, 1, true, "`version`"},
+        {SF_VERSION, 3, true, "`version`"},
         {SF_ARCH, 3, true, "`arch`"},
         {SF_FLAGS, 1, true, "`flags`"},
         {SF_PT_SIZE, 1ull << 40, false, "`pt_size`"},

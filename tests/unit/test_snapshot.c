@@ -505,9 +505,13 @@ static void test_from_binary(void)
     REQUIRE(rc == 0);
     const sl_layout *l = &s->layout;
     CHECK_EQ(l->peb_gpa, SL_BASE_ADDRESS);
-    CHECK_EQ(l->image_gpa, SL_BASE_ADDRESS + SL_PAGE_SIZE);
+    /* The guest kernel right after the PEB, the (PIE) program right after it;
+     * init enters the kernel, which enters the program at its entry. */
+    CHECK_EQ(l->kernel_gpa, SL_BASE_ADDRESS + SL_PAGE_SIZE);
+    CHECK(l->kernel_size > 0 && l->kernel_size % SL_PAGE_SIZE == 0);
+    CHECK_EQ(l->image_gpa, l->kernel_gpa + l->kernel_size);
     CHECK_EQ(s->next_kind, SL_NEXT_INITIALISE);
-    CHECK_EQ(s->next_addr, l->image_gpa + 0x200);
+    CHECK(s->next_addr >= l->kernel_gpa && s->next_addr < l->image_gpa);
     CHECK_EQ(s->generation, 0);
     CHECK_EQ(s->sregs_len, 0);
     CHECK_EQ(s->visible_size, l->visible_end - SL_BASE_ADDRESS);
@@ -517,12 +521,30 @@ static void test_from_binary(void)
     CHECK_EQ(v, SL_PEB_MAGIC_VALUE);
     memcpy(&v, base + l->peb_gpa + SL_PEB_HEAP_PTR, 8);
     CHECK_EQ(v, l->heap_gpa);
+    memcpy(&v, base + l->peb_gpa + SL_PEB_USER_ENTRY, 8);
+    CHECK_EQ(v, l->image_gpa + 0x200);
+    memcpy(&v, base + l->peb_gpa + SL_PEB_KERNEL_GVA, 8);
+    CHECK_EQ(v, l->kernel_gpa);
     memcpy(&v, base + l->image_gpa + 0x1000, 8); /* relocated pointer */
     CHECK_EQ(v, l->image_gpa + 0x200);
     CHECK_EQ(base[l->image_gpa + 0x200], 0xF4);
     CHECK(memcmp(base + l->init_data_gpa, "hello", 5) == 0);
-    /* Regions: PEB, text (RX), data+bss (RW), init data (R), heap (RW). */
-    CHECK_EQ(s->n_regions, 5);
+    /* Regions: PEB, the kernel's (supervisor-only), then the program's text
+     * (RX), data+bss (RW), init data (R), heap (RW), all user-accessible. */
+    unsigned nk = 0;
+    for (unsigned i = 0; i < s->n_regions; i++) {
+        const sl_region *r = &s->regions[i];
+        if (r->kind == SL_RK_KERNEL) {
+            nk++;
+            CHECK(!(r->flags & SL_RF_USER));
+        } else if (r->kind != SL_RK_PEB) {
+            CHECK(r->flags & SL_RF_USER);
+        } else {
+            CHECK(!(r->flags & SL_RF_USER));
+        }
+    }
+    CHECK(nk >= 2); /* at least text and data */
+    CHECK_EQ(s->n_regions, 5 + nk);
     /* Identity: b3sum over the blob followed by the region records. */
     uint8_t recs[SL_MAX_REGIONS * SL_REGION_RECORD_SIZE];
     for (unsigned i = 0; i < s->n_regions; i++)
