@@ -137,10 +137,22 @@ static bool check_args(const lib_fn *f, const sl_msg *call, char *err, size_t ca
     return true;
 }
 
+/* String arguments up to this many bytes in all are copied onto the call's
+ * stack, larger ones to the heap: a heap copy would cost musl's allocator a
+ * fresh mapping and an munmap per call (two system calls and page faults). */
+#define ARGS_ON_STACK 16384u
+
 static void run(const lib_fn *f, sl_msg *m)
 {
     sl_gvalue args[SL_ABI_MAX_VALUES];
     unsigned n = f->nparams;
+    size_t strings = 0;
+    for (unsigned i = 0; i < n; i++)
+        if (m->values[i].type == SL_T_STRING)
+            strings += (size_t)m->values[i].v.buf.len + 1;
+    bool on_stack = strings <= ARGS_ON_STACK;
+    char arena[on_stack && strings ? strings : 1];
+    char *next = arena;
     for (unsigned i = 0; i < n; i++) {
         const sl_wire_value *w = &m->values[i];
         if (w->type == SL_T_BYTES) { /* zero-copy: valid while the CALL stays on the input stack */
@@ -148,6 +160,14 @@ static void run(const lib_fn *f, sl_msg *m)
             args[i].owned = 0;
             args[i].v.s.ptr = (const char *)w->v.buf.ptr;
             args[i].v.s.len = w->v.buf.len;
+        } else if (w->type == SL_T_STRING && on_stack) {
+            memcpy(next, w->v.buf.ptr, w->v.buf.len);
+            next[w->v.buf.len] = 0;
+            args[i].type = SL_T_STRING;
+            args[i].owned = 0;
+            args[i].v.s.ptr = next;
+            args[i].v.s.len = w->v.buf.len;
+            next += w->v.buf.len + 1;
         } else if (!lib_from_wire(w, &args[i])) {
             for (unsigned j = 0; j < i; j++)
                 sl_gvalue_free(&args[j]);
@@ -159,7 +179,7 @@ static void run(const lib_fn *f, sl_msg *m)
     memset(&ret, 0, sizeof ret);
     ret.type = f->ret;
     int status = f->fn(args, &ret);
-    fflush(NULL); /* what the function printed reaches the host before its result */
+    lib_flush(); /* what the function printed reaches the host before its result */
 
     char err[320];
     memset(m, 0, sizeof *m);

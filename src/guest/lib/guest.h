@@ -22,6 +22,7 @@ static inline void lib_out(uint16_t port, uint32_t v)
 }
 
 long lib_syscall(long nr, long a0, long a1); /* SL_SYS_* through musl's syscall() */
+void lib_flush(void);                         /* stdout and stderr, when anything is pending */
 
 /* host.c */
 uint8_t *lib_input(size_t *cap);

@@ -6,6 +6,7 @@
  * the whole call; the host pushes each HOSTRESULT on top of it, and the
  * guest pops the HOSTRESULT after reading it. */
 #include <stdarg.h>
+#include <stdio_ext.h>
 #include <unistd.h>
 
 #include "guest.h"
@@ -18,6 +19,16 @@ static struct {
 } io;
 
 long lib_syscall(long nr, long a0, long a1) { return syscall(nr, a0, a1); }
+
+/* fflush writes to the FILE even with nothing buffered, which would make
+ * every call copy the page holding stdout: flush only what is pending. */
+void lib_flush(void)
+{
+    if (__fpending(stdout))
+        fflush(stdout);
+    if (__fpending(stderr))
+        fflush(stderr);
+}
 
 static void io_buffers(void)
 {
@@ -83,7 +94,7 @@ __attribute__((noreturn)) static void abort_call(int32_t code, const char *msg, 
     sl_msg m;
     clear(&m, SL_MSG_ABORT);
     m.code = code;
-    fflush(NULL);
+    lib_flush();
     push_text(&m, msg, len);
     for (;;) /* the host ends the call; it never resumes an abort */
         lib_out(SL_PORT_ABORT, (uint32_t)code);

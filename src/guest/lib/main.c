@@ -15,7 +15,7 @@ int main(void)
     lib_init_begin();
     sandlet_main();
     lib_registry_seal();
-    fflush(NULL);
+    lib_flush();
     size_t cap;
     uint8_t *out = lib_output(&cap);
     if (out)
