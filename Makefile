@@ -95,7 +95,7 @@ tests: $(UNIT_BIN) $(VCPU_BIN) $(BUILD)/fixtures/elf/pie64
 
 # Real gcc-built ELF fixtures for the loader tests (tests/run passes the
 # directory to test_elf).
-$(BUILD)/fixtures/elf/pie64: $(wildcard tests/fixtures/elf/*)
+$(BUILD)/fixtures/elf/pie64: $(wildcard tests/fixtures/elf/*) src/common/abi.h
 	@echo "  BUILD $@"
 	$(Q)tests/fixtures/elf/build.sh $(BUILD)/fixtures/elf
 
@@ -141,6 +141,7 @@ build/fuzz/fuzz_%: fuzz/fuzz_%.c $(COMMON_SRC) $(HOST_SRC) build/fuzz/kernel_blo
 
 -include mk/thirdparty.mk
 -include mk/guests.mk
+-include mk/lua-tests.mk
 -include mk/libc-tests.mk
 
 test: deps

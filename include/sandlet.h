@@ -212,8 +212,8 @@ typedef long (*sl_read_fn)(void *user, void *buf, size_t cap);
 void sl_sandbox_set_stdio(sl_sandbox *sb, sl_read_fn read, sl_write_fn write, void *user);
 
 /* The program's argv and environment ("NAME=VALUE" strings), copied: used
- * by sl_sandbox_run and by sl_sandbox_init (the function model's main() sees
- * them too). Without it argv is {"guest"} and the environment is empty.
+ * by sl_sandbox_run and by sl_sandbox_init (a function-model guest reads the
+ * environment with getenv; the library's main() ignores argv). Without it argv is {"guest"} and the environment is empty.
  * SL_EINVAL for NULL strings, SL_ERANGE when they do not fit the input
  * buffer (sl_config.input_size) or exceed 4096 strings. Before init only. */
 int sl_sandbox_set_args(sl_sandbox *sb, size_t argc, const char *const *argv, size_t envc,

@@ -10,6 +10,8 @@
 #     build/kernel/kernel64, kernel32     static PIE, ELF note "sandlet"
 #     $(GUEST_OUT)/libsandlet-guest64.a, libsandlet-guest32.a
 #     $(GUEST_OUT)/demo (x86-64), demo32 (i686), multispace, faulty, hello
+#     $(GUEST_OUT)/runtest, runtest32     ordinary programs for `sandlet run` tests
+#     $(GUEST_OUT)/runtest-pie, -pie32    the same as static PIEs
 
 GUEST_CC ?= gcc
 GUEST_OUT ?= build/guests
@@ -39,7 +41,8 @@ GUESTLIB_C := $(wildcard src/guest/lib/*.c) src/guest/note.c src/common/abi.c
 GUESTLIB_OBJ64 := $(patsubst %.c,$(GUEST_OUT)/obj64/%.o,$(GUESTLIB_C)) $(GUEST_OUT)/obj64/src/guest/lib/entry_amd64.o
 GUESTLIB_OBJ32 := $(patsubst %.c,$(GUEST_OUT)/obj32/%.o,$(GUESTLIB_C)) $(GUEST_OUT)/obj32/src/guest/lib/entry_i686.o
 
-GUEST_BINS := $(GUEST_OUT)/demo $(GUEST_OUT)/demo32 $(GUEST_OUT)/multispace $(GUEST_OUT)/faulty $(GUEST_OUT)/hello
+GUEST_BINS := $(GUEST_OUT)/demo $(GUEST_OUT)/demo32 $(GUEST_OUT)/multispace $(GUEST_OUT)/faulty $(GUEST_OUT)/hello \
+    $(GUEST_OUT)/runtest $(GUEST_OUT)/runtest32 $(GUEST_OUT)/runtest-pie $(GUEST_OUT)/runtest-pie32
 
 .PHONY: guests guests-clean kernel
 guests: $(GUEST_BINS) $(GUEST_OUT)/libsandlet-guest64.a $(GUEST_OUT)/libsandlet-guest32.a
@@ -110,5 +113,20 @@ $(GUEST_OUT)/multispace $(GUEST_OUT)/faulty: $(GUEST_OUT)/%: guests/%.c $(GUEST_
 $(GUEST_OUT)/hello: examples/hello_guest.c $(GUEST_CC_DEPS) $(GUEST_OUT)/libsandlet-guest64.a
 	@echo "  GUEST $@"
 	$(Q)scripts/sandlet-cc -o $@ $<
+
+# Ordinary programs (main()), built as a user builds one: musl, nothing of sandlet's.
+$(GUEST_OUT)/runtest: guests/runtest.c $(MUSL_STAMPS) $(MUSL_CC)
+	@echo "  GUEST $@"
+	$(Q)$(MUSL_CC) -std=c11 -O2 -Wall -Wextra -Werror -D_GNU_SOURCE -o $@ $<
+$(GUEST_OUT)/runtest32: guests/runtest.c $(MUSL_STAMPS) $(MUSL_CC)
+	@echo "  GUEST $@"
+	$(Q)$(MUSL_CC) -m32 -std=c11 -O2 -Wall -Wextra -Werror -D_GNU_SOURCE -o $@ $<
+# The same as static PIEs, which relocate themselves.
+$(GUEST_OUT)/runtest-pie: guests/runtest.c $(MUSL_STAMPS) $(MUSL_CC)
+	@echo "  GUEST $@"
+	$(Q)$(MUSL_CC) -static-pie -std=c11 -O2 -Wall -Wextra -Werror -D_GNU_SOURCE -o $@ $<
+$(GUEST_OUT)/runtest-pie32: guests/runtest.c $(MUSL_STAMPS) $(MUSL_CC)
+	@echo "  GUEST $@"
+	$(Q)$(MUSL_CC) -m32 -static-pie -std=c11 -O2 -Wall -Wextra -Werror -D_GNU_SOURCE -o $@ $<
 
 -include $(shell find $(GUEST_OUT) $(KERNEL_OUT) -name '*.d' 2>/dev/null)

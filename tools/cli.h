@@ -120,7 +120,7 @@ int shell_split(const char *line, char ***words, char **store, char *why, size_t
 typedef struct lab_req {
     const char *adds[8]; /* files the command reads */
     size_t nadds;
-    int capture_stdin;   /* shell: pass our stdin through a temp file */
+    int capture_stdin;   /* pass our stdin through a temp file (1), and as a shell script (2) */
     const char *collect; /* a file the command writes, or NULL */
 } lab_req;
 

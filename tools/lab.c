@@ -239,10 +239,12 @@ int lab_maybe_reexec(const lab_req *req)
     char *stdin_path = NULL, *collect = NULL;
     if (req->capture_stdin) {
         if (isatty(0))
-            out_printf(2, "sandlet: reading all commands first (end with Ctrl-D); they run in the lab after that\n");
+            out_printf(2, "sandlet: reading all of standard input first (end with Ctrl-D); it goes to the lab "
+                          "after that\n");
         if (!(stdin_path = save_stdin()))
             return EXIT_SETUP;
-        collect = scan_saves(stdin_path);
+        if (req->capture_stdin == 2) /* shell commands: `save TAG FILE` writes FILE */
+            collect = scan_saves(stdin_path);
     }
     if (req->collect) {
         free(collect);

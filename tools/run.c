@@ -57,16 +57,22 @@ static long read_in(void *user, void *buf, size_t cap)
     }
 }
 
+/* Failures to create the sandbox or load the program are 126; failures of
+ * the running program have their own codes. */
 static int exit_for(int rc)
 {
     switch (rc) {
     case SL_ETIMEOUT: return EXIT_RUN_TIMEOUT;
     case SL_ENOSCRATCH: return EXIT_RUN_MEMORY;
-    case SL_EFAULT:
-    case SL_EABORT:
-    case SL_ECANCELLED:
-    case SL_EMEMACCESS: return EXIT_RUN_CRASH;
-    default: return EXIT_RUN_LOAD;
+    case SL_EFORMAT:
+    case SL_EUNSUPPORTED:
+    case SL_EVERSION:
+    case SL_ERANGE:
+    case SL_EINVAL:
+    case SL_EIO:
+    case SL_ENOMEM:
+    case SL_ESTATE: return EXIT_RUN_LOAD;
+    default: return EXIT_RUN_CRASH;
     }
 }
 
@@ -77,22 +83,31 @@ int cmd_run(int argc, char **argv)
     const char *env[MAX_ENV];
     size_t envc = 0;
     int i = 1;
-    for (; i < argc && argv[i][0] == '-' && argv[i][1] == '-'; i++) {
+    char opt[64];
+    for (; i < argc && argv[i][0] == '-'; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--") == 0) {
             i++;
             break;
         }
-        if (strcmp(a, "--help") == 0) {
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             run_usage(1);
             return EXIT_OK;
         }
-        if (i + 1 >= argc) {
+        /* --name=value or --name value */
+        const char *v, *eq = strchr(a, '=');
+        if (eq && (size_t)(eq - a) < sizeof opt) {
+            memcpy(opt, a, (size_t)(eq - a));
+            opt[eq - a] = 0;
+            a = opt;
+            v = eq + 1;
+        } else if (i + 1 < argc) {
+            v = argv[++i];
+        } else {
             cli_err("run: %s needs a value", a);
             run_usage(2);
             return EXIT_USAGE;
         }
-        const char *v = argv[++i];
         if (strcmp(a, "--memory") == 0 || strcmp(a, "--stack") == 0) {
             uint64_t n;
             if (parse_size(v, &n) != 0 || n == 0) {

@@ -334,7 +334,7 @@ int cmd_shell(int argc, char **argv)
     lab_req req;
     memset(&req, 0, sizeof req);
     req.adds[req.nadds++] = guest;
-    req.capture_stdin = 1;
+    req.capture_stdin = 2;
     int rc = lab_maybe_reexec(&req);
     if (rc >= 0)
         return rc;

@@ -11,7 +11,7 @@
 /* ABI version, also carried by the guest's ELF note (name "sandlet", type
  * SL_NOTE_TYPE_VERSION, desc = u32 major, u32 minor). A host accepts a guest
  * with the same major and a minor <= its own. */
-#define SL_ABI_VERSION_MAJOR 1u
+#define SL_ABI_VERSION_MAJOR 2u /* 2: user-mode guests above the guest kernel */
 #define SL_ABI_VERSION_MINOR 0u
 #define SL_NOTE_NAME "sandlet"
 #define SL_NOTE_TYPE_VERSION 0x534c0001u
@@ -72,7 +72,8 @@ enum sl_msg_kind {
     SL_MSG_FAULT = 7,       /* guest -> host: vector, error code, address, ip */
     SL_MSG_LOG = 8,         /* guest -> host: level + text */
     SL_MSG_WRITE = 9,       /* guest -> host: fd (1 or 2) in code + bytes written to it */
-    SL_MSG_DATA = 10,       /* host -> guest: bytes read from stdin (code 0; empty text = EOF) */
+    SL_MSG_DATA = 10,       /* host -> guest: bytes read from stdin (code 0, empty text = end of
+                             * input; or code = -errno of the host's reader) */
     SL_MSG_EXEC = 11,       /* host -> guest before init: code = argc; text = argc argv strings
                              * then the environment, each NUL-terminated */
 };

@@ -84,7 +84,7 @@ static inline uint64_t sl_scratch_base_gva(unsigned arch, uint64_t size)
  * GPA == GVA == SL_BASE_ADDRESS, written by the host, read-only to the guest.
  * Little-endian u64 fields at these offsets. */
 #define SL_PEB_MAGIC 0x00          /* SL_PEB_MAGIC_VALUE */
-#define SL_PEB_VERSION 0x08        /* 1 */
+#define SL_PEB_VERSION 0x08        /* 2 */
 #define SL_PEB_INPUT_SIZE 0x10     /* {size, ptr} pairs: ptr is a GVA */
 #define SL_PEB_INPUT_PTR 0x18
 #define SL_PEB_OUTPUT_SIZE 0x20
@@ -107,7 +107,7 @@ static inline uint64_t sl_scratch_base_gva(unsigned arch, uint64_t size)
 #define SL_PEB_MMAP_HI 0xA0
 #define SL_PEB_KERNEL_GVA 0xA8     /* [gva, gva + size): the guest kernel image (supervisor-only) */
 #define SL_PEB_KERNEL_SIZE 0xB0
-#define SL_PEB_MAGIC_VALUE 0x3242455054454c53ull /* "SLTEPB2" */
+#define SL_PEB_MAGIC_VALUE 0x3242455054454c53ull /* "SLETPEB2" as little-endian bytes */
 
 /* Guest stack top (the stack itself is mapped on demand by the guest). */
 #define SL_AMD64_STACK_TOP 0x00007FFFFFFF0000ull
@@ -120,8 +120,9 @@ static inline uint64_t sl_scratch_base_gva(unsigned arch, uint64_t size)
  *   CR3 = the root. The kernel boots and enters the user program at CPL3.
  * Call(dispatch): the user program's dispatch entry, at CPL3 (the segment
  *   state the vCPU was left in by the `out SL_PORT_DONE` that ended init or
- *   the previous call, or the snapshot's), with rdi/edi = 0, rsi/esi =
- *   SL_ENTRY_CALL, rsp = SL_BK_STACK_TOP, rflags = 0x2.
+ *   the previous call, or the snapshot's), with rdi/edi = the bookkeeping
+ *   page's GVA (which user code cannot read), rsi/esi = SL_ENTRY_CALL,
+ *   rsp = SL_BK_STACK_TOP, rflags = 0x2.
  * User code ends init and every call with `out SL_PORT_DONE` at CPL3. */
 #define SL_ENTRY_INIT 0u
 #define SL_ENTRY_CALL 1u

@@ -445,9 +445,7 @@ static int run_guest(sl_sandbox *sb, sl_msg *res, bool init)
         case SL_EXIT_MEMFAULT:
             return poison(sb, sl_err(&sb->err, SL_EMEMACCESS, "%s", ex.detail));
         case SL_EXIT_SHUTDOWN:
-            return poison(sb, sl_err(&sb->err, SL_EFAULT,
-                                     "guest triple fault (shutdown)%s",
-                                     sb->arch == SL_ARCH_I686 ? "; on i686 a stack overflow ends this way" : ""));
+            return poison(sb, sl_err(&sb->err, SL_EFAULT, "guest triple fault (shutdown)"));
         case SL_EXIT_CANCELLED:
             return poison(sb, sl_err(&sb->err, SL_ECANCELLED, "call killed"));
         case SL_EXIT_TIMEOUT:

@@ -350,8 +350,13 @@ int sl_snapshot_from_binary(sl_snapshot **out, const uint8_t *elf, size_t len, c
 
     uint64_t delta = l->image_gpa - img.base_va;
     write_peb(base + l->peb_gpa, l, img.entry + delta, img.phdr_va ? img.phdr_va + delta : 0, &img);
+    /* The kernel is relocated here; the program is only placed: a static PIE
+     * relocates itself (musl's rcrt1, glibc's static-pie start), as under
+     * Linux, and i386's REL relocations applied twice would corrupt it. */
+    sl_elf_image placed = img;
+    placed.rel_size = 0;
     if ((rc = sl_elf_load(&kimg, kelf, klen, base + l->kernel_gpa, l->kernel_size, l->kernel_gpa, e)) ||
-        (rc = sl_elf_load(&img, elf, len, base + l->image_gpa, l->image_size, l->image_gpa, e)))
+        (rc = sl_elf_load(&placed, elf, len, base + l->image_gpa, l->image_size, l->image_gpa, e)))
         goto fail;
     if (l->init_data_size)
         memcpy(base + l->init_data_gpa, cfg->init_data, cfg->init_data_size);

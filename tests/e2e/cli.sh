@@ -50,7 +50,8 @@ te() {
 
 # ------------------------------------------------------------ basics
 t "version" 0 "sandlet 0.1.0" --version
-for c in call shell snapshot; do
+export SANDLET_TEST_VAR=copied
+for c in run call shell snapshot; do
     out=$("$S" $c --help 2>&1)
     rc=$?
     if [ $rc = 0 ] && echo "$out" | grep -q '^usage: sandlet' && echo "$out" | grep -q '125 the KVM lab failed'; then
@@ -94,6 +95,55 @@ for g in demo demo32; do
     te "$g u64 overflow" 2 "argument 1 of Fill \(u64\)" call "$D" Fill 18446744073709551616
     te "$g unknown function" 1 "no function 'Nope'" call "$D" Nope
 done
+
+# ------------------------------------------------------------ run: ordinary programs, both architectures
+for g in runtest runtest32; do
+    P=$G/$g
+    t "$g args" 0 "$(printf '4\n%s\nargs\none\ntwo words' "$P")" run "$P" args one "two words"
+    t "$g env set" 0 "bar" run --env FOO=bar "$P" env FOO
+    t "$g env empty by default" 0 "(unset)" run "$P" env HOME
+    t "$g env copied from ours" 0 "copied" run --env SANDLET_TEST_VAR "$P" env SANDLET_TEST_VAR
+    t "$g exit status" 0 "" run "$P" exit 0
+    t "$g exit status 7" 7 "" run "$P" exit 7
+    t "$g abort is 128+SIGABRT" 134 "" run "$P" abort
+    te "$g crash" 122 'guest exception: page fault .*address 0x0' run "$P" segv
+    te "$g timeout" 124 'timeout' run --timeout-ms 300 "$P" spin
+    te "$g stack overflow" 122 'stack overflow' run "$P" stack
+    te "$g memory exhausted" 123 'out of (scratch )?memory' run --stack 8M --memory 4M "$P" stack
+    t "$g --opt=value options" 0 "v" run --env=E=v --memory=32M "$P" env E
+    t "$g clocks" 0 "ok" run "$P" time
+    t "$g no files" 0 "EACCES" run "$P" files
+    out=$(printf 'line one\nline two\n' | "$S" run "$P" cat 2>"$T/err")
+    if [ "$out" = "$(printf 'line one\nline two')" ]; then pass "$g stdin to stdout"; else fail "$g cat: '$out' $(cat "$T/err")"; fi
+    head -c 300000 /dev/urandom >"$T/rand"
+    "$S" run "$P" cat <"$T/rand" >"$T/rand.out" 2>"$T/err"
+    if cmp -s "$T/rand" "$T/rand.out"; then pass "$g 300 KB through stdin and stdout"; else fail "$g large cat differs: $(cat "$T/err")"; fi
+    n=$("$S" run "$P" big 200000 2>"$T/err" | wc -c)
+    if [ "$n" -eq 200000 ]; then pass "$g large stdout"; else fail "$g big: $n bytes: $(cat "$T/err")"; fi
+    out=$("$S" run "$P" stderr "to stderr" 2>"$T/err")
+    if [ -z "$out" ] && [ "$(cat "$T/err")" = "to stderr" ]; then pass "$g stderr"; else fail "$g stderr: '$out' '$(cat "$T/err")'"; fi
+    r1=$("$S" run "$P" random 2>/dev/null)
+    r2=$("$S" run "$P" random 2>/dev/null)
+    if [ ${#r1} -eq 32 ] && [ "$r1" != "$r2" ]; then pass "$g getrandom differs per run"; else fail "$g random: '$r1' '$r2'"; fi
+    out=$("$S" run --memory 48M "$P" malloc 2>"$T/err")
+    rc=$?
+    case "$out" in
+    "malloc failed after "*) [ $rc = 0 ] && pass "$g malloc fails cleanly at the memory limit" || fail "$g malloc rc=$rc" ;;
+    *) fail "$g malloc: rc=$rc '$out' $(head -c 300 "$T/err")" ;;
+    esac
+done
+export SANDLET_TEST_VAR=copied
+for g in runtest-pie runtest-pie32; do
+    t "$g (static PIE) args" 0 "$(printf '2\n%s\nargs' "$G/$g")" run "$G/$g" args
+    t "$g (static PIE) env" 0 "pie" run --env X=pie "$G/$g" env X
+done
+te "run missing program" 127 'nonexistent' run "$T/nonexistent"
+echo "not an ELF" >"$T/text"
+te "run a text file" 126 'ELF' run "$T/text"
+te "run without PROGRAM" 2 'PROGRAM is required' run
+te "run unknown option" 2 "unknown option '--frob'" run --frob 1 "$G/runtest" args
+te "run bad memory size" 2 'not a size' run --memory lots "$G/runtest" args
+te "run a function-model guest" 126 'function-model' run "$G/demo"
 
 # ------------------------------------------------------------ command-line errors
 te "no command" 2 'usage: sandlet'

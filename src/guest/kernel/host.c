@@ -97,9 +97,9 @@ long k_read_stdin(uint64_t buf, uint64_t len)
     size_t cap = (size_t)k_st.input_size;
     if (cap < SL_ABI_STACK_HDR)
         return -5;
-    uint64_t want = len < write_chunk() ? len : write_chunk();
-    if (want > 0x7FFFFFFFu)
-        want = 0x7FFFFFFFu;
+    /* The host answers with at most half the input buffer (the CALL of a
+     * function-model call may sit below the DATA message). */
+    uint64_t want = len < cap / 2 ? len : cap / 2;
     k_out(SL_PORT_READ, (uint32_t)want);
     sl_msg m;
     if (sl_abi_peek(in, cap, &m) != 0 || m.kind != SL_MSG_DATA)

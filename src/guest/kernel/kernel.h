@@ -139,6 +139,7 @@ void k_unmap(uint64_t va);
 bool k_move_page(uint64_t from, uint64_t to);
 bool k_protect_page(uint64_t va, bool user, bool writable, bool executable);
 bool k_is_mapped(uint64_t va);
+bool k_page_perm(uint64_t va, sl_perm *perm); /* false when nothing is mapped */
 /* Checks that [p, p+len) is user memory the program may read (write: and
  * write), faulting nothing in: false for kernel or unmapped addresses. */
 bool k_user_ok(uint64_t p, uint64_t len, bool write);

@@ -336,14 +336,24 @@ bool k_protect_page(uint64_t va, bool user, bool writable, bool executable)
     sl_perm p = map.perm;
     p.user = user;
     p.executable = executable;
-    if (!writable) {
-        p.kind = SL_MAP_BASIC;
-        p.writable = false;
-    } else if (p.kind != SL_MAP_COW) {
-        p.writable = true;
-    }
+    /* A page that is not ours (in the snapshot) may only become
+     * copy-on-write, never writable: the snapshot is read-only memory. */
+    bool ours = k_scratch_ptr(map.gpa & SL_PAGE_MASK) != NULL;
+    p.kind = writable && !ours ? SL_MAP_COW : SL_MAP_BASIC;
+    p.writable = writable && ours;
     sl_pt_map(K_ARCH, &m, k_root(), va, map.gpa & SL_PAGE_MASK, SL_PAGE_SIZE, p);
     k_invlpg((uintptr_t)va);
+    return true;
+}
+
+bool k_page_perm(uint64_t va, sl_perm *perm)
+{
+    sl_pt_mem m;
+    sl_mapping map;
+    k_pt_mem(&m);
+    if (!sl_pt_lookup(K_ARCH, &m, k_root(), va, &map, NULL))
+        return false;
+    *perm = map.perm;
     return true;
 }
 

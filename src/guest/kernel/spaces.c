@@ -83,7 +83,7 @@ static unsigned root_index(uint64_t gva)
 long k_space_map_private(unsigned long index, uint64_t gva)
 {
     unsigned n = k_space_count();
-    if (index >= n || (gva & (SL_PAGE_SIZE - 1)) || !k_user_ok(gva, 0, false))
+    if (index >= n || (gva & (SL_PAGE_SIZE - 1)))
         return -EINVAL;
 #if defined(__x86_64__)
     if (gva >= 0x0000800000000000ull)

@@ -29,7 +29,8 @@ enum {
     S_UNKNOWN, S_READ, S_WRITE, S_READV, S_WRITEV, S_OPEN, S_CLOSE, S_LSEEK, S_PREADWRITE, S_IOCTL, S_FCNTL,
     S_BRK, S_MMAP, S_MMAP2, S_MUNMAP, S_MREMAP, S_MPROTECT, S_MADVISE, S_EXIT, S_EXIT_GROUP,
     S_ARCH_PRCTL, S_SET_THREAD_AREA, S_SET_TID_ADDRESS, S_CLOCK_GETTIME, S_CLOCK_GETTIME32,
-    S_CLOCK_GETRES, S_GETTIMEOFDAY, S_TIME, S_NANOSLEEP, S_GETRANDOM, S_SIG_NOOP, S_GETPID, S_GETTID,
+    S_CLOCK_GETRES, S_CLOCK_GETRES32, S_GETTIMEOFDAY, S_TIME, S_NANOSLEEP, S_GETRANDOM, S_SIGACTION,
+    S_SIGPROCMASK, S_SIGALTSTACK, S_GETPID, S_GETTID,
     S_GETPPID, S_GETID, S_UNAME, S_KILL, S_TKILL, S_TGKILL, S_PATH_EACCES, S_GETCWD, S_UMASK,
     S_SCHED_YIELD,
 };
@@ -42,13 +43,13 @@ typedef struct sysent {
 #if defined(__x86_64__)
 static const sysent table[] = {
     {0, S_READ}, {1, S_WRITE}, {2, S_OPEN}, {3, S_CLOSE}, {4, S_PATH_EACCES}, {6, S_PATH_EACCES},
-    {8, S_LSEEK}, {9, S_MMAP}, {10, S_MPROTECT}, {11, S_MUNMAP}, {12, S_BRK}, {13, S_SIG_NOOP},
-    {14, S_SIG_NOOP}, {16, S_IOCTL}, {17, S_PREADWRITE}, {18, S_PREADWRITE}, {19, S_READV}, {20, S_WRITEV},
+    {8, S_LSEEK}, {9, S_MMAP}, {10, S_MPROTECT}, {11, S_MUNMAP}, {12, S_BRK}, {13, S_SIGACTION},
+    {14, S_SIGPROCMASK}, {16, S_IOCTL}, {17, S_PREADWRITE}, {18, S_PREADWRITE}, {19, S_READV}, {20, S_WRITEV},
     {21, S_PATH_EACCES}, {24, S_SCHED_YIELD}, {25, S_MREMAP}, {28, S_MADVISE}, {35, S_NANOSLEEP},
     {39, S_GETPID}, {60, S_EXIT}, {62, S_KILL}, {63, S_UNAME}, {72, S_FCNTL}, {79, S_GETCWD},
     {80, S_PATH_EACCES}, {82, S_PATH_EACCES}, {83, S_PATH_EACCES}, {84, S_PATH_EACCES}, {87, S_PATH_EACCES},
     {89, S_PATH_EACCES}, {95, S_UMASK}, {96, S_GETTIMEOFDAY}, {102, S_GETID}, {104, S_GETID}, {107, S_GETID},
-    {108, S_GETID}, {110, S_GETPPID}, {131, S_SIG_NOOP}, {158, S_ARCH_PRCTL}, {186, S_GETTID}, {200, S_TKILL},
+    {108, S_GETID}, {110, S_GETPPID}, {131, S_SIGALTSTACK}, {158, S_ARCH_PRCTL}, {186, S_GETTID}, {200, S_TKILL},
     {201, S_TIME}, {218, S_SET_TID_ADDRESS}, {228, S_CLOCK_GETTIME}, {229, S_CLOCK_GETRES},
     {230, S_NANOSLEEP}, {231, S_EXIT_GROUP}, {234, S_TGKILL}, {257, S_OPEN}, {262, S_PATH_EACCES},
     {267, S_PATH_EACCES}, {269, S_PATH_EACCES}, {318, S_GETRANDOM}, {332, S_PATH_EACCES},
@@ -61,13 +62,13 @@ static const sysent table[] = {
     {13, S_TIME}, {19, S_LSEEK}, {20, S_GETPID}, {33, S_PATH_EACCES}, {37, S_KILL}, {38, S_PATH_EACCES},
     {39, S_PATH_EACCES}, {40, S_PATH_EACCES}, {45, S_BRK}, {54, S_IOCTL}, {55, S_FCNTL}, {60, S_UMASK},
     {64, S_GETPPID}, {78, S_GETTIMEOFDAY}, {85, S_PATH_EACCES}, {91, S_MUNMAP}, {106, S_PATH_EACCES},
-    {107, S_PATH_EACCES}, {122, S_UNAME}, {125, S_MPROTECT}, {126, S_SIG_NOOP}, {140, S_LSEEK},
+    {107, S_PATH_EACCES}, {122, S_UNAME}, {125, S_MPROTECT}, {126, S_SIGPROCMASK}, {140, S_LSEEK},
     {145, S_READV}, {146, S_WRITEV}, {158, S_SCHED_YIELD}, {162, S_NANOSLEEP}, {163, S_MREMAP},
-    {174, S_SIG_NOOP}, {175, S_SIG_NOOP}, {180, S_PREADWRITE}, {181, S_PREADWRITE}, {183, S_GETCWD},
-    {186, S_SIG_NOOP}, {192, S_MMAP2}, {195, S_PATH_EACCES}, {196, S_PATH_EACCES}, {199, S_GETID},
+    {174, S_SIGACTION}, {175, S_SIGPROCMASK}, {180, S_PREADWRITE}, {181, S_PREADWRITE}, {183, S_GETCWD},
+    {186, S_SIGALTSTACK}, {192, S_MMAP2}, {195, S_PATH_EACCES}, {196, S_PATH_EACCES}, {199, S_GETID},
     {200, S_GETID}, {201, S_GETID}, {202, S_GETID}, {219, S_MADVISE}, {221, S_FCNTL}, {224, S_GETTID},
     {238, S_TKILL}, {243, S_SET_THREAD_AREA}, {252, S_EXIT_GROUP}, {258, S_SET_TID_ADDRESS},
-    {265, S_CLOCK_GETTIME32}, {266, S_CLOCK_GETRES}, {267, S_NANOSLEEP}, {270, S_TGKILL}, {295, S_OPEN},
+    {265, S_CLOCK_GETTIME32}, {266, S_CLOCK_GETRES32}, {267, S_NANOSLEEP}, {270, S_TGKILL}, {295, S_OPEN},
     {300, S_PATH_EACCES}, {305, S_PATH_EACCES}, {307, S_PATH_EACCES}, {355, S_GETRANDOM},
     {383, S_PATH_EACCES}, {403, S_CLOCK_GETTIME}, {406, S_CLOCK_GETRES}, {407, S_NANOSLEEP},
 };
@@ -161,6 +162,18 @@ static long clock_gettime_user(long id, uint64_t ts, unsigned field)
     return put_user(ts, buf, 2 * field) ? 0 : -EFAULT;
 }
 
+/* Every clock counts in nanoseconds; ids the host does not know are EINVAL. */
+static long clock_getres_user(long id, uint64_t ts, unsigned field)
+{
+    uint64_t sec, nsec;
+    if (id < 0 || id > 15 || k_clock((uint32_t)id, &sec, &nsec) != 0)
+        return -EINVAL;
+    uint8_t buf[16];
+    k_memset(buf, 0, sizeof buf);
+    buf[field] = 1;
+    return !ts || put_user(ts, buf, 2 * field) ? 0 : -EFAULT;
+}
+
 static long gettimeofday_user(uint64_t tv)
 {
     uint64_t sec, nsec;
@@ -213,11 +226,30 @@ static long getrandom_user(uint64_t buf, uint64_t len)
  * it would a process: abort() ends here with SIGABRT. */
 static long signal_self(long sig)
 {
-    if (sig == 0)
-        return 0;
     if (sig < 0 || sig > 64)
         return -EINVAL;
+    /* 0 probes; SIGCHLD, SIGCONT, SIGURG and SIGWINCH are ignored by default */
+    if (sig == 0 || sig == 17 || sig == 18 || sig == 23 || sig == 28)
+        return 0;
     k_exit(0x100u | (uint32_t)sig);
+}
+
+/* No handler ever runs (docs/guest-runtime.md): the old action reads as
+ * SIG_DFL, the old mask as empty, the old alternate stack as disabled. */
+static long zero_old(uint64_t old, size_t n)
+{
+    uint8_t z[32];
+    k_memset(z, 0, sizeof z);
+    return !old || put_user(old, z, n) ? 0 : -EFAULT;
+}
+
+static long sigaltstack_old(uint64_t old)
+{
+    const unsigned w = sizeof(uintptr_t);
+    uint8_t ss[24];
+    k_memset(ss, 0, sizeof ss);
+    put_le(ss + w, 2 /* SS_DISABLE */, 4);
+    return !old || put_user(old, ss, 3 * w) ? 0 : -EFAULT;
 }
 
 #if defined(__x86_64__)
@@ -319,7 +351,8 @@ long k_syscall(long nr, long a0, long a1, long a2, long a3, long a4, long a5)
     case S_LSEEK:
     case S_PREADWRITE: return fd_only_stdio(a0, -ESPIPE, -EBADF);
     case S_IOCTL: return fd_only_stdio(a0, -ENOTTY, -EBADF);
-    case S_FCNTL: return fd_only_stdio(a0, a1 == 3 /* F_GETFL */ ? 2 /* O_RDWR */ : 0, -EBADF);
+    case S_FCNTL: /* F_GETFD, F_SETFD, F_GETFL (O_RDWR), F_SETFL; no duplicates */
+        return fd_only_stdio(a0, a1 == 1 || a1 == 2 || a1 == 4 ? 0 : a1 == 3 ? 2 : -EINVAL, -EBADF);
     case S_BRK: return k_brk(u0);
     case S_MMAP: return k_mmap(u0, u1, a2, a3, a4, (uint64_t)a5);
     case S_MMAP2: return k_mmap(u0, u1, a2, a3, a4, (uint64_t)(unsigned long)a5 << 12);
@@ -341,12 +374,8 @@ long k_syscall(long nr, long a0, long a1, long a2, long a3, long a4, long a5)
     case S_GETID: return 0;
     case S_CLOCK_GETTIME: return clock_gettime_user(a0, u1, TIMESPEC_LONG);
     case S_CLOCK_GETTIME32: return clock_gettime_user(a0, u1, 4);
-    case S_CLOCK_GETRES: {
-        uint8_t buf[16];
-        k_memset(buf, 0, sizeof buf);
-        buf[TIMESPEC_LONG] = 1; /* 1 ns */
-        return !a1 || put_user(u1, buf, 2 * TIMESPEC_LONG) ? 0 : -EFAULT;
-    }
+    case S_CLOCK_GETRES: return clock_getres_user(a0, u1, TIMESPEC_LONG);
+    case S_CLOCK_GETRES32: return clock_getres_user(a0, u1, 4);
     case S_GETTIMEOFDAY: return gettimeofday_user(u0);
     case S_TIME: {
         uint64_t sec, nsec;
@@ -359,7 +388,9 @@ long k_syscall(long nr, long a0, long a1, long a2, long a3, long a4, long a5)
     case S_NANOSLEEP: return 0; /* a sandbox does not wait: time is the host's */
     case S_SCHED_YIELD: return 0;
     case S_GETRANDOM: return getrandom_user(u0, u1);
-    case S_SIG_NOOP: return 0;
+    case S_SIGACTION: return zero_old(u2, 4 * sizeof(uintptr_t) + (sizeof(uintptr_t) == 4 ? 4 : 0));
+    case S_SIGPROCMASK: return zero_old(u2, nr == 126 ? 4 : 8);
+    case S_SIGALTSTACK: return sigaltstack_old(u1);
     case S_UNAME: return uname_user(u0);
     case S_KILL: return a0 == 1 || a0 == 0 ? signal_self(a1) : -EPERM;
     case S_TKILL: return a0 == 1 ? signal_self(a1) : -EINVAL;

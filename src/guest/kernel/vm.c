@@ -34,10 +34,15 @@ static bool in_mmap_range(uint64_t a, uint64_t len)
     return a >= k_st.mmap_lo && a <= k_st.mmap_hi && len <= k_st.mmap_hi - a;
 }
 
+/* Memory given back by lowering the break reads as zero when it is taken
+ * again, as on Linux. */
 long k_brk(uint64_t addr)
 {
-    if (addr >= k_st.heap_lo && addr <= k_st.heap_hi)
+    if (addr >= k_st.heap_lo && addr <= k_st.heap_hi) {
+        if (addr < k_vmstate.brk)
+            k_memset((void *)(uintptr_t)addr, 0, (size_t)(k_vmstate.brk - addr));
         k_vmstate.brk = addr;
+    }
     return (long)k_vmstate.brk;
 }
 
@@ -54,15 +59,19 @@ static void unmap_range(uint64_t a, uint64_t len)
         k_unmap(va);
 }
 
+/* PROT_NONE pages are committed like any other, but supervisor-only: so a
+ * reservation is a mapping the cursor and mremap see, and mprotect can open
+ * it without allocating. */
 static long map_range(uint64_t a, uint64_t len, long prot)
 {
-    if (!(prot & (PROT_READ | PROT_WRITE | PROT_EXEC)))
-        return 0; /* PROT_NONE: address space only; mprotect maps it in later */
+    bool none = !(prot & (PROT_READ | PROT_WRITE | PROT_EXEC));
     for (uint64_t va = a; va < a + len; va += SL_PAGE_SIZE) {
         if (k_map_zero(va, prot & PROT_WRITE, prot & PROT_EXEC) != 0) {
             unmap_range(a, va - a);
             return -ENOMEM;
         }
+        if (none)
+            k_protect_page(va, false, false, false);
     }
     return 0;
 }
@@ -190,13 +199,17 @@ long k_madvise(uint64_t addr, uint64_t len, long advice)
     len = page_up(len);
     if (!in_mmap_range(addr, len))
         return -EINVAL;
-    /* The contents must read as zero afterwards: a fresh page each. */
+    /* The contents must read as zero afterwards: a fresh page each, with
+     * the permissions the old one had. */
     for (uint64_t va = addr; va < addr + len; va += SL_PAGE_SIZE) {
-        if (!k_is_mapped(va))
+        sl_perm p;
+        if (!k_page_perm(va, &p))
             continue;
         k_unmap(va);
-        if (k_map_zero(va, true, false) != 0)
+        if (k_map_zero(va, p.writable || p.kind == SL_MAP_COW, p.executable) != 0)
             return -ENOMEM;
+        if (!p.user)
+            k_protect_page(va, false, false, false);
     }
     return 0;
 }
