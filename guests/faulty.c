@@ -36,15 +36,15 @@ static int write_ro(const sl_gvalue *a, sl_gvalue *ret)
     return SL_ABI_OK;
 }
 
-/* The page tables start right after the output buffer (DESIGN.md section 2):
- * user code may not write them, nor anything else of the kernel's. */
+/* The page tables start right after the call stack (sl_layout.h): user code
+ * may not write them, nor anything else of the kernel's. */
 static int write_page_table(const sl_gvalue *a, sl_gvalue *ret)
 {
     (void)a;
-    uint64_t io[4];
-    if (syscall(SL_SYS_IO_BUFFERS, io) != 0)
-        return sl_fail(ret, SL_ABI_EABORT, "WritePageTable: no I/O buffers");
-    volatile uint64_t *pte = (volatile uint64_t *)(uintptr_t)(io[2] + io[3]);
+    long top = syscall(SL_SYS_CALL_STACK); /* an upper-half address on x86-64: negative as a long */
+    if (top == -1 || top == 0)
+        return sl_fail(ret, SL_ABI_EABORT, "WritePageTable: no call stack");
+    volatile uint64_t *pte = (volatile uint64_t *)(uintptr_t)(unsigned long)top;
     *pte = 0; /* the kernel must stop this */
     ret->v.i32 = 0;
     return SL_ABI_OK;

@@ -287,7 +287,8 @@ typedef struct sl_sandbox_info {
     uint64_t ioctls;         /* KVM ioctls issued for this sandbox */
     uint64_t guest_faults;   /* page faults the guest kernel handled */
     uint64_t cow_copies;     /* copy-on-write copies the guest kernel made */
-    uint64_t demand_pages;   /* zero pages the guest kernel mapped (stack, mmap) */
+    uint64_t demand_pages;   /* zero pages the guest kernel mapped (stack growth, mmap,
+                              * mremap, mprotect, madvise) */
     uint64_t syscalls;       /* system calls the guest kernel served */
 } sl_sandbox_info;
 int sl_sandbox_info_get(sl_sandbox *sb, sl_sandbox_info *info);

@@ -45,6 +45,7 @@
 #define SL_SYS_SPACE_CURRENT (SL_SYS_BASE + 5) /* () -> index */
 #define SL_SYS_SPACE_COUNT (SL_SYS_BASE + 6) /* () -> count */
 #define SL_SYS_SPACE_MAP (SL_SYS_BASE + 7)   /* (index, gva): a fresh private zero page */
+#define SL_SYS_CALL_STACK (SL_SYS_BASE + 8)  /* () -> top of the function model's call stack */
 
 /* Value types on the wire (one byte). */
 enum sl_type {

@@ -76,8 +76,10 @@ static inline uint64_t sl_scratch_base_gva(unsigned arch, uint64_t size)
 #define SL_BK_MAX_ROOTS 64u
 #define SL_BK_MAGIC_VALUE 0x4b4f4f42544c53ull /* "SLTBOOK" */
 
-/* Scratch, from its base: input buffer, output buffer, page tables, free pages
- * (bump allocator, growing up), the exception stack, then the bookkeeping page. */
+/* Scratch, from its base: input buffer, output buffer, an unmapped guard page,
+ * the function model's call stack (the layout's stack size), page tables,
+ * free pages (bump allocator, growing up), the exception stack, then the
+ * bookkeeping page. */
 #define SL_EXC_STACK_SIZE (4u * SL_PAGE_SIZE)
 
 /* PEB (process environment block): the first page of the snapshot region, at
@@ -107,6 +109,7 @@ static inline uint64_t sl_scratch_base_gva(unsigned arch, uint64_t size)
 #define SL_PEB_MMAP_HI 0xA0
 #define SL_PEB_KERNEL_GVA 0xA8     /* [gva, gva + size): the guest kernel image (supervisor-only) */
 #define SL_PEB_KERNEL_SIZE 0xB0
+#define SL_PEB_CALLSTACK_TOP 0xB8  /* GVA of the top of the function model's call stack (in scratch) */
 #define SL_PEB_MAGIC_VALUE 0x3242455054454c53ull /* "SLETPEB2" as little-endian bytes */
 
 /* Guest stack top (the stack itself is mapped on demand by the guest). */

@@ -45,15 +45,16 @@ int sl_layout_config(sl_layout *l, unsigned arch, const sl_config *cfg, sl_errbu
         if (l->init_data_perm & ~(SL_PERM_READ | SL_PERM_WRITE | SL_PERM_EXEC))
             return sl_err(e, SL_EINVAL, "init data permissions 0x%x unknown", l->init_data_perm);
     }
-    /* Scratch holds input, output, at least one page of tables per level, the
-     * exception stack and the bookkeeping page; each addend is <= 16 GiB, so
-     * the sum cannot overflow. */
-    uint64_t fixed = l->input_size + l->output_size + SL_EXC_STACK_SIZE + SL_PAGE_SIZE;
+    /* Scratch holds input, output, a guard page, the call stack, at least one
+     * page of tables per level, the exception stack and the bookkeeping page;
+     * each addend is <= 16 GiB, so the sum cannot overflow. */
+    uint64_t fixed = l->input_size + l->output_size + SL_PAGE_SIZE + l->stack_size + SL_EXC_STACK_SIZE +
+                     SL_PAGE_SIZE;
     uint64_t min_scratch = fixed + 8 * SL_PAGE_SIZE;
     if (l->scratch_size < min_scratch)
         return sl_err(e, SL_ERANGE,
-                      "scratch of %llu bytes is too small: input + output + page tables + exception "
-                      "stack need at least %llu",
+                      "scratch of %llu bytes is too small: input + output + call stack + page tables + "
+                      "exception stack need at least %llu",
                       (unsigned long long)l->scratch_size, (unsigned long long)min_scratch);
     uint64_t total = l->input_size + l->output_size + l->heap_size + l->stack_size + l->scratch_size +
                      l->init_data_size;
@@ -65,7 +66,11 @@ int sl_layout_config(sl_layout *l, unsigned arch, const sl_config *cfg, sl_errbu
                       (unsigned long long)total);
     l->scratch_gpa = sl_scratch_base_gpa(arch, l->scratch_size);
     l->scratch_gva = sl_scratch_base_gva(arch, l->scratch_size);
-    l->pt_gpa = l->scratch_gpa + l->input_size + l->output_size;
+    /* The function model's call stack lives in scratch, above a guard page
+     * after the output buffer: it is never part of a snapshot, so a call
+     * writes its stack without a copy-on-write fault. */
+    l->callstack_gpa = l->scratch_gpa + l->input_size + l->output_size + SL_PAGE_SIZE;
+    l->pt_gpa = l->callstack_gpa + l->stack_size;
     l->bk_gpa = l->scratch_gpa + l->scratch_size - SL_PAGE_SIZE;
     l->exc_stack_gpa = l->bk_gpa - SL_EXC_STACK_SIZE;
     l->stack_top = arch == SL_ARCH_I686 ? l->scratch_gva - SL_I686_STACK_GAP : SL_AMD64_STACK_TOP;
@@ -73,13 +78,14 @@ int sl_layout_config(sl_layout *l, unsigned arch, const sl_config *cfg, sl_errbu
     return 0;
 }
 
-int sl_layout_add_region(sl_layout *l, uint64_t gpa, uint64_t size, uint32_t flags, uint32_t kind,
+int sl_layout_add_region(sl_layout *l, uint64_t gpa, uint64_t gva, uint64_t size, uint32_t flags, uint32_t kind,
                          sl_errbuf *e)
 {
     if (l->n_regions >= SL_MAX_REGIONS)
         return sl_err(e, SL_ERANGE, "more than %u memory regions", SL_MAX_REGIONS);
     sl_region *r = &l->regions[l->n_regions++];
-    r->gpa = r->gva = gpa;
+    r->gpa = gpa;
+    r->gva = gva;
     r->size = size;
     r->flags = flags;
     r->kind = kind;
@@ -115,28 +121,31 @@ int sl_layout_place(sl_layout *l, uint64_t kernel_span, uint64_t image_base, uin
         if (image_base > (1ull << 32))
             return sl_err(e, SL_ERANGE, "fixed-address image at 0x%llx is above 4 GiB",
                           (unsigned long long)image_base);
-        l->image_gpa = image_base;
-    } else {
-        l->image_gpa = after_kernel;
     }
+    /* Dense in GPA whatever the link address: a program linked at 128 MiB
+     * (i386's 0x8048000) must not make every snapshot 128 MiB of zeros. */
+    l->image_gpa = after_kernel;
+    l->image_gva = fixed ? image_base : after_kernel;
     l->image_size = span;
     l->init_data_gpa = l->image_gpa + span;
     l->heap_gpa = l->init_data_gpa + l->init_data_size;
     l->visible_end = l->heap_gpa + l->heap_size;
+    l->init_data_gva = l->image_gva + span;
+    l->heap_gva = l->init_data_gva + l->init_data_size;
+    l->va_end = l->heap_gva + l->heap_size;
     /* The snapshot region must stay below the stack and scratch, in both the
      * physical and the virtual space. */
-    uint64_t limit = l->stack_top - l->stack_size;
-    if (l->scratch_gpa < limit)
-        limit = l->scratch_gpa;
-    if (l->visible_end > limit)
-        return sl_err(e, SL_ERANGE,
-                      "guest memory ends at 0x%llx, past the stack/scratch start 0x%llx",
-                      (unsigned long long)l->visible_end, (unsigned long long)limit);
     uint64_t stack_lo = l->stack_top - l->stack_size;
+    uint64_t limit = stack_lo < l->scratch_gva ? stack_lo : l->scratch_gva;
+    if (l->visible_end > l->scratch_gpa || l->va_end > limit)
+        return sl_err(e, SL_ERANGE,
+                      "guest memory ends at 0x%llx (GVA 0x%llx), past the stack/scratch start 0x%llx",
+                      (unsigned long long)l->visible_end, (unsigned long long)l->va_end,
+                      (unsigned long long)limit);
     if (l->arch == SL_ARCH_AMD64) {
         l->mmap_lo = AMD64_MMAP_LO;
     } else {
-        l->mmap_lo = l->visible_end + MMAP_GAP;
+        l->mmap_lo = l->va_end + MMAP_GAP;
     }
     l->mmap_hi = stack_lo > MMAP_GAP ? stack_lo - MMAP_GAP : 0;
     if (l->mmap_hi < l->mmap_lo)

@@ -39,14 +39,21 @@ typedef struct sl_layout {
     uint64_t input_size, output_size, heap_size, stack_size, scratch_size, init_data_size;
     uint32_t init_data_perm;
     /* snapshot region (GPA == GVA for everything laid out from a binary) */
+    /* GPA == GVA for the PEB and the kernel. The program's image, init data
+     * and heap are dense in GPA (right after the kernel) and at the image's
+     * link address in GVA (ET_EXEC), or the same as the GPA (PIE). */
     uint64_t peb_gpa, kernel_gpa, kernel_size, image_gpa, image_size, init_data_gpa, heap_gpa;
-    uint64_t visible_end; /* one past the last guest-visible byte of a from-binary snapshot */
+    uint64_t image_gva, init_data_gva, heap_gva;
+    uint64_t visible_end; /* one past the last guest-visible GPA of a from-binary snapshot */
+    uint64_t va_end;      /* one past the program's heap, in GVA */
     /* stack, and the range the guest kernel serves mmap from */
     uint64_t stack_top;
     uint64_t mmap_lo, mmap_hi;
     /* scratch */
     uint64_t scratch_gpa, scratch_gva;
-    uint64_t pt_gpa;            /* page tables start here (after input + output) */
+    uint64_t callstack_gpa;     /* the function model's call stack (stack_size bytes), after
+                                 * input, output and an unmapped guard page */
+    uint64_t pt_gpa;            /* page tables start here (after the call stack) */
     uint64_t exc_stack_gpa;     /* bottom of the exception stack */
     uint64_t bk_gpa;            /* the bookkeeping page */
     sl_region regions[SL_MAX_REGIONS];
@@ -58,14 +65,15 @@ typedef struct sl_layout {
 int sl_layout_config(sl_layout *l, unsigned arch, const sl_config *cfg, sl_errbuf *e);
 
 /* Places the guest kernel (kernel_span bytes, 0 for none) right after the
- * PEB, then the program image and the rest of the snapshot region: the image
- * at `image_base` when `fixed` (ET_EXEC, which must not overlap the kernel),
- * else right after the kernel. Also sets the mmap range. */
+ * PEB, then the program image, init data and heap right after it in GPA;
+ * in GVA the image sits at `image_base` when `fixed` (ET_EXEC: its link
+ * address, which must not overlap the kernel), else at its GPA, and init
+ * data and heap follow it. Also sets the mmap range. */
 int sl_layout_place(sl_layout *l, uint64_t kernel_span, uint64_t image_base, uint64_t image_span, bool fixed,
                     sl_errbuf *e);
 
-/* Appends a region record (flags SL_RF_*). */
-int sl_layout_add_region(sl_layout *l, uint64_t gpa, uint64_t size, uint32_t flags, uint32_t kind,
+/* Appends a region record (flags SL_RF_*) mapped at gva. */
+int sl_layout_add_region(sl_layout *l, uint64_t gpa, uint64_t gva, uint64_t size, uint32_t flags, uint32_t kind,
                          sl_errbuf *e);
 
 /* GVA <-> GPA inside scratch. */

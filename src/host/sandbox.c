@@ -299,14 +299,27 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* Supervisor-only memory: the PEB and the guest kernel's image, and scratch
+ * from the page tables up (the program's part of scratch ends there). */
+static bool kernel_memory(const sl_layout *l, uint64_t gva)
+{
+    uint64_t kstart = sl_layout_scratch_gva_of(l, l->pt_gpa), end = l->scratch_gva + l->scratch_size;
+    return (gva >= l->peb_gpa && gva < l->peb_gpa + SL_PAGE_SIZE + l->kernel_size) || (gva >= kstart && gva < end);
+}
+
 static int fault_error(sl_sandbox *sb, const sl_msg *m)
 {
     const sl_layout *l = &sb->mem->layout;
     uint64_t addr = m->fault[1];
     const char *hint = "";
     uint64_t stack_bottom = l->stack_top - l->stack_size;
+    uint64_t guard = sl_layout_scratch_gva_of(l, l->callstack_gpa) - SL_PAGE_SIZE;
     if (m->code == 14 && addr < stack_bottom && stack_bottom - addr <= 16 * SL_PAGE_SIZE)
         hint = " (just below the stack: stack overflow)";
+    else if (m->code == 14 && (addr & SL_PAGE_MASK) == guard)
+        hint = " (just below the call stack: stack overflow)";
+    else if (m->code == 14 && (m->fault[0] & 0x5) == 0x5 && kernel_memory(l, addr))
+        hint = " (user code touched the guest kernel's memory)";
     else if (m->code == 14 && (m->fault[0] & 0x10))
         hint = " (instruction fetch from a non-executable page)";
     else if (m->code == 14 && (m->fault[0] & 0x3) == 0x3)

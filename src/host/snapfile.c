@@ -299,7 +299,12 @@ static int parse_layout(const uint8_t *h, unsigned arch, sl_layout *l, sl_errbuf
         return 0;
     if (!page_aligned(image_size))
         return bad_field(e, SL_EFORMAT, "image_size", image_size, "is not a multiple of the page size");
-    if (sl_layout_place(l, 0, image_gpa, image_size, true, &le))
+    /* The header keeps GPAs only: place as a PIE after a kernel that ends
+     * where the image starts, and check that the rest follows. */
+    uint64_t after_peb = l->peb_gpa + SL_PAGE_SIZE;
+    if (image_gpa < after_peb)
+        return bad_field(e, SL_EFORMAT, "image_gpa", image_gpa, "is below the end of the PEB");
+    if (sl_layout_place(l, image_gpa - after_peb, 0, image_size, false, &le))
         return bad_field(e, SL_EFORMAT, "image_gpa", image_gpa, "does not place: %s", le.msg);
     if ((rc = check_u64_equal(e, "init_data_gpa", init_gpa, l->init_data_gpa)) ||
         (rc = check_u64_equal(e, "heap_gpa", heap_gpa, l->heap_gpa)) ||

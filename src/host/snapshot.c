@@ -110,18 +110,23 @@ static sl_perm perm_of(unsigned kind, bool w, bool x)
 
 /* Scratch is mapped afresh, read-write and no-execute, in every snapshot;
  * repeating it for a shared or repeated root changes nothing. */
-/* The input and output buffers at the start of scratch are the user
- * program's (it reads calls and writes results there); the rest of scratch
- * (page tables, kernel stack, bookkeeping, free pages) is the kernel's. */
+/* The input and output buffers at the start of scratch and the call stack
+ * after them are the user program's (it reads calls, writes results and
+ * runs calls there); the page between output and call stack stays unmapped
+ * (a call-stack overflow faults); the rest of scratch (page tables, kernel
+ * stack, bookkeeping, free pages) is the kernel's. */
 static int map_scratch(unsigned arch, ptbuild *pt, const sl_layout *l, uint64_t root, sl_errbuf *e)
 {
     sl_pt_mem m = {.ctx = pt, .page = ptb_page, .alloc = ptb_alloc};
-    uint64_t io = l->input_size + l->output_size;
+    uint64_t io = l->input_size + l->output_size, cs = l->callstack_gpa - l->scratch_gpa;
+    uint64_t kern = l->pt_gpa - l->scratch_gpa;
     sl_perm user = perm_of(SL_MAP_BASIC, true, false);
     user.user = true;
     int rc = sl_pt_map(arch, &m, root, l->scratch_gva, l->scratch_gpa, io, user);
     if (!rc)
-        rc = sl_pt_map(arch, &m, root, l->scratch_gva + io, l->scratch_gpa + io, l->scratch_size - io,
+        rc = sl_pt_map(arch, &m, root, l->scratch_gva + cs, l->callstack_gpa, l->stack_size, user);
+    if (!rc)
+        rc = sl_pt_map(arch, &m, root, l->scratch_gva + kern, l->pt_gpa, l->scratch_size - kern,
                        perm_of(SL_MAP_BASIC, true, false));
     return rc ? pt_error(rc, e, "scratch", l->scratch_gva) : 0;
 }
@@ -242,9 +247,9 @@ static void write_peb(uint8_t *peb, const sl_layout *l, uint64_t user_entry, uin
     sl_put64(peb + SL_PEB_OUTPUT_SIZE, l->output_size);
     sl_put64(peb + SL_PEB_OUTPUT_PTR, l->scratch_gva + l->input_size);
     sl_put64(peb + SL_PEB_INIT_DATA_SIZE, l->init_data_size);
-    sl_put64(peb + SL_PEB_INIT_DATA_PTR, l->init_data_size ? l->init_data_gpa : 0);
+    sl_put64(peb + SL_PEB_INIT_DATA_PTR, l->init_data_size ? l->init_data_gva : 0);
     sl_put64(peb + SL_PEB_HEAP_SIZE, l->heap_size);
-    sl_put64(peb + SL_PEB_HEAP_PTR, l->heap_gpa);
+    sl_put64(peb + SL_PEB_HEAP_PTR, l->heap_gva);
     sl_put64(peb + SL_PEB_STACK_SIZE, l->stack_size);
     sl_put64(peb + SL_PEB_STACK_TOP, l->stack_top);
     sl_put64(peb + SL_PEB_SCRATCH_SIZE, l->scratch_size);
@@ -258,6 +263,7 @@ static void write_peb(uint8_t *peb, const sl_layout *l, uint64_t user_entry, uin
     sl_put64(peb + SL_PEB_MMAP_HI, l->mmap_hi);
     sl_put64(peb + SL_PEB_KERNEL_GVA, l->kernel_gpa);
     sl_put64(peb + SL_PEB_KERNEL_SIZE, l->kernel_size);
+    sl_put64(peb + SL_PEB_CALLSTACK_TOP, sl_layout_scratch_gva_of(l, l->callstack_gpa + l->stack_size));
 }
 
 static uint32_t seg_flags(const sl_elf_segment *g)
@@ -268,8 +274,8 @@ static uint32_t seg_flags(const sl_elf_segment *g)
 /* Image regions, one per run of pages with the same permissions; a page that
  * two segments share gets the union of their permissions. `extra` (SL_RF_USER
  * for the program) is added to every region. */
-static int add_image_regions(sl_layout *l, const sl_elf_image *img, uint64_t gpa, uint64_t size, uint32_t extra,
-                             uint32_t kind, sl_errbuf *e)
+static int add_image_regions(sl_layout *l, const sl_elf_image *img, uint64_t gpa, uint64_t gva, uint64_t size,
+                             uint32_t extra, uint32_t kind, sl_errbuf *e)
 {
     uint64_t npages = size / SL_PAGE_SIZE;
     uint64_t run_start = 0;
@@ -289,8 +295,8 @@ static int add_image_regions(sl_layout *l, const sl_elf_image *img, uint64_t gpa
                 f = SL_RF_READ;
         }
         if (pg == npages || (pg > 0 && f != run_flags)) {
-            int rc = sl_layout_add_region(l, gpa + run_start * SL_PAGE_SIZE, (pg - run_start) * SL_PAGE_SIZE,
-                                          run_flags | extra, kind, e);
+            int rc = sl_layout_add_region(l, gpa + run_start * SL_PAGE_SIZE, gva + run_start * SL_PAGE_SIZE,
+                                          (pg - run_start) * SL_PAGE_SIZE, run_flags | extra, kind, e);
             if (rc)
                 return rc;
             run_start = pg;
@@ -348,7 +354,7 @@ int sl_snapshot_from_binary(sl_snapshot **out, const uint8_t *elf, size_t len, c
     vis.len = visible; /* fresh anonymous memory is already zero */
     uint8_t *base = vis.p - SL_BASE_ADDRESS; /* index by GPA */
 
-    uint64_t delta = l->image_gpa - img.base_va;
+    uint64_t delta = l->image_gva - img.base_va;
     write_peb(base + l->peb_gpa, l, img.entry + delta, img.phdr_va ? img.phdr_va + delta : 0, &img);
     /* The kernel is relocated here; the program is only placed: a static PIE
      * relocates itself (musl's rcrt1, glibc's static-pie start), as under
@@ -356,7 +362,7 @@ int sl_snapshot_from_binary(sl_snapshot **out, const uint8_t *elf, size_t len, c
     sl_elf_image placed = img;
     placed.rel_size = 0;
     if ((rc = sl_elf_load(&kimg, kelf, klen, base + l->kernel_gpa, l->kernel_size, l->kernel_gpa, e)) ||
-        (rc = sl_elf_load(&placed, elf, len, base + l->image_gpa, l->image_size, l->image_gpa, e)))
+        (rc = sl_elf_load(&placed, elf, len, base + l->image_gpa, l->image_size, l->image_gva, e)))
         goto fail;
     if (l->init_data_size)
         memcpy(base + l->init_data_gpa, cfg->init_data, cfg->init_data_size);
@@ -364,14 +370,14 @@ int sl_snapshot_from_binary(sl_snapshot **out, const uint8_t *elf, size_t len, c
     uint32_t init_flags = (l->init_data_perm & SL_PERM_READ ? SL_RF_READ : 0) |
                           (l->init_data_perm & SL_PERM_WRITE ? SL_RF_WRITE : 0) |
                           (l->init_data_perm & SL_PERM_EXEC ? SL_RF_EXEC : 0);
-    if ((rc = sl_layout_add_region(l, l->peb_gpa, SL_PAGE_SIZE, SL_RF_READ, SL_RK_PEB, e)) ||
-        (rc = add_image_regions(l, &kimg, l->kernel_gpa, l->kernel_size, 0, SL_RK_KERNEL, e)) ||
-        (rc = add_image_regions(l, &img, l->image_gpa, l->image_size, SL_RF_USER, SL_RK_IMAGE, e)) ||
+    if ((rc = sl_layout_add_region(l, l->peb_gpa, l->peb_gpa, SL_PAGE_SIZE, SL_RF_READ, SL_RK_PEB, e)) ||
+        (rc = add_image_regions(l, &kimg, l->kernel_gpa, l->kernel_gpa, l->kernel_size, 0, SL_RK_KERNEL, e)) ||
+        (rc = add_image_regions(l, &img, l->image_gpa, l->image_gva, l->image_size, SL_RF_USER, SL_RK_IMAGE, e)) ||
         (l->init_data_size &&
-         (rc = sl_layout_add_region(l, l->init_data_gpa, l->init_data_size, init_flags | SL_RF_READ | SL_RF_USER,
-                                    SL_RK_INIT_DATA, e))) ||
-        (rc = sl_layout_add_region(l, l->heap_gpa, l->heap_size, SL_RF_READ | SL_RF_WRITE | SL_RF_USER,
-                                   SL_RK_HEAP, e)))
+         (rc = sl_layout_add_region(l, l->init_data_gpa, l->init_data_gva, l->init_data_size,
+                                    init_flags | SL_RF_READ | SL_RF_USER, SL_RK_INIT_DATA, e))) ||
+        (rc = sl_layout_add_region(l, l->heap_gpa, l->heap_gva, l->heap_size,
+                                   SL_RF_READ | SL_RF_WRITE | SL_RF_USER, SL_RK_HEAP, e)))
         goto fail;
 
     sl_pt_mem m = {.ctx = &pt, .page = ptb_page, .alloc = ptb_alloc};
@@ -395,7 +401,7 @@ int sl_snapshot_from_binary(sl_snapshot **out, const uint8_t *elf, size_t len, c
     s->load_info.valid = true;
     s->load_info.pie = img.pie;
     s->load_info.base_va = img.base_va;
-    s->load_info.load_addr = l->image_gpa;
+    s->load_info.load_addr = l->image_gva;
     s->load_info.entry = img.entry;
     s->stack_top = l->stack_top;
     s->next_kind = SL_NEXT_INITIALISE;

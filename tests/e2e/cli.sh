@@ -109,7 +109,7 @@ for g in runtest runtest32; do
     te "$g crash" 122 'guest exception: page fault .*address 0x0' run "$P" segv
     te "$g timeout" 124 'timeout' run --timeout-ms 300 "$P" spin
     te "$g stack overflow" 122 'stack overflow' run "$P" stack
-    te "$g memory exhausted" 123 'out of (scratch )?memory' run --stack 8M --memory 4M "$P" stack
+    te "$g memory exhausted" 123 'out of (scratch )?memory' run --stack 2M --memory 3M "$P" stack
     t "$g --opt=value options" 0 "v" run --env=E=v --memory=32M "$P" env E
     t "$g clocks" 0 "ok" run "$P" time
     t "$g no files" 0 "EACCES" run "$P" files

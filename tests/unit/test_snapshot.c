@@ -601,7 +601,9 @@ static void test_layout_limits(void)
     REQUIRE(sl_layout_config(&l, SL_ARCH_AMD64, NULL, &e) == 0);
     CHECK_EQ(l.scratch_gpa + l.scratch_size - 1, 0xFFFFFFFFFull);
     CHECK_EQ(l.scratch_gva + l.scratch_size - 1, 0xFFFFFFFFFFFFEFFFull);
-    CHECK_EQ(l.pt_gpa, l.scratch_gpa + l.input_size + l.output_size);
+    /* input, output, a guard page, the call stack, then the page tables */
+    CHECK_EQ(l.callstack_gpa, l.scratch_gpa + l.input_size + l.output_size + SL_PAGE_SIZE);
+    CHECK_EQ(l.pt_gpa, l.callstack_gpa + l.stack_size);
     /* An ET_EXEC image below the PEB end cannot be placed. */
     CHECK_EQ(sl_layout_place(&l, 0, 0x4000, 0x1000, true, &e), SL_ERANGE);
     CHECK_EQ(sl_layout_place(&l, 0, 0x10000, 0x1000, true, &e), 0);

@@ -149,6 +149,7 @@ static void test_write_kernel_memory(void)
         const char *m = sl_sandbox_errmsg(x.sb);
         CHECK(has(m, "page fault"));
         CHECK(has(m, "error code 0x7"));
+        CHECK(has(m, "guest kernel's memory"));
         check_poisoned_then_restore(&x);
         /* Nothing of the kernel changed: a fresh sandbox from the snapshot works. */
         sl_sandbox *fresh;

@@ -260,8 +260,9 @@ static K_NORETURN void start_user(void)
         *w++ = 0;
     *w++ = 0;
     k_memcpy(w, aux, sizeof aux);
-    /* Function-model calls start their stack below the program's strings. */
-    *k_bk_slot(SL_BK_STACK_TOP) = sp;
+    /* Function-model calls run on their own stack in scratch (never part of
+     * a snapshot: no copy-on-write fault per call). */
+    *k_bk_slot(SL_BK_STACK_TOP) = peb(SL_PEB_CALLSTACK_TOP);
     k_enter_user((uintptr_t)peb(SL_PEB_USER_ENTRY), (uintptr_t)sp);
 }
 

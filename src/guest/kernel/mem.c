@@ -283,13 +283,13 @@ bool k_user_ok(uint64_t p, uint64_t len, bool write)
 {
     if (len == 0)
         return true;
+    /* The U bit of every page decides (the user part of scratch sits in the
+     * upper half on amd64); unmapped and non-canonical addresses fail the
+     * lookup. */
     uint64_t end = p + len;
     if (end < p)
         return false;
-#if defined(__x86_64__)
-    if (end > 0x0000800000000000ull)
-        return false;
-#else
+#if defined(__i386__)
     if (end > 0x100000000ull)
         return false;
 #endif

@@ -331,6 +331,7 @@ static long sl_syscall(long nr, uint64_t a0, uint64_t a1)
     case SL_SYS_SPACE_CURRENT: return (long)k_space_current();
     case SL_SYS_SPACE_COUNT: return (long)k_space_count();
     case SL_SYS_SPACE_MAP: return k_space_map_private((unsigned long)a0, a1);
+    case SL_SYS_CALL_STACK: return (long)k_bk(SL_BK_STACK_TOP);
     default: return -ENOSYS;
     }
 }
