@@ -7,7 +7,9 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static inline double bench_now(void)
 {
@@ -37,11 +39,50 @@ static inline void bench_report(const char *name, double median_s, double baseli
     fflush(stdout);
 }
 
+/* SANDLET_BENCH_QUICK=1 (scripts/bench.sh --quick): fewer repetitions. */
+static inline int bench_quick(void)
+{
+    const char *q = getenv("SANDLET_BENCH_QUICK");
+    return q && *q == '1';
+}
+
 /* Repetitions: fewer in CI or when asked (SANDLET_BENCH_QUICK=1). */
 static inline int bench_reps(int normal)
 {
-    const char *q = getenv("SANDLET_BENCH_QUICK");
-    return q && *q == '1' ? (normal >= 5 ? 5 : normal) : normal;
+    return bench_quick() ? (normal >= 5 ? 5 : normal) : normal;
+}
+
+/* Running inside the KVM lab (scripts/kvm-lab sets SANDLET_IN_LAB=1). */
+static inline int bench_in_lab(void)
+{
+    const char *e = getenv("SANDLET_IN_LAB");
+    return e && *e && strcmp(e, "0") != 0;
+}
+
+/* The "# measured on: ..." line (with `extra` appended when not NULL), the
+ * CPU model and the number of online CPUs, for benchmarks that need KVM. */
+static inline void bench_where(const char *extra)
+{
+    if (bench_in_lab())
+        printf("# measured on: KVM lab (QEMU TCG, nested): figures prove correctness, not speed");
+    else if (access("/sys/module/kvm_pvm", F_OK) == 0)
+        printf("# measured on: PVM (kvm_pvm, KVM without VT-x/AMD-V; guest instructions are partly "
+               "emulated): figures are not representative of hardware KVM");
+    else
+        printf("# measured on: native KVM");
+    printf("%s%s\n", extra ? "; " : "", extra ? extra : "");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    char line[256];
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, "model name", 10) == 0) {
+            char *p = strchr(line, ':');
+            printf("# cpu:%s", p ? p + 1 : line);
+            break;
+        }
+    if (f)
+        fclose(f);
+    printf("# online cpus: %ld\n", sysconf(_SC_NPROCESSORS_ONLN));
+    fflush(stdout);
 }
 
 #endif
