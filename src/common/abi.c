@@ -475,6 +475,22 @@ void sl_abi_reset(uint8_t *buf, size_t cap)
         st_le(buf, 0, 8);
 }
 
+int sl_abi_replace(uint8_t *buf, size_t cap, const sl_msg *m)
+{
+    if (!buf)
+        return SL_ABI_E_SPACE;
+    sl_abi_reset(buf, cap);
+    return sl_abi_push(buf, cap, m);
+}
+
+void sl_msg_init(sl_msg *m, uint16_t kind)
+{
+    uint8_t *p = (uint8_t *)m;
+    for (size_t i = 0; i < sizeof *m; i++)
+        p[i] = 0;
+    m->kind = kind;
+}
+
 /* ---- signature registry ----------------------------------------------- */
 
 static bool param_type_ok(uint8_t t)

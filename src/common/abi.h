@@ -174,6 +174,11 @@ int sl_abi_push(uint8_t *buf, size_t cap, const sl_msg *m);
 int sl_abi_peek(const uint8_t *buf, size_t cap, sl_msg *m);
 int sl_abi_pop(uint8_t *buf, size_t cap);
 void sl_abi_reset(uint8_t *buf, size_t cap);
+/* The output protocol (abi.md): empties the stack and pushes m, the one
+ * message the next port write refers to. buf may be NULL (SL_ABI_E_SPACE). */
+int sl_abi_replace(uint8_t *buf, size_t cap, const sl_msg *m);
+/* Zeroes *m and sets its kind. */
+void sl_msg_init(sl_msg *m, uint16_t kind);
 
 /* Signature registry (the value returned by SL_ABI_SIGNATURES_FN):
  * u32 count, then per function: u8 name_len, name, u8 ret type, u8 nparams,

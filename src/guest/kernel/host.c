@@ -18,22 +18,13 @@ static int push_output(const sl_msg *m)
 {
     size_t cap;
     uint8_t *out = output(&cap);
-    if (!out)
-        return SL_ABI_E_SPACE;
-    sl_abi_reset(out, cap);
-    return sl_abi_push(out, cap, m);
-}
-
-static void clear(sl_msg *m, uint16_t kind)
-{
-    k_memset(m, 0, sizeof *m);
-    m->kind = kind;
+    return sl_abi_replace(out, cap, m);
 }
 
 void k_report_fault(uint64_t vector, uint64_t error, uint64_t addr, uint64_t ip)
 {
     sl_msg m;
-    clear(&m, SL_MSG_FAULT);
+    sl_msg_init(&m, SL_MSG_FAULT);
     m.code = (int64_t)vector;
     m.fault[0] = error;
     m.fault[1] = addr;
@@ -45,7 +36,7 @@ void k_report_fault(uint64_t vector, uint64_t error, uint64_t addr, uint64_t ip)
 K_NORETURN void k_abort(int32_t code, const char *msg)
 {
     sl_msg m;
-    clear(&m, SL_MSG_ABORT);
+    sl_msg_init(&m, SL_MSG_ABORT);
     m.code = code;
     m.text = (const uint8_t *)msg;
     m.text_len = (uint32_t)k_strlen(msg);
@@ -78,7 +69,7 @@ long k_write_fd(int fd, uint64_t buf, uint64_t len)
     while (done < len) {
         uint64_t n = len - done < chunk ? len - done : chunk;
         sl_msg m;
-        clear(&m, SL_MSG_WRITE);
+        sl_msg_init(&m, SL_MSG_WRITE);
         m.code = fd;
         m.text = (const uint8_t *)(uintptr_t)(buf + done);
         m.text_len = (uint32_t)n;

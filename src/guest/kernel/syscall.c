@@ -407,6 +407,11 @@ void k_syscall64_c(k_sysframe *f)
 {
     f->rax = (uint64_t)k_syscall((long)f->rax, (long)f->rdi, (long)f->rsi, (long)f->rdx, (long)f->r10,
                                  (long)f->r8, (long)f->r9);
+    /* Intel's sysret faults at CPL0, on the user's stack, when the return
+     * address is not canonical: a `syscall` in the last bytes of the lower
+     * half must never get there (nothing is mapped there today). */
+    if (f->ip >= 0x0000800000000000ull)
+        k_abort(SL_ABI_EMALFORMED, "system call from the end of the user address space");
 }
 #endif
 

@@ -62,16 +62,7 @@ int lib_push_output(const sl_msg *m)
 {
     size_t cap;
     uint8_t *out = lib_output(&cap);
-    if (!out)
-        return SL_ABI_E_SPACE;
-    sl_abi_reset(out, cap);
-    return sl_abi_push(out, cap, m);
-}
-
-static void clear(sl_msg *m, uint16_t kind)
-{
-    memset(m, 0, sizeof *m);
-    m->kind = kind;
+    return sl_abi_replace(out, cap, m);
 }
 
 /* Pushes a text message, truncating the text until it fits. */
@@ -92,7 +83,7 @@ static void push_text(sl_msg *m, const char *text, uint32_t len)
 __attribute__((noreturn)) static void abort_call(int32_t code, const char *msg, uint32_t len)
 {
     sl_msg m;
-    clear(&m, SL_MSG_ABORT);
+    sl_msg_init(&m, SL_MSG_ABORT);
     m.code = code;
     lib_flush();
     push_text(&m, msg, len);
@@ -110,7 +101,7 @@ void sl_abort(int32_t code, const char *msg)
 void sl_print(const char *str)
 {
     sl_msg m;
-    clear(&m, SL_MSG_PRINT);
+    sl_msg_init(&m, SL_MSG_PRINT);
     if (!str)
         str = "";
     push_text(&m, str, (uint32_t)strlen(str));
@@ -130,7 +121,7 @@ void sl_printf(const char *fmt, ...)
 void sl_log(int level, const char *str)
 {
     sl_msg m;
-    clear(&m, SL_MSG_LOG);
+    sl_msg_init(&m, SL_MSG_LOG);
     m.code = level;
     if (!str)
         str = "";
@@ -239,7 +230,7 @@ int sl_call_host(const char *name, uint8_t ret_type, unsigned nargs, const sl_gv
     size_t nlen = strlen(name);
     if (nlen == 0 || nlen > SL_ABI_MAX_NAME)
         return SL_ABI_EMALFORMED;
-    clear(&m, SL_MSG_HOSTCALL);
+    sl_msg_init(&m, SL_MSG_HOSTCALL);
     m.name = (const uint8_t *)name;
     m.name_len = (uint32_t)nlen;
     m.count = nargs;
