@@ -17,7 +17,7 @@ static const sl_layout *layout_for(unsigned arch)
 {
     sl_layout *l = &layouts[arch];
     if (!l->arch) {
-        sl_config cfg = {.input_size = 4096, .output_size = 4096, .scratch_size = 256 << 10};
+        sl_config cfg = {.input_size = 4096, .output_size = 4096, .stack_size = 16384, .scratch_size = 256 << 10};
         sl_errbuf e;
         if (sl_layout_config(l, arch, &cfg, &e))
             abort();

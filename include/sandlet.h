@@ -63,7 +63,8 @@ typedef struct sl_config {
     uint64_t input_size;   /* host -> guest message buffer (default 64 KiB) */
     uint64_t output_size;  /* guest -> host message buffer (default 64 KiB) */
     uint64_t heap_size;    /* guest heap, part of every snapshot (default 1 MiB) */
-    uint64_t stack_size;   /* guest stack, mapped on demand (default 256 KiB) */
+    uint64_t stack_size;   /* guest stack, mapped on demand, and the function model's call
+                            * stack, reserved in scratch (default 256 KiB each) */
     uint64_t scratch_size; /* the only writable guest memory (default 16 MiB) */
     const void *init_data; /* optional bytes mapped into the guest (PEB init data) */
     uint64_t init_data_size;

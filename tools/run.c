@@ -76,12 +76,14 @@ static int exit_for(int rc)
     }
 }
 
-int cmd_run(int argc, char **argv)
+/* The command; the NAME=VALUE strings it makes for `--env NAME` go to
+ * owned[0..*nowned), which the caller frees. */
+static int run(int argc, char **argv, char **owned, size_t *nowned_out)
 {
     sl_config cfg = {.scratch_size = SL_RUN_DEFAULT_SCRATCH};
     uint64_t timeout_ms = 0;
     const char *env[MAX_ENV];
-    size_t envc = 0;
+    size_t envc = 0, nowned = 0;
     int i = 1;
     char opt[64];
     for (; i < argc && argv[i][0] == '-'; i++) {
@@ -136,7 +138,8 @@ int cmd_run(int argc, char **argv)
                     return EXIT_SETUP;
                 }
                 snprintf(kv, n, "%s=%s", v, ours);
-                v = kv; /* lives until we exit */
+                v = owned[nowned++] = kv;
+                *nowned_out = nowned;
             }
             env[envc++] = v;
         } else {
@@ -173,4 +176,14 @@ int cmd_run(int argc, char **argv)
         return exit_for(rc);
     }
     return res.exit_status;
+}
+
+int cmd_run(int argc, char **argv)
+{
+    char *owned[MAX_ENV];
+    size_t nowned = 0;
+    int rc = run(argc, argv, owned, &nowned);
+    while (nowned)
+        free(owned[--nowned]);
+    return rc;
 }

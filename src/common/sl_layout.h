@@ -55,7 +55,7 @@ static inline uint64_t sl_scratch_base_gva(unsigned arch, uint64_t size)
 #define SL_BK_PEB_GVA 0x70        /* GVA of the PEB */
 #define SL_BK_DIRTY_HINT 0x78     /* guest-maintained count of pages it took from the allocator */
 #define SL_BK_DISPATCH 0x80       /* guest-written at the end of init: GVA of its dispatch entry */
-#define SL_BK_STACK_TOP 0x88      /* guest-written at the end of init: stack top for calls */
+#define SL_BK_STACK_TOP 0x88      /* kernel-written at boot: top of the call stack (SL_PEB_CALLSTACK_TOP) */
 #define SL_BK_NROOTS 0x90         /* number of page-table roots (address spaces) in SL_BK_ROOTS */
 /* Guest-kernel slots. The host zeroes every slot it does not set on each
  * restore, so counters and lists here start afresh with the scratch. */

@@ -51,11 +51,11 @@ static inline sl_pt_mem g_mem(guest *g)
 }
 
 /* A guest with `snap_pages` zeroed snapshot pages, `scratch` bytes of scratch
- * (4 KiB input and output buffers) and `n_roots` empty root tables. Returns
+ * (4 KiB input and output buffers, a 16 KiB call stack) and `n_roots` empty root tables. Returns
  * false when the configuration is refused or memory runs out. */
 static inline bool guest_setup(guest *g, unsigned arch, uint64_t snap_pages, uint64_t scratch, unsigned n_roots)
 {
-    sl_config cfg = {.input_size = 4096, .output_size = 4096, .scratch_size = scratch};
+    sl_config cfg = {.input_size = 4096, .output_size = 4096, .stack_size = 16384, .scratch_size = scratch};
     sl_errbuf e;
     memset(g, 0, sizeof *g);
     if (n_roots > SIM_MAX_ROOTS || sl_layout_config(&g->l, arch, &cfg, &e))
