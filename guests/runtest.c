@@ -13,13 +13,20 @@
  *   stack           recurses until the stack or the memory runs out
  *   time            checks the clocks and prints "ok"
  *   random          prints 16 bytes from getrandom in hex
- *   files           tries to open a file and prints the errno name */
+ *   files           tries to open a file and prints the errno name
+ *   mremap MIB      maps MIB MiB, fills the rest of memory, then a growing
+ *                   mremap must fail with ENOMEM and leave the mapping intact
+ *   fixed           a MAP_FIXED page below the mmap cursor is never handed
+ *                   out again by a later mmap
+ *   nullmap         sandlet's SL_SYS_SPACE_MAP at address 0 is refused */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/random.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -93,6 +100,39 @@ int main(int argc, char **argv)
     } else if (!strcmp(what, "files")) {
         int fd = open("/etc/passwd", O_RDONLY);
         printf("%s\n", fd >= 0 ? "opened" : errno == EACCES ? "EACCES" : "other");
+    } else if (!strcmp(what, "mremap") && argc > 2) {
+        size_t len = (size_t)atol(argv[2]) << 20;
+        char *a = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (a == MAP_FAILED)
+            return 7;
+        for (size_t i = 0; i < len; i += 4096)
+            a[i] = (char)(i >> 12);
+        char *last = NULL, *p;
+        while ((p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)) != MAP_FAILED)
+            last = p;
+        if (last)
+            munmap(last, 4096);
+        if (mremap(a, len, len + 4096, MREMAP_MAYMOVE) != MAP_FAILED || errno != ENOMEM)
+            return 8;
+        for (size_t i = 0; i < len; i += 4096)
+            if (a[i] != (char)(i >> 12))
+                return 9;
+        printf("ok\n");
+    } else if (!strcmp(what, "fixed")) {
+        char *a = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        char *f = a - 16 * 4096;
+        if (a == MAP_FAILED ||
+            mmap(f, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != f)
+            return 7;
+        strcpy(f, "fixed data");
+        for (int i = 0; i < 32; i++) {
+            char *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (p == MAP_FAILED || p == f)
+                return 8;
+        }
+        printf("%s\n", f);
+    } else if (!strcmp(what, "nullmap")) {
+        printf("%s\n", syscall(0x5107, 0L, 0L) == -1 ? "refused" : "mapped");
     } else {
         fprintf(stderr, "runtest: unknown mode '%s'\n", what);
         return 64;

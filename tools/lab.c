@@ -69,6 +69,8 @@ static int find_lab(const char *exe, char *buf, size_t len)
 }
 
 /* Copies our stdin to a new temp file; returns its path (malloc'd) or NULL. */
+#define LAB_MAX_STDIN (256u << 20)
+
 static char *save_stdin(void)
 {
     const char *tmp = getenv("TMPDIR");
@@ -82,8 +84,14 @@ static char *save_stdin(void)
         return NULL;
     }
     char buf[65536];
+    size_t total = 0;
     for (;;) {
         ssize_t n = read(0, buf, sizeof buf);
+        if (n > 0 && (total += (size_t)n) > LAB_MAX_STDIN) {
+            cli_err("standard input over %u MiB cannot go through the KVM lab (its VM holds it in memory)",
+                    LAB_MAX_STDIN >> 20);
+            goto fail;
+        }
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
@@ -220,8 +228,11 @@ int lab_maybe_reexec(const lab_req *req)
         return -1;
     if (env_is("SANDLET_NO_LAB", "1")) {
         if (openable)
-            return -1; /* PVM: try it natively, as asked */
-        cli_err("no usable KVM (%s), and SANDLET_NO_LAB=1 forbids the KVM lab", why);
+            cli_err("no usable KVM (%s: sandlet's guest kernel cannot take system calls there yet), and "
+                    "SANDLET_NO_LAB=1 forbids the KVM lab",
+                    why);
+        else
+            cli_err("no usable KVM (%s), and SANDLET_NO_LAB=1 forbids the KVM lab", why);
         return EXIT_SETUP;
     }
     char exe[PATH_MAX], lab[PATH_MAX + 64];

@@ -1,9 +1,13 @@
 /* `sandlet run [OPTIONS] PROGRAM [ARGS...]`: an ordinary program (main(), on
  * musl) in a sandbox, with its standard streams connected to ours. */
 #include <errno.h>
+#include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -45,10 +49,26 @@ static void write_out(void *user, int fd, const void *buf, size_t len)
     out_write(fd, buf, len);
 }
 
+/* Standard input, waited for no longer than the run's deadline: a reader
+ * that never writes must not outlast --timeout-ms. */
 static long read_in(void *user, void *buf, size_t cap)
 {
-    (void)user;
+    const uint64_t *deadline = user;
     for (;;) {
+        if (*deadline) {
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            uint64_t now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+            if (now >= *deadline)
+                return -ETIMEDOUT;
+            uint64_t ms = (*deadline - now + 999999) / 1000000;
+            struct pollfd p = {.fd = 0, .events = POLLIN};
+            int r = poll(&p, 1, ms > INT_MAX ? INT_MAX : (int)ms);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r == 0)
+                return -ETIMEDOUT; /* the host ends the run at its next check */
+        }
         ssize_t n = read(0, buf, cap);
         if (n >= 0)
             return (long)n;
@@ -70,8 +90,7 @@ static int exit_for(int rc)
     case SL_ERANGE:
     case SL_EINVAL:
     case SL_EIO:
-    case SL_ENOMEM:
-    case SL_ESTATE: return EXIT_RUN_LOAD;
+    case SL_ENOMEM: return EXIT_RUN_LOAD;
     default: return EXIT_RUN_CRASH;
     }
 }
@@ -154,9 +173,14 @@ static int run(int argc, char **argv, char **owned, size_t *nowned_out)
         return EXIT_USAGE;
     }
     const char *prog = argv[i];
-    if (access(prog, F_OK) != 0) {
+    struct stat st;
+    if (stat(prog, &st) != 0) {
         cli_err("%s: %s", prog, strerror(errno));
-        return EXIT_RUN_MISSING;
+        return errno == ENOENT || errno == ENOTDIR ? EXIT_RUN_MISSING : EXIT_RUN_LOAD;
+    }
+    if (!S_ISREG(st.st_mode)) { /* a FIFO or a device would block or never end */
+        cli_err("%s: not a regular file", prog);
+        return EXIT_RUN_LOAD;
     }
     lab_req req;
     memset(&req, 0, sizeof req);
@@ -166,8 +190,15 @@ static int run(int argc, char **argv, char **owned, size_t *nowned_out)
     if (rc >= 0)
         return rc;
 
+    uint64_t deadline = 0;
+    if (timeout_ms) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        deadline = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec + timeout_ms * 1000000ull;
+    }
     sl_run_opts o = {.argc = (size_t)(argc - i), .argv = (const char *const *)(argv + i), .envc = envc,
-                     .envp = env, .cfg = &cfg, .timeout_ms = timeout_ms, .read = read_in, .write = write_out};
+                     .envp = env, .cfg = &cfg, .timeout_ms = timeout_ms, .read = read_in, .write = write_out,
+                     .user = &deadline};
     sl_run_result res;
     char err[512] = "";
     rc = sl_run_file(prog, &o, &res, err, sizeof err);

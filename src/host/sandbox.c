@@ -314,8 +314,10 @@ static int fault_error(sl_sandbox *sb, const sl_msg *m)
     const char *hint = "";
     uint64_t stack_bottom = l->stack_top - l->stack_size;
     uint64_t guard = sl_layout_scratch_gva_of(l, l->callstack_gpa) - SL_PAGE_SIZE;
-    if (m->code == 14 && addr < stack_bottom && stack_bottom - addr <= 16 * SL_PAGE_SIZE)
-        hint = " (just below the stack: stack overflow)";
+    /* The gap below the stack is never mapped: a large frame lands anywhere in it. */
+    uint64_t gap = l->mmap_hi && l->mmap_hi < stack_bottom ? l->mmap_hi : stack_bottom - 16 * SL_PAGE_SIZE;
+    if (m->code == 14 && addr < stack_bottom && addr >= gap)
+        hint = " (below the stack: stack overflow)";
     else if (m->code == 14 && (addr & SL_PAGE_MASK) == guard)
         hint = " (just below the call stack: stack overflow)";
     else if (m->code == 14 && (m->fault[0] & 0x5) == 0x5 && kernel_memory(l, addr))
@@ -462,8 +464,8 @@ static int run_guest(sl_sandbox *sb, sl_msg *res, bool init)
         case SL_EXIT_CANCELLED:
             return poison(sb, sl_err(&sb->err, SL_ECANCELLED, "call killed"));
         case SL_EXIT_TIMEOUT:
-            return poison(sb, sl_err(&sb->err, SL_ETIMEOUT, "call exceeded its %llu ms timeout",
-                                     (unsigned long long)sb->timeout_ms));
+            return poison(sb, sl_err(&sb->err, SL_ETIMEOUT, "%s exceeded its %llu ms timeout",
+                                     init ? "the guest's init or run" : "call", (unsigned long long)sb->timeout_ms));
         default:
             return poison(sb, sl_err(&sb->err, SL_EHYPERVISOR, "hypervisor: %s", ex.detail));
         }
@@ -883,6 +885,9 @@ int sl_sandbox_init(sl_sandbox *sb)
 {
     sl_msg res;
     int rc = start(sb, &res);
+    if (rc == RUN_EXITED && sb->exit.signal)
+        return poison(sb, sl_err(&sb->err, SL_EABORT, "guest ended with signal %d during init (abort() "
+                                 "sends SIGABRT, 6)", sb->exit.signal));
     if (rc == RUN_EXITED)
         return poison(sb, sl_err(&sb->err, SL_EABORT,
                                  "guest exited with status %d during init (a program with main() runs with "

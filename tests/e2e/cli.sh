@@ -112,6 +112,9 @@ for g in runtest runtest32; do
     te "$g memory exhausted" 123 'out of (scratch )?memory' run --stack 2M --memory 3M "$P" stack
     t "$g --opt=value options" 0 "v" run --env=E=v --memory=32M "$P" env E
     t "$g clocks" 0 "ok" run "$P" time
+    t "$g failed mremap leaves the mapping intact" 0 "ok" run --memory 64M "$P" mremap 40
+    t "$g mmap never hands out a MAP_FIXED page" 0 "fixed data" run "$P" fixed
+    t "$g no user page at address 0" 0 "refused" run "$P" nullmap
     t "$g no files" 0 "EACCES" run "$P" files
     out=$(printf 'line one\nline two\n' | "$S" run "$P" cat 2>"$T/err")
     if [ "$out" = "$(printf 'line one\nline two')" ]; then pass "$g stdin to stdout"; else fail "$g cat: '$out' $(cat "$T/err")"; fi
@@ -140,10 +143,11 @@ done
 te "run missing program" 127 'nonexistent' run "$T/nonexistent"
 echo "not an ELF" >"$T/text"
 te "run a text file" 126 'ELF' run "$T/text"
+te "run a device" 126 'not a regular file' run /dev/zero
 te "run without PROGRAM" 2 'PROGRAM is required' run
 te "run unknown option" 2 "unknown option '--frob'" run --frob 1 "$G/runtest" args
 te "run bad memory size" 2 'not a size' run --memory lots "$G/runtest" args
-te "run a function-model guest" 126 'function-model' run "$G/demo"
+te "run a function-model guest" 122 'function-model' run "$G/demo"
 
 # ------------------------------------------------------------ command-line errors
 te "no command" 2 'usage: sandlet'

@@ -132,7 +132,7 @@ uint64_t k_pages_free(void);                       /* pages the allocator can st
 void *k_scratch_ptr(uint64_t gpa);                 /* linear-map pointer or NULL */
 K_NORETURN void k_out_of_memory(void);
 /* Maps a fresh zero page at va with the given permissions (user). 0, or
- * -1 out of memory / -2 mapping failed. */
+ * -1 out of memory / -2 mapping failed or va already mapped. */
 int k_map_zero(uint64_t va, bool writable, bool executable);
 /* Unmaps va, returning its page to the free list when it is scratch. */
 void k_unmap(uint64_t va);

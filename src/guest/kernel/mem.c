@@ -174,6 +174,8 @@ int k_map_zero(uint64_t va, bool writable, bool executable)
     sl_pt_mem m;
     k_pt_mem(&m);
     uint64_t gpa;
+    if (sl_pt_lookup(K_ARCH, &m, k_root(), va, NULL, NULL))
+        return -2; /* never replace a page in use (it would be lost) */
     if (!k_page_take(&gpa))
         return -1;
     sl_perm perm = {.kind = SL_MAP_BASIC, .readable = true, .writable = writable, .executable = executable,

@@ -93,7 +93,7 @@ long k_space_map_private(unsigned long index, uint64_t gva)
         return -EINVAL;
 #endif
     if ((gva >= k_st.mmap_lo && gva < k_st.mmap_hi) || (gva >= k_st.ustack_lo && gva < k_st.ustack_hi) ||
-        (gva < k_st.kernel_hi && gva + SL_PAGE_SIZE > SL_BASE_ADDRESS))
+        gva < k_st.kernel_hi) /* page 0 (NULL must fault), the PEB, the kernel */
         return -EINVAL;
     uint64_t root = space_root((unsigned)index);
     unsigned slot = root_index(gva);

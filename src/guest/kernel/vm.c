@@ -22,6 +22,7 @@
 #define ENOMEM 12
 #define EINVAL 22
 #define ENODEV 19
+#define EFAULT 14
 
 /* Pages kept back for page tables, the stack and copy-on-write of memory
  * the program already has, so that an mmap cannot starve a later fault. */
@@ -76,14 +77,33 @@ static long map_range(uint64_t a, uint64_t len, long prot)
     return 0;
 }
 
-/* Takes [start, start + len) from the downward cursor. */
+/* Takes [start, start + len) from the downward cursor, skipping pages that
+ * MAP_FIXED, mprotect or mremap mapped below it: mmap never hands out a
+ * page that is in use. */
 static bool take_va(uint64_t len, uint64_t *start)
 {
     uint64_t next = k_vmstate.mmap_next;
-    if (next < k_st.mmap_lo || next - k_st.mmap_lo < len)
-        return false;
-    *start = next - len;
-    k_vmstate.mmap_next = *start;
+    for (;;) {
+        if (next < k_st.mmap_lo || next - k_st.mmap_lo < len)
+            return false;
+        uint64_t s = next - len, va = next;
+        while (va > s && !k_is_mapped(va - SL_PAGE_SIZE))
+            va -= SL_PAGE_SIZE;
+        if (va == s) {
+            *start = s;
+            k_vmstate.mmap_next = s;
+            return true;
+        }
+        next = va - SL_PAGE_SIZE; /* below the page in use */
+    }
+}
+
+/* Every page of [a, a + len) is mapped. */
+static bool all_mapped(uint64_t a, uint64_t len)
+{
+    for (uint64_t va = a; va < a + len; va += SL_PAGE_SIZE)
+        if (!k_is_mapped(va))
+            return false;
     return true;
 }
 
@@ -143,14 +163,17 @@ long k_mremap(uint64_t old, uint64_t old_len, uint64_t new_len, long flags, uint
         return -EINVAL;
     old_len = page_up(old_len);
     new_len = page_up(new_len);
-    if (new_len == 0 || !in_mmap_range(old, old_len))
+    if (new_len == 0 || old_len == 0 || !in_mmap_range(old, old_len))
         return -EINVAL;
+    if (!all_mapped(old, old_len))
+        return -EFAULT;
     if (new_len <= old_len) {
         unmap_range(old + new_len, old_len - new_len);
         return (long)old;
     }
     uint64_t grow = new_len - old_len;
-    if (!room_for(grow / SL_PAGE_SIZE))
+    /* The new pages, and tables for the whole new range should it move. */
+    if (!room_for(grow / SL_PAGE_SIZE + new_len / SL_PAGE_SIZE / 512 + 4))
         return -ENOMEM;
     bool free_above = in_mmap_range(old, new_len);
     for (uint64_t va = old + old_len; free_above && va < old + new_len; va += SL_PAGE_SIZE)
@@ -162,12 +185,18 @@ long k_mremap(uint64_t old, uint64_t old_len, uint64_t new_len, long flags, uint
     uint64_t start;
     if (!take_va(new_len, &start))
         return -ENOMEM;
-    /* The pages move by their table entries: nothing is copied. */
-    for (uint64_t i = 0; i < old_len; i += SL_PAGE_SIZE)
-        if (!k_move_page(old + i, start + i))
-            return -ENOMEM;
-    if (map_range(start + old_len, grow, PROT_READ | PROT_WRITE))
+    /* The pages move by their table entries: nothing is copied. On failure
+     * everything goes back where it was, as on Linux. */
+    uint64_t moved = 0;
+    while (moved < old_len && k_move_page(old + moved, start + moved))
+        moved += SL_PAGE_SIZE;
+    if (moved < old_len || map_range(start + old_len, grow, PROT_READ | PROT_WRITE)) {
+        for (uint64_t i = 0; i < moved; i += SL_PAGE_SIZE)
+            k_move_page(start + i, old + i);
+        if (start == k_vmstate.mmap_next)
+            k_vmstate.mmap_next = start + new_len;
         return -ENOMEM;
+    }
     k_munmap(old, old_len);
     return (long)start;
 }
