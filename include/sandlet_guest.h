@@ -144,7 +144,8 @@ unsigned sl_space_count(void);
  * page-aligned `gva` in space `index` only. The root-level entry covering gva
  * must not be shared with another space (pick a root slot that was empty when
  * the spaces were created; amd64: one slot covers 512 GiB, i686: 4 MiB), and
- * gva must not be in the kernel's, the stack's or mmap's range. 0, or -1 (bad
+ * gva must not be below the kernel's end (page 0 included: NULL always
+ * faults) nor in the stack's or mmap's range. 0, or -1 (bad
  * argument, shared slot, already mapped, out of scratch). */
 int sl_space_map_private(unsigned index, uint64_t gva);
 
