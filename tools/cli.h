@@ -83,8 +83,9 @@ typedef struct cli_guest {
  * (message printed). */
 int guest_open(cli_guest *g, const char *path, const cli_opts *o);
 void guest_close(cli_guest *g);
-/* 1 when the file starts with the ELF magic, 0 otherwise, -1 if unreadable. */
-int file_is_elf(const char *path);
+/* 1 when the file starts with the ELF magic, 0 otherwise, -1 if it cannot
+ * be read or is not a regular file (the reason in why). */
+int file_is_elf(const char *path, char *why, size_t whylen);
 
 /* Calls NAME with textual args typed from the guest's signature. On success
  * prints the result on stdout (void: "ok" if void_text, else nothing) and

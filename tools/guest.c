@@ -8,12 +8,16 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "regfile.h"
 
-int file_is_elf(const char *path)
+int file_is_elf(const char *path, char *why, size_t whylen)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    sl_errbuf e;
+    int fd = sl_open_regular(path, "file", &e);
+    if (fd < 0) {
+        snprintf(why, whylen, "%s", e.msg);
         return -1;
+    }
     unsigned char m[4];
     ssize_t n;
     do
@@ -88,9 +92,10 @@ int guest_open(cli_guest *g, const char *path, const cli_opts *o)
     memset(g, 0, sizeof *g);
     g->path = path;
     char err[512] = "";
-    int elf = file_is_elf(path);
+    char why[512];
+    int elf = file_is_elf(path, why, sizeof why);
     if (elf < 0) {
-        cli_err("%s: %s", path, strerror(errno));
+        cli_err("%s", why);
         return EXIT_SETUP;
     }
     int rc;

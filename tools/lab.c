@@ -235,6 +235,15 @@ int lab_maybe_reexec(const lab_req *req)
             cli_err("no usable KVM (%s), and SANDLET_NO_LAB=1 forbids the KVM lab", why);
         return EXIT_SETUP;
     }
+    /* The lab copies the files in: a FIFO or a device would hang the copy or
+     * fill the disk. */
+    for (size_t i = 0; i < req->nadds; i++) {
+        struct stat st;
+        if (stat(req->adds[i], &st) == 0 && !S_ISREG(st.st_mode)) {
+            cli_err("%s: not a regular file", req->adds[i]);
+            return EXIT_SETUP;
+        }
+    }
     char exe[PATH_MAX], lab[PATH_MAX + 64];
     if (self_exe(exe, sizeof exe) != 0) {
         cli_err("cannot locate this executable (/proc/self/exe) to re-run it in the KVM lab");

@@ -4,8 +4,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
+#include "regfile.h"
 
 extern const char EXIT_HELP[];
 
@@ -198,13 +200,15 @@ static int snap_file_cmd(const char *sub, int argc, char **argv)
         snap_usage(2);
         return EXIT_USAGE;
     }
-    /* An unreadable file is exit 3, not a damaged snapshot. */
-    FILE *f = fopen(file, "rb");
-    if (!f) {
-        cli_err("%s: %s", file, strerror(errno));
+    /* An unreadable file, or one that is not a regular file, is exit 3, not
+     * a damaged snapshot. */
+    sl_errbuf fe;
+    int fd = sl_open_regular(file, "snapshot file", &fe);
+    if (fd < 0) {
+        cli_err("%s", fe.msg);
         return EXIT_SETUP;
     }
-    fclose(f);
+    close(fd);
     char err[512] = "";
     if (strcmp(sub, "verify") == 0) {
         int rc = snapfile_verify(file, err, sizeof err);

@@ -12,6 +12,7 @@
 #include "abi.h"
 #include "hash.h"
 #include "mem.h"
+#include "regfile.h"
 #include "snapshot.h"
 #include "vcpu.h"
 
@@ -715,11 +716,15 @@ int sl_sandbox_new_from_elf(sl_sandbox **out, const void *elf, size_t len, const
 int sl_sandbox_new_from_file(sl_sandbox **out, const char *path, const sl_config *cfg, char *err, size_t errlen)
 {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
+    sl_errbuf e;
+    int fd = sl_open_regular(path, "guest ELF", &e);
+    FILE *f = fd < 0 ? NULL : fdopen(fd, "rb");
     if (!f) {
+        if (fd >= 0)
+            close(fd);
         if (err && errlen)
-            snprintf(err, errlen, "%s: cannot open", path);
-        return SL_EIO;
+            snprintf(err, errlen, "%s", fd < 0 ? e.msg : "out of memory");
+        return fd < 0 ? fd : SL_ENOMEM;
     }
     struct stat st;
     uint8_t *buf = NULL;

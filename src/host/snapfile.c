@@ -8,6 +8,8 @@
  * forged. */
 #include "snapfile.h"
 
+#include "regfile.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -1118,16 +1120,7 @@ static int report(int rc, const sl_errbuf *e, char *err, size_t errlen)
     return rc;
 }
 
-static int open_ro(const char *path, sl_errbuf *e)
-{
-    if (!path)
-        return sl_err(e, SL_EINVAL, "snapshot file: no path");
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return sl_err(e, errno == ENOENT ? SL_ENOTFOUND : SL_EIO, "snapshot file: cannot open %s: %s", path,
-                      strerror(errno));
-    return fd;
-}
+static int open_ro(const char *path, sl_errbuf *e) { return sl_open_regular(path, "snapshot file", e); }
 
 int sl_snapshot_save(const sl_snapshot *snap, const char *path, char *err, size_t errlen)
 {

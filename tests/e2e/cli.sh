@@ -144,6 +144,13 @@ te "run missing program" 127 'nonexistent' run "$T/nonexistent"
 echo "not an ELF" >"$T/text"
 te "run a text file" 126 'ELF' run "$T/text"
 te "run a device" 126 'not a regular file' run /dev/zero
+# Special files never block: a FIFO without a writer, a directory (issue 9's kind 3).
+mkfifo "$T/fifo"
+te "run a FIFO" 126 'not a regular file' run "$T/fifo"
+te "call on a FIFO" 3 'not a regular file' call "$T/fifo" Add 1 2
+te "call on a directory" 3 'not a regular file' call "$T" Add 1 2
+te "snapshot verify a FIFO" 3 'not a regular file' snapshot verify "$T/fifo"
+te "snapshot inspect a directory" 3 'not a regular file' snapshot inspect "$T"
 te "run without PROGRAM" 2 'PROGRAM is required' run
 te "run unknown option" 2 "unknown option '--frob'" run --frob 1 "$G/runtest" args
 te "run bad memory size" 2 'not a size' run --memory lots "$G/runtest" args

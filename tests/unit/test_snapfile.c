@@ -951,6 +951,28 @@ static void rm_tree(const char *dir)
     rmdir(dir);
 }
 
+/* Every path the library opens for reading is checked without blocking: a
+ * FIFO with no writer and a directory are errors naming the path (issue 9,
+ * kind 3), for snapshot files and guest ELFs alike. */
+static void test_special_files(void)
+{
+    const char *fifo = tpath("special.fifo");
+    unlink(fifo);
+    REQUIRE(mkfifo(fifo, 0600) == 0);
+    const char *paths[] = {fifo, tpath("")};
+    for (size_t i = 0; i < 2; i++) {
+        char err[512] = "";
+        sl_snapshot *s = NULL;
+        CHECK(sl_snapshot_load(&s, paths[i], err, sizeof err) != 0);
+        CHECK(s == NULL && strstr(err, "not a regular file") && strstr(err, paths[i]));
+        CHECK(sl_snapshot_verify_file(paths[i], err, sizeof err) != 0 && strstr(err, "not a regular file"));
+        sl_sandbox *sb = NULL;
+        CHECK(sl_sandbox_new_from_file(&sb, paths[i], NULL, err, sizeof err) != 0);
+        CHECK(sb == NULL && strstr(err, "not a regular file"));
+    }
+    unlink(fifo);
+}
+
 int main(void)
 {
     const char *tmp = getenv("TMPDIR");
@@ -972,6 +994,7 @@ int main(void)
     RUN(test_verify_flipped_bits);
     RUN(test_atomic_save);
     RUN(test_inspect);
+    RUN(test_special_files);
     rm_tree(g_dir);
     T_EXIT();
 }
