@@ -199,10 +199,65 @@ static void test_damaged_files(void)
     unlink(file);
 }
 
+/* Saves an initialised snapshot of guest `name` to a temp file; the path in file. */
+static int save_guest(const char *name, char *file)
+{
+    char err[256];
+    sl_sandbox *sb;
+    sl_snapshot *s;
+    int fd = mkstemp(file);
+    if (fd < 0)
+        return -1;
+    close(fd);
+    if (sl_sandbox_new_from_file(&sb, guest_path(name), NULL, err, sizeof err))
+        return -1;
+    add_upper(sb);
+    int rc = sl_sandbox_init(sb) || sl_sandbox_snapshot(sb, &s);
+    if (!rc) {
+        rc = sl_snapshot_save(s, file, err, sizeof err);
+        sl_snapshot_free(s);
+    }
+    sl_sandbox_free(sb);
+    return rc;
+}
+
+/* Two programs' files of one family (default sizes): a sandbox started from
+ * one and restored to the other describes and dispatches exactly the
+ * restored guest's functions, and back again (issue 9, fault 2). */
+static void test_restore_other_guest(void)
+{
+    char a[] = "/tmp/sandlet-e2e-XXXXXX", b[] = "/tmp/sandlet-e2e-XXXXXX", err[256];
+    REQUIRE(save_guest("demo", a) == 0 && save_guest("hello", b) == 0);
+    sl_snapshot *sa, *sbn;
+    REQUIRE(sl_snapshot_load(&sa, a, err, sizeof err) == 0);
+    REQUIRE(sl_snapshot_load(&sbn, b, err, sizeof err) == 0);
+    sl_sandbox *sb;
+    REQUIRE(sl_sandbox_new_from_snapshot(&sb, sa, err, sizeof err) == 0);
+    size_t n_demo = sl_sandbox_function_count(sb);
+    CHECK(n_demo > 1 && sl_sandbox_find_function(sb, "Add") >= 0);
+    REQUIRE(sl_sandbox_restore(sb, sbn) == 0);
+    CHECK_EQ(sl_sandbox_function_count(sb), 1);
+    CHECK(sl_sandbox_find_function(sb, "Greet") == 0);
+    CHECK_EQ(sl_sandbox_find_function(sb, "Add"), SL_ENOTFOUND);
+    sl_value arg = {.type = SL_TYPE_STRING, .v.buf = {"you", 3}}, r;
+    CHECK(sl_sandbox_call(sb, "Greet", &arg, 1, &r) == 0 && r.v.buf.len == 10 && !memcmp(r.v.buf.ptr, "hello, you", 10));
+    sl_value two[2] = {{.type = SL_TYPE_I32, .v.i32 = 1}, {.type = SL_TYPE_I32, .v.i32 = 2}};
+    CHECK_EQ(sl_sandbox_call(sb, "Add", two, 2, &r), SL_ENOTFOUND);
+    REQUIRE(sl_sandbox_restore(sb, sa) == 0);
+    CHECK_EQ(sl_sandbox_function_count(sb), n_demo);
+    CHECK(sl_sandbox_call(sb, "Add", two, 2, &r) == 0 && r.v.i32 == 3);
+    sl_sandbox_free(sb);
+    sl_snapshot_free(sa);
+    sl_snapshot_free(sbn);
+    unlink(a);
+    unlink(b);
+}
+
 int main(void)
 {
     RUN(test_file_roundtrip_amd64);
     RUN(test_file_roundtrip_i686);
     RUN(test_damaged_files);
+    RUN(test_restore_other_guest);
     T_EXIT();
 }
