@@ -353,8 +353,7 @@ static int answer_read(sl_sandbox *sb, uint32_t want)
     if (n > (long)cap)
         n = -EIO;
     sl_msg d;
-    memset(&d, 0, sizeof d);
-    d.kind = SL_MSG_DATA;
+    sl_msg_init(&d, SL_MSG_DATA);
     d.code = n < 0 ? n : 0;
     d.text = sb->read_buf;
     d.text_len = n > 0 ? (uint32_t)n : 0;
@@ -544,6 +543,13 @@ static int raw_call(sl_sandbox *sb, const char *name, const sl_value *args, size
         return poison(sb, sl_err(&sb->err, SL_EABORT, "guest exited during the call with status %d",
                                  sb->exit.exit_status));
     return rc;
+}
+
+/* The function table now describes the guest of the snapshot `hash`. */
+static void table_is_for(sl_sandbox *sb, const uint8_t hash[SL_HASH_LEN])
+{
+    memcpy(sb->sig_hash, hash, SL_HASH_LEN);
+    sb->sig_hash_set = true;
 }
 
 static int load_signatures(sl_sandbox *sb)
@@ -756,8 +762,7 @@ int sl_sandbox_new_from_snapshot(sl_sandbox **out, sl_snapshot *snap, char *err,
         *out = NULL;
         return rc;
     }
-    memcpy((*out)->sig_hash, snap->hash, SL_HASH_LEN);
-    (*out)->sig_hash_set = true;
+    table_is_for(*out, snap->hash);
     return 0;
 }
 
@@ -875,8 +880,7 @@ static int start(sl_sandbox *sb, sl_msg *res)
     int rc = 0;
     if (sb->exec_text) {
         sl_msg m;
-        memset(&m, 0, sizeof m);
-        m.kind = SL_MSG_EXEC;
+        sl_msg_init(&m, SL_MSG_EXEC);
         m.code = (int64_t)sb->exec_argc;
         m.text = (const uint8_t *)sb->exec_text;
         m.text_len = (uint32_t)sb->exec_len;
@@ -1061,9 +1065,7 @@ int sl_sandbox_snapshot(sl_sandbox *sb, sl_snapshot **out)
     st.sregs_len = sizeof blob.bytes;
     if ((rc = sl_snapshot_from_memory(out, &st, &sb->err)))
         return rc;
-    /* The function table describes this snapshot's guest too. */
-    memcpy(sb->sig_hash, (*out)->hash, SL_HASH_LEN);
-    sb->sig_hash_set = true;
+    table_is_for(sb, (*out)->hash); /* the table describes this snapshot's guest too */
     sb->generation = st.generation;
     sl_mem_bk_set(sb->mem, SL_BK_GENERATION, sb->generation);
     return 0;
@@ -1088,8 +1090,7 @@ int sl_sandbox_restore(sl_sandbox *sb, sl_snapshot *snap)
         return 0;
     if ((rc = load_signatures(sb)))
         return rc;
-    memcpy(sb->sig_hash, snap->hash, SL_HASH_LEN);
-    sb->sig_hash_set = true;
+    table_is_for(sb, snap->hash);
     return 0;
 }
 

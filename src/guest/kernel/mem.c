@@ -169,34 +169,48 @@ int k_cow_page_st(const k_state *st, uint64_t va)
 
 K_NORETURN void k_out_of_memory(void) { k_abort(SL_ABI_ENOMEM, "out of scratch memory"); }
 
-int k_map_zero(uint64_t va, bool writable, bool executable)
+/* The 4 KiB leaf that maps va in the current space (map and pte_gpa may be
+ * NULL); false when none does. */
+static bool leaf(uint64_t va, sl_mapping *map, uint64_t *pte_gpa)
 {
     sl_pt_mem m;
     k_pt_mem(&m);
+    return sl_pt_lookup(K_ARCH, &m, k_root(), va, map, pte_gpa);
+}
+
+/* Maps va to the scratch or snapshot page gpa in the current space. */
+static int map_leaf(uint64_t va, uint64_t gpa, sl_perm perm)
+{
+    sl_pt_mem m;
+    k_pt_mem(&m);
+    int rc = sl_pt_map(K_ARCH, &m, k_root(), va, gpa, SL_PAGE_SIZE, perm);
+    k_invlpg((uintptr_t)va);
+    return rc;
+}
+
+int k_map_zero(uint64_t va, bool writable, bool executable)
+{
     uint64_t gpa;
-    if (sl_pt_lookup(K_ARCH, &m, k_root(), va, NULL, NULL))
+    if (leaf(va, NULL, NULL))
         return -2; /* never replace a page in use (it would be lost) */
     if (!k_page_take(&gpa))
         return -1;
     sl_perm perm = {.kind = SL_MAP_BASIC, .readable = true, .writable = writable, .executable = executable,
                     .user = true};
-    int rc = sl_pt_map(K_ARCH, &m, k_root(), va, gpa, SL_PAGE_SIZE, perm);
+    int rc = map_leaf(va, gpa, perm);
     if (rc != SL_PT_OK) {
         k_page_give(gpa);
         return rc == SL_PT_ENOMEM ? -1 : -2;
     }
-    k_invlpg((uintptr_t)va);
     k_count(SL_BK_EV_DEMAND);
     return 0;
 }
 
 void k_unmap(uint64_t va)
 {
-    sl_pt_mem m;
     sl_mapping map;
     uint64_t pte_gpa;
-    k_pt_mem(&m);
-    if (!sl_pt_lookup(K_ARCH, &m, k_root(), va, &map, &pte_gpa))
+    if (!leaf(va, &map, &pte_gpa))
         return;
     pte_write(pte_gpa, 0, &k_st);
     k_invlpg((uintptr_t)va);
@@ -207,10 +221,8 @@ void k_unmap(uint64_t va)
  * already fixed the entry: retry when the leaf now allows the access. */
 static bool spurious(uint64_t va, uint32_t err)
 {
-    sl_pt_mem m;
     sl_mapping map;
-    k_pt_mem(&m);
-    if (!sl_pt_lookup(K_ARCH, &m, k_root(), va, &map, NULL))
+    if (!leaf(va, &map, NULL))
         return false;
     if ((err & PF_W) && !map.perm.writable)
         return false;
@@ -231,11 +243,9 @@ static bool handle_pf(uint64_t addr, uint32_t err)
     uint64_t va = addr & SL_PAGE_MASK;
     k_count(SL_BK_EV_FAULTS);
     if ((err & PF_P) && (err & PF_W) && !(err & PF_I)) {
-        sl_pt_mem m;
         sl_mapping map;
-        k_pt_mem(&m);
         /* A user write may copy only a user page. */
-        if ((err & PF_U) && (!sl_pt_lookup(K_ARCH, &m, k_root(), va, &map, NULL) || !map.perm.user))
+        if ((err & PF_U) && (!leaf(va, &map, NULL) || !map.perm.user))
             return false;
         int rc = k_cow_page_st(&k_st, va);
         if (rc == -2)
@@ -245,9 +255,7 @@ static bool handle_pf(uint64_t addr, uint32_t err)
         return rc == 0 && spurious(va, err);
     }
     if (!(err & PF_P) && in_user_stack(va)) {
-        sl_pt_mem m;
-        k_pt_mem(&m);
-        if (sl_pt_lookup(K_ARCH, &m, k_root(), va, NULL, NULL))
+        if (leaf(va, NULL, NULL))
             return spurious(va, err);
         int rc = k_map_zero(va, true, false);
         if (rc == -1)
@@ -278,9 +286,9 @@ void k_exception(k_frame *f)
     k_halt();
 }
 
-/* User memory the program may touch: below the kernel-only part of the
- * address space, and every page either mapped for the user (writable or
- * copy-on-write when `write`) or in the user stack's demand range. */
+/* User memory the program may touch: every page either mapped for the user
+ * (writable or copy-on-write when `write`) or in the user stack's demand
+ * range. */
 bool k_user_ok(uint64_t p, uint64_t len, bool write)
 {
     if (len == 0)
@@ -295,11 +303,9 @@ bool k_user_ok(uint64_t p, uint64_t len, bool write)
     if (end > 0x100000000ull)
         return false;
 #endif
-    sl_pt_mem m;
-    k_pt_mem(&m);
     for (uint64_t va = p & SL_PAGE_MASK; va < end; va += SL_PAGE_SIZE) {
         sl_mapping map;
-        if (!sl_pt_lookup(K_ARCH, &m, k_root(), va, &map, NULL)) {
+        if (!leaf(va, &map, NULL)) {
             if (in_user_stack(va))
                 continue;
             return false;
@@ -313,27 +319,22 @@ bool k_user_ok(uint64_t p, uint64_t len, bool write)
 /* Moves the leaf at `from` to `to` (mremap): same page, same permissions. */
 bool k_move_page(uint64_t from, uint64_t to)
 {
-    sl_pt_mem m;
     sl_mapping map;
     uint64_t pte_gpa;
-    k_pt_mem(&m);
-    if (!sl_pt_lookup(K_ARCH, &m, k_root(), from, &map, &pte_gpa))
+    if (!leaf(from, &map, &pte_gpa))
         return true; /* nothing there: nothing to move */
-    if (sl_pt_map(K_ARCH, &m, k_root(), to, map.gpa & SL_PAGE_MASK, SL_PAGE_SIZE, map.perm) != SL_PT_OK)
+    if (map_leaf(to, map.gpa & SL_PAGE_MASK, map.perm) != SL_PT_OK)
         return false;
     pte_write(pte_gpa, 0, &k_st);
     k_invlpg((uintptr_t)from);
-    k_invlpg((uintptr_t)to);
     return true;
 }
 
 /* Changes the permissions of a present leaf; false when none is mapped. */
 bool k_protect_page(uint64_t va, bool user, bool writable, bool executable)
 {
-    sl_pt_mem m;
     sl_mapping map;
-    k_pt_mem(&m);
-    if (!sl_pt_lookup(K_ARCH, &m, k_root(), va, &map, NULL))
+    if (!leaf(va, &map, NULL))
         return false;
     sl_perm p = map.perm;
     p.user = user;
@@ -343,25 +344,17 @@ bool k_protect_page(uint64_t va, bool user, bool writable, bool executable)
     bool ours = k_scratch_ptr(map.gpa & SL_PAGE_MASK) != NULL;
     p.kind = writable && !ours ? SL_MAP_COW : SL_MAP_BASIC;
     p.writable = writable && ours;
-    sl_pt_map(K_ARCH, &m, k_root(), va, map.gpa & SL_PAGE_MASK, SL_PAGE_SIZE, p);
-    k_invlpg((uintptr_t)va);
+    map_leaf(va, map.gpa & SL_PAGE_MASK, p);
     return true;
 }
 
 bool k_page_perm(uint64_t va, sl_perm *perm)
 {
-    sl_pt_mem m;
     sl_mapping map;
-    k_pt_mem(&m);
-    if (!sl_pt_lookup(K_ARCH, &m, k_root(), va, &map, NULL))
+    if (!leaf(va, &map, NULL))
         return false;
     *perm = map.perm;
     return true;
 }
 
-bool k_is_mapped(uint64_t va)
-{
-    sl_pt_mem m;
-    k_pt_mem(&m);
-    return sl_pt_lookup(K_ARCH, &m, k_root(), va, NULL, NULL);
-}
+bool k_is_mapped(uint64_t va) { return leaf(va, NULL, NULL); }
