@@ -51,6 +51,19 @@ const char *sl_strerror(int code);
 #define SL_ARCH_AMD64 1u
 #define SL_ARCH_I686 2u
 
+/* Where this machine runs guests of `arch` (SL_ARCH_*), decided the same way
+ * by the library, the CLI (`sandlet backend`) and the scripts:
+ *   "kvm"  hardware KVM (VT-x/AMD-V): every architecture;
+ *   "pvm"  PVM (kvm_pvm, KVM without hardware virtualization): x86-64 only,
+ *          guest code runs at CPL3 on the hardware, the guest kernel is
+ *          emulated (docs/decisions.md);
+ *   "lab"  nothing here can: /dev/kvm is missing or unusable, or the KVM is
+ *          PVM and `arch` is i686. Use the KVM lab (scripts/kvm-lab).
+ * Never NULL (a static string). When it returns "lab" and why/whylen are
+ * given, why receives a one-line reason (NUL-terminated, truncated to
+ * whylen). Opens and closes /dev/kvm; thread-safe. */
+const char *sl_backend_probe(unsigned arch, char *why, size_t whylen);
+
 /* Permissions for init data (and region flags in `inspect`). */
 #define SL_PERM_READ 1u
 #define SL_PERM_WRITE 2u
@@ -274,7 +287,7 @@ void sl_sandbox_kill(sl_sandbox *sb);
 
 typedef struct sl_sandbox_info {
     unsigned arch;           /* SL_ARCH_* */
-    const char *backend;     /* "kvm" */
+    const char *backend;     /* "kvm" or "pvm" (sl_backend_probe) */
     uint64_t scratch_size, heap_size, input_size, output_size, stack_size;
     uint64_t snapshot_memory; /* guest-visible bytes of the snapshot it runs on */
     uint64_t dirty_pages;     /* scratch pages written since the last restore */

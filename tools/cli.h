@@ -129,6 +129,11 @@ typedef struct lab_req {
 extern int cli_argc;
 extern char **cli_argv;
 
+/* sl_backend_probe, except that SANDLET_FORCE_LAB=1 answers "lab". */
+const char *cli_backend(unsigned arch, char *why, size_t len);
+/* `sandlet backend [amd64|i686|FILE]`: prints kvm, pvm or lab. */
+int cmd_backend(int argc, char **argv);
+
 /* Decides whether to run in the KVM lab. Returns -1 to continue natively,
  * otherwise the exit code to exit with (the lab ran, or failed). */
 int lab_maybe_reexec(const lab_req *req);

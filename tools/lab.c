@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,24 +25,76 @@ static int env_is(const char *name, const char *val)
     return e && strcmp(e, val) == 0;
 }
 
-/* 1 when /dev/kvm opens and is hardware KVM. PVM (kvm_pvm: KVM without
- * VT-x/AMD-V) cannot run 32-bit paging or SSE, so it does not count. Sets
- * *openable and a reason. */
-static int kvm_usable(int *openable, char *why, size_t len)
+/* The architecture of the guest ELF or snapshot file at path, or 0 when it
+ * is neither (missing, unreadable, something else: the inner run reports
+ * that). Reads 20 bytes without blocking: only regular files get here. */
+static unsigned file_arch(const char *path)
 {
-    int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-    *openable = fd >= 0;
-    if (fd < 0) {
-        snprintf(why, len, "/dev/kvm: %s", strerror(errno));
+    uint8_t h[20];
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
         return 0;
-    }
+    ssize_t n = read(fd, h, sizeof h);
     close(fd);
-    struct stat st;
-    if (stat("/sys/module/kvm_pvm", &st) == 0) {
-        snprintf(why, len, "the host KVM is PVM (kvm_pvm), which cannot run i686 guests or SSE");
+    if (n != (ssize_t)sizeof h)
+        return 0;
+    if (memcmp(h, "\x7f" "ELF", 4) == 0) {
+        unsigned machine = h[18] | (unsigned)h[19] << 8; /* e_machine, little-endian */
+        if (h[4] == 2 && machine == 62)
+            return SL_ARCH_AMD64;
+        if (h[4] == 1 && machine == 3)
+            return SL_ARCH_I686;
         return 0;
     }
-    return 1;
+    if (memcmp(h, "SLSNAPF", 8) == 0) {
+        unsigned a = h[16] | (unsigned)h[17] << 8 | (unsigned)h[18] << 16 | (unsigned)h[19] << 24;
+        return a == SL_ARCH_AMD64 || a == SL_ARCH_I686 ? a : 0;
+    }
+    return 0;
+}
+
+const char *cli_backend(unsigned arch, char *why, size_t len)
+{
+    if (env_is("SANDLET_FORCE_LAB", "1")) {
+        snprintf(why, len, "SANDLET_FORCE_LAB=1");
+        return "lab";
+    }
+    return sl_backend_probe(arch, why, len);
+}
+
+static const char *arch_name(unsigned arch) { return arch == SL_ARCH_I686 ? "i686" : "x86-64"; }
+
+int cmd_backend(int argc, char **argv)
+{
+    if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        out_printf(1, "usage: sandlet backend [amd64|i686|FILE]\n"
+                      "Prints where guests of that architecture (default amd64; FILE: a guest ELF or\n"
+                      "snapshot file's) run on this machine: kvm (hardware KVM), pvm (PVM, x86-64\n"
+                      "only) or lab (the KVM lab, QEMU), and on standard error why when lab.\n");
+        return EXIT_OK;
+    }
+    if (argc > 2) {
+        cli_err("backend: at most one argument");
+        return EXIT_USAGE;
+    }
+    unsigned arch = SL_ARCH_AMD64;
+    if (argc == 2) {
+        if (strcmp(argv[1], "amd64") == 0 || strcmp(argv[1], "x86-64") == 0 || strcmp(argv[1], "x86_64") == 0)
+            arch = SL_ARCH_AMD64;
+        else if (strcmp(argv[1], "i686") == 0 || strcmp(argv[1], "i386") == 0)
+            arch = SL_ARCH_I686;
+        else if (!(arch = file_arch(argv[1]))) {
+            cli_err("backend: %s: not an architecture (amd64, i686), a guest ELF or a snapshot file",
+                    argv[1]);
+            return EXIT_USAGE;
+        }
+    }
+    char why[256] = "";
+    const char *b = cli_backend(arch, why, sizeof why);
+    out_printf(1, "%s\n", b);
+    if (strcmp(b, "lab") == 0 && why[0])
+        out_printf(2, "sandlet: %s guests run in the KVM lab here: %s\n", arch_name(arch), why);
+    return EXIT_OK;
 }
 
 static int self_exe(char *buf, size_t len)
@@ -222,17 +275,15 @@ int lab_maybe_reexec(const lab_req *req)
     if (in_lab && *in_lab)
         return -1;
     char why[256] = "";
-    int openable = 0;
-    int force = env_is("SANDLET_FORCE_LAB", "1");
-    if (!force && kvm_usable(&openable, why, sizeof why))
+    /* The guest's own architecture decides (x86-64 runs on PVM, i686 does
+     * not); an unreadable guest is left to the native run to report. */
+    unsigned arch = req->nadds ? file_arch(req->adds[0]) : 0;
+    const char *backend = cli_backend(arch ? arch : SL_ARCH_AMD64, why, sizeof why);
+    if (strcmp(backend, "lab") != 0)
         return -1;
     if (env_is("SANDLET_NO_LAB", "1")) {
-        if (openable)
-            cli_err("no usable KVM (%s: sandlet's guest kernel cannot take system calls there yet), and "
-                    "SANDLET_NO_LAB=1 forbids the KVM lab",
-                    why);
-        else
-            cli_err("no usable KVM (%s), and SANDLET_NO_LAB=1 forbids the KVM lab", why);
+        cli_err("%s guests cannot run here (%s), and SANDLET_NO_LAB=1 forbids the KVM lab",
+                arch_name(arch ? arch : SL_ARCH_AMD64), why);
         return EXIT_SETUP;
     }
     /* The lab copies the files in: a FIFO or a device would hang the copy or
@@ -250,11 +301,13 @@ int lab_maybe_reexec(const lab_req *req)
         return EXIT_LAB;
     }
     if (find_lab(exe, lab, sizeof lab) != 0) {
-        cli_err("no usable KVM (%s) and the KVM lab %s is not executable (set SANDLET_KVM_LAB)",
-                why[0] ? why : "forced", lab);
+        cli_err("%s guests cannot run here (%s) and the KVM lab %s is not executable (set SANDLET_KVM_LAB)",
+                arch_name(arch ? arch : SL_ARCH_AMD64), why, lab);
         return EXIT_LAB;
     }
-    out_printf(2, "sandlet: no usable /dev/kvm; running in the KVM lab (QEMU), expect ~4 s per command\n");
+    out_printf(2, "sandlet: %s guests cannot run here (%s); running in the KVM lab (QEMU), expect ~4 s "
+                  "per command\n",
+               arch_name(arch ? arch : SL_ARCH_AMD64), why);
 
     char *stdin_path = NULL, *collect = NULL;
     if (req->capture_stdin) {

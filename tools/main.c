@@ -26,10 +26,12 @@ static void main_usage(int fd)
                "                                 initialise, run the calls, save a snapshot file\n"
                "  snapshot inspect FILE          show a snapshot file's header and memory map\n"
                "  snapshot verify FILE           recompute a snapshot file's identity\n"
+               "  backend [amd64|i686|FILE]      where such guests run here: kvm, pvm or lab\n"
                "  help [COMMAND]                 help for a command (also: COMMAND --help)\n"
                "  --version                      print the version\n"
                "GUEST is a guest ELF (a static x86-64 or i686 program) or a snapshot file.\n"
-               "Without a usable /dev/kvm (none, or PVM), run, call, shell and snapshot save re-run\n"
+               "Guests run on hardware KVM, x86-64 guests also on PVM (kvm_pvm). Where neither can\n"
+               "run a guest (no /dev/kvm; i686 on PVM), run, call, shell and snapshot save re-run\n"
                "themselves inside the KVM lab (scripts/kvm-lab, QEMU): about 4 s per command.\n"
                "SANDLET_NO_LAB=1 forbids that, SANDLET_FORCE_LAB=1 forces it.\n");
     out_printf(fd, "%s", EXIT_HELP);
@@ -85,6 +87,8 @@ int main(int argc, char **argv)
         return cmd_shell(argc, argv);
     if (strcmp(cmd, "snapshot") == 0)
         return cmd_snapshot(argc, argv);
+    if (strcmp(cmd, "backend") == 0)
+        return cmd_backend(argc, argv);
     cli_err("unknown command '%s'", cmd);
     main_usage(2);
     return EXIT_USAGE;

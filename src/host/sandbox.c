@@ -638,7 +638,8 @@ static int restore_raw(sl_sandbox *sb, sl_snapshot *snap)
     if ((rc = sl_vcpu_dirty_log(sb->vcpu, SLOT_SCRATCH, sb->dirty_tmp, &sb->err)))
         return poison(sb, rc);
     sl_mem_merge_dirty(sb->mem, sb->dirty_tmp);
-    if ((rc = map_snapshot(sb, snap)) || (rc = sl_mem_restore(sb->mem, snap, &sb->err)))
+    if ((rc = map_snapshot(sb, snap)) || (rc = sl_mem_restore(sb->mem, snap, &sb->err)) ||
+        (rc = sl_vcpu_tables_changed(sb->vcpu, &sb->err)))
         return poison(sb, rc);
     sl_sregs_blob blob, *saved = NULL;
     if (snap->sregs_len) {
@@ -1103,7 +1104,7 @@ int sl_sandbox_info_get(sl_sandbox *sb, sl_sandbox_info *info)
         return rc;
     sl_mem_merge_dirty(sb->mem, sb->dirty_tmp);
     info->arch = sb->arch;
-    info->backend = "kvm";
+    info->backend = sl_vcpu_backend_name(sb->vcpu);
     info->scratch_size = l->scratch_size;
     info->heap_size = l->heap_size;
     info->input_size = l->input_size;

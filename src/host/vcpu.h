@@ -91,6 +91,11 @@ typedef struct sl_vcpu_stats {
 } sl_vcpu_stats;
 void sl_vcpu_get_stats(const sl_vcpu *v, sl_vcpu_stats *out);
 
+/* "kvm" (hardware KVM) or "pvm" (kvm_pvm: CPL0 emulated, CPL3 on the
+ * hardware; the guest kernel then lets the host copy and zero its pages). */
+const char *sl_vcpu_backend_name(const sl_vcpu *v);
+bool sl_vcpu_is_pvm(const sl_vcpu *v);
+
 int sl_vcpu_open(sl_vcpu **out, unsigned arch, sl_errbuf *e);
 void sl_vcpu_free(sl_vcpu *v);
 
@@ -102,6 +107,11 @@ bool sl_vcpu_msr_filter_active(const sl_vcpu *v);
  * mapping) at guest-physical gpa in slot. size 0 deletes the slot. Mapping an
  * existing slot again with other parameters replaces it (its dirty log starts
  * afresh); the same parameters are a no-op. Slots must not overlap. */
+/* The host wrote guest page tables (restore, snapshot): makes the
+ * hypervisor forget any copy it keeps of them. Costs two ioctls under
+ * shadow paging (PVM; KVM with ept=0/npt=0), nothing otherwise. */
+int sl_vcpu_tables_changed(sl_vcpu *v, sl_errbuf *e);
+
 int sl_vcpu_map(sl_vcpu *v, unsigned slot, uint64_t gpa, void *host, uint64_t size,
                 unsigned flags, sl_errbuf *e);
 

@@ -25,6 +25,7 @@
  * mode and unpaged protected mode on CPUs without "unrestricted guest"; our
  * vCPUs are switched to paged protected or long mode by KVM_SET_SREGS before
  * their first KVM_RUN and never leave it. */
+#include "backend.h"
 #include "vcpu.h"
 
 #include <cpuid.h>
@@ -119,6 +120,10 @@ struct sl_vcpu {
     size_t run_size;
     unsigned max_slots;
     bool msr_filter, sync_regs, has_xsave, has_xcrs, has_debugregs;
+    bool pvm;           /* /dev/kvm is PVM (backend.c) */
+    bool shadow_paging; /* KVM shadows the guest's page tables: see sl_vcpu_tables_changed */
+    unsigned zap_slot;  /* KVM slot number kept for sl_vcpu_tables_changed */
+    void *zap_page;
     size_t xsave_size;
     void *xsave_clean; /* KVM_SET_XSAVE image of the reset FPU state */
     uint64_t apic_base;
@@ -374,7 +379,12 @@ static int probe_mode(sl_vcpu *v, sl_errbuf *e)
         return ioctl_err(e, "KVM_GET_SREGS");
     const uint64_t efer_mask = EFER_LME | EFER_LMA | EFER_NXE;
     if (got.cr0 != want.cr0 || got.cr4 != want.cr4 ||
-        (got.efer & efer_mask) != (want.efer & efer_mask))
+        (got.efer & efer_mask) != (want.efer & efer_mask)) {
+        if (v->pvm)
+            return sl_err(e, SL_EUNSUPPORTED,
+                          "this KVM is PVM (kvm_pvm), which cannot run %s guests (no paging outside "
+                          "long mode); run them under hardware KVM or in the KVM lab (scripts/kvm-lab)",
+                          v->arch == SL_ARCH_AMD64 ? "amd64" : "i686");
         return sl_err(e, SL_EUNSUPPORTED,
                       "this KVM cannot run %s guests: it turned CR0/CR4/EFER 0x%llx/0x%llx/0x%llx "
                       "into 0x%llx/0x%llx/0x%llx",
@@ -382,14 +392,19 @@ static int probe_mode(sl_vcpu *v, sl_errbuf *e)
                       (unsigned long long)want.cr4, (unsigned long long)want.efer,
                       (unsigned long long)got.cr0, (unsigned long long)got.cr4,
                       (unsigned long long)got.efer);
+    }
     return 0;
 }
+
+static bool uses_shadow_paging(const sl_vcpu *v);
 
 static int open_vm(sl_vcpu *v, int kvm_fd, sl_errbuf *e)
 {
     int api = ioctl(kvm_fd, KVM_GET_API_VERSION, 0);
     if (api != KVM_API_VERSION)
         return sl_err(e, SL_EHYPERVISOR, "KVM API version %d, need %d", api, KVM_API_VERSION);
+    v->pvm = sl_kvm_is_pvm();
+    v->shadow_paging = uses_shadow_paging(v);
     static const struct {
         long cap;
         const char *name;
@@ -410,8 +425,10 @@ static int open_vm(sl_vcpu *v, int kvm_fd, sl_errbuf *e)
     if (v->vm_fd < 0)
         return ioctl_err(e, "KVM_CREATE_VM");
     int nslots = check_cap(v->vm_fd, KVM_CAP_NR_MEMSLOTS);
-    v->max_slots = nslots > 0 && (unsigned)nslots < SL_VCPU_MAX_SLOTS ? (unsigned)nslots
-                                                                      : SL_VCPU_MAX_SLOTS;
+    /* One slot beyond ours is kept for sl_vcpu_tables_changed. */
+    v->max_slots = nslots > 1 && (unsigned)nslots <= SL_VCPU_MAX_SLOTS ? (unsigned)nslots - 1
+                                                                       : SL_VCPU_MAX_SLOTS;
+    v->zap_slot = v->max_slots;
     v->sync_regs = (check_cap(v->vm_fd, KVM_CAP_SYNC_REGS) & KVM_SYNC_X86_REGS) != 0;
 
     int rc = setup_msr_filter(v, e);
@@ -483,6 +500,8 @@ void sl_vcpu_free(sl_vcpu *v)
         timer_delete(v->timer);
     if (v->run)
         munmap(v->run, v->run_size);
+    if (v->zap_page)
+        munmap(v->zap_page, 4096);
     if (v->vcpu_fd >= 0)
         close(v->vcpu_fd);
     if (v->vm_fd >= 0)
@@ -518,6 +537,53 @@ static int set_region(sl_vcpu *v, unsigned slot, uint64_t gpa, void *host, uint6
                       slot, (unsigned long long)gpa, (unsigned long long)size, strerror(err), err);
     }
     return 0;
+}
+
+/* Y/N or 1/0 in a module parameter file; -1 when absent. */
+static int module_flag(const char *path)
+{
+    char c = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, &c, 1);
+    close(fd);
+    if (n != 1)
+        return -1;
+    return c == 'Y' || c == 'y' || c == '1';
+}
+
+/* Shadow paging (PVM always; hardware KVM loaded with ept=0 or npt=0) keeps
+ * its own copy of the guest's page tables and learns of changes by
+ * write-protecting them against the guest. Writes by the host (a restore
+ * copying table pages back, a snapshot rebuilding the tables) go unseen,
+ * and the vCPU would go on translating through the old tables. Deleting any
+ * memslot makes KVM drop every shadow page (KVM_X86_QUIRK_SLOT_ZAP_ALL, the
+ * default), so a one-page slot kept for that is deleted and added again.
+ * With EPT/NPT the hardware walks the guest's tables in memory and a TLB
+ * flush (every sl_vcpu_reset) is enough. */
+static bool uses_shadow_paging(const sl_vcpu *v)
+{
+    return v->pvm || module_flag("/sys/module/kvm_intel/parameters/ept") == 0 ||
+           module_flag("/sys/module/kvm_amd/parameters/npt") == 0;
+}
+
+#define ZAP_SLOT_GPA 0x1000ull /* below SL_BASE_ADDRESS: no layout uses it */
+
+int sl_vcpu_tables_changed(sl_vcpu *v, sl_errbuf *e)
+{
+    if (!v->shadow_paging)
+        return 0;
+    int rc;
+    if (!v->zap_page) {
+        void *p = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED)
+            return sl_err(e, SL_ENOMEM, "out of memory for the shadow-paging slot");
+        v->zap_page = p;
+    } else if ((rc = set_region(v, v->zap_slot, ZAP_SLOT_GPA, v->zap_page, 0, SL_VMEM_READONLY, e))) {
+        return rc;
+    }
+    return set_region(v, v->zap_slot, ZAP_SLOT_GPA, v->zap_page, 4096, SL_VMEM_READONLY, e);
 }
 
 int sl_vcpu_map(sl_vcpu *v, unsigned slot, uint64_t gpa, void *host, uint64_t size, unsigned flags,
@@ -1010,6 +1076,9 @@ static void count_exit(sl_vcpu *v)
 }
 
 void sl_vcpu_get_stats(const sl_vcpu *v, sl_vcpu_stats *out) { *out = v->stats; }
+
+const char *sl_vcpu_backend_name(const sl_vcpu *v) { return v->pvm ? "pvm" : "kvm"; }
+bool sl_vcpu_is_pvm(const sl_vcpu *v) { return v->pvm; }
 
 static bool decode_exit(sl_vcpu *v, sl_exit *ex)
 {

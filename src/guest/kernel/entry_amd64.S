@@ -112,6 +112,10 @@ k_load_segments:
  * pushes none, push the vector, go to the common path. */
 .macro ISR v
     .balign 16
+    .if \v == 14
+    jmp isr_pf
+    .exitm
+    .endif
     .if (\v == 8) || (\v == 10) || (\v == 11) || (\v == 12) || (\v == 13) || (\v == 14) || (\v == 17) || (\v == 21) || (\v == 29) || (\v == 30)
     .else
     pushq $0
@@ -126,6 +130,57 @@ k_isr_stubs:
     .irp v, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
     ISR \v
     .endr
+
+/* Page faults, and the system calls of a hypervisor whose `syscall` does not
+ * change privilege. PVM (kvm_pvm) runs CPL3 code on the hardware and turns
+ * `syscall` into a jump to LSTAR at CPL3, with rcx and r11 set as usual: the
+ * fetch from our supervisor page faults with rip = k_syscall64, and that
+ * fault is served here as the system call it is. The same guest and snapshot
+ * therefore run on hardware KVM (where `syscall` enters k_syscall64 at CPL0)
+ * and on PVM without being told which. A program that jumps to k_syscall64
+ * itself gets exactly a system call: r11 is sanitized as it would be by
+ * sysret, minus IOPL, NT and IF, which user mode never sets. */
+#define USER_RFLAGS 0x240DD5        /* CF PF AF ZF SF TF DF OF AC ID */
+isr_pf:                             /* err, rip, cs, rflags, rsp, ss */
+    testb $3, 16(%rsp)
+    jz 1f
+    push %rax
+    lea k_syscall64(%rip), %rax
+    cmp %rax, 16(%rsp)
+    pop %rax
+    je pf_syscall
+1:  pushq $14
+    jmp isr_common
+
+pf_syscall:                         /* the same frame as k_syscall64 builds */
+    pushq 32(%rsp)
+    pushq %rcx
+    pushq %r11
+    pushq %rax
+    pushq %rdi
+    pushq %rsi
+    pushq %rdx
+    pushq %r10
+    pushq %r8
+    pushq %r9
+    cld
+    mov %rsp, %rdi              /* 6 words from the CPU + 10 pushes: aligned */
+    call k_syscall64_c
+    popq %r9
+    popq %r8
+    popq %r10
+    popq %rdx
+    popq %rsi
+    popq %rdi
+    popq %rax
+    popq %r11
+    popq %rcx
+    add $16, %rsp               /* the rsp copy and the error code */
+    mov %rcx, (%rsp)
+    and $USER_RFLAGS, %r11
+    or $0x2, %r11
+    mov %r11, 16(%rsp)
+    iretq
 
 /* From CPL3 the CPU switched to RSP0 (the kernel stack); from CPL0 (a fault
  * inside a system call) it stays on the kernel stack. The kernel is built
