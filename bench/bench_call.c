@@ -1,7 +1,9 @@
 /* Guest call benchmarks (need KVM: native hardware KVM, or the KVM lab):
  *  - kvm_run_out_roundtrip: a hand-made long-mode guest that only does `out`
- *    in a loop, driven through the internal vCPU API (src/host/vcpu.h); the
- *    floor under every guest call, measured in the same run;
+ *    in a loop at CPL3, driven through the internal vCPU API
+ *    (src/host/vcpu.h); the floor under every guest call (which runs at
+ *    CPL3), measured in the same run; kvm_run_out_roundtrip_cpl0: the same
+ *    loop at CPL0, against it;
  *  - call_echo_short: Echo("hi") on the demo guest, against that floor;
  *  - restore_clean: a restore with nothing dirtied, against that floor;
  *  - call_fill_restore_<N>pages: Fill(N pages) + restore, for N = 0, 1, 16,
@@ -31,6 +33,7 @@
  * also lists the ioctls of each counted iteration by name. */
 #include <linux/kvm.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,6 +129,7 @@ static void trace_print(const char *name)
 
 typedef struct events {
     uint64_t exits, io, mmio, other, ioctls, faults, cow, demand, syscalls, dirty;
+    uint64_t emulated; /* instructions KVM emulated (PVM: every guest-kernel instruction) */
 } events;
 
 /* ioctls sl_sandbox_info_get issues itself (its KVM_GET_DIRTY_LOG), measured
@@ -139,7 +143,8 @@ static events info_events(sl_sandbox *sb)
     if (rc)
         die("info", rc, sl_sandbox_errmsg(sb));
     events e = {in.exits,        in.exits_io,   in.exits_mmio,   in.exits_other, in.ioctls,
-                in.guest_faults, in.cow_copies, in.demand_pages, in.syscalls,    in.dirty_pages};
+                in.guest_faults, in.cow_copies, in.demand_pages, in.syscalls,    in.dirty_pages,
+                in.emulated};
     return e;
 }
 
@@ -147,18 +152,18 @@ static events events_sub(events a, events b)
 {
     events d = {a.exits - b.exits,   a.io - b.io,         a.mmio - b.mmio,         a.other - b.other,
                 a.ioctls - b.ioctls, a.faults - b.faults, a.cow - b.cow,           a.demand - b.demand,
-                a.syscalls - b.syscalls, a.dirty - b.dirty};
+                a.syscalls - b.syscalls, a.dirty - b.dirty, a.emulated - b.emulated};
     return d;
 }
 
 static void print_events(const char *name, const events *e)
 {
     printf("# events %s: exits=%llu (io=%llu mmio=%llu other=%llu) ioctls=%llu guest_faults=%llu cow=%llu "
-           "demand=%llu syscalls=%llu dirty_pages=%llu\n",
+           "demand=%llu syscalls=%llu dirty_pages=%llu emulated=%llu\n",
            name, (unsigned long long)e->exits, (unsigned long long)e->io, (unsigned long long)e->mmio,
            (unsigned long long)e->other, (unsigned long long)e->ioctls, (unsigned long long)e->faults,
            (unsigned long long)e->cow, (unsigned long long)e->demand, (unsigned long long)e->syscalls,
-           (unsigned long long)e->dirty);
+           (unsigned long long)e->dirty, (unsigned long long)e->emulated);
     fflush(stdout);
 }
 
@@ -181,21 +186,52 @@ static events call_events(sl_sandbox *sb)
 #define BARE_MEM 0x200000u
 #define BARE_CODE 0x10000u
 
+#define BARE_USER_CODE 0x11000u
+#define BARE_GDT 0x6000u
+
 /* Identity map of the first 2 MiB with 4 KiB pages: PML4 0x1000, PDPT 0x2000,
- * PD 0x3000, PT 0x4000. */
-static void bare_tables(uint8_t *m)
+ * PD 0x3000, PT 0x4000; user-accessible (U) for the CPL3 variant. */
+static void bare_tables(uint8_t *m, uint64_t bits)
 {
     uint64_t e;
-    e = 0x2000 | 0x3;
+    e = 0x2000 | bits;
     memcpy(m + 0x1000, &e, 8);
-    e = 0x3000 | 0x3;
+    e = 0x3000 | bits;
     memcpy(m + 0x2000, &e, 8);
-    e = 0x4000 | 0x3;
+    e = 0x4000 | bits;
     memcpy(m + 0x3000, &e, 8);
     for (uint64_t i = 0; i < 512; i++) {
-        e = (i << 12) | 0x3;
+        e = (i << 12) | bits;
         memcpy(m + 0x4000 + i * 8, &e, 8);
     }
+}
+
+/* The CPL3 variant: CPL0 code loads a GDT with user segments and `iretq`s
+ * to the `out` loop at CPL3 with IOPL=3 (which hardware KVM needs for `out`
+ * at CPL3; PVM exits either way). Guest calls run at CPL3, so this is their
+ * floor; PVM adds ~17 us to every exit taken at CPL3 (../shared/notes/pvm.md). */
+static void bare_cpl3(uint8_t *m)
+{
+    static const uint64_t gdt[] = {
+        0, 0x00AF9A000000FFFFull, 0x00CF92000000FFFFull, /* null, kernel code, kernel data */
+        0x00CFF2000000FFFFull, 0x00AFFA000000FFFFull,    /* user data 0x1b, user code 0x23 */
+    };
+    memcpy(m + BARE_GDT, gdt, sizeof gdt);
+    uint16_t limit = sizeof gdt - 1;
+    uint64_t base = BARE_GDT;
+    memcpy(m + BARE_GDT + 0x100, &limit, 2);
+    memcpy(m + BARE_GDT + 0x102, &base, 8);
+    static const uint8_t kcode[] = {
+        0xB8, 0x00, 0x61, 0x00, 0x00, /* mov eax, BARE_GDT + 0x100 */
+        0x0F, 0x01, 0x10,             /* lgdt [rax] */
+        0x6A, 0x1B,                   /* push 0x1b: ss */
+        0x68, 0x00, 0x00, 0x10, 0x00, /* push 0x100000: rsp */
+        0x68, 0x02, 0x30, 0x00, 0x00, /* push 0x3002: rflags, IOPL=3 */
+        0x6A, 0x23,                   /* push 0x23: cs */
+        0x68, 0x00, 0x10, 0x01, 0x00, /* push BARE_USER_CODE: rip */
+        0x48, 0xCF,                   /* iretq */
+    };
+    memcpy(m + BARE_CODE, kcode, sizeof kcode);
 }
 
 static void bare_run(sl_vcpu *v)
@@ -211,7 +247,7 @@ static void bare_run(sl_vcpu *v)
 
 /* Seconds per `out` exit: median over reps of batches of `batch` exits; *ev:
  * the events of one more round trip (from the vCPU's own counters). */
-static double bench_bare(int reps, int batch, events *ev)
+static double bench_bare(int reps, int batch, bool cpl3, events *ev)
 {
     static const uint8_t code[] = {
         0xBA, 0x10, 0x00, 0x00, 0x00, /* mov edx, 0x10 */
@@ -221,8 +257,10 @@ static double bench_bare(int reps, int batch, events *ev)
     uint8_t *mem = mmap(NULL, BARE_MEM, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (mem == MAP_FAILED)
         die("mmap", SL_ENOMEM, "");
-    bare_tables(mem);
-    memcpy(mem + BARE_CODE, code, sizeof code);
+    bare_tables(mem, cpl3 ? 0x7 : 0x3);
+    memcpy(mem + (cpl3 ? BARE_USER_CODE : BARE_CODE), code, sizeof code);
+    if (cpl3)
+        bare_cpl3(mem);
     sl_vcpu *v = NULL;
     sl_errbuf e = {{0}};
     int rc;
@@ -251,7 +289,7 @@ static double bench_bare(int reps, int batch, events *ev)
     sl_vcpu_get_stats(v, &a);
     trace_start();
     bare_run(v);
-    trace_print("kvm_run_out_roundtrip");
+    trace_print(cpl3 ? "kvm_run_out_roundtrip" : "kvm_run_out_roundtrip_cpl0");
     sl_vcpu_get_stats(v, &b);
     memset(ev, 0, sizeof *ev);
     ev->exits = b.exits - a.exits;
@@ -388,6 +426,44 @@ static double bench_restore_clean(sl_sandbox *sb, sl_snapshot *s, int reps, even
     return med;
 }
 
+static void counter_once(sl_sandbox *sb)
+{
+    sl_value r;
+    int rc = sl_sandbox_call(sb, "Counter", NULL, 0, &r);
+    if (rc)
+        die("Counter", rc, sl_sandbox_errmsg(sb));
+}
+
+/* One copy-on-write fault: Counter() right after a restore writes the
+ * demo's data page, which the restore made copy-on-write again; Echo("")
+ * right after a restore writes nothing of the snapshot. The difference of
+ * the medians of call-after-restore is the fault; *ev: Counter's events. */
+static double bench_cow_page(sl_sandbox *sb, sl_snapshot *s, int reps, events *ev)
+{
+    double *tc = calloc((size_t)reps, sizeof *tc), *te = calloc((size_t)reps, sizeof *te);
+    for (int i = -1; i < reps; i++) {
+        restore_once(sb, s);
+        double t0 = bench_now();
+        counter_once(sb);
+        double t1 = bench_now();
+        restore_once(sb, s);
+        double t2 = bench_now();
+        echo_once(sb, "");
+        double t3 = bench_now();
+        if (i >= 0) {
+            tc[i] = t1 - t0;
+            te[i] = t3 - t2;
+        }
+    }
+    double d = bench_median(tc, reps) - bench_median(te, reps);
+    free(tc);
+    free(te);
+    restore_once(sb, s);
+    counter_once(sb);
+    *ev = call_events(sb);
+    return d > 0 ? d : 0;
+}
+
 /* Fill(pages) + restore, timed together and the restore alone; then one
  * counted iteration: *call_ev (the call, read before the restore) and
  * *restore_ev. */
@@ -470,10 +546,14 @@ int main(void)
     int restore_reps = bench_reps(lab ? 15 : 301);
     events ev, ev2;
 
-    double bare = bench_bare(reps, bare_batch, &ev);
+    /* Guest calls run at CPL3: their floor is the CPL3 round trip. */
+    double bare = bench_bare(reps, bare_batch, true, &ev);
     bench_report("kvm_run_out_roundtrip", bare, bare, "us");
     print_events("kvm_run_out_roundtrip", &ev);
-    printf("# goal kvm_run_out_roundtrip: exits=1 ioctls=1 (one KVM_RUN, ended by the `out`)\n");
+    printf("# goal kvm_run_out_roundtrip: exits=1 ioctls=1 (one KVM_RUN, ended by the `out`, from CPL3)\n");
+    double bare0 = bench_bare(reps, bare_batch, false, &ev);
+    bench_report("kvm_run_out_roundtrip_cpl0", bare0, bare, "us");
+    print_events("kvm_run_out_roundtrip_cpl0", &ev);
 
     /* a 4 MiB brk heap; musl's malloc takes Fill's blocks from mmap (scratch) */
     sl_config cfg = {.heap_size = 4u << 20};
@@ -498,6 +578,13 @@ int main(void)
            "with immediate_exit after a call; dirty_pages=1 (the bookkeeping page, rewritten by every restore: "
            "%llu right after one)\n",
            (unsigned long long)after_restore_dirty);
+
+    double cowp = bench_cow_page(sb, s, restore_reps, &ev);
+    bench_report("cow_page", cowp, bare0, "us");
+    print_events("cow_page", &ev);
+    printf("# goal cow_page: guest_faults=1 cow=1 (Counter writes one page of the snapshot); the baseline is the "
+           "CPL0 `out` round trip a host-side copy needs (the copy itself: ~1 us); on PVM <= 3x the host-copy "
+           "cost measured in ../shared/notes/pvm.md (61 us: fault, `out`, host copy, remap), i.e. <= 183 us\n");
 
     static const unsigned pages[] = {0, 1, 16, 256};
     for (size_t i = 0; i < sizeof pages / sizeof pages[0]; i++) {

@@ -304,6 +304,9 @@ typedef struct sl_sandbox_info {
     uint64_t demand_pages;   /* zero pages the guest kernel mapped (stack growth, mmap,
                               * mremap, mprotect, madvise) */
     uint64_t syscalls;       /* system calls the guest kernel served */
+    uint64_t emulated;       /* instructions the hypervisor emulated: on PVM every
+                              * instruction of the guest kernel (CPL0); 0 where KVM
+                              * does not report it (binary statistics) */
 } sl_sandbox_info;
 int sl_sandbox_info_get(sl_sandbox *sb, sl_sandbox_info *info);
 

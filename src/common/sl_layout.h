@@ -72,6 +72,13 @@ static inline uint64_t sl_scratch_base_gva(unsigned arch, uint64_t size)
 #define SL_BK_EV_SYSCALLS 0x300   /* events since the restore: system calls served */
 #define SL_BK_EV_DEMAND 0x308     /* events since the restore: zero pages mapped on demand or by mmap */
 #define SL_BK_FREE_COUNT 0x310    /* pages on SL_BK_FREE_LIST */
+/* Page copies and zeroing (docs/decisions.md, "PVM"): where the vCPU emulates
+ * every kernel instruction (PVM), a 4 KiB copy in the guest costs ~0.5 ms and
+ * an exit to the host far less, so the host does them. Written by the host on
+ * every restore, so a snapshot taken on one backend runs on the other. */
+#define SL_BK_HOST_PAGES 0x318    /* 1: use SL_PORT_PAGE; 0: copy and zero in the guest */
+#define SL_BK_PAGE_DST 0x320      /* SL_PORT_PAGE: GPA of the scratch page to write */
+#define SL_BK_PAGE_SRC 0x328      /* SL_PORT_PAGE copy: GPA of the page to read */
 #define SL_BK_ROOTS 0x100         /* u64 GPAs of every root the guest uses; [0] is the first space */
 #define SL_BK_MAX_ROOTS 64u
 #define SL_BK_MAGIC_VALUE 0x4b4f4f42544c53ull /* "SLTBOOK" */

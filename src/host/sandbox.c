@@ -378,6 +378,59 @@ static void answer_clock(sl_sandbox *sb, uint32_t id)
     sl_mem_bk_set(sb->mem, SL_BK_CLOCK_NSEC, nsec);
 }
 
+/* Whether an `out` came from the guest kernel: its rip (at or just past the
+ * instruction) lies in the kernel image, which user code cannot execute. The
+ * I/O bitmap keeps user code from the kernel's ports on hardware KVM, but PVM
+ * exits on every `out` at CPL3 whatever the bitmap says. Without a rip (no
+ * KVM_CAP_SYNC_REGS) the bitmap is all there is. */
+static bool from_kernel(const sl_sandbox *sb, const sl_exit *ex)
+{
+    const sl_layout *l = &sb->mem->layout;
+    return ex->rip == 0 || (ex->rip >= l->kernel_gpa && ex->rip <= l->kernel_gpa + l->kernel_size);
+}
+
+/* Host pointer of the guest page at gpa: scratch (writable) or, when !write,
+ * the snapshot's memory; NULL for anything else. */
+static uint8_t *guest_page(sl_sandbox *sb, uint64_t gpa, bool write)
+{
+    const sl_layout *l = &sb->mem->layout;
+    if (gpa & (SL_PAGE_SIZE - 1))
+        return NULL;
+    if (gpa >= l->scratch_gpa && gpa - l->scratch_gpa < l->scratch_size)
+        return sb->mem->scratch + (gpa - l->scratch_gpa);
+    if (!write && gpa >= SL_BASE_ADDRESS && gpa - SL_BASE_ADDRESS < sb->snap->visible_size)
+        return (uint8_t *)sb->snap->mem + (gpa - SL_BASE_ADDRESS);
+    return NULL;
+}
+
+/* SL_PORT_PAGE: a page copy or zeroing the guest kernel hands us (on PVM,
+ * SL_BK_HOST_PAGES). Both GPAs come from guest memory: checked like
+ * everything else, and the written page is marked dirty by hand (the
+ * hypervisor's dirty log sees only the guest's own writes). */
+static int page_op(sl_sandbox *sb, const sl_exit *ex)
+{
+    if (!from_kernel(sb, ex))
+        return poison(sb, sl_err(&sb->err, SL_EABI, "user code wrote to the kernel's I/O port 0x%x", ex->port));
+    uint64_t dst = sl_mem_bk_get(sb->mem, SL_BK_PAGE_DST), src = sl_mem_bk_get(sb->mem, SL_BK_PAGE_SRC);
+    uint8_t *d = guest_page(sb, dst, true);
+    if (!d)
+        return poison(sb, sl_err(&sb->err, SL_EABI, "page operation on GPA 0x%llx, not a scratch page",
+                                 (unsigned long long)dst));
+    if (ex->value == SL_PAGE_OP_COPY) {
+        const uint8_t *s = guest_page(sb, src, false);
+        if (!s)
+            return poison(sb, sl_err(&sb->err, SL_EABI, "page copy from GPA 0x%llx, not guest memory",
+                                     (unsigned long long)src));
+        memmove(d, s, SL_PAGE_SIZE);
+    } else if (ex->value == SL_PAGE_OP_ZERO) {
+        memset(d, 0, SL_PAGE_SIZE);
+    } else {
+        return poison(sb, sl_err(&sb->err, SL_EABI, "unknown page operation %u", (unsigned)ex->value));
+    }
+    sl_mem_mark_dirty(sb->mem, dst, SL_PAGE_SIZE);
+    return 0;
+}
+
 /* Runs the guest until it finishes (SL_PORT_DONE), handling host calls,
  * prints and the program's system calls that reach the host; fills *res with
  * the RESULT message. RUN_EXITED when the program exited instead. Any
@@ -449,9 +502,19 @@ static int run_guest(sl_sandbox *sb, sl_msg *res, bool init)
                     return rc;
                 continue;
             case SL_PORT_CLOCK:
+                if (!from_kernel(sb, &ex))
+                    return poison(sb, sl_err(&sb->err, SL_EABI, "user code wrote to the kernel's I/O port 0x%x",
+                                             ex.port));
                 answer_clock(sb, ex.value);
                 continue;
+            case SL_PORT_PAGE:
+                if ((rc = page_op(sb, &ex)))
+                    return rc;
+                continue;
             case SL_PORT_EXIT:
+                if (!from_kernel(sb, &ex))
+                    return poison(sb, sl_err(&sb->err, SL_EABI, "user code wrote to the kernel's I/O port 0x%x",
+                                             ex.port));
                 sb->exit.signal = ex.value & 0x100 ? (int)(ex.value & 0x7f) : 0;
                 sb->exit.exit_status = sb->exit.signal ? 128 + sb->exit.signal : (int)(ex.value & 0xff);
                 return RUN_EXITED;
@@ -639,7 +702,7 @@ static int restore_raw(sl_sandbox *sb, sl_snapshot *snap)
         return poison(sb, rc);
     sl_mem_merge_dirty(sb->mem, sb->dirty_tmp);
     if ((rc = map_snapshot(sb, snap)) || (rc = sl_mem_restore(sb->mem, snap, &sb->err)) ||
-        (rc = sl_vcpu_tables_changed(sb->vcpu, &sb->err)))
+        (rc = sl_vcpu_tables_changed(sb->vcpu, sb->mem->last_tables_copied > 0, &sb->err)))
         return poison(sb, rc);
     sl_sregs_blob blob, *saved = NULL;
     if (snap->sregs_len) {
@@ -652,6 +715,7 @@ static int restore_raw(sl_sandbox *sb, sl_snapshot *snap)
         return poison(sb, rc);
     sl_vcpu_clear_cancel(sb->vcpu);
     reseed(sb);
+    sl_mem_bk_set(sb->mem, SL_BK_HOST_PAGES, sl_vcpu_is_pvm(sb->vcpu) ? 1 : 0);
     sl_vcpu_get_stats(sb->vcpu, &sb->stats_base);
     if (sb->snap != snap) {
         sl_snapshot_ref(snap);
@@ -1123,6 +1187,7 @@ int sl_sandbox_info_get(sl_sandbox *sb, sl_sandbox_info *info)
     info->exits_mmio = now.exits_mmio - sb->stats_base.exits_mmio;
     info->exits_other = now.exits_other - sb->stats_base.exits_other;
     info->ioctls = now.ioctls - sb->stats_base.ioctls;
+    info->emulated = now.emulated - sb->stats_base.emulated;
     info->guest_faults = sl_mem_bk_get(sb->mem, SL_BK_EV_FAULTS);
     info->cow_copies = sl_mem_bk_get(sb->mem, SL_BK_EV_COW);
     info->demand_pages = sl_mem_bk_get(sb->mem, SL_BK_EV_DEMAND);

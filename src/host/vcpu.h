@@ -85,9 +85,11 @@ typedef struct sl_exit {
  * AMD-V, drops CR0.PG outside long mode, so it cannot run i686), SL_ENOMEM,
  * SL_EHYPERVISOR for any other failure. */
 /* Running totals since the vCPU was opened: every KVM_RUN return is an exit,
- * counted by reason; every ioctl on the VM or vCPU is counted. */
+ * counted by reason; every ioctl on the VM or vCPU is counted; emulated:
+ * the instructions the hypervisor emulated (KVM's insn_emulation statistic;
+ * on PVM every CPL0 instruction), 0 where KVM does not report it. */
 typedef struct sl_vcpu_stats {
-    uint64_t exits, exits_io, exits_mmio, exits_other, ioctls;
+    uint64_t exits, exits_io, exits_mmio, exits_other, ioctls, emulated;
 } sl_vcpu_stats;
 void sl_vcpu_get_stats(const sl_vcpu *v, sl_vcpu_stats *out);
 
@@ -107,10 +109,13 @@ bool sl_vcpu_msr_filter_active(const sl_vcpu *v);
  * mapping) at guest-physical gpa in slot. size 0 deletes the slot. Mapping an
  * existing slot again with other parameters replaces it (its dirty log starts
  * afresh); the same parameters are a no-op. Slots must not overlap. */
-/* The host wrote guest page tables (restore, snapshot): makes the
- * hypervisor forget any copy it keeps of them. Costs two ioctls under
- * shadow paging (PVM; KVM with ept=0/npt=0), nothing otherwise. */
-int sl_vcpu_tables_changed(sl_vcpu *v, sl_errbuf *e);
+/* Says, before sl_vcpu_reset, whether the host rewrote guest page tables
+ * since the guest last ran (a restore copying table pages back, another
+ * snapshot's tables). changed: the hypervisor forgets any copy it keeps of
+ * them (two ioctls under shadow paging: PVM, KVM with ept=0/npt=0) and the
+ * reset flushes the guest TLB. Unchanged: the next reset skips its TLB flush
+ * (one ioctl less). Without this call a reset always flushes. */
+int sl_vcpu_tables_changed(sl_vcpu *v, bool changed, sl_errbuf *e);
 
 int sl_vcpu_map(sl_vcpu *v, unsigned slot, uint64_t gpa, void *host, uint64_t size,
                 unsigned flags, sl_errbuf *e);

@@ -124,6 +124,9 @@ struct sl_vcpu {
     bool shadow_paging; /* KVM shadows the guest's page tables: see sl_vcpu_tables_changed */
     unsigned zap_slot;  /* KVM slot number kept for sl_vcpu_tables_changed */
     void *zap_page;
+    bool keep_tlb;      /* the next sl_vcpu_reset may skip its TLB flush */
+    int stats_fd;       /* KVM binary statistics of the vCPU, or -1 */
+    uint64_t emul_off;  /* file offset of insn_emulation there, 0: none */
     size_t xsave_size;
     void *xsave_clean; /* KVM_SET_XSAVE image of the reset FPU state */
     uint64_t apic_base;
@@ -397,6 +400,7 @@ static int probe_mode(sl_vcpu *v, sl_errbuf *e)
 }
 
 static bool uses_shadow_paging(const sl_vcpu *v);
+static void open_stats(sl_vcpu *v);
 
 static int open_vm(sl_vcpu *v, int kvm_fd, sl_errbuf *e)
 {
@@ -443,6 +447,7 @@ static int open_vm(sl_vcpu *v, int kvm_fd, sl_errbuf *e)
     if (vioctl(v, v->vcpu_fd, KVM_GET_SREGS, &v->initial_sregs) < 0)
         return ioctl_err(e, "KVM_GET_SREGS");
     v->apic_base = v->initial_sregs.apic_base;
+    open_stats(v);
     if ((rc = probe_mode(v, e)))
         return rc;
     /* KVM copies the GPRs into the run page at every exit: RIP for free. */
@@ -475,7 +480,7 @@ int sl_vcpu_open(sl_vcpu **out, unsigned arch, sl_errbuf *e)
     }
     v->arch = arch;
     v->tr_type = tr_type();
-    v->vm_fd = v->vcpu_fd = -1;
+    v->vm_fd = v->vcpu_fd = v->stats_fd = -1;
     int rc = pthread_mutex_init(&v->lock, NULL);
     if (rc) {
         free(v);
@@ -502,6 +507,8 @@ void sl_vcpu_free(sl_vcpu *v)
         munmap(v->run, v->run_size);
     if (v->zap_page)
         munmap(v->zap_page, 4096);
+    if (v->stats_fd >= 0)
+        close(v->stats_fd);
     if (v->vcpu_fd >= 0)
         close(v->vcpu_fd);
     if (v->vm_fd >= 0)
@@ -570,9 +577,10 @@ static bool uses_shadow_paging(const sl_vcpu *v)
 
 #define ZAP_SLOT_GPA 0x1000ull /* below SL_BASE_ADDRESS: no layout uses it */
 
-int sl_vcpu_tables_changed(sl_vcpu *v, sl_errbuf *e)
+int sl_vcpu_tables_changed(sl_vcpu *v, bool changed, sl_errbuf *e)
 {
-    if (!v->shadow_paging)
+    v->keep_tlb = !changed;
+    if (!changed || !v->shadow_paging)
         return 0;
     int rc;
     if (!v->zap_page) {
@@ -798,7 +806,10 @@ int sl_vcpu_reset(sl_vcpu *v, uint64_t cr3, const sl_sregs_blob *saved, sl_errbu
      * a change and drops every translation the guest had cached. */
     struct kvm_sregs bounce = *s;
     bounce.cr4 ^= CR4_OSXMMEXCPT;
-    if (vioctl(v, v->vcpu_fd, KVM_SET_SREGS, &bounce) < 0 || vioctl(v, v->vcpu_fd, KVM_SET_SREGS, s) < 0)
+    bool flush = !v->keep_tlb;
+    v->keep_tlb = false;
+    if ((flush && vioctl(v, v->vcpu_fd, KVM_SET_SREGS, &bounce) < 0) ||
+        vioctl(v, v->vcpu_fd, KVM_SET_SREGS, s) < 0)
         return ioctl_err(e, "KVM_SET_SREGS");
     /* Without an in-kernel LAPIC, KVM reloads CR8 from kvm_run at every entry. */
     v->run->cr8 = s->cr8;
@@ -1075,7 +1086,44 @@ static void count_exit(sl_vcpu *v)
     }
 }
 
-void sl_vcpu_get_stats(const sl_vcpu *v, sl_vcpu_stats *out) { *out = v->stats; }
+/* KVM's own count of emulated instructions (the vCPU's binary statistics,
+ * KVM_GET_STATS_FD, "insn_emulation"): on PVM, every CPL0 instruction. Best
+ * effort: without it the count stays 0. */
+static void open_stats(sl_vcpu *v)
+{
+    struct kvm_stats_header h;
+    int fd = ioctl(v->vcpu_fd, KVM_GET_STATS_FD, NULL);
+    if (fd < 0)
+        return;
+    if (pread(fd, &h, sizeof h, 0) != (ssize_t)sizeof h || h.num_desc > 4096 || h.name_size > 256) {
+        close(fd);
+        return;
+    }
+    size_t dsz = sizeof(struct kvm_stats_desc) + h.name_size;
+    char *d = malloc(dsz * h.num_desc);
+    if (d && pread(fd, d, dsz * h.num_desc, h.desc_offset) == (ssize_t)(dsz * h.num_desc)) {
+        for (uint32_t i = 0; i < h.num_desc; i++) {
+            struct kvm_stats_desc *k = (struct kvm_stats_desc *)(void *)(d + i * dsz);
+            if (k->size == 1 && strncmp(k->name, "insn_emulation", h.name_size) == 0) {
+                v->emul_off = (uint64_t)h.data_offset + k->offset;
+                break;
+            }
+        }
+    }
+    free(d);
+    if (v->emul_off)
+        v->stats_fd = fd;
+    else
+        close(fd);
+}
+
+void sl_vcpu_get_stats(const sl_vcpu *v, sl_vcpu_stats *out)
+{
+    *out = v->stats;
+    uint64_t n;
+    if (v->stats_fd >= 0 && pread(v->stats_fd, &n, sizeof n, (off_t)v->emul_off) == (ssize_t)sizeof n)
+        out->emulated = n;
+}
 
 const char *sl_vcpu_backend_name(const sl_vcpu *v) { return v->pvm ? "pvm" : "kvm"; }
 bool sl_vcpu_is_pvm(const sl_vcpu *v) { return v->pvm; }

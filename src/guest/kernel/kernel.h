@@ -134,6 +134,13 @@ K_NORETURN void k_out_of_memory(void);
 /* Maps a fresh zero page at va with the given permissions (user). 0, or
  * -1 out of memory / -2 mapping failed or va already mapped. */
 int k_map_zero(uint64_t va, bool writable, bool executable);
+/* k_map_zero for n pages from va, a leaf table at a time; stops at the first
+ * failure (the pages mapped so far stay: the caller unmaps them). */
+int k_map_zero_range(uint64_t va, uint64_t n, bool writable, bool executable);
+/* k_unmap for n pages from va, a leaf table at a time. */
+void k_unmap_range(uint64_t va, uint64_t n);
+/* The highest mapped page in [lo, hi), page-aligned; 0 when none is. */
+uint64_t k_highest_mapped(uint64_t lo, uint64_t hi);
 /* Unmaps va, returning its page to the free list when it is scratch. */
 void k_unmap(uint64_t va);
 bool k_move_page(uint64_t from, uint64_t to);

@@ -23,6 +23,18 @@ static void *scratch_ptr_st(const k_state *st, uint64_t gpa)
 
 void *k_scratch_ptr(uint64_t gpa) { return scratch_ptr_st(&k_st, gpa); }
 
+/* Whether the host copies and zeroes pages for us (SL_BK_HOST_PAGES: on PVM,
+ * where each kernel instruction is emulated and a 4 KiB `rep movsq` costs
+ * ~0.5 ms while an exit to the host costs ~10 us). */
+static bool host_pages(const k_state *st) { return *bk_st(st, SL_BK_HOST_PAGES) == 1; }
+
+static void host_page_op(const k_state *st, uint32_t op, uint64_t dst, uint64_t src)
+{
+    *bk_st(st, SL_BK_PAGE_DST) = dst;
+    *bk_st(st, SL_BK_PAGE_SRC) = src;
+    k_out(SL_PORT_PAGE, op);
+}
+
 static void zero_page(void *p)
 {
     void *d = p;
@@ -61,7 +73,10 @@ bool k_scratch_take_st(const k_state *st, uint64_t *gpa)
         if (p) {
             *head = p[0];
             *bk_st(st, SL_BK_FREE_COUNT) -= 1;
-            zero_page(p);
+            if (host_pages(st))
+                host_page_op(st, SL_PAGE_OP_ZERO, h, 0);
+            else
+                zero_page(p);
             *gpa = h;
             return true;
         }
@@ -114,18 +129,6 @@ static void *entry_ptr(const k_state *st, uint64_t pte_gpa)
     return page ? page + (pte_gpa & (SL_PAGE_SIZE - 1)) : NULL;
 }
 
-static uint64_t pte_read(uint64_t pte_gpa, const k_state *st)
-{
-    void *p = entry_ptr(st, pte_gpa);
-    if (!p)
-        return 0;
-#if defined(__x86_64__)
-    return *(volatile uint64_t *)p;
-#else
-    return *(volatile uint32_t *)p;
-#endif
-}
-
 static void pte_write(uint64_t pte_gpa, uint64_t v, const k_state *st)
 {
     void *p = entry_ptr(st, pte_gpa);
@@ -138,52 +141,165 @@ static void pte_write(uint64_t pte_gpa, uint64_t v, const k_state *st)
 #endif
 }
 
+/* ---- the current space's 4 KiB leaves, walked directly ----
+ * pt.c decodes every level through callbacks and handles every shape of
+ * table; at CPL0 on PVM each instruction is emulated (~1 us), so the hot
+ * paths (faults, mmap, pointer checks) walk here in a few instructions per
+ * level and leave large pages and tables outside scratch to pt.c. */
+#if defined(__x86_64__)
+typedef uint64_t k_pte;
+#define K_LEVELS 4u
+#define K_INDEX_BITS 9u
+#else
+typedef uint32_t k_pte;
+#define K_LEVELS 2u
+#define K_INDEX_BITS 10u
+#endif
+#define K_ENTRIES (1u << K_INDEX_BITS)
+
+enum { WALK_OK, WALK_ABSENT, WALK_ODD, WALK_NOMEM };
+
+typedef struct k_walk {
+    volatile k_pte *slot; /* the leaf entry, through the scratch linear map */
+    uint64_t slot_gpa;
+    uint64_t upper;       /* RW and US AND-ed over the levels above the leaf, NX OR-ed */
+    uint64_t span;        /* WALK_ABSENT: bytes of VA the missing entry covers */
+} k_walk;
+
+/* WALK_OK with the leaf entry's slot (present or not); WALK_ABSENT when a
+ * table on the way is missing and !create (create: made from scratch pages,
+ * which come zeroed); WALK_ODD for a large page or a table outside scratch
+ * (pt.c decides); WALK_NOMEM when scratch ran out. */
+static int walk(const k_state *st, uint64_t va, bool create, k_walk *w)
+{
+    uint64_t table = k_root(), upper = SL_PTE_RW | SL_PTE_US, nx = 0;
+    for (unsigned level = 0; level + 1 < K_LEVELS; level++) {
+        volatile k_pte *t = scratch_ptr_st(st, table);
+        if (!t)
+            return WALK_ODD;
+        unsigned shift = 12 + K_INDEX_BITS * (K_LEVELS - 1 - level);
+        volatile k_pte *e = t + ((va >> shift) & (K_ENTRIES - 1));
+        uint64_t pte = *e;
+        if (!(pte & SL_PTE_P)) {
+            uint64_t fresh;
+            if (!create) {
+                w->span = 1ull << shift;
+                return WALK_ABSENT;
+            }
+            if (!k_scratch_take_st(st, &fresh))
+                return WALK_NOMEM;
+            pte = fresh | SL_PTE_P | SL_PTE_RW | SL_PTE_US;
+            *e = (k_pte)pte;
+        } else if (pte & SL_PTE_PS) {
+            return WALK_ODD;
+        }
+        upper &= pte;
+#if defined(__x86_64__)
+        nx |= pte & SL_PTE_NX;
+#endif
+        table = pte & K_PTE_ADDR;
+    }
+    volatile k_pte *t = scratch_ptr_st(st, table);
+    if (!t)
+        return WALK_ODD;
+    unsigned idx = (unsigned)(va >> 12) & (K_ENTRIES - 1);
+    w->slot = t + idx;
+    w->slot_gpa = table + idx * sizeof(k_pte);
+    w->upper = upper | nx;
+    return WALK_OK;
+}
+
+/* Effective permissions of a present leaf under w (as pt.c computes them). */
+static sl_perm walk_perm(const k_walk *w, uint64_t pte)
+{
+    sl_perm p = sl_pt_decode_leaf(K_ARCH, pte);
+    p.writable = p.writable && (w->upper & SL_PTE_RW);
+    p.user = p.user && (w->upper & SL_PTE_US);
+#if defined(__x86_64__)
+    p.executable = p.executable && !(w->upper & SL_PTE_NX);
+#endif
+    return p;
+}
+
+/* The 4 KiB leaf that maps va in the current space (map and pte_gpa may be
+ * NULL); false when none does. */
+static bool leaf_st(const k_state *st, uint64_t va, sl_mapping *map, uint64_t *pte_gpa)
+{
+    k_walk w;
+    int r = walk(st, va, false, &w);
+    if (r == WALK_ODD) {
+        sl_pt_mem m;
+        pt_mem_st(st, &m);
+        return sl_pt_lookup(K_ARCH, &m, k_root(), va & SL_PAGE_MASK, map, pte_gpa);
+    }
+    if (r != WALK_OK)
+        return false;
+    uint64_t pte = *w.slot;
+    if (!(pte & SL_PTE_P))
+        return false;
+    if (map) {
+        map->gva = va & SL_PAGE_MASK;
+        map->gpa = pte & K_PTE_ADDR;
+        map->size = SL_PAGE_SIZE;
+        map->perm = walk_perm(&w, pte);
+    }
+    if (pte_gpa)
+        *pte_gpa = w.slot_gpa;
+    return true;
+}
+
 /* Copies the CoW page holding `va` into a fresh scratch page and maps it
  * read-write in place (the leaf may be shared by several spaces, which then
  * all see the copy: that is what sharing a table means). */
-int k_cow_page_st(const k_state *st, uint64_t va)
+/* need_user: a user write, which may copy only a user page. */
+static int cow(const k_state *st, uint64_t va, bool need_user)
 {
-    sl_pt_mem m;
-    sl_mapping map;
-    uint64_t pte_gpa, new_gpa;
+    k_walk w;
+    uint64_t new_gpa;
     va &= SL_PAGE_MASK;
-    pt_mem_st(st, &m);
-    if (!sl_pt_lookup(K_ARCH, &m, k_root(), va, &map, &pte_gpa))
+    if (walk(st, va, false, &w) != WALK_OK)
+        return -1; /* nothing there, or a large page: never copy-on-write here */
+    uint64_t pte = *w.slot;
+    if (!(pte & SL_PTE_P) || (need_user && !(pte & w.upper & SL_PTE_US)))
         return -1;
-    if (map.perm.kind == SL_MAP_BASIC && map.perm.writable)
-        return 0;
-    if (map.perm.kind != SL_MAP_COW)
+    if (pte & SL_PTE_RW)
+        return (w.upper & SL_PTE_RW) ? 0 : -1;
+    if (!(pte & SL_PTE_COW))
         return -1;
-    uint64_t pte = pte_read(pte_gpa, st);
-    if (!(pte & SL_PTE_P) || !(pte & SL_PTE_COW))
-        return -1; /* the effective kind came from an upper level: not ours to fix */
     if (!k_scratch_take_st(st, &new_gpa))
         return -2;
-    copy_page(scratch_ptr_st(st, new_gpa), (const void *)(uintptr_t)va);
-    pte = (pte & ~(K_PTE_ADDR | SL_PTE_COW)) | new_gpa | SL_PTE_RW;
-    pte_write(pte_gpa, pte, st);
+    if (host_pages(st))
+        host_page_op(st, SL_PAGE_OP_COPY, new_gpa, pte & K_PTE_ADDR);
+    else
+        copy_page(scratch_ptr_st(st, new_gpa), (const void *)(uintptr_t)va);
+    *w.slot = (k_pte)((pte & ~(K_PTE_ADDR | SL_PTE_COW)) | new_gpa | SL_PTE_RW);
     k_invlpg((uintptr_t)va);
     *bk_st(st, SL_BK_EV_COW) += 1;
     return 1;
 }
 
+int k_cow_page_st(const k_state *st, uint64_t va) { return cow(st, va, false); }
+
 K_NORETURN void k_out_of_memory(void) { k_abort(SL_ABI_ENOMEM, "out of scratch memory"); }
 
 /* The 4 KiB leaf that maps va in the current space (map and pte_gpa may be
  * NULL); false when none does. */
-static bool leaf(uint64_t va, sl_mapping *map, uint64_t *pte_gpa)
-{
-    sl_pt_mem m;
-    k_pt_mem(&m);
-    return sl_pt_lookup(K_ARCH, &m, k_root(), va, map, pte_gpa);
-}
+static bool leaf(uint64_t va, sl_mapping *map, uint64_t *pte_gpa) { return leaf_st(&k_st, va, map, pte_gpa); }
 
 /* Maps va to the scratch or snapshot page gpa in the current space. */
 static int map_leaf(uint64_t va, uint64_t gpa, sl_perm perm)
 {
-    sl_pt_mem m;
-    k_pt_mem(&m);
-    int rc = sl_pt_map(K_ARCH, &m, k_root(), va, gpa, SL_PAGE_SIZE, perm);
+    k_walk w;
+    int rc = SL_PT_OK, r = walk(&k_st, va, true, &w);
+    if (r == WALK_OK) {
+        *w.slot = (k_pte)sl_pt_encode_leaf(K_ARCH, gpa, perm);
+    } else if (r == WALK_NOMEM) {
+        return SL_PT_ENOMEM;
+    } else {
+        sl_pt_mem m;
+        k_pt_mem(&m);
+        rc = sl_pt_map(K_ARCH, &m, k_root(), va, gpa, SL_PAGE_SIZE, perm);
+    }
     k_invlpg((uintptr_t)va);
     return rc;
 }
@@ -203,6 +319,107 @@ int k_map_zero(uint64_t va, bool writable, bool executable)
         return rc == SL_PT_ENOMEM ? -1 : -2;
     }
     k_count(SL_BK_EV_DEMAND);
+    return 0;
+}
+
+int k_map_zero_range(uint64_t va, uint64_t n, bool writable, bool executable)
+{
+    sl_perm perm = {.kind = SL_MAP_BASIC, .readable = true, .writable = writable, .executable = executable,
+                    .user = true};
+    uint64_t bits = sl_pt_encode_leaf(K_ARCH, 0, perm);
+    while (n) {
+        k_walk w;
+        int r = walk(&k_st, va, true, &w);
+        if (r == WALK_NOMEM)
+            return -1;
+        if (r != WALK_OK) { /* a large page on the way: one page at a time */
+            int rc = k_map_zero(va, writable, executable);
+            if (rc)
+                return rc;
+            va += SL_PAGE_SIZE;
+            n--;
+            continue;
+        }
+        /* The rest of this leaf table in one go: no invlpg, since nothing
+         * was mapped there and x86 caches no translation of an absent page. */
+        volatile k_pte *slot = w.slot;
+        for (unsigned idx = (unsigned)(va >> 12) & (K_ENTRIES - 1); idx < K_ENTRIES && n; idx++, n--) {
+            uint64_t gpa;
+            if (*slot & SL_PTE_P)
+                return -2;
+            if (!k_page_take(&gpa))
+                return -1;
+            *slot++ = (k_pte)(bits | gpa);
+            *k_bk_slot(SL_BK_EV_DEMAND) += 1;
+            va += SL_PAGE_SIZE;
+        }
+    }
+    return 0;
+}
+
+void k_unmap_range(uint64_t va, uint64_t n)
+{
+    while (n) {
+        k_walk w;
+        int r = walk(&k_st, va, false, &w);
+        if (r == WALK_ABSENT) { /* a whole missing table: nothing mapped there */
+            uint64_t next = (va & ~(w.span - 1)) + w.span, skip = (next - va) / SL_PAGE_SIZE;
+            if (skip >= n || next < va)
+                return;
+            n -= skip;
+            va = next;
+            continue;
+        }
+        if (r != WALK_OK) {
+            k_unmap(va);
+            va += SL_PAGE_SIZE;
+            n--;
+            continue;
+        }
+        volatile k_pte *slot = w.slot;
+        for (unsigned idx = (unsigned)(va >> 12) & (K_ENTRIES - 1); idx < K_ENTRIES && n; idx++, n--) {
+            uint64_t pte = *slot;
+            if (pte & SL_PTE_P) {
+                *slot = 0;
+                k_invlpg((uintptr_t)va);
+                k_page_give(pte & K_PTE_ADDR);
+            }
+            slot++;
+            va += SL_PAGE_SIZE;
+        }
+    }
+}
+
+/* The highest mapped page in [lo, hi) (page-aligned), 0 when none: skips
+ * whole missing tables. */
+uint64_t k_highest_mapped(uint64_t lo, uint64_t hi)
+{
+    uint64_t va = hi;
+    while (va > lo) {
+        k_walk w;
+        uint64_t page = va - SL_PAGE_SIZE;
+        int r = walk(&k_st, page, false, &w);
+        if (r == WALK_ABSENT) { /* nothing below this missing table's start */
+            va = page & ~(w.span - 1);
+            continue;
+        }
+        if (r != WALK_OK) { /* a large page or an odd table: one page at a time */
+            if (k_is_mapped(page))
+                return page;
+            va = page;
+            continue;
+        }
+        volatile k_pte *slot = w.slot;
+        for (;;) {
+            if (*slot & SL_PTE_P)
+                return page;
+            if (page <= lo || ((page >> 12) & (K_ENTRIES - 1)) == 0)
+                break;
+            page -= SL_PAGE_SIZE;
+            slot--;
+        }
+        va = page;
+    }
     return 0;
 }
 
@@ -243,11 +460,7 @@ static bool handle_pf(uint64_t addr, uint32_t err)
     uint64_t va = addr & SL_PAGE_MASK;
     k_count(SL_BK_EV_FAULTS);
     if ((err & PF_P) && (err & PF_W) && !(err & PF_I)) {
-        sl_mapping map;
-        /* A user write may copy only a user page. */
-        if ((err & PF_U) && (!leaf(va, &map, NULL) || !map.perm.user))
-            return false;
-        int rc = k_cow_page_st(&k_st, va);
+        int rc = cow(&k_st, va, err & PF_U);
         if (rc == -2)
             k_out_of_memory();
         if (rc == 1)

@@ -54,11 +54,7 @@ static bool room_for(uint64_t pages)
     return need >= pages && k_pages_free() >= need;
 }
 
-static void unmap_range(uint64_t a, uint64_t len)
-{
-    for (uint64_t va = a; va < a + len; va += SL_PAGE_SIZE)
-        k_unmap(va);
-}
+static void unmap_range(uint64_t a, uint64_t len) { k_unmap_range(a, len / SL_PAGE_SIZE); }
 
 /* PROT_NONE pages are committed like any other, but supervisor-only: so a
  * reservation is a mapping the cursor and mremap see, and mprotect can open
@@ -66,14 +62,13 @@ static void unmap_range(uint64_t a, uint64_t len)
 static long map_range(uint64_t a, uint64_t len, long prot)
 {
     bool none = !(prot & (PROT_READ | PROT_WRITE | PROT_EXEC));
-    for (uint64_t va = a; va < a + len; va += SL_PAGE_SIZE) {
-        if (k_map_zero(va, prot & PROT_WRITE, prot & PROT_EXEC) != 0) {
-            unmap_range(a, va - a);
-            return -ENOMEM;
-        }
-        if (none)
-            k_protect_page(va, false, false, false);
+    if (k_map_zero_range(a, len / SL_PAGE_SIZE, prot & PROT_WRITE, prot & PROT_EXEC) != 0) {
+        unmap_range(a, len);
+        return -ENOMEM;
     }
+    if (none)
+        for (uint64_t va = a; va < a + len; va += SL_PAGE_SIZE)
+            k_protect_page(va, false, false, false);
     return 0;
 }
 
@@ -86,15 +81,13 @@ static bool take_va(uint64_t len, uint64_t *start)
     for (;;) {
         if (next < k_st.mmap_lo || next - k_st.mmap_lo < len)
             return false;
-        uint64_t s = next - len, va = next;
-        while (va > s && !k_is_mapped(va - SL_PAGE_SIZE))
-            va -= SL_PAGE_SIZE;
-        if (va == s) {
+        uint64_t s = next - len, used = k_highest_mapped(s, next);
+        if (!used) {
             *start = s;
             k_vmstate.mmap_next = s;
             return true;
         }
-        next = va - SL_PAGE_SIZE; /* below the page in use */
+        next = used; /* below the page in use */
     }
 }
 
