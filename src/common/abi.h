@@ -33,6 +33,7 @@
 #define SL_PORT_EXIT 0x5108      /* value = exit status (bit 8 set: killed by signal value & 0x7f) */
 #define SL_PORT_CLOCK 0x5109     /* value = clock id; host writes SL_BK_CLOCK_SEC/NSEC */
 #define SL_PORT_PAGE 0x510A      /* value = SL_PAGE_OP_*, on SL_BK_PAGE_DST/SRC (kernel only) */
+#define SL_PORT_PF 0x510B        /* a user page fault in SL_BK_PF_*, for the host (kernel only) */
 #define SL_PAGE_OP_COPY 1u
 #define SL_PAGE_OP_ZERO 2u
 #define SL_PORT_USER_LAST SL_PORT_LOG /* highest port user code may write */

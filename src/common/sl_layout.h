@@ -79,6 +79,13 @@ static inline uint64_t sl_scratch_base_gva(unsigned arch, uint64_t size)
 #define SL_BK_HOST_PAGES 0x318    /* 1: use SL_PORT_PAGE; 0: copy and zero in the guest */
 #define SL_BK_PAGE_DST 0x320      /* SL_PORT_PAGE: GPA of the scratch page to write */
 #define SL_BK_PAGE_SRC 0x328      /* SL_PORT_PAGE copy: GPA of the page to read */
+/* SL_PORT_PF (with SL_BK_HOST_PAGES = 1, amd64): a user page fault the
+ * kernel's entry hands to the host (src/host/hostfault.c). */
+#define SL_BK_PF_ADDR 0x330       /* kernel-written: CR2 */
+#define SL_BK_PF_ERR 0x338        /* kernel-written: the error code */
+#define SL_BK_PF_ROOT 0x340       /* kernel-written: CR3 */
+#define SL_BK_PF_SLOT 0x348       /* host-written: GVA of the entry to write, 0 = not served */
+#define SL_BK_PF_PTE 0x350        /* host-written: the value to write there */
 #define SL_BK_ROOTS 0x100         /* u64 GPAs of every root the guest uses; [0] is the first space */
 #define SL_BK_MAX_ROOTS 64u
 #define SL_BK_MAGIC_VALUE 0x4b4f4f42544c53ull /* "SLTBOOK" */

@@ -14,6 +14,7 @@
 #include "mem.h"
 #include "regfile.h"
 #include "snapshot.h"
+#include "hostfault.h"
 #include "vcpu.h"
 
 #define SLOT_SNAPSHOT 0u
@@ -389,35 +390,21 @@ static bool from_kernel(const sl_sandbox *sb, const sl_exit *ex)
     return ex->rip == 0 || (ex->rip >= l->kernel_gpa && ex->rip <= l->kernel_gpa + l->kernel_size);
 }
 
-/* Host pointer of the guest page at gpa: scratch (writable) or, when !write,
- * the snapshot's memory; NULL for anything else. */
-static uint8_t *guest_page(sl_sandbox *sb, uint64_t gpa, bool write)
-{
-    const sl_layout *l = &sb->mem->layout;
-    if (gpa & (SL_PAGE_SIZE - 1))
-        return NULL;
-    if (gpa >= l->scratch_gpa && gpa - l->scratch_gpa < l->scratch_size)
-        return sb->mem->scratch + (gpa - l->scratch_gpa);
-    if (!write && gpa >= SL_BASE_ADDRESS && gpa - SL_BASE_ADDRESS < sb->snap->visible_size)
-        return (uint8_t *)sb->snap->mem + (gpa - SL_BASE_ADDRESS);
-    return NULL;
-}
-
 /* SL_PORT_PAGE: a page copy or zeroing the guest kernel hands us (on PVM,
  * SL_BK_HOST_PAGES). Both GPAs come from guest memory: checked like
- * everything else, and the written page is marked dirty by hand (the
+ * everything else; sl_mem_write_ptr marks the written page dirty (the
  * hypervisor's dirty log sees only the guest's own writes). */
 static int page_op(sl_sandbox *sb, const sl_exit *ex)
 {
     if (!from_kernel(sb, ex))
         return poison(sb, sl_err(&sb->err, SL_EABI, "user code wrote to the kernel's I/O port 0x%x", ex->port));
     uint64_t dst = sl_mem_bk_get(sb->mem, SL_BK_PAGE_DST), src = sl_mem_bk_get(sb->mem, SL_BK_PAGE_SRC);
-    uint8_t *d = guest_page(sb, dst, true);
+    uint8_t *d = (dst & (SL_PAGE_SIZE - 1)) ? NULL : sl_mem_write_ptr(sb->mem, dst, SL_PAGE_SIZE);
     if (!d)
         return poison(sb, sl_err(&sb->err, SL_EABI, "page operation on GPA 0x%llx, not a scratch page",
                                  (unsigned long long)dst));
     if (ex->value == SL_PAGE_OP_COPY) {
-        const uint8_t *s = guest_page(sb, src, false);
+        const uint8_t *s = (src & (SL_PAGE_SIZE - 1)) ? NULL : sl_mem_read_ptr(sb->mem, src, SL_PAGE_SIZE);
         if (!s)
             return poison(sb, sl_err(&sb->err, SL_EABI, "page copy from GPA 0x%llx, not guest memory",
                                      (unsigned long long)src));
@@ -427,7 +414,6 @@ static int page_op(sl_sandbox *sb, const sl_exit *ex)
     } else {
         return poison(sb, sl_err(&sb->err, SL_EABI, "unknown page operation %u", (unsigned)ex->value));
     }
-    sl_mem_mark_dirty(sb->mem, dst, SL_PAGE_SIZE);
     return 0;
 }
 
@@ -510,6 +496,12 @@ static int run_guest(sl_sandbox *sb, sl_msg *res, bool init)
             case SL_PORT_PAGE:
                 if ((rc = page_op(sb, &ex)))
                     return rc;
+                continue;
+            case SL_PORT_PF:
+                if (!from_kernel(sb, &ex))
+                    return poison(sb, sl_err(&sb->err, SL_EABI, "user code wrote to the kernel's I/O port 0x%x",
+                                             ex.port));
+                sl_hostfault_serve(sb->mem);
                 continue;
             case SL_PORT_EXIT:
                 if (!from_kernel(sb, &ex))

@@ -17,6 +17,11 @@ k_vm k_vmstate;
 
 _Static_assert(sizeof(k_cpu) == 3 * 4096, "k_cpu must span exactly three pages");
 _Static_assert(SL_BK_USER_RSP == 0x98 && SL_BK_KSTACK == 0xA0, "entry_amd64.S mirrors sl_layout.h");
+_Static_assert(SL_BK_HOST_PAGES == 0x318 && SL_BK_PF_ADDR == 0x330 && SL_BK_PF_ERR == 0x338 &&
+                   SL_BK_PF_ROOT == 0x340 && SL_BK_PF_SLOT == 0x348 && SL_BK_PF_PTE == 0x350 &&
+                   SL_PORT_PF == 0x510B,
+               "entry_amd64.S mirrors sl_layout.h and abi.h");
+_Static_assert(offsetof(k_cpu, st) + offsetof(k_state, bk_gva) == 0x2080, "entry_amd64.S: K_BK_GVA");
 _Static_assert(SEL_KDATA == 0x10 && SEL_UCODE == (K_ARCH == SL_ARCH_AMD64 ? 0x23 : 0x1B), "entry stubs mirror kernel.h");
 
 #define MSR_STAR 0xC0000081u

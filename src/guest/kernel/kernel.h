@@ -154,7 +154,7 @@ bool k_user_ok(uint64_t p, uint64_t len, bool write);
 /* Exception frame built by the entry stubs (also the system-call frame). */
 #if defined(__x86_64__)
 typedef struct k_frame {
-    uint64_t r15, r14, r13, r12, r11, r10, r9, r8, rdi, rsi, rbp, rbx, rdx, rcx, rax;
+    uint64_t r11, r10, r9, r8, rdi, rsi, rdx, rcx, rax; /* what C code may clobber */
     uint64_t vector, error;
     uint64_t ip, cs, flags, sp, ss;
 } k_frame;

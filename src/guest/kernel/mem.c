@@ -66,29 +66,31 @@ static void copy_page(void *dst, const void *src)
  * restores, so the common path writes nothing. */
 bool k_scratch_take_st(const k_state *st, uint64_t *gpa)
 {
-    volatile uint64_t *head = bk_st(st, SL_BK_FREE_LIST);
-    uint64_t h = *head;
+    volatile uint64_t *bk = (volatile uint64_t *)(uintptr_t)st->bk_gva;
+    const uint64_t lo = st->scratch_gpa, last = st->scratch_size - SL_PAGE_SIZE;
+    uint64_t h = bk[SL_BK_FREE_LIST / 8];
     if (h) {
-        uint64_t *p = scratch_ptr_st(st, h);
-        if (p) {
-            *head = p[0];
-            *bk_st(st, SL_BK_FREE_COUNT) -= 1;
-            if (host_pages(st))
+        /* a corrupt list is dropped, never followed */
+        if ((h & (SL_PAGE_SIZE - 1)) || h - lo > last) {
+            bk[SL_BK_FREE_LIST / 8] = 0;
+            bk[SL_BK_FREE_COUNT / 8] = 0;
+        } else {
+            uint64_t *p = (uint64_t *)(uintptr_t)(h - lo + st->scratch_gva);
+            bk[SL_BK_FREE_LIST / 8] = p[0];
+            bk[SL_BK_FREE_COUNT / 8] -= 1;
+            if (bk[SL_BK_HOST_PAGES / 8] == 1)
                 host_page_op(st, SL_PAGE_OP_ZERO, h, 0);
             else
                 zero_page(p);
             *gpa = h;
             return true;
         }
-        *head = 0; /* a corrupt list is dropped, never followed */
-        *bk_st(st, SL_BK_FREE_COUNT) = 0;
     }
-    volatile uint64_t *cur = bk_st(st, SL_BK_ALLOC_CURSOR);
-    uint64_t c = *cur, limit = *bk_st(st, SL_BK_ALLOC_LIMIT);
-    if ((c & (SL_PAGE_SIZE - 1)) || c >= limit || limit - c < SL_PAGE_SIZE || !scratch_ptr_st(st, c))
+    uint64_t c = bk[SL_BK_ALLOC_CURSOR / 8];
+    if ((c & (SL_PAGE_SIZE - 1)) || c >= bk[SL_BK_ALLOC_LIMIT / 8] || c - lo > last)
         return false;
-    *cur = c + SL_PAGE_SIZE;
-    *bk_st(st, SL_BK_DIRTY_HINT) += 1;
+    bk[SL_BK_ALLOC_CURSOR / 8] = c + SL_PAGE_SIZE;
+    bk[SL_BK_DIRTY_HINT / 8] += 1;
     *gpa = c;
     return true;
 }
@@ -170,13 +172,17 @@ typedef struct k_walk {
  * table on the way is missing and !create (create: made from scratch pages,
  * which come zeroed); WALK_ODD for a large page or a table outside scratch
  * (pt.c decides); WALK_NOMEM when scratch ran out. */
-static int walk(const k_state *st, uint64_t va, bool create, k_walk *w)
+static inline __attribute__((always_inline)) int walk(const k_state *st, uint64_t va, bool create, k_walk *w)
 {
+    /* Locals, so that the bounds of scratch stay in registers across the
+     * levels; a table outside scratch (unsigned wrap included) is odd. */
+    const uint64_t lo = st->scratch_gpa, last = st->scratch_size - SL_PAGE_SIZE, base = st->scratch_gva;
     uint64_t table = k_root(), upper = SL_PTE_RW | SL_PTE_US, nx = 0;
+#pragma GCC unroll 4
     for (unsigned level = 0; level + 1 < K_LEVELS; level++) {
-        volatile k_pte *t = scratch_ptr_st(st, table);
-        if (!t)
+        if (table - lo > last)
             return WALK_ODD;
+        volatile k_pte *t = (volatile k_pte *)(uintptr_t)(table - lo + base);
         unsigned shift = 12 + K_INDEX_BITS * (K_LEVELS - 1 - level);
         volatile k_pte *e = t + ((va >> shift) & (K_ENTRIES - 1));
         uint64_t pte = *e;
@@ -199,11 +205,10 @@ static int walk(const k_state *st, uint64_t va, bool create, k_walk *w)
 #endif
         table = pte & K_PTE_ADDR;
     }
-    volatile k_pte *t = scratch_ptr_st(st, table);
-    if (!t)
+    if (table - lo > last)
         return WALK_ODD;
     unsigned idx = (unsigned)(va >> 12) & (K_ENTRIES - 1);
-    w->slot = t + idx;
+    w->slot = (volatile k_pte *)(uintptr_t)(table - lo + base) + idx;
     w->slot_gpa = table + idx * sizeof(k_pte);
     w->upper = upper | nx;
     return WALK_OK;
@@ -482,10 +487,11 @@ void k_exception(k_frame *f)
 {
     volatile uint64_t *depth = k_bk_slot(SL_BK_EXC_DEPTH);
     uint64_t addr = f->vector == 14 ? (uint64_t)k_read_cr2() : 0;
-    bool from_user = (f->cs & 3) == 3;
-    if (from_user)
-        *depth = 0; /* a previous call may have died inside a handler */
-    if (++*depth > 1) {
+    /* From user mode a previous call may have died inside a handler: the
+     * count starts again. */
+    uint64_t d = (f->cs & 3) == 3 ? 1 : *depth + 1;
+    *depth = d;
+    if (d > 1) {
         /* The handler itself faulted: report with as little as possible. */
         if (*depth == 2)
             k_report_fault(f->vector, f->error, addr, f->ip);
