@@ -35,52 +35,46 @@ enum {
     S_SCHED_YIELD,
 };
 
-typedef struct sysent {
-    uint16_t nr;
-    uint8_t op;
-} sysent;
-
+/* Indexed by system-call number (gaps read S_UNKNOWN): one load per call,
+ * which on PVM, where each kernel instruction is emulated, matters. */
 #if defined(__x86_64__)
-static const sysent table[] = {
-    {0, S_READ}, {1, S_WRITE}, {2, S_OPEN}, {3, S_CLOSE}, {4, S_PATH_EACCES}, {6, S_PATH_EACCES},
-    {8, S_LSEEK}, {9, S_MMAP}, {10, S_MPROTECT}, {11, S_MUNMAP}, {12, S_BRK}, {13, S_SIGACTION},
-    {14, S_SIGPROCMASK}, {16, S_IOCTL}, {17, S_PREADWRITE}, {18, S_PREADWRITE}, {19, S_READV}, {20, S_WRITEV},
-    {21, S_PATH_EACCES}, {24, S_SCHED_YIELD}, {25, S_MREMAP}, {28, S_MADVISE}, {35, S_NANOSLEEP},
-    {39, S_GETPID}, {60, S_EXIT}, {62, S_KILL}, {63, S_UNAME}, {72, S_FCNTL}, {79, S_GETCWD},
-    {80, S_PATH_EACCES}, {82, S_PATH_EACCES}, {83, S_PATH_EACCES}, {84, S_PATH_EACCES}, {87, S_PATH_EACCES},
-    {89, S_PATH_EACCES}, {95, S_UMASK}, {96, S_GETTIMEOFDAY}, {102, S_GETID}, {104, S_GETID}, {107, S_GETID},
-    {108, S_GETID}, {110, S_GETPPID}, {131, S_SIGALTSTACK}, {158, S_ARCH_PRCTL}, {186, S_GETTID}, {200, S_TKILL},
-    {201, S_TIME}, {218, S_SET_TID_ADDRESS}, {228, S_CLOCK_GETTIME}, {229, S_CLOCK_GETRES},
-    {230, S_NANOSLEEP}, {231, S_EXIT_GROUP}, {234, S_TGKILL}, {257, S_OPEN}, {262, S_PATH_EACCES},
-    {267, S_PATH_EACCES}, {269, S_PATH_EACCES}, {318, S_GETRANDOM}, {332, S_PATH_EACCES},
-    {439, S_PATH_EACCES},
+static const uint8_t table[] = {
+    [0] = S_READ, [1] = S_WRITE, [2] = S_OPEN, [3] = S_CLOSE, [4] = S_PATH_EACCES, [6] = S_PATH_EACCES,
+    [8] = S_LSEEK, [9] = S_MMAP, [10] = S_MPROTECT, [11] = S_MUNMAP, [12] = S_BRK, [13] = S_SIGACTION,
+    [14] = S_SIGPROCMASK, [16] = S_IOCTL, [17] = S_PREADWRITE, [18] = S_PREADWRITE, [19] = S_READV, [20] = S_WRITEV,
+    [21] = S_PATH_EACCES, [24] = S_SCHED_YIELD, [25] = S_MREMAP, [28] = S_MADVISE, [35] = S_NANOSLEEP,
+    [39] = S_GETPID, [60] = S_EXIT, [62] = S_KILL, [63] = S_UNAME, [72] = S_FCNTL, [79] = S_GETCWD,
+    [80] = S_PATH_EACCES, [82] = S_PATH_EACCES, [83] = S_PATH_EACCES, [84] = S_PATH_EACCES, [87] = S_PATH_EACCES,
+    [89] = S_PATH_EACCES, [95] = S_UMASK, [96] = S_GETTIMEOFDAY, [102] = S_GETID, [104] = S_GETID, [107] = S_GETID,
+    [108] = S_GETID, [110] = S_GETPPID, [131] = S_SIGALTSTACK, [158] = S_ARCH_PRCTL, [186] = S_GETTID, [200] = S_TKILL,
+    [201] = S_TIME, [218] = S_SET_TID_ADDRESS, [228] = S_CLOCK_GETTIME, [229] = S_CLOCK_GETRES,
+    [230] = S_NANOSLEEP, [231] = S_EXIT_GROUP, [234] = S_TGKILL, [257] = S_OPEN, [262] = S_PATH_EACCES,
+    [267] = S_PATH_EACCES, [269] = S_PATH_EACCES, [318] = S_GETRANDOM, [332] = S_PATH_EACCES,
+    [439] = S_PATH_EACCES,
 };
 #define TIMESPEC_LONG 8 /* bytes of each field of struct timespec */
 #else
-static const sysent table[] = {
-    {1, S_EXIT}, {3, S_READ}, {4, S_WRITE}, {5, S_OPEN}, {6, S_CLOSE}, {10, S_PATH_EACCES}, {12, S_PATH_EACCES},
-    {13, S_TIME}, {19, S_LSEEK}, {20, S_GETPID}, {33, S_PATH_EACCES}, {37, S_KILL}, {38, S_PATH_EACCES},
-    {39, S_PATH_EACCES}, {40, S_PATH_EACCES}, {45, S_BRK}, {54, S_IOCTL}, {55, S_FCNTL}, {60, S_UMASK},
-    {64, S_GETPPID}, {78, S_GETTIMEOFDAY}, {85, S_PATH_EACCES}, {91, S_MUNMAP}, {106, S_PATH_EACCES},
-    {107, S_PATH_EACCES}, {122, S_UNAME}, {125, S_MPROTECT}, {126, S_SIGPROCMASK}, {140, S_LSEEK},
-    {145, S_READV}, {146, S_WRITEV}, {158, S_SCHED_YIELD}, {162, S_NANOSLEEP}, {163, S_MREMAP},
-    {174, S_SIGACTION}, {175, S_SIGPROCMASK}, {180, S_PREADWRITE}, {181, S_PREADWRITE}, {183, S_GETCWD},
-    {186, S_SIGALTSTACK}, {192, S_MMAP2}, {195, S_PATH_EACCES}, {196, S_PATH_EACCES}, {199, S_GETID},
-    {200, S_GETID}, {201, S_GETID}, {202, S_GETID}, {219, S_MADVISE}, {221, S_FCNTL}, {224, S_GETTID},
-    {238, S_TKILL}, {243, S_SET_THREAD_AREA}, {252, S_EXIT_GROUP}, {258, S_SET_TID_ADDRESS},
-    {265, S_CLOCK_GETTIME32}, {266, S_CLOCK_GETRES32}, {267, S_NANOSLEEP}, {270, S_TGKILL}, {295, S_OPEN},
-    {300, S_PATH_EACCES}, {305, S_PATH_EACCES}, {307, S_PATH_EACCES}, {355, S_GETRANDOM},
-    {383, S_PATH_EACCES}, {403, S_CLOCK_GETTIME}, {406, S_CLOCK_GETRES}, {407, S_NANOSLEEP},
+static const uint8_t table[] = {
+    [1] = S_EXIT, [3] = S_READ, [4] = S_WRITE, [5] = S_OPEN, [6] = S_CLOSE, [10] = S_PATH_EACCES, [12] = S_PATH_EACCES,
+    [13] = S_TIME, [19] = S_LSEEK, [20] = S_GETPID, [33] = S_PATH_EACCES, [37] = S_KILL, [38] = S_PATH_EACCES,
+    [39] = S_PATH_EACCES, [40] = S_PATH_EACCES, [45] = S_BRK, [54] = S_IOCTL, [55] = S_FCNTL, [60] = S_UMASK,
+    [64] = S_GETPPID, [78] = S_GETTIMEOFDAY, [85] = S_PATH_EACCES, [91] = S_MUNMAP, [106] = S_PATH_EACCES,
+    [107] = S_PATH_EACCES, [122] = S_UNAME, [125] = S_MPROTECT, [126] = S_SIGPROCMASK, [140] = S_LSEEK,
+    [145] = S_READV, [146] = S_WRITEV, [158] = S_SCHED_YIELD, [162] = S_NANOSLEEP, [163] = S_MREMAP,
+    [174] = S_SIGACTION, [175] = S_SIGPROCMASK, [180] = S_PREADWRITE, [181] = S_PREADWRITE, [183] = S_GETCWD,
+    [186] = S_SIGALTSTACK, [192] = S_MMAP2, [195] = S_PATH_EACCES, [196] = S_PATH_EACCES, [199] = S_GETID,
+    [200] = S_GETID, [201] = S_GETID, [202] = S_GETID, [219] = S_MADVISE, [221] = S_FCNTL, [224] = S_GETTID,
+    [238] = S_TKILL, [243] = S_SET_THREAD_AREA, [252] = S_EXIT_GROUP, [258] = S_SET_TID_ADDRESS,
+    [265] = S_CLOCK_GETTIME32, [266] = S_CLOCK_GETRES32, [267] = S_NANOSLEEP, [270] = S_TGKILL, [295] = S_OPEN,
+    [300] = S_PATH_EACCES, [305] = S_PATH_EACCES, [307] = S_PATH_EACCES, [355] = S_GETRANDOM,
+    [383] = S_PATH_EACCES, [403] = S_CLOCK_GETTIME, [406] = S_CLOCK_GETRES, [407] = S_NANOSLEEP,
 };
 #define TIMESPEC_LONG 8 /* the time64 calls: struct __kernel_timespec */
 #endif
 
 static unsigned op_of(long nr)
 {
-    for (unsigned i = 0; i < sizeof table / sizeof table[0]; i++)
-        if (table[i].nr == nr)
-            return table[i].op;
-    return S_UNKNOWN;
+    return nr >= 0 && (unsigned long)nr < sizeof table ? table[nr] : S_UNKNOWN;
 }
 
 /* ---- helpers over user memory (every pointer checked first) ---- */
