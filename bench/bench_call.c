@@ -624,7 +624,8 @@ int main(void)
     print_events("call_echo_short", &ev);
     printf("# goal call_echo_short (a call repeated without restores): exits=1 (the `out` to the DONE port), "
            "ioctls=3 (KVM_RUN with immediate_exit, which completes the previous call's `out` without entering "
-           "the guest; KVM_SET_REGS; KVM_RUN), guest_faults=0 syscalls=0 dirty_pages=0\n");
+           "the guest; KVM_SET_REGS; KVM_RUN), guest_faults=0 syscalls=0 dirty_pages=0; on PVM <= 3x "
+           "kvm_run_out_roundtrip\n");
 
     sl_snapshot *s = NULL;
     int rc = sl_sandbox_snapshot(sb, &s);
@@ -633,10 +634,11 @@ int main(void)
     double clean = bench_restore_clean(sb, s, restore_reps, &ev);
     bench_report("restore_clean", clean, bare, "us");
     print_events("restore_clean", &ev);
-    printf("# goal restore_clean: exits=0; ioctls<=8: KVM_GET_DIRTY_LOG + the vCPU reset (KVM_SET_SREGS x2, "
-           "KVM_SET_XSAVE, KVM_SET_XCRS, KVM_SET_DEBUGREGS, KVM_SET_MSRS, KVM_SET_VCPU_EVENTS), plus 1 KVM_RUN "
-           "with immediate_exit after a call; dirty_pages=1 (the bookkeeping page, rewritten by every restore: "
-           "%llu right after one)\n",
+    printf("# goal restore_clean: exits=0; ioctls<=8: KVM_GET_DIRTY_LOG + the vCPU reset (KVM_SET_SREGS once: "
+           "twice, to flush the TLB, only when the restore copied page-table pages back; KVM_SET_XSAVE, "
+           "KVM_SET_XCRS, KVM_SET_DEBUGREGS, KVM_SET_MSRS, KVM_SET_VCPU_EVENTS), plus 1 KVM_RUN with immediate_exit "
+           "after a call; on PVM <= 2x kvm_run_out_roundtrip; dirty_pages=1 (the bookkeeping page, rewritten by "
+           "every restore: %llu right after one)\n",
            (unsigned long long)after_restore_dirty);
 
     double cowp = bench_cow_page(sb, s, restore_reps, &ev);
