@@ -53,7 +53,7 @@ FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
 FUZZ_BIN := $(patsubst fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
 TOOL_SRC := $(wildcard tools/*.c)
 
-.PHONY: all lib tests bench fuzz deps test demo clean guests
+.PHONY: all lib tests bench fuzz fuzz-long deps test demo clean guests
 
 all: lib tests bench guests lua-guests $(BUILD)/demo $(BUILD)/hello_host $(if $(TOOL_SRC),$(BUILD)/sandlet)
 
@@ -126,6 +126,12 @@ $(BUILD)/demo $(BUILD)/hello_host: $(BUILD)/%: examples/%.c $(BUILD)/libsandlet.
 
 # Fuzz targets are always clang + libFuzzer + ASan/UBSan, built from sources.
 fuzz: $(FUZZ_BIN)
+
+# Every target for 30 min (FUZZ_LONG_SECONDS, FUZZ_LONG_JOBS, FUZZ_LONG_TARGETS:
+# scripts/fuzz-long.sh); not part of `make test`.
+fuzz-long: deps
+	@$(MAKE) --no-print-directory fuzz
+	@scripts/fuzz-long.sh
 
 build/fuzz/kernel_blob.o: src/host/kernel_blob.S $(KERNEL_ELFS)
 	@mkdir -p $(dir $@)

@@ -44,8 +44,8 @@ static bool take_page(sl_mem *m, uint64_t *gpa)
     const sl_layout *l = &m->layout;
     uint64_t h = sl_mem_bk_get(m, SL_BK_FREE_LIST);
     if (h) {
-        uint8_t *p = sl_mem_write_ptr(m, h, SL_PAGE_SIZE);
-        if (!p || (h & (SL_PAGE_SIZE - 1)))
+        uint8_t *p = (h & (SL_PAGE_SIZE - 1)) ? NULL : sl_mem_write_ptr(m, h, SL_PAGE_SIZE);
+        if (!p)
             return false; /* the kernel drops a corrupt list: its call */
         sl_mem_bk_set(m, SL_BK_FREE_LIST, sl_get64(p));
         sl_mem_bk_set(m, SL_BK_FREE_COUNT, sl_mem_bk_get(m, SL_BK_FREE_COUNT) - 1);
@@ -76,7 +76,8 @@ static uint64_t cow(sl_mem *m, const sl_mapping *map, uint64_t pte)
     const uint8_t *src = sl_mem_read_ptr(m, addr, SL_PAGE_SIZE);
     if (!src || !take_page(m, &fresh))
         return 0;
-    memcpy(m->scratch + (fresh - m->layout.scratch_gpa), src, SL_PAGE_SIZE);
+    /* memmove: a corrupt allocator may hand out the source page itself */
+    memmove(m->scratch + (fresh - m->layout.scratch_gpa), src, SL_PAGE_SIZE);
     count(m, SL_BK_EV_COW);
     return (pte & ~(sl_pt_entry_addr(m->layout.arch, ~0ull) | SL_PTE_COW)) | fresh | SL_PTE_RW;
 }
