@@ -28,8 +28,14 @@
 #include "u64map.h"
 #include "vcpu.h"
 
-#define SL_SNAPFILE_META_SIZE SL_PAGE_SIZE /* what save writes before the blob */
 #define SL_SNAPFILE_SREGS_AT SL_SNAPFILE_HEADER_SIZE
+
+/* What save writes before the blob: the header and the CPU state, in whole
+ * pages (one page unless the CPU state is large: AVX-512, AMX). */
+static uint64_t meta_size(const sl_snapshot *s)
+{
+    return (SL_SNAPFILE_SREGS_AT + (uint64_t)s->sregs_len + SL_PAGE_SIZE - 1) & SL_PAGE_MASK;
+}
 #define REGIONS_MAX_BYTES (SL_MAX_REGIONS * SL_REGION_RECORD_SIZE)
 
 /* ---------------- little-endian fields ---------------- */
@@ -645,25 +651,25 @@ int sl_snapfile_verify_fd(int fd, sl_errbuf *e)
 
 /* ---------------- save ---------------- */
 
-/* The header and the small sections, exactly SL_SNAPFILE_META_SIZE bytes. */
+/* The header and the small sections, exactly meta_size(s) bytes. */
 static int build_meta(const sl_snapshot *s, uint8_t *m, sl_errbuf *e)
 {
     const sl_layout *l = &s->layout;
     if (!s->mem || s->mem_size != s->visible_size + s->pt_size || s->n_roots == 0 ||
         s->n_roots > SL_BK_MAX_ROOTS || s->sregs_len > SL_SREGS_MAX || s->n_regions > SL_MAX_REGIONS)
         return sl_err(e, SL_EINVAL, "snapshot is inconsistent; refusing to save it");
-    memset(m, 0, SL_SNAPFILE_META_SIZE);
+    memset(m, 0, meta_size(s));
     memcpy(m + SF_MAGIC, SL_SNAPFILE_MAGIC, 8);
     put32(m, SF_VERSION, SL_SNAPFILE_VERSION);
     put32(m, SF_HEADER_SIZE, SL_SNAPFILE_HEADER_SIZE);
     put32(m, SF_ARCH, s->arch);
     uint64_t regions_size = (uint64_t)s->n_regions * SL_REGION_RECORD_SIZE;
-    put64(m, SF_FILE_SIZE, SL_SNAPFILE_META_SIZE + s->mem_size + regions_size);
-    put64(m, SF_BLOB_OFFSET, SL_SNAPFILE_META_SIZE);
+    put64(m, SF_FILE_SIZE, meta_size(s) + s->mem_size + regions_size);
+    put64(m, SF_BLOB_OFFSET, meta_size(s));
     put64(m, SF_BLOB_SIZE, s->mem_size);
     put64(m, SF_VISIBLE_SIZE, s->visible_size);
     put64(m, SF_PT_SIZE, s->pt_size);
-    put64(m, SF_REGIONS_OFFSET, SL_SNAPFILE_META_SIZE + s->mem_size);
+    put64(m, SF_REGIONS_OFFSET, meta_size(s) + s->mem_size);
     put64(m, SF_REGIONS_SIZE, regions_size);
     put64(m, SF_SREGS_OFFSET, s->sregs_len ? SL_SNAPFILE_SREGS_AT : 0);
     put64(m, SF_SREGS_SIZE, s->sregs_len);
@@ -763,7 +769,7 @@ static int open_temp(const char *path, char *tmp, size_t len, sl_errbuf *e)
 
 static int save(const sl_snapshot *s, const char *path, sl_errbuf *e)
 {
-    uint8_t *meta = calloc(1, SL_SNAPFILE_META_SIZE);
+    uint8_t *meta = calloc(1, meta_size(s));
     if (!meta)
         return sl_err(e, SL_ENOMEM, "out of memory");
     uint8_t regions[REGIONS_MAX_BYTES];
@@ -776,7 +782,7 @@ static int save(const sl_snapshot *s, const char *path, sl_errbuf *e)
     for (unsigned i = 0; i < s->n_regions; i++)
         sl_region_record(&s->regions[i], regions + i * SL_REGION_RECORD_SIZE);
     uint8_t sum[SL_HASH_LEN];
-    header_checksum(meta, SL_SNAPFILE_META_SIZE, regions, regions_size, sum);
+    header_checksum(meta, meta_size(s), regions, regions_size, sum);
     memcpy(meta + SF_CHECKSUM, sum, SL_HASH_LEN);
 
     /* Never write a file that load would refuse. */
@@ -786,7 +792,7 @@ static int save(const sl_snapshot *s, const char *path, sl_errbuf *e)
         free(meta);
         return sl_err(e, SL_ENOMEM, "out of memory");
     }
-    rc = check_geometry(meta, SL_SNAPFILE_META_SIZE + s->mem_size + regions_size, &g, e);
+    rc = check_geometry(meta, meta_size(s) + s->mem_size + regions_size, &g, e);
     if (!rc)
         rc = parse_fields(check, meta, &g, regions, e);
     free(check);
@@ -801,7 +807,7 @@ static int save(const sl_snapshot *s, const char *path, sl_errbuf *e)
         free(meta);
         return fd;
     }
-    if ((rc = write_all(fd, meta, SL_SNAPFILE_META_SIZE, e)) || (rc = write_all(fd, s->mem, s->mem_size, e)) ||
+    if ((rc = write_all(fd, meta, meta_size(s), e)) || (rc = write_all(fd, s->mem, s->mem_size, e)) ||
         (rc = write_all(fd, regions, regions_size, e)))
         goto fail;
     if (fsync(fd) < 0) {
@@ -923,16 +929,29 @@ static bool insp_record(void *ctx, uint64_t gpa, unsigned root, uint64_t va, uns
     return true;
 }
 
-static enum backing backing_of(const sl_snapshot *s, uint64_t gpa)
+/* The memory a restored sandbox has at `gpa` (what compaction,
+ * sl_snapshot_from_memory, would copy from there): the guest-visible blob at
+ * SL_BASE_ADDRESS, the page tables restore copies to pt_gpa (inside scratch),
+ * the rest of scratch, or nothing. *next is the first GPA above `gpa` where
+ * that may change, or 0 when it stays the same up to the end of the space. */
+static enum backing backing_at(const sl_snapshot *s, uint64_t gpa, uint64_t *next)
 {
     const sl_layout *l = &s->layout;
+    enum backing bk = BK_NONE;
     if (gpa >= SL_BASE_ADDRESS && gpa - SL_BASE_ADDRESS < s->visible_size)
-        return BK_BLOB;
-    if (gpa >= l->pt_gpa && gpa - l->pt_gpa < s->pt_size)
-        return BK_TABLES;
-    if (gpa >= l->scratch_gpa && gpa - l->scratch_gpa < l->scratch_size)
-        return BK_SCRATCH;
-    return BK_NONE;
+        bk = BK_BLOB;
+    else if (gpa >= l->pt_gpa && gpa - l->pt_gpa < s->pt_size)
+        bk = BK_TABLES;
+    else if (gpa >= l->scratch_gpa && gpa - l->scratch_gpa < l->scratch_size)
+        bk = BK_SCRATCH;
+    /* Every bound is below 2^37 (load checked the layout), so none wraps. */
+    const uint64_t bounds[] = {SL_BASE_ADDRESS, SL_BASE_ADDRESS + s->visible_size, l->pt_gpa,
+                               l->pt_gpa + s->pt_size, l->scratch_gpa, l->scratch_gpa + l->scratch_size};
+    *next = 0;
+    for (size_t i = 0; i < sizeof bounds / sizeof bounds[0]; i++)
+        if (bounds[i] > gpa && (*next == 0 || bounds[i] < *next))
+            *next = bounds[i];
+    return bk;
 }
 
 static void flush_range(inspector *in)
@@ -958,6 +977,27 @@ static void flush_range(inspector *in)
     emit(in->line, in->user, "  0x%016" PRIx64 "-0x%016" PRIx64 " %s r%c%c%s %s (%" PRIu64 " page%s)", r->start, r->end,
          kind, r->w ? 'w' : '-', r->x ? 'x' : '-', r->u ? " user" : "", backing_name[r->bk], pages,
          pages == 1 ? "" : "s");
+}
+
+/* Appends [gva, gva + len) to the open range when it continues it with the
+ * same description, else flushes that range and opens a new one. `end` is
+ * exclusive and wraps to 0 for a piece that ends at the top of the amd64
+ * space; nothing continues such a range. */
+static void add_piece(inspector *in, uint64_t gva, uint64_t len, const sl_perm *p, enum backing bk, bool win)
+{
+    range nr = {.open = true, .start = gva, .end = gva + len, .kind = p->kind, .w = p->writable,
+                .x = p->executable, .u = p->user, .bk = bk, .scratch_window = win};
+    range *r = &in->r;
+    bool same = r->open && r->end != 0 && r->end == nr.start &&
+                (win ? r->scratch_window
+                     : (!r->scratch_window && r->kind == nr.kind && r->w == nr.w && r->x == nr.x && r->u == nr.u &&
+                        r->bk == nr.bk));
+    if (same) {
+        r->end = nr.end;
+    } else {
+        flush_range(in);
+        *r = nr;
+    }
 }
 
 static void space_header(inspector *in, unsigned root)
@@ -989,25 +1029,24 @@ static bool insp_visit(void *arg, const sl_walk_item *it)
         }
         return true;
     }
+    /* A leaf of any size (4 KiB, 2 MiB, 1 GiB, 4 MiB) is described piece by
+     * piece, as compaction copies it page by page: split where the scratch
+     * window over its GVAs or the backing of its GPAs changes. At most a few
+     * pieces per leaf, whatever its size. */
     const sl_mapping *m = &it->map;
-    uint64_t size = m->size ? m->size : SL_PAGE_SIZE;
-    uint64_t end = m->gva + size;
-    if (end < m->gva)
-        end = UINT64_MAX & SL_PAGE_MASK; /* cannot happen with canonical VAs; stay safe */
     const sl_layout *l = &s->layout;
-    bool win = m->gva >= l->scratch_gva && m->gva - l->scratch_gva < l->scratch_size;
-    range nr = {.open = true, .start = m->gva, .end = end, .kind = m->perm.kind, .w = m->perm.writable,
-                .x = m->perm.executable, .u = m->perm.user, .bk = backing_of(s, m->gpa), .scratch_window = win};
-    range *r = &in->r;
-    bool same = r->open && r->end == nr.start &&
-                (win ? r->scratch_window
-                     : (!r->scratch_window && r->kind == nr.kind && r->w == nr.w && r->x == nr.x && r->u == nr.u &&
-                        r->bk == nr.bk));
-    if (same) {
-        r->end = nr.end;
-    } else {
-        flush_range(in);
-        *r = nr;
+    uint64_t size = m->size ? m->size : SL_PAGE_SIZE;
+    for (uint64_t off = 0; off < size;) {
+        uint64_t gva = m->gva + off, gpa = m->gpa + off, next_gpa, len = size - off;
+        enum backing bk = backing_at(s, gpa, &next_gpa);
+        if (next_gpa && next_gpa - gpa < len)
+            len = next_gpa - gpa;
+        bool win = gva >= l->scratch_gva && gva - l->scratch_gva < l->scratch_size;
+        uint64_t win_bound = win ? l->scratch_gva + l->scratch_size : l->scratch_gva;
+        if (win_bound > gva && win_bound - gva < len)
+            len = win_bound - gva;
+        add_piece(in, gva, len, &m->perm, bk, win);
+        off += len;
     }
     return true;
 }
