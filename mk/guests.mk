@@ -10,6 +10,7 @@
 #     build/kernel/kernel64, kernel32     static PIE, ELF note "sandlet"
 #     $(GUEST_OUT)/libsandlet-guest64.a, libsandlet-guest32.a
 #     $(GUEST_OUT)/demo (x86-64), demo32 (i686), multispace, faulty, hello
+#     $(GUEST_OUT)/cpustate (x86-64), cpustate32 (i686)
 #     $(GUEST_OUT)/runtest, runtest32     ordinary programs for `sandlet run` tests
 #     $(GUEST_OUT)/runtest-pie, -pie32    the same as static PIEs
 
@@ -41,7 +42,7 @@ GUESTLIB_C := $(wildcard src/guest/lib/*.c) src/guest/note.c src/common/abi.c
 GUESTLIB_OBJ64 := $(patsubst %.c,$(GUEST_OUT)/obj64/%.o,$(GUESTLIB_C)) $(GUEST_OUT)/obj64/src/guest/lib/entry_amd64.o
 GUESTLIB_OBJ32 := $(patsubst %.c,$(GUEST_OUT)/obj32/%.o,$(GUESTLIB_C)) $(GUEST_OUT)/obj32/src/guest/lib/entry_i686.o
 
-GUEST_BINS := $(GUEST_OUT)/demo $(GUEST_OUT)/demo32 $(GUEST_OUT)/multispace $(GUEST_OUT)/faulty $(GUEST_OUT)/hello \
+GUEST_BINS := $(GUEST_OUT)/demo $(GUEST_OUT)/demo32 $(GUEST_OUT)/cpustate $(GUEST_OUT)/cpustate32 $(GUEST_OUT)/multispace $(GUEST_OUT)/faulty $(GUEST_OUT)/hello \
     $(GUEST_OUT)/runtest $(GUEST_OUT)/runtest32 $(GUEST_OUT)/runtest-pie $(GUEST_OUT)/runtest-pie32
 
 .PHONY: guests guests-clean kernel
@@ -105,6 +106,12 @@ $(GUEST_OUT)/demo: guests/demo.c $(GUEST_CC_DEPS) $(GUEST_OUT)/libsandlet-guest6
 	@echo "  GUEST $@"
 	$(Q)scripts/sandlet-cc -o $@ $<
 $(GUEST_OUT)/demo32: guests/demo.c $(GUEST_CC_DEPS) $(GUEST_OUT)/libsandlet-guest32.a
+	@echo "  GUEST $@"
+	$(Q)scripts/sandlet-cc -m32 -o $@ $<
+$(GUEST_OUT)/cpustate: guests/cpustate.c $(GUEST_CC_DEPS) $(GUEST_OUT)/libsandlet-guest64.a
+	@echo "  GUEST $@"
+	$(Q)scripts/sandlet-cc -o $@ $<
+$(GUEST_OUT)/cpustate32: guests/cpustate.c $(GUEST_CC_DEPS) $(GUEST_OUT)/libsandlet-guest32.a
 	@echo "  GUEST $@"
 	$(Q)scripts/sandlet-cc -m32 -o $@ $<
 $(GUEST_OUT)/multispace $(GUEST_OUT)/faulty: $(GUEST_OUT)/%: guests/%.c $(GUEST_CC_DEPS) $(GUEST_OUT)/libsandlet-guest64.a

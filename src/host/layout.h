@@ -98,6 +98,17 @@ static inline void sl_put64(uint8_t *p, uint64_t v)
         p[i] = (uint8_t)(v >> (8 * i));
 }
 
+static inline uint32_t sl_get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static inline void sl_put32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
 /* Serialises a region as its 32-byte little-endian record (gpa, gva, size, flags, kind). */
 void sl_region_record(const sl_region *r, uint8_t out[SL_REGION_RECORD_SIZE]);
 

@@ -1119,7 +1119,7 @@ int sl_sandbox_snapshot(sl_sandbox *sb, sl_snapshot **out)
     st.next_addr = sb->dispatch;
     st.generation = sb->generation + 1;
     st.sregs = blob.bytes;
-    st.sregs_len = sizeof blob.bytes;
+    st.sregs_len = (uint32_t)sl_sregs_blob_len(&blob);
     if ((rc = sl_snapshot_from_memory(out, &st, &sb->err)))
         return rc;
     table_is_for(sb, (*out)->hash); /* the table describes this snapshot's guest too */

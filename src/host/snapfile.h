@@ -12,7 +12,7 @@
 #include "snapshot.h"
 
 #define SL_SNAPFILE_MAGIC "SLSNAPF\0" /* 8 bytes */
-#define SL_SNAPFILE_VERSION 2u
+#define SL_SNAPFILE_VERSION 3u /* 3: the CPU state in architectural form (cpustate.h) */
 #define SL_SNAPFILE_HEADER_SIZE 0x400u  /* fixed header, at offset 0 */
 #define SL_SNAPFILE_META_MAX 0x10000u   /* header + small sections: at most 64 KiB */
 

@@ -14,7 +14,7 @@
 #define SL_NEXT_INITIALISE 1u /* run the ELF entry (init) */
 #define SL_NEXT_CALL 2u       /* ready for calls at the dispatch address */
 
-#define SL_SREGS_MAX 512u /* opaque special registers saved with a snapshot */
+#define SL_SREGS_MAX 16384u /* the CPU state saved with a snapshot (cpustate.h), at most */
 
 /* Guest memory outside the snapshot and scratch regions (for example a buffer
  * the host mapped in). Its live pages are copied into the snapshot. */

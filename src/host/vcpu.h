@@ -14,6 +14,7 @@
 #define SL_VCPU_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "err.h"
@@ -27,23 +28,27 @@ typedef struct sl_regs {
     uint64_t rip, rflags;
 } sl_regs;
 
-/* Saved special registers (segments, descriptor tables, control registers,
- * EFER), opaque to everyone but the backend. Snapshots store the whole blob;
- * its first bytes are a header (magic, format version, backend, arch, payload
- * length) that sl_sregs_blob_check() validates, so a blob read from a file can
- * be rejected before it reaches the hypervisor. Host byte order: a blob is
- * only meaningful on the kind of host that made it. */
-#define SL_SREGS_BLOB_SIZE 512u
+/* The CPU state a snapshot carries: segments, descriptor tables, control
+ * registers, EFER, XCR0, debug registers, the system-call MSRs and the whole
+ * XSAVE state (x87, MXCSR, XMM and every other component), encoded in the
+ * architectural form of cpustate.h, which belongs to no hypervisor. Its
+ * header (magic, version, arch, payload length) and every field are checked
+ * by sl_sregs_blob_check(), so a blob read from a file is rejected before it
+ * reaches the hypervisor. */
+#define SL_SREGS_BLOB_SIZE 16384u /* SL_CPU_STATE_MAX (cpustate.h) */
 typedef struct sl_sregs_blob {
     uint8_t bytes[SL_SREGS_BLOB_SIZE];
 } sl_sregs_blob;
 
 /* Format version of the blob header; bump when the payload layout changes. */
-#define SL_SREGS_BLOB_VERSION 2u
+#define SL_SREGS_BLOB_VERSION 3u /* SL_CPU_STATE_VERSION */
 
-/* 0 when b is a well-formed blob of this backend for arch, else SL_EFORMAT
- * (bad magic, version, backend or length) or SL_EFAMILY (other arch). */
+/* 0 when b is a well-formed CPU state for arch, else SL_EFORMAT (bad magic,
+ * length or field), SL_EVERSION (another version) or SL_EFAMILY (other
+ * arch). */
 int sl_sregs_blob_check(const sl_sregs_blob *b, unsigned arch, sl_errbuf *e);
+/* Bytes of b that hold the encoded state (header included). */
+size_t sl_sregs_blob_len(const sl_sregs_blob *b);
 
 enum sl_exit_reason {
     SL_EXIT_IO_OUT = 1, /* guest `out`: port, size, value */

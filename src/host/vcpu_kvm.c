@@ -26,6 +26,7 @@
  * vCPUs are switched to paged protected or long mode by KVM_SET_SREGS before
  * their first KVM_RUN and never leave it. */
 #include "backend.h"
+#include "cpustate.h"
 #include "vcpu.h"
 
 #include <cpuid.h>
@@ -77,31 +78,13 @@
 #define MXCSR_RESET 0x1f80u
 #define XCR0_RESET 1u /* x87 only, the power-on value */
 
-/* sregs blob: header, then struct kvm_sregs, XCR0 and the system-call MSRs.
- * XCR0 and KERNEL_GS_BASE ride along because a guest changes them without
- * any MSR write (xsetbv, swapgs); STAR, LSTAR, CSTAR and SFMASK because the
- * guest kernel sets them once at boot and every later `syscall` needs them,
- * so a snapshot must carry them like CR4. */
-#define BLOB_MAGIC 0x52534c53u /* "SLSR" */
-#define BLOB_BACKEND_KVM 1u
-struct blob_hdr {
-    uint32_t magic;
-    uint16_t version;
-    uint8_t backend;
-    uint8_t arch;
-    uint32_t payload_len;
-    uint32_t reserved;
-};
-/* The MSRs of the payload, in order. */
-static const uint32_t blob_msrs[] = {MSR_KERNEL_GS_BASE, MSR_STAR, MSR_LSTAR, MSR_CSTAR, MSR_SFMASK};
-#define N_BLOB_MSRS (sizeof blob_msrs / sizeof blob_msrs[0])
-struct blob_payload {
-    struct kvm_sregs sregs;
-    uint64_t xcr0;
-    uint64_t msrs[N_BLOB_MSRS];
-};
-_Static_assert(sizeof(struct blob_hdr) + sizeof(struct blob_payload) <= SL_SREGS_BLOB_SIZE,
-               "kvm_sregs must fit the blob");
+/* The state a snapshot carries is the architectural one of cpustate.h,
+ * converted here to and from KVM's structures. XCR0 and KERNEL_GS_BASE ride
+ * along because a guest changes them without any MSR write (xsetbv, swapgs);
+ * STAR, LSTAR, CSTAR and SFMASK because the guest kernel sets them once at
+ * boot and every later `syscall` needs them. */
+static const uint32_t blob_msrs[SL_CPU_NMSR] = {MSR_KERNEL_GS_BASE, MSR_STAR, MSR_LSTAR, MSR_CSTAR, MSR_SFMASK};
+#define N_BLOB_MSRS SL_CPU_NMSR
 
 struct slot {
     bool used;
@@ -210,26 +193,23 @@ int sl_vcpu_kick_signal(void)
 
 /* ---- sregs blob ---- */
 
+size_t sl_sregs_blob_len(const sl_sregs_blob *b)
+{
+    uint64_t plen = (uint64_t)b->bytes[8] | (uint64_t)b->bytes[9] << 8 | (uint64_t)b->bytes[10] << 16 |
+                    (uint64_t)b->bytes[11] << 24;
+    return plen > SL_SREGS_BLOB_SIZE - 16 ? SL_SREGS_BLOB_SIZE : (size_t)plen + 16;
+}
+
 int sl_sregs_blob_check(const sl_sregs_blob *b, unsigned arch, sl_errbuf *e)
 {
     if (!b)
         return sl_err(e, SL_EINVAL, "sregs blob: NULL");
-    struct blob_hdr h;
-    memcpy(&h, b->bytes, sizeof h);
-    if (h.magic != BLOB_MAGIC)
-        return sl_err(e, SL_EFORMAT, "sregs blob: bad magic 0x%08x", h.magic);
-    if (h.version != SL_SREGS_BLOB_VERSION)
-        return sl_err(e, SL_EFORMAT, "sregs blob: version %u, expected %u", h.version,
-                      SL_SREGS_BLOB_VERSION);
-    if (h.backend != BLOB_BACKEND_KVM)
-        return sl_err(e, SL_EFORMAT, "sregs blob: made by backend %u, this is KVM (%u)", h.backend,
-                      BLOB_BACKEND_KVM);
-    if (h.payload_len != sizeof(struct blob_payload))
-        return sl_err(e, SL_EFORMAT, "sregs blob: payload of %u bytes, expected %zu", h.payload_len,
-                      sizeof(struct blob_payload));
-    if (h.arch != arch)
-        return sl_err(e, SL_EFAMILY, "sregs blob: made for arch %u, vCPU is arch %u", h.arch, arch);
-    return 0;
+    sl_cpu_state *st = malloc(sizeof *st);
+    if (!st)
+        return sl_err(e, SL_ENOMEM, "out of memory for the CPU state");
+    int rc = sl_cpu_state_decode(b->bytes, sl_sregs_blob_len(b), arch, st, e);
+    free(st);
+    return rc;
 }
 
 /* The TR type a reset loads. Intel's VM entry requires a busy TSS. AMD
@@ -773,6 +753,172 @@ static int blob_msrs_io(sl_vcpu *v, bool set, uint64_t *vals, sl_errbuf *e)
     return 0;
 }
 
+/* ---- the CPU state a snapshot carries, to and from KVM ---- */
+
+static void seg_from_kvm(sl_cpu_seg *o, const struct kvm_segment *k)
+{
+    o->base = k->base;
+    o->limit = k->limit;
+    o->selector = k->selector;
+    o->type = k->type & 0xf;
+    o->flags = (uint16_t)((k->present ? SL_SEGF_PRESENT : 0) | (unsigned)(k->dpl & 3) << SL_SEGF_DPL_SHIFT |
+                          (k->db ? SL_SEGF_DB : 0) | (k->s ? SL_SEGF_S : 0) | (k->l ? SL_SEGF_L : 0) |
+                          (k->g ? SL_SEGF_G : 0) | (k->avl ? SL_SEGF_AVL : 0) |
+                          (k->unusable ? SL_SEGF_UNUSABLE : 0));
+}
+
+static void seg_to_kvm(struct kvm_segment *k, const sl_cpu_seg *o)
+{
+    memset(k, 0, sizeof *k);
+    k->base = o->base;
+    k->limit = o->limit;
+    k->selector = o->selector;
+    k->type = o->type;
+    k->present = (o->flags & SL_SEGF_PRESENT) != 0;
+    k->dpl = (o->flags >> SL_SEGF_DPL_SHIFT) & 3;
+    k->db = (o->flags & SL_SEGF_DB) != 0;
+    k->s = (o->flags & SL_SEGF_S) != 0;
+    k->l = (o->flags & SL_SEGF_L) != 0;
+    k->g = (o->flags & SL_SEGF_G) != 0;
+    k->avl = (o->flags & SL_SEGF_AVL) != 0;
+    k->unusable = (o->flags & SL_SEGF_UNUSABLE) != 0;
+}
+
+static struct kvm_segment *kseg(struct kvm_sregs *k, unsigned i)
+{
+    struct kvm_segment *t[SL_SEG_COUNT] = {&k->cs, &k->ds, &k->es, &k->fs, &k->gs, &k->ss, &k->tr, &k->ldt};
+    return t[i];
+}
+
+/* Where this CPU's XSAVE standard format keeps component i (CPUID leaf 0xD,
+ * which KVM's KVM_GET/SET_XSAVE image follows); false when it has none. */
+static bool xcomp_place(unsigned i, uint32_t *off, uint32_t *size)
+{
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(0xD, i, &a, &b, &c, &d) || a == 0 || b == 0)
+        return false;
+    *size = a;
+    *off = b;
+    return true;
+}
+
+#define FXSAVE_FCW 0
+#define FXSAVE_MXCSR 24
+#define FXSAVE_ST 32
+#define FXSAVE_XMM 160
+#define XSAVE_HDR 512
+
+/* XSAVE image (KVM's, standard format, xsave_size bytes) -> state. A
+ * component in its initial state (its XSTATE_BV bit clear) is normalised:
+ * x87 and SSE to their initial values in `legacy`, the others left out. */
+static void xsave_to_state(const sl_vcpu *v, const uint8_t *img, sl_cpu_state *st)
+{
+    uint64_t bv;
+    memcpy(&bv, img + XSAVE_HDR, 8);
+    memcpy(st->legacy, img, sizeof st->legacy);
+    if (!(bv & 1)) { /* x87 in its initial state */
+        memset(st->legacy, 0, FXSAVE_MXCSR);
+        memset(st->legacy + FXSAVE_ST, 0, FXSAVE_XMM - FXSAVE_ST);
+        put16(st->legacy + FXSAVE_FCW, FCW_RESET);
+    }
+    if (!(bv & 2)) /* XMM registers zero; MXCSR is kept whatever XSTATE_BV says */
+        memset(st->legacy + FXSAVE_XMM, 0, 256);
+    st->xstate_bv = 3;
+    for (unsigned i = SL_CPU_XCOMP_FIRST; i < SL_CPU_XCOMP_LIMIT; i++) {
+        uint32_t off, size;
+        if ((bv >> i & 1) && xcomp_place(i, &off, &size) && off <= v->xsave_size &&
+            size <= v->xsave_size - off)
+            sl_cpu_state_add_xcomp(st, i, img + off, size);
+    }
+}
+
+/* state -> XSAVE image; SL_EUNSUPPORTED when a component does not exist on
+ * this CPU with the same size. */
+static int state_to_xsave(const sl_vcpu *v, const sl_cpu_state *st, uint8_t *img, sl_errbuf *e)
+{
+    memset(img, 0, v->xsave_size);
+    memcpy(img, st->legacy, sizeof st->legacy);
+    uint64_t bv = 3;
+    for (unsigned i = SL_CPU_XCOMP_FIRST; i < SL_CPU_XCOMP_LIMIT; i++) {
+        if (!st->xcomp_size[i])
+            continue;
+        uint32_t off, size;
+        if (!xcomp_place(i, &off, &size) || size != st->xcomp_size[i] || off > v->xsave_size ||
+            size > v->xsave_size - off)
+            return sl_err(e, SL_EUNSUPPORTED,
+                          "the snapshot holds XSAVE component %u (%u bytes), which this CPU does not have in "
+                          "that size",
+                          i, st->xcomp_size[i]);
+        memcpy(img + off, st->xcomp + st->xcomp_off[i], size);
+        bv |= 1ull << i;
+    }
+    memcpy(img + XSAVE_HDR, &bv, 8);
+    return 0;
+}
+
+/* Without KVM_CAP_XSAVE: x87 and SSE through struct kvm_fpu. */
+static void fpu_to_legacy(const struct kvm_fpu *f, uint8_t *l)
+{
+    memset(l, 0, 512);
+    put16(l + 0, f->fcw);
+    put16(l + 2, f->fsw);
+    l[4] = f->ftwx;
+    put16(l + 6, f->last_opcode);
+    memcpy(l + 8, &f->last_ip, 8);
+    memcpy(l + 16, &f->last_dp, 8);
+    put32(l + FXSAVE_MXCSR, f->mxcsr);
+    for (unsigned i = 0; i < 8; i++)
+        memcpy(l + FXSAVE_ST + 16 * i, f->fpr[i], 16);
+    for (unsigned i = 0; i < 16; i++)
+        memcpy(l + FXSAVE_XMM + 16 * i, f->xmm[i], 16);
+}
+
+static void legacy_to_fpu(const uint8_t *l, struct kvm_fpu *f)
+{
+    memset(f, 0, sizeof *f);
+    f->fcw = (uint16_t)(l[0] | l[1] << 8);
+    f->fsw = (uint16_t)(l[2] | l[3] << 8);
+    f->ftwx = l[4];
+    f->last_opcode = (uint16_t)(l[6] | l[7] << 8);
+    memcpy(&f->last_ip, l + 8, 8);
+    memcpy(&f->last_dp, l + 16, 8);
+    f->mxcsr = (uint32_t)l[24] | (uint32_t)l[25] << 8 | (uint32_t)l[26] << 16 | (uint32_t)l[27] << 24;
+    for (unsigned i = 0; i < 8; i++)
+        memcpy(f->fpr[i], l + FXSAVE_ST + 16 * i, 16);
+    for (unsigned i = 0; i < 16; i++)
+        memcpy(f->xmm[i], l + FXSAVE_XMM + 16 * i, 16);
+}
+
+static int load_fpu(sl_vcpu *v, const sl_cpu_state *st, sl_errbuf *e)
+{
+    int rc = 0;
+    if (v->has_xsave) {
+        if (!st) {
+            if (vioctl(v, v->vcpu_fd, KVM_SET_XSAVE, v->xsave_clean) < 0)
+                return ioctl_err(e, "KVM_SET_XSAVE");
+            return 0;
+        }
+        uint8_t *img = malloc(v->xsave_size);
+        if (!img)
+            return sl_err(e, SL_ENOMEM, "out of memory for the XSAVE image");
+        if (!(rc = state_to_xsave(v, st, img, e)) && vioctl(v, v->vcpu_fd, KVM_SET_XSAVE, img) < 0)
+            rc = ioctl_err(e, "KVM_SET_XSAVE");
+        free(img);
+        return rc;
+    }
+    struct kvm_fpu f;
+    if (st) {
+        legacy_to_fpu(st->legacy, &f);
+    } else {
+        memset(&f, 0, sizeof f);
+        f.fcw = FCW_RESET;
+        f.mxcsr = MXCSR_RESET;
+    }
+    if (vioctl(v, v->vcpu_fd, KVM_SET_FPU, &f) < 0)
+        return ioctl_err(e, "KVM_SET_FPU");
+    return 0;
+}
+
 int sl_vcpu_reset(sl_vcpu *v, uint64_t cr3, const sl_sregs_blob *saved, sl_errbuf *e)
 {
     if (!v)
@@ -780,17 +926,42 @@ int sl_vcpu_reset(sl_vcpu *v, uint64_t cr3, const sl_sregs_blob *saved, sl_errbu
     int rc = complete_pending(v, e);
     if (rc)
         return rc;
-    struct blob_payload p;
+    sl_cpu_state *st = NULL;
+    struct kvm_sregs sr;
+    uint64_t xcr0 = XCR0_RESET, msrs[N_BLOB_MSRS] = {0};
+    struct kvm_debugregs d;
+    memset(&d, 0, sizeof d);
+    d.dr6 = 0xffff0ff0u;
+    d.dr7 = 0x400u;
     if (saved) {
-        if ((rc = sl_sregs_blob_check(saved, v->arch, e)))
+        if (!(st = malloc(sizeof *st)))
+            return sl_err(e, SL_ENOMEM, "out of memory for the CPU state");
+        if ((rc = sl_cpu_state_decode(saved->bytes, sl_sregs_blob_len(saved), v->arch, st, e))) {
+            free(st);
             return rc;
-        memcpy(&p, saved->bytes + sizeof(struct blob_hdr), sizeof p);
+        }
+        memset(&sr, 0, sizeof sr);
+        for (unsigned i = 0; i < SL_SEG_COUNT; i++)
+            seg_to_kvm(kseg(&sr, i), &st->seg[i]);
+        sr.gdt.base = st->gdt_base;
+        sr.gdt.limit = st->gdt_limit;
+        sr.idt.base = st->idt_base;
+        sr.idt.limit = st->idt_limit;
+        sr.cr0 = st->cr0;
+        sr.cr2 = st->cr2;
+        sr.cr4 = st->cr4;
+        sr.cr8 = st->cr8;
+        sr.efer = st->efer;
+        xcr0 = st->xcr0;
+        memcpy(msrs, st->msr, sizeof msrs);
+        for (unsigned i = 0; i < 4; i++)
+            d.db[i] = st->dr[i];
+        d.dr6 = st->dr6;
+        d.dr7 = st->dr7;
     } else {
-        fresh_sregs(v, &p.sregs);
-        p.xcr0 = XCR0_RESET;
-        memset(p.msrs, 0, sizeof p.msrs);
+        fresh_sregs(v, &sr);
     }
-    struct kvm_sregs *s = &p.sregs;
+    struct kvm_sregs *s = &sr;
     s->cr3 = cr3;
     s->apic_base = v->apic_base; /* not the guest's (nor a file's) to choose */
     s->cr8 &= 0xf;                /* KVM_RUN rejects a larger TPR */
@@ -809,40 +980,29 @@ int sl_vcpu_reset(sl_vcpu *v, uint64_t cr3, const sl_sregs_blob *saved, sl_errbu
     bool flush = !v->keep_tlb;
     v->keep_tlb = false;
     if ((flush && vioctl(v, v->vcpu_fd, KVM_SET_SREGS, &bounce) < 0) ||
-        vioctl(v, v->vcpu_fd, KVM_SET_SREGS, s) < 0)
+        vioctl(v, v->vcpu_fd, KVM_SET_SREGS, s) < 0) {
+        free(st);
         return ioctl_err(e, "KVM_SET_SREGS");
+    }
     /* Without an in-kernel LAPIC, KVM reloads CR8 from kvm_run at every entry. */
     v->run->cr8 = s->cr8;
 
-    if (v->has_xsave) {
-        if (vioctl(v, v->vcpu_fd, KVM_SET_XSAVE, v->xsave_clean) < 0)
-            return ioctl_err(e, "KVM_SET_XSAVE");
-    } else {
-        struct kvm_fpu f;
-        memset(&f, 0, sizeof f);
-        f.fcw = FCW_RESET;
-        f.mxcsr = MXCSR_RESET;
-        if (vioctl(v, v->vcpu_fd, KVM_SET_FPU, &f) < 0)
-            return ioctl_err(e, "KVM_SET_FPU");
-    }
+    rc = load_fpu(v, st, e);
+    free(st);
+    if (rc)
+        return rc;
     if (v->has_xcrs) {
         struct kvm_xcrs x;
         memset(&x, 0, sizeof x);
         x.nr_xcrs = 1;
         x.xcrs[0].xcr = 0;
-        x.xcrs[0].value = p.xcr0;
+        x.xcrs[0].value = xcr0;
         if (vioctl(v, v->vcpu_fd, KVM_SET_XCRS, &x) < 0)
             return ioctl_err(e, "KVM_SET_XCRS");
     }
-    if (v->has_debugregs) {
-        struct kvm_debugregs d;
-        memset(&d, 0, sizeof d);
-        d.dr6 = 0xffff0ff0u;
-        d.dr7 = 0x400u;
-        if (vioctl(v, v->vcpu_fd, KVM_SET_DEBUGREGS, &d) < 0)
-            return ioctl_err(e, "KVM_SET_DEBUGREGS");
-    }
-    if ((rc = blob_msrs_io(v, true, p.msrs, e)))
+    if (v->has_debugregs && vioctl(v, v->vcpu_fd, KVM_SET_DEBUGREGS, &d) < 0)
+        return ioctl_err(e, "KVM_SET_DEBUGREGS");
+    if ((rc = blob_msrs_io(v, true, msrs, e)))
         return rc;
 
     struct kvm_vcpu_events ev;
@@ -895,32 +1055,80 @@ int sl_vcpu_get_sregs(sl_vcpu *v, sl_sregs_blob *b, sl_errbuf *e)
     int rc = complete_pending(v, e);
     if (rc)
         return rc;
-    struct blob_payload p;
-    memset(&p, 0, sizeof p);
-    if (vioctl(v, v->vcpu_fd, KVM_GET_SREGS, &p.sregs) < 0)
-        return ioctl_err(e, "KVM_GET_SREGS");
-    p.xcr0 = XCR0_RESET;
+    sl_cpu_state *st = calloc(1, sizeof *st);
+    uint8_t *img = v->has_xsave ? malloc(v->xsave_size) : NULL;
+    if (!st || (v->has_xsave && !img)) {
+        rc = sl_err(e, SL_ENOMEM, "out of memory for the CPU state");
+        goto out;
+    }
+    st->arch = v->arch;
+    struct kvm_sregs sr;
+    if (vioctl(v, v->vcpu_fd, KVM_GET_SREGS, &sr) < 0) {
+        rc = ioctl_err(e, "KVM_GET_SREGS");
+        goto out;
+    }
+    for (unsigned i = 0; i < SL_SEG_COUNT; i++)
+        seg_from_kvm(&st->seg[i], kseg(&sr, i));
+    st->gdt_base = sr.gdt.base;
+    st->gdt_limit = sr.gdt.limit;
+    st->idt_base = sr.idt.base;
+    st->idt_limit = sr.idt.limit;
+    st->cr0 = sr.cr0;
+    st->cr2 = sr.cr2;
+    st->cr3 = sr.cr3;
+    st->cr4 = sr.cr4;
+    st->cr8 = sr.cr8;
+    st->efer = sr.efer;
+    st->xcr0 = XCR0_RESET;
     if (v->has_xcrs) {
         struct kvm_xcrs x;
         memset(&x, 0, sizeof x);
-        if (vioctl(v, v->vcpu_fd, KVM_GET_XCRS, &x) < 0)
-            return ioctl_err(e, "KVM_GET_XCRS");
+        if (vioctl(v, v->vcpu_fd, KVM_GET_XCRS, &x) < 0) {
+            rc = ioctl_err(e, "KVM_GET_XCRS");
+            goto out;
+        }
         for (unsigned i = 0; i < x.nr_xcrs && i < KVM_MAX_XCRS; i++)
             if (x.xcrs[i].xcr == 0)
-                p.xcr0 = x.xcrs[i].value;
+                st->xcr0 = x.xcrs[i].value;
     }
-    if ((rc = blob_msrs_io(v, false, p.msrs, e)))
-        return rc;
-
-    struct blob_hdr h = {.magic = BLOB_MAGIC,
-                         .version = SL_SREGS_BLOB_VERSION,
-                         .backend = BLOB_BACKEND_KVM,
-                         .arch = (uint8_t)v->arch,
-                         .payload_len = sizeof p};
+    st->dr6 = 0xffff0ff0u;
+    st->dr7 = 0x400u;
+    if (v->has_debugregs) {
+        struct kvm_debugregs d;
+        if (vioctl(v, v->vcpu_fd, KVM_GET_DEBUGREGS, &d) < 0) {
+            rc = ioctl_err(e, "KVM_GET_DEBUGREGS");
+            goto out;
+        }
+        for (unsigned i = 0; i < 4; i++)
+            st->dr[i] = d.db[i];
+        st->dr6 = d.dr6;
+        st->dr7 = d.dr7;
+    }
+    if ((rc = blob_msrs_io(v, false, st->msr, e)))
+        goto out;
+    if (v->has_xsave) {
+        unsigned long req = v->xsave_size > sizeof(struct kvm_xsave) ? KVM_GET_XSAVE2 : KVM_GET_XSAVE;
+        if (vioctl(v, v->vcpu_fd, req, img) < 0) {
+            rc = ioctl_err(e, "KVM_GET_XSAVE");
+            goto out;
+        }
+        xsave_to_state(v, img, st);
+    } else {
+        struct kvm_fpu f;
+        if (vioctl(v, v->vcpu_fd, KVM_GET_FPU, &f) < 0) {
+            rc = ioctl_err(e, "KVM_GET_FPU");
+            goto out;
+        }
+        fpu_to_legacy(&f, st->legacy);
+        st->xstate_bv = 3;
+    }
+    size_t len;
     memset(b, 0, sizeof *b);
-    memcpy(b->bytes, &h, sizeof h);
-    memcpy(b->bytes + sizeof h, &p, sizeof p);
-    return 0;
+    rc = sl_cpu_state_encode(st, b->bytes, sizeof b->bytes, &len, e);
+out:
+    free(img);
+    free(st);
+    return rc;
 }
 
 /* ---- running ---- */
