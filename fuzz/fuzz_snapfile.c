@@ -25,7 +25,9 @@ static void check_invariants(const sl_snapshot *s)
     if (s->mem_size != s->visible_size + s->pt_size || !s->n_roots || s->n_roots > SL_BK_MAX_ROOTS ||
         s->cur_root >= s->n_roots || s->pt_size > l->exc_stack_gpa - l->pt_gpa ||
         SL_BASE_ADDRESS + s->visible_size > l->scratch_gpa || s->n_regions > SL_MAX_REGIONS ||
-        s->sregs_len > SL_SREGS_MAX || s->mem + s->mem_size > (const uint8_t *)s->map_base + s->map_len)
+        s->sregs_len > SL_SREGS_MAX ||
+        (s->sregs_len && (s->sregs_len < 16 || 16 + (uint64_t)(s->sregs[8] | s->sregs[9] << 8 | s->sregs[10] << 16 |
+                                                             (uint32_t)s->sregs[11] << 24) != s->sregs_len)) || s->mem + s->mem_size > (const uint8_t *)s->map_base + s->map_len)
         abort();
     for (unsigned i = 0; i < s->n_roots; i++)
         if (s->roots[i] < l->pt_gpa || s->roots[i] - l->pt_gpa >= s->pt_size)

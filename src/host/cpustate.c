@@ -149,7 +149,11 @@ int sl_cpu_state_decode(const uint8_t *buf, size_t len, unsigned arch, sl_cpu_st
     if (bv >> SL_CPU_XCOMP_LIMIT)
         return sl_err(e, SL_EFORMAT, "CPU state: XSAVE component bits 0x%" PRIx64 " beyond %u", bv,
                       SL_CPU_XCOMP_LIMIT - 1);
+    if ((bv & 3) != 3)
+        return sl_err(e, SL_EFORMAT, "CPU state: XSTATE_BV 0x%" PRIx64 " lacks x87 or SSE (always present)", bv);
     memcpy(s->legacy, p + OFF_LEGACY, sizeof s->legacy);
+    if (sl_get32(s->legacy + 24) >> 16) /* MXCSR: bits 16-31 are reserved on every CPU */
+        return sl_err(e, SL_EFORMAT, "CPU state: MXCSR 0x%08x sets reserved bits", sl_get32(s->legacy + 24));
     /* Component records: ascending, one per bit 2.. of xstate_bv. */
     uint64_t pos = FIXED, want = bv >> SL_CPU_XCOMP_FIRST << SL_CPU_XCOMP_FIRST;
     unsigned last = SL_CPU_XCOMP_FIRST - 1;

@@ -491,6 +491,9 @@ static int parse_fields(sl_snapshot *s, const uint8_t *meta, const geometry *g, 
         sl_errbuf se;
         if ((rc = sl_sregs_blob_check(&blob, s->arch, &se)))
             return sl_err(e, rc, "snapshot file: special registers rejected: %s", se.msg);
+        if (sl_sregs_blob_len(&blob) != ss)
+            return bad_field(e, SL_EFORMAT, "sregs_size", ss, "differs from the CPU state's own length %zu",
+                             sl_sregs_blob_len(&blob));
     }
 
     /* Region records. */

@@ -311,11 +311,17 @@ static void test_sregs(void)
     if (sl_vcpu_open(&v, SL_ARCH_AMD64, &e) == 0 && sl_vcpu_reset(v, 0x1000, NULL, &e) == 0 &&
         sl_vcpu_get_sregs(v, &blob, &e) == 0) {
         sl_snapshot *s, *l;
-        REQUIRE(from_memory(&s, SL_ARCH_AMD64, 5, 1, &blob, sizeof blob, 5) == 0);
-        CHECK_EQ(s->sregs_len, sizeof blob);
+        const uint32_t n = (uint32_t)sl_sregs_blob_len(&blob);
+        REQUIRE(from_memory(&s, SL_ARCH_AMD64, 5, 1, &blob, n, 5) == 0);
+        CHECK_EQ(s->sregs_len, n);
         roundtrip(s, "sregs.snap");
         REQUIRE(sl_snapshot_load(&l, tpath("sregs.snap"), err, sizeof err) == 0);
-        CHECK(l->sregs_len == sizeof blob && memcmp(l->sregs, &blob, sizeof blob) == 0);
+        CHECK(l->sregs_len == n && memcmp(l->sregs, &blob, n) == 0);
+        sl_snapshot_free(l);
+        /* The section's size must be the CPU state's own length. */
+        REQUIRE(from_memory(&l, SL_ARCH_AMD64, 5, 1, &blob, n + 8, 5) == 0);
+        CHECK(sl_snapshot_save(l, tpath("sregs_pad.snap"), err, sizeof err) != 0);
+        CHECK(strstr(err, "sregs_size") != NULL);
         sl_snapshot_free(l);
         sl_snapshot_free(s);
     } else {
