@@ -5,8 +5,10 @@
 # glibc reference made at build time (build/fixtures/libc/ref64.txt, ref32.txt).
 # mk/libc-tests.mk builds all of them (`make libc-tests`).
 #
-#   tests/e2e/libc.sh BUILD_DIR            in the sandbox: needs KVM (tests/run
-#                                          runs it natively or in the KVM lab)
+#   tests/e2e/libc.sh BUILD_DIR            in the sandbox: each architecture where
+#                                          its guests run and SANDLET_TEST_ARCHS
+#                                          covers it (tests/e2e/arch.sh; tests/run
+#                                          runs it natively and in the KVM lab)
 #   tests/e2e/libc.sh --native BUILD_DIR   the same programs run directly on
 #                                          this machine, no sandbox
 #
@@ -45,9 +47,21 @@ fail() {
     FAILS=$((FAILS + 1))
 }
 
+if [ "$native" = 0 ] && [ -x "$B/sandlet" ]; then
+    . tests/e2e/arch.sh
+    arch_init "$B/sandlet" || FAILS=$((FAILS + 1))
+fi
+
 # one ARCH GUEST REFERENCE
 one() {
     arch=$1 guest=$2 ref=$3
+    if [ "$native" = 0 ] && [ -x "$B/sandlet" ]; then
+        # in the sandbox: where that architecture's guests run and this run covers it
+        case $arch in
+        x86_64) arch_need amd64 || return 0 ;;
+        *) arch_need i686 || return 0 ;;
+        esac
+    fi
     for f in "$guest" "$ref" "$CMP"; do
         if [ ! -f "$f" ]; then
             fail "libc: $arch: $f missing (make libc-tests builds it)"

@@ -6,8 +6,10 @@
 # time (mk/lua-tests.mk, `make lua-expected`).
 #
 #   tests/e2e/lua.sh BUILD_DIR             in the sandbox: "$BUILD_DIR/sandlet run";
-#                                          needs KVM (tests/run runs it natively or
-#                                          in the KVM lab)
+#                                          each architecture where its guests run
+#                                          and SANDLET_TEST_ARCHS covers it
+#                                          (tests/e2e/arch.sh; tests/run runs it
+#                                          natively and in the KVM lab)
 #   tests/e2e/lua.sh --native BUILD_DIR    the same interpreters run directly on
 #                                          this machine, no sandbox (a self-check
 #                                          of the corpus and of the musl builds)
@@ -203,17 +205,21 @@ if [ "$mode" = sandbox ]; then
         echo "FAIL lua: no $B/sandlet (make builds the CLI)"
         exit 1
     fi
+    . "$ROOT/tests/e2e/arch.sh"
+    arch_init "$SANDLET" || FAILS=$((FAILS + 1))
 fi
 
 for arch in ${SANDLET_LUA_ARCHS:-x86_64 i386}; do
     case $arch in
-    x86_64) prog=$G/lua ;;
-    i386) prog=$G/lua32 ;;
+    x86_64) prog=$G/lua need=amd64 ;;
+    i386) prog=$G/lua32 need=i686 ;;
     *)
         fail "lua: unknown architecture '$arch' in SANDLET_LUA_ARCHS (x86_64, i386)"
         continue
         ;;
     esac
+    # in the sandbox: where that architecture's guests run and this run covers it
+    [ "$mode" != sandbox ] || arch_need "$need" || continue
     if [ ! -f "$prog" ]; then
         fail "lua: all scripts ($arch): $prog missing (make lua-guests builds it)"
         continue

@@ -369,18 +369,18 @@ static void test_all_in_a_row(void)
 
 int main(void)
 {
-    RUN(test_write_read_only);
-    RUN(test_write_kernel_memory);
-    RUN(test_exec_nx);
-    RUN(test_div_zero);
-    RUN(test_recurse);
-    RUN(test_exhaust_scratch);
-    RUN(test_bad_host_call);
-    RUN(test_abort);
-    RUN(test_spin_timeout);
-    RUN(test_spin_kill);
-    RUN(test_kill_before_call);
-    RUN(test_isolation);
-    RUN(test_all_in_a_row);
+    RUN_ARCH(T_AMD64, test_write_read_only);
+    RUN_ARCH(T_AMD64, test_write_kernel_memory);
+    RUN_ARCH(T_AMD64, test_exec_nx);
+    RUN_ARCH(T_AMD64, test_div_zero);
+    RUN_ARCH(T_AMD64, test_recurse);
+    RUN_ARCH(T_AMD64, test_exhaust_scratch);
+    RUN_ARCH(T_AMD64, test_bad_host_call);
+    RUN_ARCH(T_AMD64, test_abort);
+    RUN_ARCH(T_AMD64, test_spin_timeout);
+    RUN_ARCH(T_AMD64, test_spin_kill);
+    RUN_ARCH(T_AMD64, test_kill_before_call);
+    RUN_ARCH(T_AMD64, test_isolation);
+    RUN_ARCH(T_AMD64, test_all_in_a_row);
     T_EXIT();
 }

@@ -312,7 +312,7 @@ static void test_snapshot_shares_tables(void)
 
 int main(void)
 {
-    RUN(test_spaces);
-    RUN(test_snapshot_shares_tables);
+    RUN_ARCH(T_AMD64, test_spaces);
+    RUN_ARCH(T_AMD64, test_snapshot_shares_tables);
     T_EXIT();
 }

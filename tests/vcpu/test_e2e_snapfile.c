@@ -255,9 +255,9 @@ static void test_restore_other_guest(void)
 
 int main(void)
 {
-    RUN(test_file_roundtrip_amd64);
-    RUN(test_file_roundtrip_i686);
-    RUN(test_damaged_files);
-    RUN(test_restore_other_guest);
+    RUN_ARCH(T_AMD64, test_file_roundtrip_amd64);
+    RUN_ARCH(T_I686, test_file_roundtrip_i686);
+    RUN_ARCH(T_AMD64, test_damaged_files);
+    RUN_ARCH(T_AMD64, test_restore_other_guest);
     T_EXIT();
 }
