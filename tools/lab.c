@@ -281,19 +281,20 @@ int lab_maybe_reexec(const lab_req *req)
     const char *backend = cli_backend(arch ? arch : SL_ARCH_AMD64, why, sizeof why);
     if (strcmp(backend, "lab") != 0)
         return -1;
-    if (env_is("SANDLET_NO_LAB", "1")) {
-        cli_err("%s guests cannot run here (%s), and SANDLET_NO_LAB=1 forbids the KVM lab",
-                arch_name(arch ? arch : SL_ARCH_AMD64), why);
-        return EXIT_SETUP;
-    }
     /* The lab copies the files in: a FIFO or a device would hang the copy or
-     * fill the disk. */
+     * fill the disk. Checked first, so that such a file gets the same error
+     * wherever it was to run. */
     for (size_t i = 0; i < req->nadds; i++) {
         struct stat st;
         if (stat(req->adds[i], &st) == 0 && !S_ISREG(st.st_mode)) {
             cli_err("%s: not a regular file", req->adds[i]);
             return EXIT_SETUP;
         }
+    }
+    if (env_is("SANDLET_NO_LAB", "1")) {
+        cli_err("%s guests cannot run here (%s), and SANDLET_NO_LAB=1 forbids the KVM lab",
+                arch_name(arch ? arch : SL_ARCH_AMD64), why);
+        return EXIT_SETUP;
     }
     char exe[PATH_MAX], lab[PATH_MAX + 64];
     if (self_exe(exe, sizeof exe) != 0) {
