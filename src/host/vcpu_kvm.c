@@ -844,11 +844,17 @@ static int state_to_xsave(const sl_vcpu *v, const sl_cpu_state *st, uint8_t *img
             continue;
         uint32_t off, size;
         if (!xcomp_place(i, &off, &size) || size != st->xcomp_size[i] || off > v->xsave_size ||
-            size > v->xsave_size - off)
+            size > v->xsave_size - off) {
+            /* A component outside the saved XCR0 was never the guest's to set
+             * (a hypervisor's default, e.g. PKRU under QEMU's CPU model): a CPU
+             * without it loses nothing the guest could have used. */
+            if (!(st->xcr0 >> i & 1))
+                continue;
             return sl_err(e, SL_EUNSUPPORTED,
                           "the snapshot holds XSAVE component %u (%u bytes), which this CPU does not have in "
                           "that size",
                           i, st->xcomp_size[i]);
+        }
         memcpy(img + off, st->xcomp + st->xcomp_off[i], size);
         bv |= 1ull << i;
     }
