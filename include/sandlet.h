@@ -43,6 +43,7 @@ extern "C" {
 #define SL_ENOSCRATCH (-21)  /* the guest ran out of scratch memory */
 #define SL_EHASH (-22)       /* identity mismatch: data corrupted */
 #define SL_EKVM_MISSING (-23) /* /dev/kvm cannot be opened */
+#define SL_ECHANGED (-24)     /* a loaded snapshot file changed while in use (see "snapshot files") */
 
 /* Name of an error code ("SL_EINVAL: invalid argument"). Never NULL. */
 const char *sl_strerror(int code);
@@ -176,7 +177,9 @@ int sl_sandbox_new_from_file(sl_sandbox **out, const char *elf_path, const sl_co
 int sl_sandbox_new_from_elf(sl_sandbox **out, const void *elf, size_t len, const sl_config *cfg,
                             char *err, size_t errlen);
 /* A new sandbox that starts from `snap` (made by any sandbox or loaded from a
- * file) without the ELF and without running init: ready to call. */
+ * file) without the ELF and without running init: ready to call. SL_ECHANGED
+ * when snap was loaded from a file that has changed since (see "snapshot
+ * files" below). */
 int sl_sandbox_new_from_snapshot(sl_sandbox **out, sl_snapshot *snap, char *err, size_t errlen);
 void sl_sandbox_free(sl_sandbox *sb);
 
@@ -198,7 +201,12 @@ int sl_sandbox_init(sl_sandbox *sb);
 
 /* Calls guest function `name`. Argument types must match the guest's
  * signature (SL_ETYPE otherwise). On a guest fault, abort, timeout or kill the
- * sandbox becomes POISONED until a restore. */
+ * sandbox becomes POISONED until a restore. When the sandbox runs on a
+ * snapshot loaded from a file, the file is checked before and after the call
+ * (one fstat each, about 0.3 us): if it changed (truncated, rewritten), the
+ * call fails with SL_ECHANGED, whatever the guest did, and the sandbox is
+ * POISONED; restore another snapshot. sl_sandbox_init and sl_sandbox_run do
+ * the same. */
 int sl_sandbox_call(sl_sandbox *sb, const char *name, const sl_value *args, size_t nargs, sl_value *ret);
 
 /* The guest's registered functions. */
@@ -270,10 +278,14 @@ typedef struct sl_run_opts {
 } sl_run_opts;
 int sl_run_file(const char *path, const sl_run_opts *opts, sl_run_result *res, char *err, size_t errlen);
 
-/* Takes a snapshot of the sandbox between calls. */
+/* Takes a snapshot of the sandbox between calls. SL_ECHANGED (and POISONED)
+ * when it runs on a loaded file that changed before or while it was read. */
 int sl_sandbox_snapshot(sl_sandbox *sb, sl_snapshot **out);
 /* Restores a snapshot of the same configuration family in place (SL_EFAMILY
- * otherwise). Cost follows the pages the guest dirtied since the last restore. */
+ * otherwise). Cost follows the pages the guest dirtied since the last restore.
+ * SL_ECHANGED when snap was loaded from a file that has changed since: the
+ * sandbox is left as it was, or POISONED when it ran on snap itself or the
+ * file changed during the restore. */
 int sl_sandbox_restore(sl_sandbox *sb, sl_snapshot *snap);
 /* The generation the guest sees: that of the snapshot last taken or restored. */
 uint64_t sl_sandbox_generation(const sl_sandbox *sb);
@@ -312,21 +324,45 @@ int sl_sandbox_info_get(sl_sandbox *sb, sl_sandbox_info *info);
 
 /* ----------------------------------------------------- snapshot files
  * (format: docs/snapshot-format.md). Messages go to err[0..errlen) when err
- * is not NULL. */
+ * is not NULL.
+ *
+ * A loaded snapshot maps its file: the file must not change while the
+ * snapshot is alive (docs/snapshot-format.md §8, "While loaded"). Replacing
+ * it is fine: a rename over the path (what sl_snapshot_save does) or an
+ * unlink leaves the loaded snapshot on the old file, unchanged. Writing to
+ * it, truncating it or extending it is a change. sandlet detects a change
+ * of the file's size or modification time (and a status-change time that
+ * moved without a rename, link or chmod) at every use of the snapshot:
+ * restores to it, sandboxes made from it, calls of a sandbox running on it
+ * (before and after each), snapshots taken there, saves of it. Once seen,
+ * every such use fails with SL_ECHANGED and a message naming the file, also
+ * in other threads; free the snapshot and load the file again. A host read
+ * of a page the file lost never kills the process: sandlet installs a
+ * SIGBUS handler at the first load (it passes every other SIGBUS on to the
+ * handler that was there before; a handler installed later must do the
+ * same, and no thread that uses sandlet may block SIGBUS). A sandbox that
+ * was running on the file needs a restore to another snapshot. Guests never
+ * see a change silently: a call during which the file changed fails. */
 
 /* Writes snap to path atomically: a temporary file in the same directory is
  * written, fsync'ed and renamed over path, then the directory is fsync'ed. On
- * failure nothing exists under path that was not there before. */
+ * failure nothing exists under path that was not there before. SL_ECHANGED
+ * when snap was loaded from a file that changed (before or while it was
+ * read). */
 int sl_snapshot_save(const sl_snapshot *snap, const char *path, char *err, size_t errlen);
 /* Validates every header field, then maps the file read-only (MAP_PRIVATE):
  * O(1) in the file size, the blob is neither read nor hashed (use
  * sl_snapshot_verify_file for that). Every file with the same architecture
  * and configuration sizes loads into one configuration family, so a sandbox
  * started from one such file can restore any other. The file must not be
- * modified or truncated while the snapshot is alive. */
+ * modified or truncated while the snapshot is alive (see above); load keeps
+ * a descriptor of it open until the snapshot is freed. A file that anyone
+ * may write (world-writable, S_IWOTH, and reachable by a path: a memfd is
+ * not) is refused with SL_EINVAL. */
 int sl_snapshot_load(sl_snapshot **out, const char *path, char *err, size_t errlen);
 /* Full check: everything load checks, plus the identity recomputed from the
- * blob and region records (SL_EHASH on a mismatch). 0 when intact. */
+ * blob and region records (SL_EHASH on a mismatch). 0 when intact;
+ * SL_ECHANGED when the file changed while it was read. */
 int sl_snapshot_verify_file(const char *path, char *err, size_t errlen);
 /* Describes the file one text line at a time (no newline), as printed by
  * `sandlet snapshot inspect`: header fields, the identity, the sections with

@@ -41,6 +41,7 @@ const char *sl_strerror(int code)
     case SL_ENOSCRATCH: return "SL_ENOSCRATCH: guest out of scratch memory";
     case SL_EHASH: return "SL_EHASH: identity mismatch";
     case SL_EKVM_MISSING: return "SL_EKVM_MISSING: /dev/kvm not available";
+    case SL_ECHANGED: return "SL_ECHANGED: snapshot file changed while loaded";
     default: return "SL_E?: unknown error code";
     }
 }

@@ -1,5 +1,7 @@
 #include "mem.h"
 
+#include "snapfile.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -162,6 +164,12 @@ int sl_mem_restore(sl_mem *m, const sl_snapshot *s, sl_errbuf *e)
     if (s->pt_size > l->exc_stack_gpa - l->pt_gpa || s->n_roots == 0 || s->n_roots > SL_BK_MAX_ROOTS)
         return sl_err(e, SL_ERANGE, "snapshot page tables do not fit this sandbox's scratch");
     copy_tables(m, s);
+    /* A table page the file lost was read as zeros (snapfile.c): the tables
+     * in scratch are not the snapshot's, whatever their identity says. */
+    if (sl_snapfile_lost(s)) {
+        sl_mem_forget_tables(m);
+        return sl_snapfile_check(s, "while restore copied its page tables", e);
+    }
     m->last_reset_pages = reset_dirty(m);
     m->snap = s;
     memcpy(m->tables_hash, s->hash, SL_HASH_LEN);
@@ -192,6 +200,12 @@ int sl_mem_restore(sl_mem *m, const sl_snapshot *s, sl_errbuf *e)
     for (unsigned i = 0; i < s->n_roots; i++)
         sl_mem_bk_set(m, SL_BK_ROOTS + 8 * i, s->roots[i]);
     return 0;
+}
+
+void sl_mem_forget_tables(sl_mem *m)
+{
+    const sl_layout *l = &m->layout;
+    sl_mem_mark_dirty(m, l->pt_gpa, l->exc_stack_gpa - l->pt_gpa);
 }
 
 void sl_mem_guest_state(const sl_mem *m, sl_guest_state *st)

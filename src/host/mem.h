@@ -30,8 +30,16 @@ int sl_mem_create(sl_mem **out, const sl_snapshot *snap, sl_errbuf *e);
 void sl_mem_free(sl_mem *m);
 
 /* Restores `snap` in place: maps it, zeroes the dirty scratch pages, copies
- * its page tables into scratch and rewrites the bookkeeping page. */
+ * its page tables into scratch and rewrites the bookkeeping page. SL_ECHANGED
+ * when a table page of a loaded file was lost while copied (the next restore
+ * then copies every table). */
 int sl_mem_restore(sl_mem *m, const sl_snapshot *snap, sl_errbuf *e);
+
+/* Treats every page of scratch that may hold tables (pt_gpa up to the
+ * exception stack) as dirtied, so that the next restore copies all of its
+ * tables and zeroes the rest: for when the tables there may not be what
+ * their snapshot's identity says (its file changed while they were copied). */
+void sl_mem_forget_tables(sl_mem *m);
 
 /* Records that [gpa, gpa+len) of scratch was written (by the host, or as
  * reported by the hypervisor's dirty log). Out-of-scratch ranges are ignored. */

@@ -13,6 +13,7 @@
 #include "hash.h"
 #include "mem.h"
 #include "regfile.h"
+#include "snapfile.h"
 #include "snapshot.h"
 #include "hostfault.h"
 #include "vcpu.h"
@@ -90,6 +91,17 @@ static int poison(sl_sandbox *sb, int code)
 {
     sb->status = SL_STATUS_POISONED;
     return code;
+}
+
+/* SL_ECHANGED from sl_snapfile_check for `snap`: when the sandbox runs on it,
+ * it is poisoned, and the tables in its scratch may have come from the
+ * changed file: the next restore copies them all. */
+static int file_changed(sl_sandbox *sb, const sl_snapshot *snap, int rc)
+{
+    if (snap != sb->snap)
+        return rc;
+    sl_mem_forget_tables(sb->mem);
+    return poison(sb, rc);
 }
 
 /* The message buffers at the start of scratch. Pointers are taken without
@@ -496,12 +508,16 @@ static int run_guest(sl_sandbox *sb, sl_msg *res, bool init)
             case SL_PORT_PAGE:
                 if ((rc = page_op(sb, &ex)))
                     return rc;
+                if (sl_snapfile_lost(sb->snap)) /* the copy read a page its file lost */
+                    return poison(sb, sl_err(&sb->err, SL_ECHANGED, "snapshot file changed"));
                 continue;
             case SL_PORT_PF:
                 if (!from_kernel(sb, &ex))
                     return poison(sb, sl_err(&sb->err, SL_EABI, "user code wrote to the kernel's I/O port 0x%x",
                                              ex.port));
                 sl_hostfault_serve(sb->mem);
+                if (sl_snapfile_lost(sb->snap)) /* a copy-on-write read a page its file lost */
+                    return poison(sb, sl_err(&sb->err, SL_ECHANGED, "snapshot file changed"));
                 continue;
             case SL_PORT_EXIT:
                 if (!from_kernel(sb, &ex))
@@ -530,6 +546,32 @@ static int run_guest(sl_sandbox *sb, sl_msg *res, bool init)
             return poison(sb, sl_err(&sb->err, SL_EHYPERVISOR, "hypervisor: %s", ex.detail));
         }
     }
+}
+
+/* run_guest between two checks of the snapshot's file (when it has one):
+ * the guest never runs on a file that changed, and a call during which it
+ * changed fails whatever the guest made of it (what a guest reads of a
+ * truncated page is an EFAULT of KVM_RUN, or zeros after a host read met
+ * it; a rewrite shows through). */
+static int run_checked(sl_sandbox *sb, sl_msg *res, bool init)
+{
+    int rc = sl_snapfile_check(sb->snap, init ? "before init or a run" : "before a call", &sb->err);
+    if (rc)
+        return file_changed(sb, sb->snap, rc);
+    sb->in_call = true;
+    rc = run_guest(sb, res, init);
+    sb->in_call = false;
+    if (!sb->snap->file)
+        return rc;
+    /* What went wrong, if anything, is part of the story. */
+    char during[SL_ERRMSG_MAX];
+    if (rc && rc != RUN_EXITED)
+        snprintf(during, sizeof during, "during %s, which failed: %s", init ? "init or a run" : "a call",
+                 sb->err.msg);
+    int changed = sl_snapfile_check(sb->snap, rc && rc != RUN_EXITED ? during
+                                              : init ? "during init or a run" : "during a call",
+                                    &sb->err);
+    return changed ? file_changed(sb, sb->snap, changed) : rc;
 }
 
 static int enter(sl_sandbox *sb, uint64_t rip, uint64_t rsp, uint64_t kind)
@@ -591,9 +633,7 @@ static int raw_call(sl_sandbox *sb, const char *name, const sl_value *args, size
     int rc = enter(sb, sb->dispatch, sb->stack_top, SL_ENTRY_CALL);
     if (rc)
         return rc;
-    sb->in_call = true;
-    rc = run_guest(sb, res, false);
-    sb->in_call = false;
+    rc = run_checked(sb, res, false);
     if (rc == RUN_EXITED)
         return poison(sb, sl_err(&sb->err, SL_EABORT, "guest exited during the call with status %d",
                                  sb->exit.exit_status));
@@ -689,12 +729,30 @@ static int restore_raw(sl_sandbox *sb, sl_snapshot *snap)
     if (snap->arch != sb->arch)
         return sl_err(&sb->err, SL_EFAMILY, "snapshot is for another architecture");
     int rc;
+    /* A loaded file that changed is refused before anything is touched. */
+    if ((rc = sl_snapfile_check(snap, "at a restore to it", &sb->err)))
+        return file_changed(sb, snap, rc);
     /* What the guest wrote since the last restore, so that only that is reset. */
     if ((rc = sl_vcpu_dirty_log(sb->vcpu, SLOT_SCRATCH, sb->dirty_tmp, &sb->err)))
         return poison(sb, rc);
     sl_mem_merge_dirty(sb->mem, sb->dirty_tmp);
-    if ((rc = map_snapshot(sb, snap)) || (rc = sl_mem_restore(sb->mem, snap, &sb->err)) ||
-        (rc = sl_vcpu_tables_changed(sb->vcpu, sb->mem->last_tables_copied > 0, &sb->err)))
+    if ((rc = map_snapshot(sb, snap)))
+        return poison(sb, rc);
+    /* The sandbox runs on what its snapshot slot maps, even if the rest of
+     * the restore fails (a later restore to its old snapshot must map that
+     * again). */
+    if (sb->snap != snap) {
+        sl_snapshot_ref(snap);
+        sl_snapshot_free(sb->snap);
+        sb->snap = snap;
+    }
+    if ((rc = sl_mem_restore(sb->mem, snap, &sb->err))) {
+        /* Its old snapshot may be gone with the reference dropped above:
+         * nothing reads through mem->snap before a restore succeeds. */
+        sb->mem->snap = NULL;
+        return rc == SL_ECHANGED ? file_changed(sb, snap, rc) : poison(sb, rc);
+    }
+    if ((rc = sl_vcpu_tables_changed(sb->vcpu, sb->mem->last_tables_copied > 0, &sb->err)))
         return poison(sb, rc);
     sl_sregs_blob blob, *saved = NULL;
     if (snap->sregs_len) {
@@ -709,11 +767,6 @@ static int restore_raw(sl_sandbox *sb, sl_snapshot *snap)
     reseed(sb);
     sl_mem_bk_set(sb->mem, SL_BK_HOST_PAGES, sl_vcpu_is_pvm(sb->vcpu) ? 1 : 0);
     sl_vcpu_get_stats(sb->vcpu, &sb->stats_base);
-    if (sb->snap != snap) {
-        sl_snapshot_ref(snap);
-        sl_snapshot_free(sb->snap);
-        sb->snap = snap;
-    }
     sb->generation = snap->generation;
     if (snap->next_kind == SL_NEXT_CALL) {
         sb->dispatch = snap->next_addr;
@@ -949,10 +1002,7 @@ static int start(sl_sandbox *sb, sl_msg *res)
         return sl_err(&sb->err, SL_ERANGE, "arguments do not fit the input buffer");
     if ((rc = enter(sb, sb->snap->next_addr, sl_mem_bk_get(sb->mem, SL_BK_EXC_STACK_TOP), SL_ENTRY_INIT)))
         return rc;
-    sb->in_call = true;
-    rc = run_guest(sb, res, true);
-    sb->in_call = false;
-    return rc;
+    return run_checked(sb, res, true);
 }
 
 int sl_sandbox_init(sl_sandbox *sb)
@@ -1106,8 +1156,10 @@ int sl_sandbox_snapshot(sl_sandbox *sb, sl_snapshot **out)
         roots[n++] = (cur ? cur : sb->mem->root) & SL_PAGE_MASK;
     }
     sl_sregs_blob blob;
-    int rc = sl_vcpu_get_sregs(sb->vcpu, &blob, &sb->err);
+    int rc = sl_snapfile_check(sb->snap, "before a snapshot of a sandbox running on it", &sb->err);
     if (rc)
+        return file_changed(sb, sb->snap, rc);
+    if ((rc = sl_vcpu_get_sregs(sb->vcpu, &blob, &sb->err)))
         return rc;
     sl_guest_state st;
     sl_mem_guest_state(sb->mem, &st);
@@ -1120,7 +1172,17 @@ int sl_sandbox_snapshot(sl_sandbox *sb, sl_snapshot **out)
     st.generation = sb->generation + 1;
     st.sregs = blob.bytes;
     st.sregs_len = (uint32_t)sl_sregs_blob_len(&blob);
-    if ((rc = sl_snapshot_from_memory(out, &st, &sb->err)))
+    rc = sl_snapshot_from_memory(out, &st, &sb->err);
+    /* Compaction copies the snapshot's pages: from a file, they must still
+     * be the file's (a lost page was read as zeros). */
+    int changed = sl_snapfile_check(sb->snap, "while a snapshot of a sandbox running on it was taken", &sb->err);
+    if (changed) {
+        if (!rc)
+            sl_snapshot_free(*out);
+        *out = NULL;
+        return file_changed(sb, sb->snap, changed);
+    }
+    if (rc)
         return rc;
     table_is_for(sb, (*out)->hash); /* the table describes this snapshot's guest too */
     sb->generation = st.generation;

@@ -5,6 +5,7 @@
 #ifndef SL_SNAPFILE_H
 #define SL_SNAPFILE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -84,6 +85,26 @@ int sl_snapfile_load_fd(sl_snapshot **out, int fd, sl_snapfile_info *info, sl_er
 int sl_snapfile_verify_fd(int fd, sl_errbuf *e);
 /* Lines of `sandlet snapshot inspect` for the file open on fd. */
 int sl_snapfile_inspect_fd(int fd, void (*line)(void *user, const char *text), void *user, sl_errbuf *e);
+
+/* ---- a loaded file must not change (docs/snapshot-format.md §8, "While
+ * loaded") ----
+ * Load keeps a descriptor of the file and its identity (device, inode, size,
+ * modification and status-change times) in s->file, and registers the
+ * mapping with a process-wide SIGBUS handler: a host read of a page the file
+ * lost (truncation, I/O error) gets zeros instead of killing the process and
+ * marks the snapshot changed. A snapshot made in memory has no file. */
+
+/* 0 while the file of s is as loaded (or s has none). Otherwise SL_ECHANGED,
+ * now and for every later check, with a message in e naming the file, how it
+ * changed, and `during` ("before a call", ...). One fstat (about 0.3 us); a
+ * snapshot already seen changed costs an atomic load. Thread-safe. */
+int sl_snapfile_check(const sl_snapshot *s, const char *during, sl_errbuf *e);
+/* Whether s is already known to have changed (an atomic load, no fstat):
+ * for the points right after a host read of its pages. */
+bool sl_snapfile_lost(const sl_snapshot *s);
+/* Closes the file of s and unregisters its mapping (sl_snapshot_free, before
+ * it unmaps). */
+void sl_snapfile_release(sl_snapshot *s);
 
 /* Recomputes and stores the header checksum of a whole file image in memory,
  * trusting only what it bounds-checks (for tests and the fuzz target, which

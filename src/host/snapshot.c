@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 
 #include "kernel.h"
+#include "snapfile.h"
 #include "sl_elf.h"
 #include "pt.h"
 #include "u64map.h"
@@ -163,6 +164,7 @@ void sl_snapshot_free(sl_snapshot *s)
 {
     if (!s || atomic_fetch_sub(&s->refs, 1) != 1)
         return;
+    sl_snapfile_release(s); /* a loaded file: closed and unregistered before the unmap */
     if (s->map_base)
         munmap(s->map_base, s->map_len);
     free(s);

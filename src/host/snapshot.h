@@ -41,6 +41,9 @@ struct sl_snapshot {
     uint64_t mem_size;
     void *map_base;    /* mapping to munmap on free (NULL: none), e.g. a whole file */
     uint64_t map_len;
+    /* The file a loaded snapshot maps, watched for changes (snapfile.h,
+     * sl_snapfile_check); NULL for a snapshot made in memory. */
+    struct sl_snapfile_watch *file;
     _Atomic int refs;  /* sl_snapshot_ref / sl_snapshot_free */
     uint64_t visible_size;
     uint64_t pt_size;
