@@ -1,5 +1,5 @@
 /* A snapshot carries the whole architectural state the guest can set, and a
- * restore puts it back exactly (issue 9): the cpustate guest
+ * restore puts it back exactly (issue 9, fault 1: machine state at restore): the cpustate guest
  * (guests/cpustate.c; cpustate for x86-64, cpustate32 for i686) sets MXCSR,
  * the x87 control word, an XMM register, the upper half of a YMM register
  * (x86-64 with AVX) and the GS base (x86-64) in sandlet_main. For each
