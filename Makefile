@@ -1,10 +1,14 @@
 # sandlet build. `make` builds the library, the CLI, the guests, the tests and
-# the benchmarks into build/; `make test` builds a normal and an ASan+UBSan
-# variant and runs every suite; `make demo` builds everything and runs the demo.
-# SAN=1 selects the sanitizer variant (use with BUILD=build/asan).
+# the benchmarks into build/; `make test` builds a normal, an ASan+UBSan and a
+# ThreadSanitizer variant and runs every suite; `make demo` builds everything
+# and runs the demo.
+# SAN=1 selects the ASan+UBSan variant (use with BUILD=build/asan); TSAN=1 the
+# ThreadSanitizer variant (use with BUILD=build/tsan and the target tsan-tests:
+# the library, the unit tests, the stress test and the CLI).
 
 BUILD ?= build
 SAN ?=
+TSAN ?=
 CC ?= gcc
 FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 20
@@ -26,6 +30,21 @@ ifeq ($(SAN),1)
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 CFLAGS += $(SANFLAGS)
 LDFLAGS += $(SANFLAGS)
+endif
+# ThreadSanitizer: every object of the library (BLAKE3's C files too) and the
+# test programs; executables are PIE (Debian's gcc default, as TSan needs).
+# gcc warns that TSan does not model atomic_thread_fence (-Wtsan): the fences
+# in snapfile.c order the SIGBUS registry's seqlock, whose atomics TSan does
+# see. TSan's options for the test programs (halt_on_error: a report fails
+# the test at once) are built into them: tests/common/tsan_options.c.
+ifeq ($(TSAN),1)
+ifeq ($(SAN),1)
+$(error SAN=1 and TSAN=1 cannot be combined)
+endif
+TSANFLAGS := -fsanitize=thread -fno-omit-frame-pointer
+CFLAGS += $(TSANFLAGS) $(shell $(CC) -Werror -Wno-tsan -E -x c /dev/null >/dev/null 2>&1 && echo -Wno-tsan)
+LDFLAGS += $(TSANFLAGS)
+TEST_EXTRA := tests/common/tsan_options.c
 endif
 
 COMMON_SRC := $(wildcard src/common/*.c)
@@ -53,7 +72,7 @@ FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
 FUZZ_BIN := $(patsubst fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
 TOOL_SRC := $(wildcard tools/*.c)
 
-.PHONY: all lib tests bench fuzz fuzz-long deps test demo clean guests
+.PHONY: all lib tests bench fuzz fuzz-long deps test demo clean guests tsan-tests
 
 all: lib tests bench guests lua-guests $(BUILD)/demo $(BUILD)/hello_host $(if $(TOOL_SRC),$(BUILD)/sandlet)
 
@@ -99,15 +118,22 @@ $(BUILD)/fixtures/elf/pie64: $(wildcard tests/fixtures/elf/*) src/common/abi.h
 	@echo "  BUILD $@"
 	$(Q)tests/fixtures/elf/build.sh $(BUILD)/fixtures/elf
 
-$(BUILD)/tests/unit/%: tests/unit/%.c tests/unit/t.h tests/common/sim.h $(BUILD)/libsandlet.a
+$(BUILD)/tests/unit/%: tests/unit/%.c tests/unit/t.h tests/common/sim.h $(BUILD)/libsandlet.a $(TEST_EXTRA)
 	@mkdir -p $(dir $@)
 	@echo "  BUILD $@"
-	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $< -o $@ $(BUILD)/libsandlet.a $(LDFLAGS)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $< $(TEST_EXTRA) -o $@ $(BUILD)/libsandlet.a $(LDFLAGS)
 
-$(BUILD)/tests/vcpu/%: tests/vcpu/%.c tests/unit/t.h tests/common/e2e.h $(BUILD)/libsandlet.a
+$(BUILD)/tests/vcpu/%: tests/vcpu/%.c tests/unit/t.h tests/common/e2e.h $(BUILD)/libsandlet.a $(TEST_EXTRA)
 	@mkdir -p $(dir $@)
 	@echo "  BUILD $@"
-	$(Q)$(CC) $(CPPFLAGS) -Itests/unit $(CFLAGS) $< -o $@ $(BUILD)/libsandlet.a $(LDFLAGS)
+	$(Q)$(CC) $(CPPFLAGS) -Itests/unit $(CFLAGS) $< $(TEST_EXTRA) -o $@ $(BUILD)/libsandlet.a $(LDFLAGS)
+
+# The ThreadSanitizer variant (BUILD=build/tsan TSAN=1): the host library, the
+# unit tests and the stress test (tests/vcpu/test_stress.c), with the CLI that
+# tests/run asks where guests run. $(BUILD)/suites tells tests/run to run the
+# unit and guest (tests/vcpu) suites of this build, not the shell suites.
+tsan-tests: lib $(UNIT_BIN) $(BUILD)/tests/vcpu/test_stress $(BUILD)/fixtures/elf/pie64 $(BUILD)/sandlet
+	$(Q)echo "unit vcpu" >$(BUILD)/suites
 
 bench: $(BENCH_BIN)
 
@@ -153,7 +179,8 @@ build/fuzz/fuzz_%: fuzz/fuzz_%.c $(COMMON_SRC) $(HOST_SRC) $(wildcard src/common
 test: deps
 	@$(MAKE) --no-print-directory all fuzz
 	@$(MAKE) --no-print-directory BUILD=build/asan SAN=1 lib tests build/asan/sandlet build/asan/hello_host
-	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/run build build/asan
+	@$(MAKE) --no-print-directory BUILD=build/tsan TSAN=1 tsan-tests
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/run build build/asan build/tsan
 
 demo: deps
 	@$(MAKE) --no-print-directory all
