@@ -287,12 +287,20 @@ int sl_sandbox_snapshot(sl_sandbox *sb, sl_snapshot **out);
  * sandbox is left as it was, or POISONED when it ran on snap itself or the
  * file changed during the restore. */
 int sl_sandbox_restore(sl_sandbox *sb, sl_snapshot *snap);
+/* A restore to a snapshot of another program asks the guest for its
+ * functions (one internal call), and a restore to an initialise snapshot runs
+ * init. A kill that lands during the former is discarded like any kill before
+ * the restore (the question is asked again; SL_ECANCELLED, POISONED, only
+ * when kills keep coming); during init it cancels init (SL_ECANCELLED,
+ * POISONED). A snapshot may be used by any number of sandboxes, in any
+ * threads, at once; it lives until its last user frees it. */
 /* The generation the guest sees: that of the snapshot last taken or restored. */
 uint64_t sl_sandbox_generation(const sl_sandbox *sb);
 
 /* Stops the running call (thread-safe; from any thread). The call returns
  * SL_ECANCELLED; if no call runs, the next one is cancelled at once, unless a
- * restore comes first (a restore clears a pending kill). Every other function
+ * restore comes first (a restore clears a pending kill, and one that lands
+ * while it runs: see sl_sandbox_restore). Every other function
  * on one sandbox must be called from one thread at a time; different
  * sandboxes are independent. */
 void sl_sandbox_kill(sl_sandbox *sb);

@@ -1207,7 +1207,13 @@ int sl_sandbox_restore(sl_sandbox *sb, sl_snapshot *snap)
      * snapshot after every call"). */
     if (sb->sig_hash_set && memcmp(sb->sig_hash, snap->hash, SL_HASH_LEN) == 0)
         return 0;
-    if ((rc = load_signatures(sb)))
+    /* A kill landing during that call is one that came before the restore
+     * ended, and a restore discards those: restore again and ask again (a
+     * few times; a caller that keeps killing gets SL_ECANCELLED). */
+    for (int tries = 0; (rc = load_signatures(sb)) == SL_ECANCELLED && tries < 3; tries++)
+        if ((rc = restore_raw(sb, snap)))
+            return rc;
+    if (rc)
         return rc;
     table_is_for(sb, snap->hash);
     return 0;

@@ -19,6 +19,9 @@ fi
 native=$(SANDLET_FORCE_LAB='' "$S" backend amd64 2>/dev/null)
 [ "$native" = kvm ] || [ "$native" = pvm ] || exit 0
 unset SANDLET_NO_LAB
+# The CLI finds the lab next to its executable; a variant build (build/asan)
+# sits one level deeper.
+[ -n "${SANDLET_KVM_LAB:-}" ] || export SANDLET_KVM_LAB="$(cd "$(dirname "$0")/../.." && pwd)/scripts/kvm-lab"
 T=$(mktemp -d "${TMPDIR:-/tmp}/sandlet-backends.XXXXXX") || exit 1
 trap 'rm -rf "$T"' EXIT
 FAILS=0
