@@ -26,52 +26,7 @@
 #include "t.h"
 #include "../common/sim.h"
 
-static char g_dir[256];
-
-static const char *tpath(const char *name)
-{
-    static char buf[4][512];
-    static int k;
-    char *p = buf[k++ % 4];
-    snprintf(p, 512, "%s/%s", g_dir, name);
-    return p;
-}
-
-static uint8_t *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *p = malloc(n > 0 ? (size_t)n : 1);
-    if (p && fread(p, 1, (size_t)n, f) != (size_t)n) {
-        free(p);
-        p = NULL;
-    }
-    fclose(f);
-    *len = (size_t)n;
-    return p;
-}
-
-static int write_file(const char *path, const uint8_t *p, size_t len)
-{
-    FILE *f = fopen(path, "wb");
-    if (!f)
-        return -1;
-    size_t w = fwrite(p, 1, len, f);
-    return fclose(f) == 0 && w == len ? 0 : -1;
-}
-
-static uint64_t rd64(const uint8_t *p, unsigned off)
-{
-    uint64_t v;
-    memcpy(&v, p + off, 8);
-    return v;
-}
-
-static void wr64(uint8_t *p, unsigned off, uint64_t v) { memcpy(p + off, &v, 8); }
+#include "../common/files.h"
 
 /* ---------------- a snapshot file with hand-built tables ---------------- */
 

@@ -57,6 +57,33 @@ k_enter_user:
     iretq
     .size k_enter_user, . - k_enter_user
 
+/* The k_sysframe the C side reads (kernel.h), above the user rsp the caller
+ * pushed first: user rip (rcx), rflags (r11), then the number and the six
+ * arguments; SYSFRAME_CALL serves it and pops all but the rsp copy. */
+.macro SYSFRAME_CALL
+    pushq %rcx
+    pushq %r11
+    pushq %rax
+    pushq %rdi
+    pushq %rsi
+    pushq %rdx
+    pushq %r10
+    pushq %r8
+    pushq %r9
+    cld
+    mov %rsp, %rdi
+    call k_syscall64_c
+    popq %r9
+    popq %r8
+    popq %r10
+    popq %rdx
+    popq %rsi
+    popq %rdi
+    popq %rax
+    popq %r11
+    popq %rcx
+.endm
+
 /* The `syscall` entry (LSTAR). The CPU left the user rip in rcx and rflags
  * in r11 and did not switch stacks: swapgs reaches the bookkeeping page
  * (KERNEL_GS_BASE) to park the user rsp and load the kernel stack. Linux's
@@ -70,27 +97,7 @@ k_syscall64:
     movq %gs:BK_KSTACK, %rsp
     pushq %gs:BK_USER_RSP
     swapgs
-    pushq %rcx
-    pushq %r11
-    pushq %rax
-    pushq %rdi
-    pushq %rsi
-    pushq %rdx
-    pushq %r10
-    pushq %r8
-    pushq %r9
-    cld
-    mov %rsp, %rdi              /* 10 pushes from a 16-byte aligned top: aligned */
-    call k_syscall64_c
-    popq %r9
-    popq %r8
-    popq %r10
-    popq %rdx
-    popq %rsi
-    popq %rdi
-    popq %rax
-    popq %r11
-    popq %rcx
+    SYSFRAME_CALL               /* 10 pushes from a 16-byte aligned top: aligned */
     popq %rsp
     sysretq
     .size k_syscall64, . - k_syscall64
@@ -193,27 +200,7 @@ isr_pf:                             /* err, rip, cs, rflags, rsp, ss */
 
 pf_syscall:                         /* the same frame as k_syscall64 builds */
     pushq 32(%rsp)
-    pushq %rcx
-    pushq %r11
-    pushq %rax
-    pushq %rdi
-    pushq %rsi
-    pushq %rdx
-    pushq %r10
-    pushq %r8
-    pushq %r9
-    cld
-    mov %rsp, %rdi              /* 6 words from the CPU + 10 pushes: aligned */
-    call k_syscall64_c
-    popq %r9
-    popq %r8
-    popq %r10
-    popq %rdx
-    popq %rsi
-    popq %rdi
-    popq %rax
-    popq %r11
-    popq %rcx
+    SYSFRAME_CALL               /* 6 words from the CPU + 10 pushes: aligned */
     add $16, %rsp               /* the rsp copy and the error code */
     mov %rcx, (%rsp)
     and $USER_RFLAGS, %r11
