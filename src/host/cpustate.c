@@ -149,6 +149,27 @@ int sl_cpu_state_decode(const uint8_t *buf, size_t len, unsigned arch, sl_cpu_st
     if (bv >> SL_CPU_XCOMP_LIMIT)
         return sl_err(e, SL_EFORMAT, "CPU state: XSAVE component bits 0x%" PRIx64 " beyond %u", bv,
                       SL_CPU_XCOMP_LIMIT - 1);
+    /* Addresses the hypervisor loads into the CPU as they are: a base or
+     * MSR the CPU would refuse must never reach it (PVM writes segment bases
+     * to the host's MSRs on every entry). amd64: canonical (bits 63..47
+     * equal); i686: 32 bits. EFER: only the bits sandlet's guests use. */
+    uint64_t addrs[SL_SEG_COUNT + 5];
+    for (unsigned i = 0; i < SL_SEG_COUNT; i++)
+        addrs[i] = s->seg[i].base;
+    addrs[SL_SEG_COUNT] = s->gdt_base;
+    addrs[SL_SEG_COUNT + 1] = s->idt_base;
+    addrs[SL_SEG_COUNT + 2] = s->msr[0]; /* KERNEL_GS_BASE */
+    addrs[SL_SEG_COUNT + 3] = s->msr[2]; /* LSTAR */
+    addrs[SL_SEG_COUNT + 4] = s->msr[3]; /* CSTAR */
+    for (unsigned i = 0; i < sizeof addrs / sizeof addrs[0]; i++) {
+        uint64_t a = addrs[i], top = a >> 47;
+        if (arch == SL_ARCH_I686 ? a > 0xFFFFFFFFull : (top != 0 && top != 0x1FFFF))
+            return sl_err(e, SL_EFORMAT, "CPU state: address 0x%" PRIx64 " (field %u) is not %s", a, i,
+                          arch == SL_ARCH_I686 ? "a 32-bit address" : "canonical");
+    }
+    const uint64_t efer_ok = (1ull << 0) | (1ull << 8) | (1ull << 10) | (1ull << 11); /* SCE LME LMA NXE */
+    if (s->efer & ~efer_ok)
+        return sl_err(e, SL_EFORMAT, "CPU state: EFER 0x%" PRIx64 " sets bits sandlet never uses", s->efer);
     if ((bv & 3) != 3)
         return sl_err(e, SL_EFORMAT, "CPU state: XSTATE_BV 0x%" PRIx64 " lacks x87 or SSE (always present)", bv);
     memcpy(s->legacy, p + OFF_LEGACY, sizeof s->legacy);

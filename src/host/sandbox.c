@@ -399,7 +399,7 @@ static void answer_clock(sl_sandbox *sb, uint32_t id)
 static bool from_kernel(const sl_sandbox *sb, const sl_exit *ex)
 {
     const sl_layout *l = &sb->mem->layout;
-    return ex->rip == 0 || (ex->rip >= l->kernel_gpa && ex->rip <= l->kernel_gpa + l->kernel_size);
+    return ex->rip == 0 || (ex->rip >= l->kernel_gpa && ex->rip < l->kernel_gpa + l->kernel_size);
 }
 
 /* SL_PORT_PAGE: a page copy or zeroing the guest kernel hands us (on PVM,

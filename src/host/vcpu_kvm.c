@@ -743,8 +743,12 @@ static int blob_msrs_io(sl_vcpu *v, bool set, uint64_t *vals, sl_errbuf *e)
         struct kvm_msr_entry ent = {.index = blob_msrs[i], .data = set ? vals[i] : 0};
         memcpy(m.buf + sizeof(struct kvm_msrs) + i * sizeof ent, &ent, sizeof ent);
     }
-    if (vioctl(v, v->vcpu_fd, set ? KVM_SET_MSRS : KVM_GET_MSRS, &m) != (int)N_BLOB_MSRS)
+    int n = vioctl(v, v->vcpu_fd, set ? KVM_SET_MSRS : KVM_GET_MSRS, &m);
+    if (n < 0)
         return ioctl_err(e, set ? "KVM_SET_MSRS (system-call MSRs)" : "KVM_GET_MSRS (system-call MSRs)");
+    if (n != (int)N_BLOB_MSRS) /* KVM stops at the first MSR it refuses */
+        return sl_err(e, SL_EHYPERVISOR, "KVM %s MSR 0x%x (value 0x%llx)", set ? "refused to set" : "could not read",
+                      blob_msrs[n], set ? (unsigned long long)vals[n] : 0ull);
     for (size_t i = 0; !set && i < N_BLOB_MSRS; i++) {
         struct kvm_msr_entry ent;
         memcpy(&ent, m.buf + sizeof(struct kvm_msrs) + i * sizeof ent, sizeof ent);

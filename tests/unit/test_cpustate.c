@@ -65,35 +65,37 @@ static void wr16(uint8_t *p, size_t off, uint16_t v)
 
 /* ---------------- states ---------------- */
 
-/* Every field a distinct value; components 2 (256 bytes), 5 (64) and 7 (1024). */
+/* Every field a distinct value; components 2 (256 bytes), 5 (64) and 7
+ * (1024). Addresses are canonical (amd64) or 32-bit (i686) and EFER sets
+ * only SCE, LME, LMA, NXE: decode refuses anything else (test_addresses). */
 static void make_state(sl_cpu_state *s, unsigned arch, int with_components)
 {
     memset(s, 0, sizeof *s);
     s->arch = arch;
     for (unsigned i = 0; i < SL_SEG_COUNT; i++) {
-        s->seg[i].base = 0x1111000000000000ull + 0x0101010101ull * (i + 1);
+        s->seg[i].base = (arch == SL_ARCH_I686 ? 0x11000000ull : 0xFFFF811100000000ull) + 0x01010101ull * (i + 1);
         s->seg[i].limit = 0x22220000u + i;
         s->seg[i].selector = (uint16_t)(0x3300 + 8 * i);
         s->seg[i].flags = (uint16_t)(0x100 | (0x5A + 19 * i)) & 0x1FF;
         s->seg[i].type = (uint8_t)(3 + i);
     }
-    s->gdt_base = 0x4444444400001000ull;
+    s->gdt_base = arch == SL_ARCH_I686 ? 0x44441000ull : 0x0000444400001000ull;
     s->gdt_limit = 0x4FF7;
-    s->idt_base = 0x5555555500002000ull;
+    s->idt_base = arch == SL_ARCH_I686 ? 0x55552000ull : 0xFFFFD55500002000ull;
     s->idt_limit = 0x5FF9;
     s->cr0 = 0x600000000000c001ull;
     s->cr2 = 0x6100000000000002ull;
     s->cr3 = 0x6200000000003000ull;
     s->cr4 = 0x6300000000000620ull;
     s->cr8 = 0x6400000000000005ull;
-    s->efer = 0x6500000000000d01ull;
+    s->efer = 0xd01ull;
     s->xcr0 = 0x66000000000000e7ull;
     for (unsigned i = 0; i < 4; i++)
         s->dr[i] = 0x7000000000000000ull + 0x1111ull * (i + 1);
     s->dr6 = 0x76000000ffff0ff0ull;
     s->dr7 = 0x7700000000000400ull;
     for (unsigned i = 0; i < SL_CPU_NMSR; i++)
-        s->msr[i] = 0x8800000000000000ull + 0x10101ull * (i + 1);
+        s->msr[i] = (arch == SL_ARCH_I686 ? 0x88000000ull : 0x0000788000000000ull) + 0x10101ull * (i + 1);
     s->xstate_bv = 3;
     for (unsigned i = 0; i < sizeof s->legacy; i++)
         s->legacy[i] = (uint8_t)(i * 7 + 1);
@@ -800,6 +802,49 @@ static void test_vcpu_power_on(void)
     sl_vcpu_free(v);
 }
 
+/* Addresses the hypervisor loads as they are (PVM writes segment bases to
+ * the host's MSRs on entry) and EFER bits sandlet never uses are refused
+ * before they reach it: a hostile file's FS base must not be non-canonical. */
+static int decode_with(unsigned arch, void (*edit)(sl_cpu_state *, uint64_t), uint64_t v)
+{
+    static sl_cpu_state st, out;
+    static uint8_t buf[SL_CPU_STATE_MAX];
+    size_t len;
+    sl_errbuf e;
+    make_state(&st, arch, 0);
+    edit(&st, v);
+    if (sl_cpu_state_encode(&st, buf, sizeof buf, &len, &e))
+        return 99;
+    return sl_cpu_state_decode(buf, len, arch, &out, &e);
+}
+static void ed_fs(sl_cpu_state *s, uint64_t v) { s->seg[SL_SEG_FS].base = v; }
+static void ed_gs(sl_cpu_state *s, uint64_t v) { s->seg[SL_SEG_GS].base = v; }
+static void ed_tr(sl_cpu_state *s, uint64_t v) { s->seg[SL_SEG_TR].base = v; }
+static void ed_gdt(sl_cpu_state *s, uint64_t v) { s->gdt_base = v; }
+static void ed_idt(sl_cpu_state *s, uint64_t v) { s->idt_base = v; }
+static void ed_kgs(sl_cpu_state *s, uint64_t v) { s->msr[0] = v; }
+static void ed_lstar(sl_cpu_state *s, uint64_t v) { s->msr[2] = v; }
+static void ed_cstar(sl_cpu_state *s, uint64_t v) { s->msr[3] = v; }
+static void ed_efer(sl_cpu_state *s, uint64_t v) { s->efer = v; }
+
+static void test_addresses(void)
+{
+    void (*eds[])(sl_cpu_state *, uint64_t) = {ed_fs, ed_gs, ed_tr, ed_gdt, ed_idt, ed_kgs, ed_lstar, ed_cstar};
+    for (unsigned i = 0; i < sizeof eds / sizeof eds[0]; i++) {
+        CHECK_EQ(decode_with(SL_ARCH_AMD64, eds[i], 0x00007FFFFFFFF000ull), 0);
+        CHECK_EQ(decode_with(SL_ARCH_AMD64, eds[i], 0xFFFF800000000000ull), 0);
+        CHECK_EQ(decode_with(SL_ARCH_AMD64, eds[i], 0x0000800000000000ull), SL_EFORMAT);
+        CHECK_EQ(decode_with(SL_ARCH_AMD64, eds[i], 0x8000000000000000ull), SL_EFORMAT);
+        CHECK_EQ(decode_with(SL_ARCH_AMD64, eds[i], 0xFFFF7FFFFFFFFFFFull), SL_EFORMAT);
+        CHECK_EQ(decode_with(SL_ARCH_I686, eds[i], 0xFFFFFFFFull), 0);
+        CHECK_EQ(decode_with(SL_ARCH_I686, eds[i], 0x100000000ull), SL_EFORMAT);
+    }
+    CHECK_EQ(decode_with(SL_ARCH_AMD64, ed_efer, 0xD01), 0);
+    for (unsigned bit = 0; bit < 64; bit++)
+        if (bit != 0 && bit != 8 && bit != 10 && bit != 11)
+            CHECK_EQ(decode_with(SL_ARCH_AMD64, ed_efer, 0xD01 | 1ull << bit), SL_EFORMAT);
+}
+
 int main(void)
 {
     RUN(test_roundtrip);
@@ -809,6 +854,7 @@ int main(void)
     RUN(test_fields);
     RUN(test_records);
     RUN(test_add_xcomp);
+    RUN(test_addresses);
     if (strcmp(t_backend(T_AMD64), "lab") == 0) {
         char why[256] = "";
         sl_backend_probe(SL_ARCH_AMD64, why, sizeof why);
