@@ -42,31 +42,11 @@ static uint64_t meta_size(const sl_snapshot *s)
 
 /* ---------------- little-endian fields ---------------- */
 
-static uint64_t get64(const uint8_t *p, unsigned off)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = v << 8 | p[off + (unsigned)i];
-    return v;
-}
-
-static uint32_t get32(const uint8_t *p, unsigned off)
-{
-    return (uint32_t)p[off] | (uint32_t)p[off + 1] << 8 | (uint32_t)p[off + 2] << 16 |
-           (uint32_t)p[off + 3] << 24;
-}
-
-static void put64(uint8_t *p, unsigned off, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[off + (unsigned)i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put32(uint8_t *p, unsigned off, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[off + (unsigned)i] = (uint8_t)(v >> (8 * i));
-}
+/* Header fields by offset, over layout.h's byte-wise accessors. */
+static uint64_t get64(const uint8_t *p, unsigned off) { return sl_get64(p + off); }
+static uint32_t get32(const uint8_t *p, unsigned off) { return sl_get32(p + off); }
+static void put64(uint8_t *p, unsigned off, uint64_t v) { sl_put64(p + off, v); }
+static void put32(uint8_t *p, unsigned off, uint32_t v) { sl_put32(p + off, v); }
 
 static bool page_aligned(uint64_t v) { return (v & (SL_PAGE_SIZE - 1)) == 0; }
 

@@ -58,4 +58,26 @@ static inline uint64_t rd64(const uint8_t *p, unsigned off)
 static inline void wr64(uint8_t *p, unsigned off, uint64_t v) { memcpy(p + off, &v, 8); }
 static inline void wr32(uint8_t *p, unsigned off, uint32_t v) { memcpy(p + off, &v, 4); }
 
+/* Lines a callback receives (sl_snapshot_inspect's), kept one per line in
+ * buf (NUL-terminated) and counted in n. */
+typedef struct lines {
+    char *buf;
+    size_t len, n;
+} lines;
+
+static inline void collect(void *user, const char *text)
+{
+    lines *l = user;
+    size_t t = strlen(text);
+    char *nb = realloc(l->buf, l->len + t + 2);
+    if (!nb)
+        return;
+    l->buf = nb;
+    memcpy(l->buf + l->len, text, t);
+    l->buf[l->len + t] = '\n';
+    l->len += t + 1;
+    l->buf[l->len] = 0;
+    l->n++;
+}
+
 #endif

@@ -287,24 +287,6 @@ static bool oracle_build(oracle *o, tfile *t)
 
 /* ---------------- inspect's lines ---------------- */
 
-typedef struct lines {
-    char *buf;
-    size_t len;
-} lines;
-
-static void collect(void *user, const char *text)
-{
-    lines *l = user;
-    size_t t = strlen(text);
-    char *nb = realloc(l->buf, l->len + t + 2);
-    if (!nb)
-        return;
-    l->buf = nb;
-    memcpy(l->buf + l->len, text, t);
-    l->buf[l->len + t] = '\n';
-    l->len += t + 1;
-    l->buf[l->len] = 0;
-}
 
 typedef struct mline {
     uint64_t start, end, pages;

@@ -812,25 +812,6 @@ static void test_atomic_save(void)
     rmdir(sub);
 }
 
-typedef struct lines {
-    char *buf;
-    size_t len, n;
-} lines;
-
-static void collect(void *user, const char *text)
-{
-    lines *l = user;
-    size_t t = strlen(text);
-    char *nb = realloc(l->buf, l->len + t + 2);
-    if (!nb)
-        return;
-    l->buf = nb;
-    memcpy(l->buf + l->len, text, t);
-    l->buf[l->len + t] = '\n';
-    l->len += t + 1;
-    l->buf[l->len] = 0;
-    l->n++;
-}
 
 static unsigned count_str(const char *hay, const char *needle)
 {
