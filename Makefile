@@ -163,7 +163,7 @@ build/fuzz/kernel_blob.o: src/host/kernel_blob.S $(KERNEL_ELFS)
 	@mkdir -p $(dir $@)
 	$(Q)$(FUZZ_CC) $(KERNEL_BLOB_FLAGS) -c $< -o $@
 
-build/fuzz/fuzz_%: fuzz/fuzz_%.c $(COMMON_SRC) $(HOST_SRC) $(wildcard src/common/*.h src/host/*.h tests/common/*.h) build/fuzz/kernel_blob.o
+build/fuzz/fuzz_%: fuzz/fuzz_%.c $(COMMON_SRC) $(HOST_SRC) $(wildcard src/common/*.h src/host/*.h tests/common/*.h fuzz/*.h) build/fuzz/kernel_blob.o
 	@mkdir -p $(dir $@)
 	@echo "  BUILD $@"
 	$(Q)$(FUZZ_CC) $(CPPFLAGS) -std=c11 $(WARN) -g -O1 -fsanitize=fuzzer,address,undefined \

@@ -36,13 +36,7 @@
 #include "snapshot.h"
 #include "../tests/common/sim.h"
 
-#define FUZZ_ASSERT(c)                                                                \
-    do {                                                                              \
-        if (!(c)) {                                                                   \
-            fprintf(stderr, "%s:%d: assertion failed: %s\n", __FILE__, __LINE__, #c); \
-            abort();                                                                  \
-        }                                                                             \
-    } while (0)
+#include "fuzz.h"
 
 #define PF_P 0x1u
 #define PF_W 0x2u

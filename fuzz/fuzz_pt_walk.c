@@ -19,13 +19,7 @@
 #define MAX_TABLES 64 /* more than the pages of any input we are given */
 #define MAX_ROOTS 4
 
-#define FUZZ_ASSERT(c)                                                          \
-    do {                                                                        \
-        if (!(c)) {                                                             \
-            fprintf(stderr, "%s:%d: assertion failed: %s\n", __FILE__, __LINE__, #c); \
-            abort();                                                            \
-        }                                                                       \
-    } while (0)
+#include "fuzz.h"
 
 typedef struct fz {
     uint8_t *mem;

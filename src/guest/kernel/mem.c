@@ -78,7 +78,7 @@ bool k_scratch_take_st(const k_state *st, uint64_t *gpa)
             uint64_t *p = (uint64_t *)(uintptr_t)(h - lo + st->scratch_gva);
             bk[SL_BK_FREE_LIST / 8] = p[0];
             bk[SL_BK_FREE_COUNT / 8] -= 1;
-            if (bk[SL_BK_HOST_PAGES / 8] == 1)
+            if (host_pages(st))
                 host_page_op(st, SL_PAGE_OP_ZERO, h, 0);
             else
                 zero_page(p);
