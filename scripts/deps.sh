@@ -3,7 +3,7 @@
 # is missing. Idempotent and quiet when everything is present, so `make demo`
 # and `make test` call it every time.
 set -eu
-PKGS="make gcc libc6-dev gcc-multilib clang libclang-rt-14-dev llvm librust-blake3-dev b3sum file dpkg-dev lua5.4"
+PKGS="make gcc libc6-dev gcc-multilib clang libclang-rt-14-dev llvm librust-blake3-dev b3sum file dpkg-dev lua5.4 liblua5.4-dev sqlite3 libsqlite3-dev tcl jq libjansson-dev"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
