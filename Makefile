@@ -126,7 +126,11 @@ $(BUILD)/tests/unit/%: tests/unit/%.c tests/unit/t.h tests/common/sim.h $(BUILD)
 $(BUILD)/tests/vcpu/%: tests/vcpu/%.c tests/unit/t.h tests/common/e2e.h $(BUILD)/libsandlet.a $(TEST_EXTRA)
 	@mkdir -p $(dir $@)
 	@echo "  BUILD $@"
-	$(Q)$(CC) $(CPPFLAGS) -Itests/unit $(CFLAGS) $< $(TEST_EXTRA) -o $@ $(BUILD)/libsandlet.a $(LDFLAGS)
+	$(Q)$(CC) $(CPPFLAGS) -Itests/unit $(CFLAGS) $< $(TEST_EXTRA) -o $@ $(BUILD)/libsandlet.a $(LDFLAGS) $(VCPU_LIBS)
+
+# Tests that make their fixtures with a third-party library (Debian's -dev
+# packages, scripts/deps.sh).
+$(BUILD)/tests/vcpu/test_share_sqlite: VCPU_LIBS := -lsqlite3
 
 # The ThreadSanitizer variant (BUILD=build/tsan TSAN=1): the host library, the
 # unit tests and the stress test (tests/vcpu/test_stress.c), with the CLI that
@@ -137,7 +141,7 @@ tsan-tests: lib $(UNIT_BIN) $(BUILD)/tests/vcpu/test_stress $(BUILD)/fixtures/el
 
 bench: $(BENCH_BIN)
 
-$(BUILD)/bench/%: bench/%.c bench/bench.h tests/common/sim.h $(BUILD)/libsandlet.a
+$(BUILD)/bench/%: bench/%.c bench/bench.h bench/bench_kvm.h tests/common/sim.h $(BUILD)/libsandlet.a
 	@mkdir -p $(dir $@)
 	@echo "  BUILD $@"
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $< -o $@ $(BUILD)/libsandlet.a $(LDFLAGS) -lm
