@@ -120,6 +120,19 @@ void sl_gvalue_free(sl_gvalue *v);
  * Valid until the next host call. */
 const char *sl_host_error(void);
 
+/* The signature of host function `name` as the host registered it now: one
+ * host call to the reserved host function "sl.host_signatures" (ABI 2.1) on
+ * every use, nothing cached, because a sandbox restored from a snapshot (in
+ * another process, say) may have other host functions than the one that took
+ * the snapshot. Returns 0 and sets *ret_type (enum sl_type, VOID allowed),
+ * *nparams (<= SL_ABI_MAX_VALUES) and params[0..*nparams) (the caller's
+ * array holds SL_ABI_MAX_VALUES bytes); SL_ABI_ENOTFOUND when the host has no
+ * such function; SL_ABI_ETYPE for a NULL pointer; SL_ABI_EMALFORMED when the
+ * host's answer does not decode; otherwise the failed host call's status, as
+ * sl_call_host returns it, with sl_host_error() saying why (a host older than
+ * ABI 2.1 answers SL_ABI_EHOSTFN: no such host function). */
+int sl_host_signature(const char *name, uint8_t *ret_type, unsigned *nparams, uint8_t *params);
+
 /* Output to the host. Text longer than the output buffer is truncated. */
 void sl_print(const char *str);
 void sl_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -130,6 +143,37 @@ __attribute__((noreturn)) void sl_abort(int32_t code, const char *msg);
 /* Snapshot generation (0 for a sandbox started from a binary; the N-th
  * snapshot on this execution path otherwise). */
 uint64_t sl_generation(void);
+
+/* ---- init data (sl_config.init_data; the CLI's --init-data FILE) ----
+ * Bytes the host handed the sandbox when it created it, mapped at a fixed
+ * address for the sandbox's whole life and part of every snapshot.
+ * sl_init_data returns their start and sets *size (when size is not NULL)
+ * to the region's size in bytes: the host's bytes rounded up to whole 4 KiB
+ * pages, the rest zero, so a guest that needs the data's own length must
+ * find it in the data. NULL with *size = 0 when there is none. The bytes
+ * come from the host's caller: treat them as hostile (check every length
+ * and offset against *size).
+ * sl_init_data_perm says how the region is mapped, SL_PERM_* bits (0 without
+ * init data): always SL_PERM_READ; SL_PERM_WRITE when the host asked for it
+ * (sl_config.init_data_perm), and then writes land in copy-on-write copies
+ * private to this sandbox, which a restore takes back; without it a write
+ * is a page fault that fails the call. The pointer is const because the
+ * region is read-only by default: cast it only when SL_PERM_WRITE is set.
+ * SL_PERM_EXEC as mapped (i686 has no no-execute bit: always set there).
+ * Both ask the kernel once, then answer from memory. */
+#ifndef SL_PERM_READ
+#define SL_PERM_READ 1u
+#define SL_PERM_WRITE 2u
+#define SL_PERM_EXEC 4u
+#endif
+const void *sl_init_data(uint64_t *size);
+unsigned sl_init_data_perm(void);
+
+/* The largest string or bytes return value, in bytes, that the output
+ * buffer (sl_config.output_size) holds: a longer one fails the call with
+ * SL_ABI_ENOMEM ("result does not fit in the output buffer"). At most 7 bytes
+ * below the exact limit. 0 when the buffer is unusable. */
+size_t sl_result_max_len(void);
 
 /* ---- address spaces (page-table roots, kept by the guest kernel) ----
  * Space 0 is the one the host created. A new space starts as a copy of the

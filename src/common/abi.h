@@ -12,7 +12,7 @@
  * SL_NOTE_TYPE_VERSION, desc = u32 major, u32 minor). A host accepts a guest
  * with the same major and a minor <= its own. */
 #define SL_ABI_VERSION_MAJOR 2u /* 2: user-mode guests above the guest kernel */
-#define SL_ABI_VERSION_MINOR 0u
+#define SL_ABI_VERSION_MINOR 1u /* 1: the reserved host function SL_ABI_HOST_SIGNATURES_FN */
 #define SL_NOTE_NAME "sandlet"
 #define SL_NOTE_TYPE_VERSION 0x534c0001u
 
@@ -50,6 +50,7 @@
 #define SL_SYS_SPACE_COUNT (SL_SYS_BASE + 6) /* () -> count */
 #define SL_SYS_SPACE_MAP (SL_SYS_BASE + 7)   /* (index, gva): a fresh private zero page */
 #define SL_SYS_CALL_STACK (SL_SYS_BASE + 8)  /* () -> top of the function model's call stack */
+#define SL_SYS_INIT_DATA (SL_SYS_BASE + 9)   /* (u64 out[3]) <- init data GVA, size, perm bits (r 1, w 2, x 4) */
 
 /* Value types on the wire (one byte). */
 enum sl_type {
@@ -116,6 +117,10 @@ enum sl_msg_kind {
 /* Reserved guest function: no arguments, returns SL_T_BYTES holding the
  * signature registry (see sl_abi_sig_*). */
 #define SL_ABI_SIGNATURES_FN "sl.signatures"
+/* Reserved host function (ABI 2.1), answered by the host itself: no
+ * arguments, returns SL_T_BYTES holding the registry of the host functions
+ * in the same encoding. */
+#define SL_ABI_HOST_SIGNATURES_FN "sl.host_signatures"
 
 /* A decoded or to-be-encoded value. String and bytes point into the message
  * buffer (decode) or into caller memory (encode); strings are not NUL

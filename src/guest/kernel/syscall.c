@@ -307,6 +307,21 @@ static long fd_only_stdio(long fd, long ok, long other)
     return fd >= 0 && fd <= 2 ? ok : other;
 }
 
+/* The init-data region (PEB, which user code cannot read) and how it is
+ * mapped: the page tables, not the host's word, say whether a write would
+ * be a copy-on-write copy or a fault. All zero without init data. */
+static long init_data_info(uint64_t out)
+{
+    volatile const uint64_t *peb = (volatile const uint64_t *)(uintptr_t)SL_BASE_ADDRESS;
+    uint64_t v[3] = {peb[SL_PEB_INIT_DATA_PTR / 8], peb[SL_PEB_INIT_DATA_SIZE / 8], 0};
+    sl_perm p;
+    if (v[1] && k_page_perm(v[0], &p) && p.user)
+        v[2] = 1u | (p.writable || p.kind == SL_MAP_COW ? 2u : 0u) | (p.executable ? 4u : 0u);
+    else
+        v[0] = v[1] = 0;
+    return put_user(out, v, sizeof v) ? 0 : -EFAULT;
+}
+
 /* Arguments arrive zero-extended (an i686 address above 2 GiB is no
  * negative number). */
 static long sl_syscall(long nr, uint64_t a0, uint64_t a1)
@@ -326,6 +341,7 @@ static long sl_syscall(long nr, uint64_t a0, uint64_t a1)
     case SL_SYS_SPACE_COUNT: return (long)k_space_count();
     case SL_SYS_SPACE_MAP: return k_space_map_private((unsigned long)a0, a1);
     case SL_SYS_CALL_STACK: return (long)k_bk(SL_BK_STACK_TOP);
+    case SL_SYS_INIT_DATA: return init_data_info(a0);
     default: return -ENOSYS;
     }
 }
