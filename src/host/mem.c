@@ -59,6 +59,24 @@ void sl_mem_merge_dirty(sl_mem *m, const uint64_t *bitmap)
         m->dirty[i] |= bitmap[i];
 }
 
+/* mincore() answers for a private anonymous mapping whether each page has
+ * been given memory: written by the guest or by sandlet since the mapping
+ * was made, and not dropped since. A chunk at a time, so the vector stays
+ * on the stack whatever the scratch size. */
+uint64_t sl_mem_resident_pages(const sl_mem *m)
+{
+    unsigned char vec[4096];
+    uint64_t pages = m->layout.scratch_size / SL_PAGE_SIZE, n = 0;
+    for (uint64_t p = 0; p < pages; p += sizeof vec) {
+        uint64_t k = pages - p < sizeof vec ? pages - p : sizeof vec;
+        if (mincore(m->scratch + p * SL_PAGE_SIZE, k * SL_PAGE_SIZE, vec) != 0)
+            return 0;
+        for (uint64_t i = 0; i < k; i++)
+            n += vec[i] & 1;
+    }
+    return n;
+}
+
 uint64_t sl_mem_dirty_pages(const sl_mem *m)
 {
     uint64_t n = 0;

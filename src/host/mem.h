@@ -47,6 +47,8 @@ void sl_mem_mark_dirty(sl_mem *m, uint64_t gpa, uint64_t len);
 /* ORs a hypervisor dirty bitmap (one bit per scratch page) into the record. */
 void sl_mem_merge_dirty(sl_mem *m, const uint64_t *bitmap);
 uint64_t sl_mem_dirty_pages(const sl_mem *m);
+/* Scratch pages that hold memory in the host (sl_sandbox_info.resident_pages). */
+uint64_t sl_mem_resident_pages(const sl_mem *m);
 
 /* Host view of guest memory: a pointer to [gpa, gpa+len) when it lies wholly
  * in the snapshot (read-only) or in scratch, else NULL. */

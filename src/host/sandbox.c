@@ -236,6 +236,48 @@ static const char *vector_name(uint64_t v)
 
 /* ------------------------------------------------------------ the call loop */
 
+/* The answer to SL_ABI_HOST_SIGNATURES_FN: the host functions' registry
+ * (docs/abi.md, section 9) in r->values[0], in a heap buffer (*blob) that the
+ * caller frees once r is pushed; or an error status in r and errmsg. */
+static void host_signatures(const sl_sandbox *sb, const sl_msg *m, sl_msg *r, uint8_t **blob, char *errmsg,
+                            size_t errlen)
+{
+    if (m->count != 0) {
+        r->status = SL_ABI_ETYPE;
+        snprintf(errmsg, errlen, "%s takes no arguments", SL_ABI_HOST_SIGNATURES_FN);
+        return;
+    }
+    size_t cap = 4, len = 0;
+    for (size_t i = 0; i < sb->n_host; i++)
+        cap += 3 + strlen(sb->host[i].name) + sb->host[i].n;
+    uint8_t *buf = malloc(cap);
+    int rc = buf ? sl_abi_sig_init(buf, cap, &len) : SL_ABI_E_SPACE;
+    for (size_t i = 0; rc == 0 && i < sb->n_host; i++) {
+        const func *f = &sb->host[i];
+        sl_abi_sig s;
+        memset(&s, 0, sizeof s);
+        s.name = (const uint8_t *)f->name;
+        s.name_len = (uint32_t)strlen(f->name);
+        s.ret = (uint8_t)f->ret;
+        s.nparams = (uint8_t)f->n;
+        for (size_t j = 0; j < f->n; j++)
+            s.params[j] = (uint8_t)f->params[j];
+        rc = sl_abi_sig_add(buf, cap, &len, &s);
+    }
+    if (rc != 0 || len > UINT32_MAX) {
+        r->status = SL_ABI_EHOSTFN;
+        snprintf(errmsg, errlen, "%s: %s", SL_ABI_HOST_SIGNATURES_FN,
+                 buf ? "the registry cannot be encoded" : "out of host memory");
+        free(buf);
+        return;
+    }
+    r->count = 1;
+    r->values[0].type = SL_T_BYTES;
+    r->values[0].v.buf.ptr = buf;
+    r->values[0].v.buf.len = (uint32_t)len;
+    *blob = buf;
+}
+
 static int host_call(sl_sandbox *sb)
 {
     sl_msg m, r;
@@ -246,10 +288,16 @@ static int host_call(sl_sandbox *sb)
                                  rc ? "frame failed validation" : "not a HOSTCALL"));
     memset(&r, 0, sizeof r);
     r.kind = SL_MSG_HOSTRESULT;
-    const func *f = find(sb->host, sb->n_host, m.name, m.name_len);
+    /* A reserved name: a host function registered under it is never called. */
+    static const char sigfn[] = SL_ABI_HOST_SIGNATURES_FN;
+    bool sigcall = m.name_len == sizeof sigfn - 1 && !memcmp(m.name, sigfn, sizeof sigfn - 1);
+    uint8_t *blob = NULL;
+    const func *f = sigcall ? NULL : find(sb->host, sb->n_host, m.name, m.name_len);
     sl_value args[SL_ABI_MAX_VALUES], ret;
     memset(&ret, 0, sizeof ret);
-    if (!f) {
+    if (sigcall) {
+        host_signatures(sb, &m, &r, &blob, errmsg, sizeof errmsg);
+    } else if (!f) {
         r.status = SL_ABI_EHOSTFN;
         snprintf(errmsg, sizeof errmsg, "no host function '%.*s'", (int)m.name_len, (const char *)m.name);
     } else {
@@ -297,6 +345,7 @@ static int host_call(sl_sandbox *sb)
     /* The CALL stays below on the input stack: its arguments are still in use. */
     int pushed = sl_abi_push(input_buf(sb), sb->mem->layout.input_size, &r);
     io_written(sb, false);
+    free(blob);
     if (pushed) {
         memset(&r, 0, sizeof r);
         r.kind = SL_MSG_HOSTRESULT;
@@ -1236,6 +1285,7 @@ int sl_sandbox_info_get(sl_sandbox *sb, sl_sandbox_info *info)
     info->stack_size = l->stack_size;
     info->snapshot_memory = sb->snap->visible_size;
     info->dirty_pages = sl_mem_dirty_pages(sb->mem);
+    info->resident_pages = sl_mem_resident_pages(sb->mem);
     uint64_t base = l->pt_gpa + sb->snap->pt_size, cur = sl_mem_bk_get(sb->mem, SL_BK_ALLOC_CURSOR);
     info->scratch_pages_used = cur > base && cur <= l->bk_gpa ? (cur - base) / SL_PAGE_SIZE : 0;
     info->generation = sb->generation;
