@@ -4,7 +4,9 @@
 #
 #     make musl        musl (static) for x86-64 and i386 in $(MUSL_X86_64), $(MUSL_I386)
 #     make lua-guests  Lua 5.4's interpreter (lua.c, Debian's lua5.4 source) linked
-#                      with $(MUSL_CC): build/guests/lua (x86-64), build/guests/lua32 (i686)
+#                      with $(MUSL_CC): build/guests/lua (x86-64), build/guests/lua32 (i686);
+#                      Lua in the function model: lua_eval, lua_eval32, and the plugin
+#                      guest lua_plugin, lua_plugin32 (guests/lua_plugin/)
 #
 # Included from the top-level Makefile after its first (default) target.
 # Guests built with $(MUSL_CC) are static, non-PIE ET_EXEC executables; they
@@ -81,3 +83,42 @@ build/guests/lua_eval: guests/lua_eval.c build/guests/lua build/guests/libsandle
 build/guests/lua_eval32: guests/lua_eval.c build/guests/lua32 build/guests/libsandlet-guest32.a scripts/sandlet-cc
 	@echo "  LUA   $@"
 	$(Q)scripts/sandlet-cc -m32 $(LUA_CFLAGS) -I$(LUA_SRC)/src -Ibuild/guests/lua-include/32 -o $@ $< $(LUA_LIB_C)
+
+# The Lua plugin guest (guests/lua_plugin/, docs/lua-plugin.md): Load, Eval
+# and Call (JSON) in the function model, the host's functions as
+# host.NAME(...). Lua's library is compiled once per architecture into an
+# archive, with Lua's flags as above; the plugin's own files with the
+# project's (-std=c11 -Werror), linked by scripts/sandlet-cc.
+LUA_PLUGIN_SRC := $(wildcard guests/lua_plugin/*.c)
+LUA_PLUGIN_DEPS := $(LUA_PLUGIN_SRC) $(wildcard guests/lua_plugin/*.h) include/sandlet_guest.h scripts/sandlet-cc \
+	mk/thirdparty.mk
+LUA_PLUGIN_CFLAGS := -std=c11 -O2 -Wall -Wextra -Werror -DLUA_COMPAT_5_3 -DLUA_USE_POSIX -I$(LUA_SRC)/src
+LUA_PLUGIN_GUESTS := build/guests/lua_plugin build/guests/lua_plugin32
+LUA_ARCHIVE_64 := build/guests/lua-lib/liblua64.a
+LUA_ARCHIVE_32 := build/guests/lua-lib/liblua32.a
+lua-guests: $(LUA_PLUGIN_GUESTS)
+
+# build/guests/lua and lua32 come first: they make the multiarch headers.
+$(LUA_ARCHIVE_64): build/guests/lua mk/thirdparty.mk
+	@echo "  LUA   $@"
+	$(Q)rm -rf $(@D)/obj64 && mkdir -p $(@D)/obj64
+	$(Q)for f in $(LUA_LIB_C); do \
+		$(MUSL_CC) $(LUA_CFLAGS) -Ibuild/guests/lua-include/64 -c $$f -o $(@D)/obj64/$$(basename $$f .c).o || exit 1; \
+	done
+	$(Q)rm -f $@ && ar rcs $@ $(@D)/obj64/*.o
+
+$(LUA_ARCHIVE_32): build/guests/lua32 mk/thirdparty.mk
+	@echo "  LUA   $@"
+	$(Q)rm -rf $(@D)/obj32 && mkdir -p $(@D)/obj32
+	$(Q)for f in $(LUA_LIB_C); do \
+		$(MUSL_CC) -m32 $(LUA_CFLAGS) -Ibuild/guests/lua-include/32 -c $$f -o $(@D)/obj32/$$(basename $$f .c).o || exit 1; \
+	done
+	$(Q)rm -f $@ && ar rcs $@ $(@D)/obj32/*.o
+
+build/guests/lua_plugin: $(LUA_PLUGIN_DEPS) $(LUA_ARCHIVE_64) build/guests/libsandlet-guest64.a
+	@echo "  LUA   $@"
+	$(Q)scripts/sandlet-cc $(LUA_PLUGIN_CFLAGS) -Ibuild/guests/lua-include/64 -o $@ $(LUA_PLUGIN_SRC) $(LUA_ARCHIVE_64)
+
+build/guests/lua_plugin32: $(LUA_PLUGIN_DEPS) $(LUA_ARCHIVE_32) build/guests/libsandlet-guest32.a
+	@echo "  LUA   $@"
+	$(Q)scripts/sandlet-cc -m32 $(LUA_PLUGIN_CFLAGS) -Ibuild/guests/lua-include/32 -o $@ $(LUA_PLUGIN_SRC) $(LUA_ARCHIVE_32)
