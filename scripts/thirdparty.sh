@@ -6,6 +6,11 @@
 #   scripts/thirdparty.sh lua    the lua5.4 source package, unpacked into
 #                                build/src/lua5.4 (mk/thirdparty.mk builds the
 #                                interpreter from it with scripts/musl-cc)
+#   scripts/thirdparty.sh sqlite the sqlite3 source package, unpacked into
+#                                build/src/sqlite3, and the amalgamation its
+#                                own build generates from it (sqlite3.c,
+#                                sqlite3.h) in build/src/sqlite3-amalgamation
+#                                (mk/sqlite.mk builds guests/sqlite.c with it)
 #
 # Sources come from `apt-get source` (Debian's patches applied by dpkg-source)
 # and are cached under build/src; deb-src entries are derived from the
@@ -243,9 +248,46 @@ build_musl_arch() {
     echo "$prefix"
 }
 
+# --- SQLite ----------------------------------------------------------------
+
+# The amalgamation is generated, not shipped, in Debian's orig tarball (the
+# full source tree): its own configure and `make sqlite3.c` (tclsh runs
+# tool/mksqlite3c.tcl) make it, out of tree so that build/src/sqlite3 stays
+# as dpkg-source unpacked it. Only sqlite3.c and sqlite3.h are kept.
+sqlite_key() {
+    echo "sqlite3 $(cat "$srcdir/sqlite3.stamp") tcl $(echo 'puts [info patchlevel]' | tclsh) $(gcc -dumpfullversion)"
+}
+
+build_sqlite_amalgamation() {
+    local out=$srcdir/sqlite3-amalgamation stamp=$srcdir/sqlite3-amalgamation.stamp
+    local obj=$srcdir/sqlite3-obj log=$srcdir/sqlite3-amalgamation.log key f
+    command -v tclsh >/dev/null || ensure_pkgs tcl
+    key=$(sqlite_key)
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$key" ] && [ -f "$out/sqlite3.c" ] && [ -f "$out/sqlite3.h" ]; then
+        return 0
+    fi
+    rm -rf "$out" "$out.tmp" "$obj" "$stamp"
+    mkdir -p "$obj" "$out.tmp"
+    # As for musl: nothing from a calling make or the environment's flags.
+    unset MAKEFLAGS MFLAGS MAKEOVERRIDES MAKELEVEL CFLAGS CPPFLAGS LDFLAGS
+    # --disable-tcl: no Tcl extension (the generator still needs tclsh);
+    # --disable-readline: the shell is not built here anyway.
+    (cd "$obj" && "$srcdir/sqlite3/configure" --disable-tcl --disable-readline) >"$log" 2>&1 ||
+        die_log "$log" "sqlite3 configure failed"
+    make -C "$obj" -j"$jobs" sqlite3.c >>"$log" 2>&1 || die_log "$log" "make sqlite3.c failed"
+    for f in sqlite3.c sqlite3.h; do
+        [ -f "$obj/$f" ] || die_log "$log" "no $f after make sqlite3.c"
+        cp "$obj/$f" "$out.tmp/$f"
+    done
+    mv "$out.tmp" "$out"
+    rm -rf "$obj"
+    echo "$key" >"$stamp"
+    echo "$out"
+}
+
 # --- main ------------------------------------------------------------------
 
-[ $# = 1 ] || die "usage: $0 musl|lua"
+[ $# = 1 ] || die "usage: $0 musl|lua|sqlite"
 mkdir -p "$srcdir" "$muslout"
 exec 9>"$build/.thirdparty.lock"
 flock 9
@@ -259,7 +301,11 @@ musl)
 lua)
     fetch_source lua5.4
     ;;
+sqlite)
+    fetch_source sqlite3
+    build_sqlite_amalgamation
+    ;;
 *)
-    die "usage: $0 musl|lua"
+    die "usage: $0 musl|lua|sqlite"
     ;;
 esac

@@ -17,10 +17,19 @@ const char OPT_HELP[] =
     "  --stack SIZE     guest stack (default 256K)\n"
     "  --input SIZE     host->guest message buffer (default 64K)\n"
     "  --output SIZE    guest->host message buffer (default 64K)\n"
+    "  --init-data FILE the bytes of FILE become the guest's init data (sl_init_data)\n"
+    "  --init-data-size SIZE\n"
+    "                   the init data's size: at least FILE's, the rest zero (room for\n"
+    "                   the data to grow; default FILE's size; without --init-data:\n"
+    "                   SIZE zero bytes)\n"
+    "  --init-data-perm r|rw|rx|rwx\n"
+    "                   how the guest may use it (default r: read-only; with w, writes\n"
+    "                   are the sandbox's private copies, undone by a restore)\n"
     "  --quiet          drop the guest's prints (normally on stderr as \"[guest] ...\")\n"
     "  --help           this text\n"
     "SIZE is a number of bytes, decimal or 0x hex, with an optional K, M or G suffix\n"
-    "(powers of 1024). Size options do not apply to a snapshot file GUEST.\n";
+    "(powers of 1024). Size and init-data options do not apply to a snapshot file\n"
+    "GUEST.\n";
 
 /* Parses an unsigned integer, decimal or 0x hex, the whole string; rejects
  * overflow. `*end` is where the digits stopped (for suffixes). */
@@ -156,8 +165,61 @@ int opt_take(cli_opts *o, int argc, char **argv, int *i)
         o->sizes_given = 1;
         return 1;
     }
+    if (opt_match(arg, "--init-data", &inl)) {
+        if (!(val = opt_value("--init-data", inl, argc, argv, i)))
+            return EXIT_USAGE;
+        if (!*val) {
+            cli_err("--init-data: an empty file name");
+            return EXIT_USAGE;
+        }
+        o->init_data_path = val;
+        o->init_given = 1;
+        return 1;
+    }
+    if (opt_match(arg, "--init-data-size", &inl)) {
+        if (!(val = opt_value("--init-data-size", inl, argc, argv, i)))
+            return EXIT_USAGE;
+        uint64_t v;
+        if (parse_size(val, &v) != 0 || v == 0 || v > SL_MAX_MEMORY) {
+            cli_err("--init-data-size: '%s' is not a size (bytes with optional K/M/G, at most 16G)", val);
+            return EXIT_USAGE;
+        }
+        o->init_data_size = v;
+        o->init_given = 1;
+        return 1;
+    }
+    if (opt_match(arg, "--init-data-perm", &inl)) {
+        if (!(val = opt_value("--init-data-perm", inl, argc, argv, i)))
+            return EXIT_USAGE;
+        static const struct {
+            const char *name;
+            unsigned perm;
+        } perms[] = {{"r", SL_PERM_READ},
+                     {"rw", SL_PERM_READ | SL_PERM_WRITE},
+                     {"rx", SL_PERM_READ | SL_PERM_EXEC},
+                     {"rwx", SL_PERM_READ | SL_PERM_WRITE | SL_PERM_EXEC}};
+        o->init_data_perm = 0;
+        for (size_t k = 0; k < sizeof perms / sizeof perms[0]; k++)
+            if (strcmp(val, perms[k].name) == 0)
+                o->init_data_perm = perms[k].perm;
+        if (!o->init_data_perm) {
+            cli_err("--init-data-perm: '%s' is not r, rw, rx or rwx", val);
+            return EXIT_USAGE;
+        }
+        o->init_given = 1;
+        return 1;
+    }
     if (arg[0] == '-' && arg[1] == '-' && arg[2] != 0) {
         cli_err("unknown option '%s' (use -- before an argument that starts with --)", arg);
+        return EXIT_USAGE;
+    }
+    return 0;
+}
+
+int opt_finish(const cli_opts *o)
+{
+    if (o->init_data_perm && !o->init_data_path && !o->init_data_size) {
+        cli_err("--init-data-perm needs init data (--init-data FILE or --init-data-size SIZE)");
         return EXIT_USAGE;
     }
     return 0;

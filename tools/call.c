@@ -16,6 +16,8 @@ static void call_usage(int fd)
                "Each ARG is read as the type of that parameter in the guest's signature:\n"
                "integers in decimal or 0x hex, floats, true/false/1/0, strings as given, bytes\n"
                "as hex. The host function HostUpper(string) -> string is built in.\n"
+               "With --init-data the guest gets FILE's bytes (for build/guests/sqlite: the\n"
+               "database it opens).\n"
                "Options may appear anywhere; put -- before arguments that start with --.\n");
     out_printf(fd, "%s%s", OPT_HELP, EXIT_HELP);
 }
@@ -53,6 +55,10 @@ int cmd_call(int argc, char **argv)
         rc = EXIT_OK;
         goto out;
     }
+    if ((rc = opt_finish(&o)) != 0) {
+        call_usage(2);
+        goto out;
+    }
     if (npos < 2) {
         cli_err("call: GUEST and NAME are required");
         call_usage(2);
@@ -62,6 +68,8 @@ int cmd_call(int argc, char **argv)
     lab_req req;
     memset(&req, 0, sizeof req);
     req.adds[req.nadds++] = pos[0];
+    if (o.init_data_path)
+        req.adds[req.nadds++] = o.init_data_path;
     rc = lab_maybe_reexec(&req);
     if (rc >= 0)
         goto out;

@@ -48,11 +48,19 @@ typedef struct cli_opts {
     int quiet;
     int sizes_given; /* any of --heap/--scratch/... */
     int help;
+    /* Init data (guest.c reads the file when it creates the sandbox): */
+    const char *init_data_path; /* --init-data FILE, or NULL */
+    uint64_t init_data_size;    /* --init-data-size: bytes, at least FILE's; 0 = FILE's size */
+    unsigned init_data_perm;    /* --init-data-perm: SL_PERM_* bits; 0 = read-only */
+    int init_given;             /* any --init-data* option */
 } cli_opts;
 
 /* If argv[*i] is a common option, consumes it (and its value) and returns 1;
  * returns 0 when it is not one, or EXIT_USAGE after printing why. */
 int opt_take(cli_opts *o, int argc, char **argv, int *i);
+/* Checks the options together once all are read (--init-data-perm needs
+ * init data). Returns 0, or EXIT_USAGE after printing why. */
+int opt_finish(const cli_opts *o);
 /* Help text for the common options. */
 extern const char OPT_HELP[];
 
@@ -79,8 +87,9 @@ typedef struct cli_guest {
 } cli_guest;
 
 /* Creates and initialises a sandbox from an ELF or a snapshot file, with
- * HostUpper registered and guest prints routed. Returns 0 or an exit code
- * (message printed). */
+ * HostUpper registered and guest prints routed; an ELF gets the init data
+ * of o (the file is read into memory for the creation, then freed).
+ * Returns 0 or an exit code (message printed). */
 int guest_open(cli_guest *g, const char *path, const cli_opts *o);
 void guest_close(cli_guest *g);
 /* 1 when the file starts with the ELF magic, 0 otherwise, -1 if it cannot
@@ -119,7 +128,7 @@ int shell_split(const char *line, char ***words, char **store, char *why, size_t
 /* ------------------------------------------------------------------ lab.c */
 
 typedef struct lab_req {
-    const char *adds[8]; /* files the command reads */
+    const char *adds[8]; /* files the command reads; adds[0] is the guest */
     size_t nadds;
     int capture_stdin;   /* pass our stdin through a temp file (1), and as a shell script (2) */
     const char *collect; /* a file the command writes, or NULL */

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -87,6 +88,70 @@ static void print_quiet(void *user, int level, const char *msg, size_t len)
     (void)user, (void)level, (void)msg, (void)len;
 }
 
+/* The init data of the options into cfg: FILE's bytes, zero-filled up to
+ * --init-data-size. *buf (freed by the caller once the sandbox exists: the
+ * library copies the bytes) holds them. Returns 0 or an exit code (message
+ * printed). */
+static int init_data_load(const cli_opts *o, sl_config *cfg, void **buf)
+{
+    *buf = NULL;
+    uint64_t fsize = 0;
+    int fd = -1;
+    if (o->init_data_path) {
+        sl_errbuf e;
+        if ((fd = sl_open_regular(o->init_data_path, "init data file", &e)) < 0) {
+            cli_err("%s", e.msg);
+            return EXIT_SETUP;
+        }
+        struct stat st;
+        if (fstat(fd, &st) != 0) {
+            cli_err("%s: %s", o->init_data_path, strerror(errno));
+            close(fd);
+            return EXIT_SETUP;
+        }
+        fsize = (uint64_t)st.st_size;
+    }
+    uint64_t total = o->init_data_size ? o->init_data_size : fsize;
+    int rc = 0;
+    if (fsize > SL_MAX_MEMORY) {
+        cli_err("%s: %llu bytes, over the %llu-byte limit of init data", o->init_data_path,
+                (unsigned long long)fsize, (unsigned long long)SL_MAX_MEMORY);
+        rc = EXIT_SETUP;
+    } else if (total < fsize) {
+        cli_err("--init-data-size %llu is smaller than %s (%llu bytes)", (unsigned long long)total,
+                o->init_data_path, (unsigned long long)fsize);
+        rc = EXIT_USAGE;
+    } else if (total > SIZE_MAX || (total && !(*buf = calloc(1, (size_t)total)))) {
+        cli_err("out of memory for %llu bytes of init data", (unsigned long long)total);
+        rc = EXIT_SETUP;
+    }
+    /* Reads what the file holds now, up to the size it had: a file that
+     * shrinks meanwhile leaves zeros, one that grows is cut. */
+    for (uint64_t off = 0; rc == 0 && off < fsize;) {
+        ssize_t n = read(fd, (char *)*buf + off, (size_t)(fsize - off));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            cli_err("%s: %s", o->init_data_path, strerror(errno));
+            rc = EXIT_SETUP;
+        }
+        if (n <= 0)
+            break;
+        off += (uint64_t)n;
+    }
+    if (fd >= 0)
+        close(fd);
+    if (rc) {
+        free(*buf);
+        *buf = NULL;
+        return rc;
+    }
+    cfg->init_data = *buf;
+    cfg->init_data_size = total;
+    cfg->init_data_perm = o->init_data_perm ? o->init_data_perm : SL_PERM_READ;
+    return 0;
+}
+
 int guest_open(cli_guest *g, const char *path, const cli_opts *o)
 {
     memset(g, 0, sizeof *g);
@@ -100,14 +165,20 @@ int guest_open(cli_guest *g, const char *path, const cli_opts *o)
     }
     int rc;
     if (elf) {
-        rc = sl_sandbox_new_from_file(&g->sb, path, &o->cfg, err, sizeof err);
+        sl_config cfg = o->cfg;
+        void *init;
+        if ((rc = init_data_load(o, &cfg, &init)) != 0)
+            return rc;
+        rc = sl_sandbox_new_from_file(&g->sb, path, &cfg, err, sizeof err);
+        free(init);
     } else {
         if (!snapfile_available()) {
             cli_err("%s: not an ELF file (snapshot files are not supported by this build)", path);
             return EXIT_SETUP;
         }
-        if (o->sizes_given) {
-            cli_err("%s: size options do not apply to a snapshot file (its layout is fixed)", path);
+        if (o->sizes_given || o->init_given) {
+            cli_err("%s: %s options do not apply to a snapshot file (its layout is fixed)", path,
+                    o->sizes_given ? "size" : "init-data");
             return EXIT_USAGE;
         }
         rc = snapfile_open_sandbox(&g->sb, path, err, sizeof err);

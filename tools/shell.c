@@ -326,6 +326,10 @@ int cmd_shell(int argc, char **argv)
         shell_usage(1);
         return EXIT_OK;
     }
+    if (opt_finish(&o) != 0) {
+        shell_usage(2);
+        return EXIT_USAGE;
+    }
     if (!guest) {
         cli_err("shell: GUEST is required");
         shell_usage(2);
@@ -334,6 +338,8 @@ int cmd_shell(int argc, char **argv)
     lab_req req;
     memset(&req, 0, sizeof req);
     req.adds[req.nadds++] = guest;
+    if (o.init_data_path)
+        req.adds[req.nadds++] = o.init_data_path;
     req.capture_stdin = 2;
     int rc = lab_maybe_reexec(&req);
     if (rc >= 0)

@@ -62,7 +62,8 @@ static void snap_usage(int fd)
                "save     creates a sandbox from GUEST (ELF or snapshot file), runs init, then each\n"
                "         --call in order (results on stdout), takes a snapshot and writes it to\n"
                "         FILE atomically. A --call's arguments run up to the next --call, so\n"
-               "         put OPTIONS before the first --call.\n"
+               "         put OPTIONS before the first --call. With --init-data the\n"
+               "         snapshot holds FILE's bytes (build/guests/sqlite: its database).\n"
                "inspect  prints the header fields, the identity, the blob section, the sizes,\n"
                "         page counts by kind, address spaces and the guest's address map.\n"
                "verify   checks every field and recomputes the identity: exit 0 when intact,\n"
@@ -123,6 +124,8 @@ static int snap_save(int argc, char **argv)
         free(calls);
         return EXIT_OK;
     }
+    if (opt_finish(&o) != 0)
+        goto usage;
     if (npos != 2) {
         cli_err("snapshot save: GUEST and FILE are required");
         goto usage;
@@ -130,6 +133,8 @@ static int snap_save(int argc, char **argv)
     lab_req req;
     memset(&req, 0, sizeof req);
     req.adds[req.nadds++] = pos[0];
+    if (o.init_data_path)
+        req.adds[req.nadds++] = o.init_data_path;
     req.collect = pos[1];
     rc = lab_maybe_reexec(&req);
     if (rc >= 0)
