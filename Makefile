@@ -74,7 +74,7 @@ TOOL_SRC := $(wildcard tools/*.c)
 
 .PHONY: all lib tests bench fuzz fuzz-long deps test demo clean guests tsan-tests
 
-all: lib tests bench guests lua-guests $(BUILD)/demo $(BUILD)/hello_host $(if $(TOOL_SRC),$(BUILD)/sandlet)
+all: lib tests bench guests lua-guests sqlite-guests $(BUILD)/demo $(BUILD)/hello_host $(BUILD)/serve $(if $(TOOL_SRC),$(BUILD)/sandlet)
 
 lib: $(BUILD)/libsandlet.a $(BUILD)/libsandlet.so
 
@@ -106,9 +106,14 @@ $(BUILD)/libsandlet.a: $(LIB_OBJ) $(B3_OBJ)
 	@echo "  BUILD $@"
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/libsandlet.so: $(LIB_OBJ) $(B3_OBJ)
+# The shared library exports exactly the functions include/sandlet.h declares:
+# the version script is generated from the header (mk/install.mk), so BLAKE3's
+# symbols and the library's internal sl_* functions stay local. Its soname is
+# libsandlet.so.MAJOR; `make install` names the file libsandlet.so.MAJOR.MINOR.PATCH.
+$(BUILD)/libsandlet.so: $(LIB_OBJ) $(B3_OBJ) $(BUILD)/libsandlet.map
 	@echo "  BUILD $@"
-	$(Q)$(CC) -shared $(LDFLAGS) -o $@ $^
+	$(Q)$(CC) -shared $(LDFLAGS) -Wl,-soname,libsandlet.so.$(SL_VERSION_MAJOR) \
+		-Wl,--version-script=$(BUILD)/libsandlet.map -Wl,-z,relro,-z,now -o $@ $(LIB_OBJ) $(B3_OBJ)
 
 tests: $(UNIT_BIN) $(VCPU_BIN) $(BUILD)/fixtures/elf/pie64
 
@@ -144,7 +149,13 @@ bench: $(BENCH_BIN)
 $(BUILD)/bench/%: bench/%.c bench/bench.h bench/bench_kvm.h tests/common/sim.h $(BUILD)/libsandlet.a
 	@mkdir -p $(dir $@)
 	@echo "  BUILD $@"
-	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $< -o $@ $(BUILD)/libsandlet.a $(LDFLAGS) -lm
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $< $(BENCH_EXTRA) -o $@ $(BUILD)/libsandlet.a $(LDFLAGS) -lm $(BENCH_LIBS)
+
+# Native baselines on Debian's Lua and SQLite (scripts/deps.sh): the Lua
+# plugin's own code (guests/lua_plugin/plugin.c) runs natively too.
+$(BUILD)/bench/bench_requests: guests/lua_plugin/plugin.c guests/lua_plugin/plugin.h
+$(BUILD)/bench/bench_requests: BENCH_EXTRA := guests/lua_plugin/plugin.c $(shell pkg-config --cflags lua5.4 2>/dev/null)
+$(BUILD)/bench/bench_requests: BENCH_LIBS := -lsqlite3 $(shell pkg-config --libs lua5.4 2>/dev/null)
 
 $(BUILD)/sandlet: $(TOOL_SRC) $(BUILD)/libsandlet.a
 	@echo "  BUILD $@"
@@ -153,6 +164,23 @@ $(BUILD)/sandlet: $(TOOL_SRC) $(BUILD)/libsandlet.a
 $(BUILD)/demo $(BUILD)/hello_host: $(BUILD)/%: examples/%.c $(BUILD)/libsandlet.a
 	@echo "  BUILD $@"
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $< -o $@ $(BUILD)/libsandlet.a $(LDFLAGS)
+
+# The request server example (docs/serve.md): examples/serve.c is its command
+# line, examples/serve_*.c its core, which bench/bench_serve.c links too.
+# Debian's jansson (libjansson-dev) reads and writes the JSON.
+SERVE_CORE := examples/serve_core.c examples/serve_request.c examples/serve_io.c
+SERVE_DEPS := $(SERVE_CORE) examples/serve.h examples/serve_internal.h $(BUILD)/libsandlet.a
+JANSSON_CFLAGS := $(shell pkg-config --cflags jansson 2>/dev/null)
+JANSSON_LIBS := $(or $(shell pkg-config --libs jansson 2>/dev/null),-ljansson)
+
+$(BUILD)/serve: examples/serve.c $(SERVE_DEPS)
+	@echo "  BUILD $@"
+	$(Q)$(CC) $(CPPFLAGS) $(JANSSON_CFLAGS) $(CFLAGS) $< $(SERVE_CORE) -o $@ $(BUILD)/libsandlet.a $(LDFLAGS) -lpthread $(JANSSON_LIBS)
+
+$(BUILD)/bench/bench_serve: bench/bench_serve.c bench/bench.h $(SERVE_DEPS)
+	@mkdir -p $(dir $@)
+	@echo "  BUILD $@"
+	$(Q)$(CC) $(CPPFLAGS) -Iexamples $(JANSSON_CFLAGS) $(CFLAGS) $< $(SERVE_CORE) -o $@ $(BUILD)/libsandlet.a $(LDFLAGS) -lpthread $(JANSSON_LIBS)
 
 # Fuzz targets are always clang + libFuzzer + ASan/UBSan, built from sources.
 fuzz: $(FUZZ_BIN)
@@ -179,10 +207,12 @@ build/fuzz/fuzz_%: fuzz/fuzz_%.c $(COMMON_SRC) $(HOST_SRC) $(wildcard src/common
 -include mk/guests.mk
 -include mk/lua-tests.mk
 -include mk/libc-tests.mk
+-include mk/sqlite.mk
+-include mk/install.mk
 
 test: deps
 	@$(MAKE) --no-print-directory all fuzz
-	@$(MAKE) --no-print-directory BUILD=build/asan SAN=1 lib tests build/asan/sandlet build/asan/hello_host
+	@$(MAKE) --no-print-directory BUILD=build/asan SAN=1 lib tests build/asan/sandlet build/asan/hello_host build/asan/serve
 	@$(MAKE) --no-print-directory BUILD=build/tsan TSAN=1 tsan-tests
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/run build build/asan build/tsan
 

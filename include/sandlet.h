@@ -14,9 +14,22 @@
 extern "C" {
 #endif
 
+/* The version of this header, the one place it is defined: the Makefile,
+ * sandlet.pc and debian/changelog read it (tests/e2e/install.sh checks that
+ * they agree). MAJOR is the shared library's soname (libsandlet.so.MAJOR). */
 #define SANDLET_VERSION_MAJOR 0
 #define SANDLET_VERSION_MINOR 1
 #define SANDLET_VERSION_PATCH 0
+/* One number that orders versions: MAJOR * 10000 + MINOR * 100 + PATCH. */
+#define SANDLET_VERSION_NUMBER \
+    (SANDLET_VERSION_MAJOR * 10000 + SANDLET_VERSION_MINOR * 100 + SANDLET_VERSION_PATCH)
+
+/* The version of the library linked at run time, which may differ from the
+ * header's when a program runs against a newer shared library: "MAJOR.MINOR.PATCH"
+ * (a static string, never NULL) and SANDLET_VERSION_NUMBER's encoding of it.
+ * Thread-safe. */
+const char *sl_version(void);
+unsigned sl_version_number(void);
 
 /* Error codes. */
 #define SL_OK 0
@@ -312,6 +325,11 @@ typedef struct sl_sandbox_info {
     uint64_t snapshot_memory; /* guest-visible bytes of the snapshot it runs on */
     uint64_t dirty_pages;     /* scratch pages written since the last restore */
     uint64_t scratch_pages_used; /* pages the guest took from the scratch allocator */
+    uint64_t resident_pages;  /* scratch pages that hold host memory: written by the guest or
+                               * by sandlet (page tables, bookkeeping) since the sandbox was
+                               * made. The sandbox's private memory; the snapshot's pages are
+                               * mapped from it (or its file) and shared, and are not counted.
+                               * Costs one mincore() per 16 MiB of scratch. */
     uint64_t generation;
     int status;
     /* Events since the last restore that decide the cost of a call on

@@ -50,8 +50,7 @@ int main(int argc, char **argv)
     }
     const char *cmd = argv[1];
     if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
-        out_printf(1, "sandlet %d.%d.%d\n", SANDLET_VERSION_MAJOR, SANDLET_VERSION_MINOR,
-                   SANDLET_VERSION_PATCH);
+        out_printf(1, "sandlet %s\n", sl_version());
         return EXIT_OK;
     }
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
