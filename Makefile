@@ -201,7 +201,12 @@ build/fuzz/fuzz_%: fuzz/fuzz_%.c $(COMMON_SRC) $(HOST_SRC) $(wildcard src/common
 	$(Q)$(FUZZ_CC) $(CPPFLAGS) -std=c11 $(WARN) -g -O1 -fsanitize=fuzzer,address,undefined \
 		-fno-sanitize-recover=all $< $(COMMON_SRC) $(HOST_SRC) build/fuzz/kernel_blob.o \
 		$(addprefix $(BLAKE3_DIR)/,$(B3_C)) -DBLAKE3_NO_SSE2 -DBLAKE3_NO_SSE41 -DBLAKE3_NO_AVX2 \
-		-DBLAKE3_NO_AVX512 -pthread -o $@
+		-DBLAKE3_NO_AVX512 $(FUZZ_EXTRA) -pthread -o $@ $(FUZZ_LIBS)
+
+# The Lua plugin's JSON codec, natively on Debian's liblua5.4.
+build/fuzz/fuzz_lua_json: guests/lua_plugin/plugin.c guests/lua_plugin/plugin.h
+build/fuzz/fuzz_lua_json: FUZZ_EXTRA := guests/lua_plugin/plugin.c $(shell pkg-config --cflags lua5.4 2>/dev/null)
+build/fuzz/fuzz_lua_json: FUZZ_LIBS := $(shell pkg-config --libs lua5.4 2>/dev/null) -lm
 
 -include mk/thirdparty.mk
 -include mk/guests.mk
