@@ -7,6 +7,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "sandlet.h"
+
 /* Path of a built guest: $SANDLET_GUESTS/name, default build/guests/name. */
 static inline const char *guest_path(const char *name)
 {
@@ -28,4 +30,15 @@ static inline int has(const char *hay, const char *needle)
     return 0;
 }
 
+/* Calls fn(arg) on a function that takes one string: its string result, or
+ * the sandbox's error message, into out[0..cap) (truncated, NUL-terminated).
+ * Returns sl_sandbox_call's code. */
+static inline int call_text(sl_sandbox *sb, const char *fn, const char *arg, char *out, size_t cap)
+{
+    sl_value a = {.type = SL_TYPE_STRING, .v.buf = {arg, strlen(arg)}}, r;
+    int rc = sl_sandbox_call(sb, fn, &a, 1, &r);
+    const char *text = rc ? sl_sandbox_errmsg(sb) : (const char *)r.v.buf.ptr;
+    snprintf(out, cap, "%.*s", rc ? (int)strlen(text) : (int)r.v.buf.len, text);
+    return rc;
+}
 #endif

@@ -28,14 +28,9 @@ static void capture(void *user, int fd, const void *buf, size_t len)
     o->buf[o->len] = 0;
 }
 
-/* Eval(code); the result (or the error message) into res. */
 static int eval(sl_sandbox *sb, const char *code, char *res, size_t cap)
 {
-    sl_value a = {.type = SL_TYPE_STRING, .v.buf = {code, strlen(code)}}, r;
-    int rc = sl_sandbox_call(sb, "Eval", &a, 1, &r);
-    snprintf(res, cap, "%.*s", rc ? (int)strlen(sl_sandbox_errmsg(sb)) : (int)r.v.buf.len,
-             rc ? sl_sandbox_errmsg(sb) : (const char *)r.v.buf.ptr);
-    return rc;
+    return call_text(sb, "Eval", code, res, cap);
 }
 
 static void expect(sl_sandbox *sb, const char *code, const char *want)

@@ -53,14 +53,9 @@ static int make_db(const char *path)
     return rc == SQLITE_OK ? 0 : -1;
 }
 
-/* Query(sql): 0 with the JSON in out, or the error code with the message. */
 static int query(sl_sandbox *sb, const char *sql, char *out, size_t cap)
 {
-    sl_value a = {.type = SL_TYPE_STRING, .v.buf = {sql, strlen(sql)}}, r;
-    int rc = sl_sandbox_call(sb, "Query", &a, 1, &r);
-    snprintf(out, cap, "%.*s", rc ? (int)strlen(sl_sandbox_errmsg(sb)) : (int)r.v.buf.len,
-             rc ? sl_sandbox_errmsg(sb) : (const char *)r.v.buf.ptr);
-    return rc;
+    return call_text(sb, "Query", sql, out, cap);
 }
 
 static int expect(sl_sandbox *sb, const char *sql, const char *want)

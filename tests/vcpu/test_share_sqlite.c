@@ -86,11 +86,7 @@ static uint64_t pss_of(pid_t pid)
 
 static int query(sl_sandbox *sb, const char *sql, char *out, size_t cap)
 {
-    sl_value a = {.type = SL_TYPE_STRING, .v.buf = {sql, strlen(sql)}}, r;
-    int rc = sl_sandbox_call(sb, "Query", &a, 1, &r);
-    snprintf(out, cap, "%.*s", rc ? (int)strlen(sl_sandbox_errmsg(sb)) : (int)r.v.buf.len,
-             rc ? sl_sandbox_errmsg(sb) : (const char *)r.v.buf.ptr);
-    return rc;
+    return call_text(sb, "Query", sql, out, cap);
 }
 
 /* What a child reports to the parent once its sandboxes have answered. */
