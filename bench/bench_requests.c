@@ -261,7 +261,8 @@ static void bench_sqlite(int reps)
 {
     sqlite3_int64 len;
     unsigned char *bytes = make_db(&len);
-    /* Writable init data with room to grow; writes are copy-on-write. */
+    /* Writable init data (the database's own size: UPDATE needs no room to
+     * grow); writes are copy-on-write. */
     sl_config cfg = {.init_data = bytes, .init_data_size = (uint64_t)len,
                      .init_data_perm = SL_PERM_READ | SL_PERM_WRITE};
     sl_sandbox *sb = open_guest("sqlite", &cfg);

@@ -10,6 +10,7 @@
  * every later request and the server stops. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -99,6 +100,53 @@ static int host_upper(void *user, const sl_value *args, size_t nargs, sl_value *
     return 0;
 }
 
+/* ------------------------------------------------------ writing streams */
+
+/* After a stop, how long a write to stdout or stderr may wait for a reader
+ * that does not read before the rest is dropped. */
+#define STOP_GRACE_S 2.0
+
+/* Writes all of buf to a stream (the answers' out_fd, stderr), each piece
+ * once poll says the fd takes it, at most PIPE_BUF bytes (what a pipe that
+ * polls writable takes without blocking), so that a reader that stops
+ * reading cannot hold a stop up forever: until the server stops, a write
+ * waits as long as it takes; once it stops, STOP_GRACE_S at most. 0, or -1
+ * with errno set (ETIMEDOUT: the grace ran out). */
+static int write_stream(serve *s, int fd, const char *buf, size_t len)
+{
+    double deadline = 0;
+    while (len) {
+        int stopping = serve_stopping(s);
+        if (stopping && deadline == 0)
+            deadline = now_s() + STOP_GRACE_S;
+        int wait_ms = -1;
+        if (stopping) {
+            wait_ms = (int)((deadline - now_s()) * 1e3);
+            if (wait_ms <= 0) {
+                errno = ETIMEDOUT;
+                return -1;
+            }
+        }
+        /* Before the stop, the stop pipe wakes the wait; after it, the
+         * pipe stays readable and only the clock counts. */
+        struct pollfd p[2] = {{.fd = fd, .events = POLLOUT},
+                              {.fd = stopping ? -1 : s->stop_pipe[0], .events = POLLIN}};
+        int r = poll(p, 2, wait_ms);
+        if (r < 0 && errno != EINTR)
+            return -1;
+        if (r <= 0 || !p[0].revents)
+            continue; /* a signal, the stop, or the grace (checked above) */
+        ssize_t n = write(fd, buf, len < PIPE_BUF ? len : PIPE_BUF);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (n <= 0)
+            return -1;
+        buf += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
 /* ---------------------------------------------------------- guest output */
 
 /* Stdout carries the answers: whatever a guest prints or writes goes to
@@ -109,8 +157,8 @@ static void guest_out(worker *w, const char *tag, const char *msg, size_t len, i
     char head[48];
     int n = snprintf(head, sizeof head, "[guest %u%s] ", w->index, tag);
     pthread_mutex_lock(&w->s->err_mu);
-    if (serve_write_all(2, head, (size_t)n, 0) == 0 && serve_write_all(2, msg, len, 0) == 0 && newline)
-        serve_write_all(2, "\n", 1, 0);
+    if (write_stream(w->s, 2, head, (size_t)n) == 0 && write_stream(w->s, 2, msg, len) == 0 && newline)
+        write_stream(w->s, 2, "\n", 1);
     pthread_mutex_unlock(&w->s->err_mu);
 }
 
@@ -353,9 +401,12 @@ static void deliver(serve *s, serve_job *j, char *text, size_t len)
     }
     pthread_mutex_lock(&s->out_mu);
     if (!s->out_failed &&
-        serve_write_all(s->out_fd, text ? text : SERVE_OOM_ANSWER, text ? len : strlen(SERVE_OOM_ANSWER), 0)) {
+        write_stream(s, s->out_fd, text ? text : SERVE_OOM_ANSWER, text ? len : strlen(SERVE_OOM_ANSWER))) {
         s->out_failed = 1;
-        fprintf(stderr, "serve: writing answers: %s; stopping\n", strerror(errno));
+        if (errno == ETIMEDOUT)
+            fprintf(stderr, "serve: stopping, and nobody reads the answers: the rest are dropped\n");
+        else
+            fprintf(stderr, "serve: writing answers: %s; stopping\n", strerror(errno));
         serve_stop(s);
     }
     pthread_mutex_unlock(&s->out_mu);

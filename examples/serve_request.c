@@ -346,23 +346,30 @@ static int parse_request(const serve_job *j, request *r, char *why, size_t whyle
 }
 
 /* i64 and u64 also come as decimal strings: jansson reads no integer above
- * 2^63 - 1. */
+ * 2^63 - 1. 0; -1 when s is not a decimal number (digits after an optional
+ * '-'); -2 when it is one outside the type's range (any length: leading
+ * zeros are fine, strto*ll report overflow; strtoull would negate a '-'). */
 static int parse_decimal(const char *s, size_t len, int is_signed, int64_t *i, uint64_t *u)
 {
-    if (len == 0 || len > 20 || strlen(s) != len)
+    size_t neg = len && s[0] == '-', nonzero = 0;
+    if (len == neg || strlen(s) != len)
         return -1;
-    for (size_t k = (is_signed && s[0] == '-'); k < len; k++)
+    for (size_t k = neg; k < len; k++) {
         if (s[k] < '0' || s[k] > '9')
             return -1;
-    if (s[0] == '-' && len == 1)
-        return -1;
+        nonzero |= s[k] != '0';
+    }
+    if (neg && !is_signed) {
+        *u = 0;
+        return nonzero ? -2 : 0;
+    }
     char *end;
     errno = 0;
     if (is_signed)
         *i = strtoll(s, &end, 10);
     else
         *u = strtoull(s, &end, 10);
-    return errno || *end ? -1 : 0;
+    return errno == ERANGE ? -2 : errno || *end ? -1 : 0;
 }
 
 static int hexval(char c)
@@ -436,6 +443,7 @@ static int convert_arg(const json_t *a, int type, sl_value *v, char *why, size_t
     const char *s = json_is_string(a) ? json_string_value(a) : NULL;
     size_t slen = s ? json_string_length(a) : 0;
     int out_of_range = 0; /* the right kind of JSON value, but not a value of the type */
+    int dec = -1;         /* parse_decimal's verdict on a string */
     double d;
     switch (type) {
     case SL_TYPE_I32:
@@ -457,17 +465,18 @@ static int convert_arg(const json_t *a, int type, sl_value *v, char *why, size_t
             v->v.i64 = (int64_t)n;
             return 0;
         }
-        if (s && parse_decimal(s, slen, 1, &v->v.i64, NULL) == 0)
+        if (s && (dec = parse_decimal(s, slen, 1, &v->v.i64, NULL)) == 0)
             return 0;
+        out_of_range = dec == -2;
         break;
     case SL_TYPE_U64:
         if (json_is_integer(a) && n >= 0) {
             v->v.u64 = (uint64_t)n;
             return 0;
         }
-        if (s && parse_decimal(s, slen, 0, NULL, &v->v.u64) == 0)
+        if (s && (dec = parse_decimal(s, slen, 0, NULL, &v->v.u64)) == 0)
             return 0;
-        out_of_range = json_is_integer(a);
+        out_of_range = json_is_integer(a) || dec == -2;
         break;
     case SL_TYPE_F32:
         if (parse_real(a, &d) == 0 && !(isfinite(d) && fabs(d) > FLT_MAX)) {

@@ -514,6 +514,13 @@ static uint64_t database_size(const unsigned char *p, uint64_t region)
         return 0;
     if (memcmp(p, "SQLite format 3", 16) != 0)
         init_fail("the init data is not an SQLite database (it does not start with \"SQLite format 3\")");
+    /* File format versions (offsets 18, 19): 2 is WAL, which a database
+     * in memory cannot use (and WAL is compiled out): SQLite would refuse
+     * the file as "not a database", or take it read-only. */
+    if (p[18] == 2 || p[19] == 2)
+        init_fail("the database is in WAL mode, which a database in memory cannot use: convert the file first "
+                  "with sqlite3 FILE 'PRAGMA journal_mode=DELETE' (which also takes in what its -wal file "
+                  "holds)");
     uint32_t page = be16(p + 16);
     if (page == 1)
         page = 65536;
@@ -535,6 +542,10 @@ static uint64_t database_size(const unsigned char *p, uint64_t region)
     return bytes;
 }
 
+/* Expression nesting allowed (sqlite3_limit): about 590 levels fit in the
+ * default 256 KiB call stack (x86-64). */
+#define EXPR_DEPTH_MAX 250
+
 /* Runs one statement of ours at init; its failure ends init. */
 static void init_exec(const char *sql, const char *what)
 {
@@ -553,6 +564,12 @@ static void open_database(void)
     /* Untrusted SQL must not corrupt the database on purpose
      * (writable_schema, journal_mode=OFF, ...). */
     sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
+    /* SQLite's compiler recurses once per level of an expression tree, a
+     * few hundred bytes each: its default limit (1000 levels, `SELECT
+     * 1+1+...+1`) runs off the end of the default 256 KiB call stack (a
+     * fault that poisons the sandbox). This limit keeps that a plain SQL
+     * error with room to spare. */
+    sqlite3_limit(db, SQLITE_LIMIT_EXPR_DEPTH, EXPR_DEPTH_MAX);
 
     uint64_t region;
     const unsigned char *data = sl_init_data(&region);

@@ -11,6 +11,7 @@
 #include <sandlet_guest.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "host.h"
 #include "plugin.h"
@@ -56,6 +57,9 @@ static int call(const sl_gvalue *a, sl_gvalue *ret)
 {
     char *res, *err;
     size_t len;
+    /* lp_call takes the name as a C string: "f\0x" would call f. */
+    if (strlen(a[0].v.s.ptr) != a[0].v.s.len)
+        return sl_fail(ret, SL_ABI_EABORT, "Call: the function name contains a NUL byte");
     int st = lp_call(L, a[0].v.s.ptr, a[1].v.s.ptr, a[1].v.s.len, &res, &len, &err);
     return reply(ret, st, res, len, err);
 }

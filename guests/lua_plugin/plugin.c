@@ -914,17 +914,92 @@ static int print_line(lua_State *L)
     return 0;
 }
 
-/* load() without binary chunks: crafted bytecode can corrupt the state. */
+/* load, loadfile and dofile without binary chunks: crafted bytecode can
+ * corrupt the state (it reads and writes memory at will). They are written
+ * here on lua_load rather than as wrappers around the base library's
+ * functions, because Lua code can reach whatever a wrapper holds or calls:
+ * debug.getupvalue(load, 1) returns a wrapper's upvalue, and a reader
+ * function running inside the original load finds it with
+ * debug.getinfo(2, "f"). The mode argument is checked but ignored: the mode
+ * is always "t". */
+
+/* Stack slot where load_reader keeps the last piece alive. */
+#define READER_SLOT 5
+
+static const char *load_reader(lua_State *L, void *ud, size_t *size)
+{
+    (void)ud;
+    luaL_checkstack(L, 2, "too many nested functions");
+    lua_pushvalue(L, 1);
+    lua_call(L, 0, 1);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        *size = 0;
+        return NULL;
+    }
+    if (!lua_isstring(L, -1))
+        luaL_error(L, "reader function must return a string");
+    lua_replace(L, READER_SLOT);
+    return lua_tolstring(L, READER_SLOT, size);
+}
+
+/* load's and loadfile's results: the function (its first upvalue, _ENV,
+ * set to the value at env when env is not 0), or fail and the message. */
+static int loaded(lua_State *L, int status, int env)
+{
+    if (status != LUA_OK) {
+        luaL_pushfail(L);
+        lua_insert(L, -2);
+        return 2;
+    }
+    if (env) {
+        lua_pushvalue(L, env);
+        if (!lua_setupvalue(L, -2, 1))
+            lua_pop(L, 1);
+    }
+    return 1;
+}
+
 static int load_text(lua_State *L)
 {
-    if (lua_gettop(L) < 3)
-        lua_settop(L, 3); /* chunk, name, mode; an absent env stays absent */
-    lua_pushliteral(L, "t");
-    lua_replace(L, 3);
-    lua_pushvalue(L, lua_upvalueindex(1));
-    lua_insert(L, 1);
-    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
-    return lua_gettop(L);
+    int env = lua_isnone(L, 4) ? 0 : 4;
+    luaL_optstring(L, 3, "t");
+    int status;
+    if (lua_type(L, 1) == LUA_TSTRING || lua_type(L, 1) == LUA_TNUMBER) {
+        size_t len;
+        const char *s = lua_tolstring(L, 1, &len);
+        status = luaL_loadbufferx(L, s, len, luaL_optstring(L, 2, s), "t");
+    } else {
+        const char *name = luaL_optstring(L, 2, "=(load)");
+        luaL_checktype(L, 1, LUA_TFUNCTION);
+        lua_settop(L, READER_SLOT);
+        status = lua_load(L, load_reader, NULL, name, "t");
+    }
+    return loaded(L, status, env);
+}
+
+static int loadfile_text(lua_State *L)
+{
+    const char *name = luaL_optstring(L, 1, NULL);
+    int env = lua_isnone(L, 3) ? 0 : 3;
+    luaL_optstring(L, 2, "t");
+    return loaded(L, luaL_loadfilex(L, name, "t"), env);
+}
+
+static int dofile_done(lua_State *L, int status, lua_KContext ctx)
+{
+    (void)status, (void)ctx;
+    return lua_gettop(L) - 1;
+}
+
+static int dofile_text(lua_State *L)
+{
+    const char *name = luaL_optstring(L, 1, NULL);
+    lua_settop(L, 1);
+    if (luaL_loadfilex(L, name, "t") != LUA_OK)
+        return lua_error(L);
+    lua_callk(L, 0, LUA_MULTRET, 0, dofile_done);
+    return dofile_done(L, LUA_OK, 0);
 }
 
 static int no_exit(lua_State *L)
@@ -939,9 +1014,12 @@ static int setup(lua_State *L)
     lua_setglobal(L, "json");
     lua_pushcfunction(L, print_line);
     lua_setglobal(L, "print");
-    lua_getglobal(L, "load");
-    lua_pushcclosure(L, load_text, 1);
+    lua_pushcfunction(L, load_text);
     lua_setglobal(L, "load");
+    lua_pushcfunction(L, loadfile_text);
+    lua_setglobal(L, "loadfile");
+    lua_pushcfunction(L, dofile_text);
+    lua_setglobal(L, "dofile");
     lua_getglobal(L, "os");
     lua_pushcfunction(L, no_exit);
     lua_setfield(L, -2, "exit");

@@ -26,7 +26,8 @@
  *             json.object([t]) (mark t, or a new table, and return it);
  *   print     during lp_eval appends to the request's result; otherwise it
  *             writes to stdout like Lua's own print;
- *   load      refuses binary chunks (crafted bytecode can corrupt the state);
+ *   load, loadfile, dofile  refuse binary chunks (crafted bytecode can
+ *             corrupt the state), with nothing of the originals reachable;
  *   os.exit   raises an error instead of ending the process.
  * Natively nothing else is restricted: io and os reach the host's files.
  *

@@ -119,6 +119,8 @@ null" call "$P" Call print '["hi", 1]'
     te "$g: wrong host argument" 1 "host.HostUpper: argument 1 must be a string" -- \
         call "$P" Eval 'return host.HostUpper(1)'
     te "$g: syntax error" 1 "Eval:1:" -- call "$P" Eval 'x = = 1'
+    t "$g: no loader of bytecode, not even behind load" 0 "nil${TAB}attempt to load a binary chunk (mode is 't')" \
+        call "$P" Eval 'local d = string.dump(function() end) local _, raw = debug.getupvalue(load, 1) return raw, select(2, load(d))'
     t "$g: snapshot save with Load and Eval" 0 "" snapshot save "$G/$g" "$T/$g-2.snap" --call Load "$LIB" \
         --call Eval 'counter = 5'
     t "$g: state kept by the second snapshot" 0 "6" call "$T/$g-2.snap" Eval 'return counter + add(0, 1)'

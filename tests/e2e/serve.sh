@@ -146,6 +146,22 @@ echo '{"fn": "Print", "args": ["hidden"]}' >"$T/in"
 serve "$T/demo.snap" --quiet <"$T/in"
 if [ "$RC" = 0 ] && ! grep -q hidden "$T/err"; then pass "--quiet drops guest prints"; else fail "--quiet: $(cat "$T/err")"; fi
 
+# u64 as a decimal string at and past its edges: out of range is SL_ERANGE,
+# as for a JSON integer; leading zeros are digits like any other.
+printf '%s\n' '{"id": "max", "fn": "Fill", "args": ["18446744073709551615"]}' \
+    '{"id": "2^64", "fn": "Fill", "args": ["18446744073709551616"]}' \
+    '{"id": "long", "fn": "Fill", "args": ["123456789012345678901234567890"]}' \
+    '{"id": "neg", "fn": "Fill", "args": ["-1"]}' \
+    '{"id": "zeros", "fn": "Fill", "args": ["000000000000000000000000000040000"]}' \
+    '{"id": "sign", "fn": "Fill", "args": ["+1"]}' >"$T/in"
+serve "$T/demo.snap" --quiet <"$T/in"
+check "u64 decimal strings: 2^64 - 1 reaches the guest (too much for its heap)" \
+    '.[0] | .id == "max" and .code == -21 and (.error | contains("heap exhausted"))'
+check "u64 decimal strings out of range (2^64, 30 digits, -1): SL_ERANGE" \
+    '[.[1], .[2], .[3]] | all(.ok == false and .code == -6 and (.error | contains("out of range")))'
+check "u64 decimal string with leading zeros" ".[4] == {\"id\":\"zeros\",\"ok\":true,\"type\":\"u64\",\"value\":$FILL}"
+check "u64: a string that is not decimal digits: SL_ETYPE" '.[5] | .ok == false and .code == -18'
+
 # Lines over 1 MiB are answered with an error without being held; the one after is fine.
 {
     printf '{"fn": "Echo", "args": ["'
@@ -214,6 +230,43 @@ check_stats "two workers: figures and two worker lines" 61 0 2
 serve "$T/faulty.snap" --workers 2 --timeout-ms 500 <"$T/in"
 check "two workers: a timeout on one, 20 clean answers" \
     'length == 21 and (map(select(.id == "spin"))[0].code == -15) and ([.[] | select(.ok) | .value] | length == 20 and unique == [1])'
+
+# A stop while nobody reads the answers (stdout is a pipe whose reader
+# holds it open and never reads): the server still ends, within the 2 s it
+# gives the answers it cannot write, and says it dropped them.
+mkfifo "$T/stall"
+exec 5<>"$T/stall"
+big=$(head -c 2000 /dev/zero | tr '\0' x)
+: >"$T/in"
+i=0
+while [ $i -lt 200 ]; do
+    echo "{\"id\": $i, \"fn\": \"Echo\", \"args\": [\"$big\"]}" >>"$T/in"
+    i=$((i + 1))
+done
+"$SV" "$T/demo.snap" --quiet <"$T/in" >"$T/stall" 2>"$T/err" &
+SPID=$!
+sleep 1
+kill -TERM "$SPID"
+n=0
+while kill -0 "$SPID" 2>/dev/null && [ $n -lt 200 ]; do
+    sleep 0.05
+    n=$((n + 1))
+done
+if kill -0 "$SPID" 2>/dev/null; then
+    kill -KILL "$SPID"
+    wait "$SPID"
+    RC=124
+else
+    wait "$SPID"
+    RC=$?
+fi
+SPID=""
+exec 5<&-
+if [ "$RC" = 0 ] && grep -q 'nobody reads the answers' "$T/err"; then
+    pass "SIGTERM while stdout is not read: the server ends, exit 0"
+else
+    fail "SIGTERM while stdout is not read: rc=$RC (124: still running 10 s later), stderr: $(head -c 600 "$T/err")"
+fi
 
 # ------------------------------------------------------------ Unix socket
 # OpenBSD's netcat by its own name: in the KVM lab a bare `nc` is busybox's,

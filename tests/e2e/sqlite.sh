@@ -185,6 +185,11 @@ for g in sqlite sqlite32; do
     te "$g truncated database" 3 "2 pages of 4096 bytes .* holds only 4096 bytes: a truncated file" \
         call --init-data "$T/trunc.db" "$D" Query 'select 1'
     if [ ! -e "$T/x.snap" ]; then pass "$g nothing saved after a failed init"; else fail "$g $T/x.snap exists"; fi
+    # A database in WAL mode (file format bytes 18 and 19 set to 2, as
+    # PRAGMA journal_mode=WAL leaves them): says so, and how to convert it.
+    cp "$DB" "$T/wal.db" && printf '\002\002' | dd of="$T/wal.db" bs=1 seek=18 conv=notrunc 2>/dev/null
+    te "$g WAL-mode database" 3 "in WAL mode.*PRAGMA journal_mode=DELETE" \
+        call --init-data "$T/wal.db" --init-data-perm rw "$D" Query 'select 1'
     rm -f "$T/db.snap" "$T/rw.snap"
 done
 

@@ -294,6 +294,17 @@ static void json_and_errors(const char *guest)
                      " SELECT i FROM c", "result too large");
     expect(sb, "SELECT 42 AS answer", "[{\"answer\":42}]");
     CHECK_EQ(sl_sandbox_status(sb), SL_STATUS_READY);
+
+    /* Deep expressions: SQLite's compiler recurses per level; past the
+     * guest's limit a plain SQL error, not the end of the call stack (a
+     * fault that poisons the sandbox, as SQLite's own limit of 1000 was). */
+    char deep[4096] = "SELECT 1";
+    for (int i = 0; i < 600; i++)
+        strcat(deep, "+1");
+    expect_error(sb, deep, "Expression tree is too large");
+    CHECK_EQ(sl_sandbox_status(sb), SL_STATUS_READY);
+    strcpy(deep + strlen("SELECT 1") + 2 * 200, " AS n");
+    expect(sb, deep, "[{\"n\":201}]");
     sl_sandbox_free(sb);
 }
 
@@ -402,6 +413,31 @@ static void hostile(const char *guest)
         }
         sl_sandbox_free(sb);
     }
+    /* A database in WAL mode (header bytes 18 and 19 are 2): a clear
+     * message that says how to convert it, not "file is not a database". */
+    sqlite3 *wdb;
+    REQUIRE(mkdtemp(strcpy(g_dir, "/tmp/sandlet-sqlite-XXXXXX")) != NULL);
+    const char *wal = tpath("wal.db");
+    CHECK(sqlite3_open(wal, &wdb) == SQLITE_OK &&
+          sqlite3_exec(wdb, "PRAGMA journal_mode=WAL; CREATE TABLE a(x); INSERT INTO a VALUES (1)", NULL, NULL,
+                       NULL) == SQLITE_OK);
+    sqlite3_close(wdb);
+    size_t wlen;
+    uint8_t *wbytes = read_file(wal, &wlen);
+    remove(wal);
+    teardown();
+    REQUIRE(wbytes != NULL);
+    CHECK(wlen >= 100 && wbytes[18] == 2 && wbytes[19] == 2);
+    for (int w = 0; w < 2; w++) {
+        sl_sandbox *sb = sandbox(guest, wbytes, wlen, SL_PERM_READ | (w ? SL_PERM_WRITE : 0), &rc, err, sizeof err);
+        if (sb || rc != SL_EABORT || !has(err, "WAL mode") || !has(err, "journal_mode=DELETE")) {
+            printf("  WAL database (%s): rc %d, %s\n", w ? "rw" : "r", rc, sb ? "created" : err);
+            t_failed_now = 1;
+        }
+        sl_sandbox_free(sb);
+    }
+    free(wbytes);
+
     /* A damaged table page: init reads only the schema; the query that
      * reaches the page fails, the next one works. */
     memcpy(b, bytes, len);
@@ -417,6 +453,123 @@ static void hostile(const char *guest)
     free(bytes);
 }
 
+/* What identifies the database's content: computed natively (Debian's
+ * libsqlite3) on the original bytes and in the guest after each restore. */
+static const char FINGERPRINT[] =
+    "SELECT printf('%d|%d|%.2f|%d|%d|%s|%s|%d|%d|%d|%d', count(*), sum(qty), sum(price), sum(length(data)),"
+    " sum(id * instr(data, x'41')), substr(hex(min(data)), 1, 64), substr(hex(max(data)), 1, 64),"
+    " (SELECT sum(length(sql)) FROM sqlite_schema), (SELECT page_count FROM pragma_page_count()),"
+    " (SELECT user_version FROM pragma_user_version()), (SELECT freelist_count FROM pragma_freelist_count()))"
+    " AS f FROM items";
+
+static int native_fingerprint(const uint8_t *bytes, size_t len, char *out, size_t cap)
+{
+    sqlite3 *db;
+    sqlite3_stmt *st = NULL;
+    unsigned char *copy = sqlite3_malloc64(len);
+    int rc = -1;
+    if (!copy || sqlite3_open(":memory:", &db) != SQLITE_OK) {
+        sqlite3_free(copy);
+        return -1;
+    }
+    memcpy(copy, bytes, len);
+    if (sqlite3_deserialize(db, "main", copy, (sqlite3_int64)len, (sqlite3_int64)len,
+                            SQLITE_DESERIALIZE_FREEONCLOSE | SQLITE_DESERIALIZE_READONLY) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, FINGERPRINT, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+        snprintf(out, cap, "[{\"f\":\"%s\"}]", (const char *)sqlite3_column_text(st, 0));
+        rc = 0;
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return rc;
+}
+
+/* A restore after a write gives back exactly the database of the snapshot:
+ * its content, schema, header fields and integrity, whatever the request
+ * did to it (every row, the schema, VACUUM, growth into the room after it,
+ * a transaction left open, an error or a timeout halfway through). */
+static void restore_exact(const char *guest)
+{
+    size_t len;
+    uint8_t *bytes = setup(&len);
+    REQUIRE(bytes != NULL);
+    teardown();
+    char want[512], err[512], got[4096];
+    REQUIRE(native_fingerprint(bytes, len, want, sizeof want) == 0);
+    uint8_t *roomy = calloc(1, len + (4 << 20));
+    REQUIRE(roomy != NULL);
+    memcpy(roomy, bytes, len);
+    /* Rewriting the whole database takes a copy of every page plus
+     * SQLite's journal of them: scratch to match. */
+    sl_config cfg = {.init_data = roomy, .init_data_size = len + (4 << 20),
+                     .init_data_perm = SL_PERM_READ | SL_PERM_WRITE, .scratch_size = 96u << 20};
+    sl_sandbox *sb = NULL;
+    int rc = sl_sandbox_new_from_file(&sb, guest_path(guest), &cfg, err, sizeof err);
+    if (rc == 0 && (rc = sl_sandbox_init(sb)) != 0)
+        snprintf(err, sizeof err, "%s", sl_sandbox_errmsg(sb));
+    if (rc)
+        printf("  %s: %s\n", guest, err);
+    REQUIRE(rc == 0);
+    sl_snapshot *snap;
+    REQUIRE(sl_sandbox_snapshot(sb, &snap) == 0);
+    CHECK(expect(sb, FINGERPRINT, want) == 0);
+    static const struct {
+        const char *sql;
+        int rc; /* of the request itself */
+    } writes[] = {
+        {"DELETE FROM items", 0},
+        {"UPDATE items SET data = zeroblob(900), name = upper(name), price = -price", 0},
+        {"DROP TABLE items", 0},
+        {"DROP INDEX items_name; CREATE INDEX i2 ON items(qty, price)", 0},
+        {"VACUUM", 0},
+        {"PRAGMA user_version = 77; PRAGMA application_id = 5; PRAGMA auto_vacuum = FULL; VACUUM", 0},
+        {"INSERT INTO items(name, data) SELECT name, data FROM items WHERE id <= 2000", 0},
+        {"BEGIN; DELETE FROM items WHERE id % 2 = 0", 0},
+        {"CREATE TABLE big AS SELECT * FROM items WHERE id < 300; ALTER TABLE items RENAME TO old", 0},
+        {"UPDATE items SET qty = 0 WHERE id = 1; SELECT * FROM nope", SL_EABORT},
+        {"UPDATE items SET qty = qty + 1; WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c)"
+         " SELECT count(*) FROM c",
+         SL_ETIMEOUT},
+    };
+    for (size_t i = 0; i < sizeof writes / sizeof writes[0]; i++) {
+        sl_sandbox_set_timeout(sb, writes[i].rc == SL_ETIMEOUT ? 500 : 0);
+        rc = query(sb, writes[i].sql, got, sizeof got);
+        sl_sandbox_set_timeout(sb, 0);
+        if (rc != writes[i].rc) {
+            printf("  '%s': rc %d (want %d): %.300s\n", writes[i].sql, rc, writes[i].rc, got);
+            t_failed_now = 1;
+        }
+        REQUIRE(sl_sandbox_restore(sb, snap) == 0);
+        if (expect(sb, FINGERPRINT, want) != 0 || expect(sb, "PRAGMA integrity_check", "[{\"integrity_check\":\"ok\"}]"))
+            printf("  after '%s'\n", writes[i].sql);
+    }
+    sl_snapshot_free(snap);
+    sl_sandbox_free(sb);
+
+    /* With the default 16 MiB of scratch the same rewrite runs out of it
+     * (the page copies, or SQLite's heap): a failed call, and the restore
+     * after it gives the database back all the same. */
+    sb = sandbox(guest, roomy, len + (4 << 20), SL_PERM_READ | SL_PERM_WRITE, &rc, err, sizeof err);
+    if (!sb)
+        printf("  %s: %s\n", guest, err);
+    REQUIRE(sb != NULL);
+    REQUIRE(sl_sandbox_snapshot(sb, &snap) == 0);
+    rc = query(sb, "UPDATE items SET data = zeroblob(900), name = upper(name), price = -price", got, sizeof got);
+    if (rc != SL_ENOSCRATCH && !(rc == SL_EABORT && has(got, "out of memory"))) {
+        printf("  a rewrite in 16 MiB of scratch: rc %d, %.300s\n", rc, got);
+        t_failed_now = 1;
+    }
+    REQUIRE(sl_sandbox_restore(sb, snap) == 0);
+    CHECK(expect(sb, FINGERPRINT, want) == 0);
+    CHECK(expect(sb, "PRAGMA integrity_check", "[{\"integrity_check\":\"ok\"}]") == 0);
+    sl_snapshot_free(snap);
+    sl_sandbox_free(sb);
+    free(roomy);
+    free(bytes);
+}
+
+static void test_sqlite_restore_exact(void) { restore_exact("sqlite"); }
+static void test_sqlite32_restore_exact(void) { restore_exact("sqlite32"); }
 static void test_sqlite_hostile(void) { hostile("sqlite"); }
 static void test_sqlite32_hostile(void) { hostile("sqlite32"); }
 
@@ -426,9 +579,11 @@ int main(void)
     RUN_ARCH(T_AMD64, test_sqlite_json_errors);
     RUN_ARCH(T_AMD64, test_sqlite_perms);
     RUN_ARCH(T_AMD64, test_sqlite_hostile);
+    RUN_ARCH(T_AMD64, test_sqlite_restore_exact);
     RUN_ARCH(T_I686, test_sqlite32_requests);
     RUN_ARCH(T_I686, test_sqlite32_json_errors);
     RUN_ARCH(T_I686, test_sqlite32_perms);
     RUN_ARCH(T_I686, test_sqlite32_hostile);
+    RUN_ARCH(T_I686, test_sqlite32_restore_exact);
     T_EXIT();
 }

@@ -200,6 +200,11 @@ static void measure(const char *snap_path, uint64_t file_bytes, int procs, const
            (double)file_bytes * SANDBOXES / (1 << 20));
     fflush(stdout);
     CHECK(pss < bound);
+    /* ...and the bound means something: the file's pages were read (the
+     * scans made them resident), and no sandbox holds a private copy of the
+     * database (its private pages are a small fraction of it). */
+    CHECK(pss >= file_bytes * 9 / 10);
+    CHECK(private_pages / SANDBOXES * PAGE < DB_BYTES / 8);
 }
 
 static void test_share_sqlite(void)
