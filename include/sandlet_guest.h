@@ -116,7 +116,8 @@ int sl_fail(sl_gvalue *ret, int status, const char *msg);
 int sl_call_host(const char *name, uint8_t ret_type, unsigned nargs, const sl_gvalue *args,
                  sl_gvalue *ret);
 void sl_gvalue_free(sl_gvalue *v);
-/* Why the last sl_call_host failed, in the host's words ("" after a success).
+/* Why the last sl_call_host failed, in the host's words, or the guest library's
+ * when it refused the call itself ("" after a success).
  * Valid until the next host call. */
 const char *sl_host_error(void);
 

@@ -133,17 +133,6 @@ static int push_result(lua_State *L, sl_gvalue *r)
     }
 }
 
-/* Why sl_call_host failed when sl_host_error() is empty: the guest
- * library's own refusals, before the host saw the call. */
-static const char *call_failure(int st)
-{
-    switch (st) {
-    case SL_ABI_ENOMEM: return "the arguments do not fit the output buffer";
-    case SL_ABI_EMALFORMED: return "the host's reply is malformed";
-    default: return "the host call failed";
-    }
-}
-
 static int call(lua_State *L)
 {
     size_t len;
@@ -168,7 +157,7 @@ static int call(lua_State *L)
     memset(&r, 0, sizeof r);
     st = sl_call_host(name, ret, np, args, &r);
     if (st != SL_ABI_OK)
-        return luaL_error(L, "host.%s: %s", name, *sl_host_error() ? sl_host_error() : call_failure(st));
+        return luaL_error(L, "host.%s: %s", name, sl_host_error());
     return push_result(L, &r);
 }
 

@@ -221,33 +221,43 @@ static void set_host_error(const uint8_t *text, uint32_t len, const char *fallba
     host_error[n] = 0;
 }
 
+/* A refusal made here, before the host sees the call: the status, with the
+ * reason in sl_host_error() like the host's own. */
+static int refuse(int status, const char *why)
+{
+    set_host_error(NULL, 0, why);
+    return status;
+}
+
 int sl_call_host(const char *name, uint8_t ret_type, unsigned nargs, const sl_gvalue *args, sl_gvalue *ret)
 {
     sl_msg m;
     host_error[0] = 0;
     if (!name || !ret || nargs > SL_ABI_MAX_VALUES || (nargs && !args) || ret_type > SL_T_MAX)
-        return SL_ABI_ETYPE;
+        return refuse(SL_ABI_ETYPE, "bad host call: no name or result, or too many arguments, or an unknown "
+                                    "result type");
     size_t nlen = strlen(name);
     if (nlen == 0 || nlen > SL_ABI_MAX_NAME)
-        return SL_ABI_EMALFORMED;
+        return refuse(SL_ABI_EMALFORMED, "bad host call: the name is empty or longer than 255 bytes");
     sl_msg_init(&m, SL_MSG_HOSTCALL);
     m.name = (const uint8_t *)name;
     m.name_len = (uint32_t)nlen;
     m.count = nargs;
     for (unsigned i = 0; i < nargs; i++) {
         if (args[i].type == SL_T_VOID || args[i].type > SL_T_MAX)
-            return SL_ABI_ETYPE;
+            return refuse(SL_ABI_ETYPE, "bad host call: an argument of type void or of an unknown type");
         lib_to_wire(&args[i], &m.values[i]);
     }
     int rc = lib_push_output(&m);
     if (rc)
-        return rc == SL_ABI_E_SPACE ? SL_ABI_ENOMEM : SL_ABI_EMALFORMED;
+        return rc == SL_ABI_E_SPACE ? refuse(SL_ABI_ENOMEM, "the arguments do not fit the output buffer")
+                                    : refuse(SL_ABI_EMALFORMED, "the host call could not be encoded");
     lib_out(SL_PORT_HOSTCALL, 0);
 
     size_t cap;
     uint8_t *in = lib_input(&cap);
     if (!in || sl_abi_peek(in, cap, &m) != 0 || m.kind != SL_MSG_HOSTRESULT)
-        return SL_ABI_EMALFORMED;
+        return refuse(SL_ABI_EMALFORMED, "the host's answer failed validation");
     int status = SL_ABI_OK;
     if (m.status != 0) {
         status = m.status > 0 ? m.status : SL_ABI_EHOSTFN;
