@@ -153,13 +153,17 @@ $(BUILD)/bench/%: bench/%.c bench/bench.h bench/bench_kvm.h tests/common/sim.h $
 
 # Native baselines on Debian's Lua and SQLite (scripts/deps.sh): the Lua
 # plugin's own code (guests/lua_plugin/plugin.c) runs natively too.
-$(BUILD)/bench/bench_requests: guests/lua_plugin/plugin.c guests/lua_plugin/plugin.h
-$(BUILD)/bench/bench_requests: BENCH_EXTRA := guests/lua_plugin/plugin.c $(shell pkg-config --cflags lua5.4 2>/dev/null)
+$(BUILD)/bench/bench_requests: guests/lua_plugin/plugin.c guests/lua_plugin/json.c guests/lua_plugin/plugin.h guests/lua_plugin/json.h
+$(BUILD)/bench/bench_requests: BENCH_EXTRA := guests/lua_plugin/plugin.c guests/lua_plugin/json.c $(shell pkg-config --cflags lua5.4 2>/dev/null)
 $(BUILD)/bench/bench_requests: BENCH_LIBS := -lsqlite3 $(shell pkg-config --libs lua5.4 2>/dev/null)
 
-$(BUILD)/sandlet: $(TOOL_SRC) $(BUILD)/libsandlet.a
+# The CLI's shell edits lines on a terminal with Debian's libedit (libedit-dev).
+EDIT_CFLAGS := $(shell pkg-config --cflags libedit 2>/dev/null)
+EDIT_LIBS := $(or $(shell pkg-config --libs libedit 2>/dev/null),-ledit)
+
+$(BUILD)/sandlet: $(TOOL_SRC) $(wildcard tools/*.h) $(BUILD)/libsandlet.a
 	@echo "  BUILD $@"
-	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(TOOL_SRC) -o $@ $(BUILD)/libsandlet.a $(LDFLAGS)
+	$(Q)$(CC) $(CPPFLAGS) $(EDIT_CFLAGS) $(CFLAGS) $(TOOL_SRC) -o $@ $(BUILD)/libsandlet.a $(LDFLAGS) $(EDIT_LIBS)
 
 $(BUILD)/demo $(BUILD)/hello_host: $(BUILD)/%: examples/%.c $(BUILD)/libsandlet.a
 	@echo "  BUILD $@"
@@ -204,8 +208,8 @@ build/fuzz/fuzz_%: fuzz/fuzz_%.c $(COMMON_SRC) $(HOST_SRC) $(wildcard src/common
 		-DBLAKE3_NO_AVX512 $(FUZZ_EXTRA) -pthread -o $@ $(FUZZ_LIBS)
 
 # The Lua plugin's JSON codec, natively on Debian's liblua5.4.
-build/fuzz/fuzz_lua_json: guests/lua_plugin/plugin.c guests/lua_plugin/plugin.h
-build/fuzz/fuzz_lua_json: FUZZ_EXTRA := guests/lua_plugin/plugin.c $(shell pkg-config --cflags lua5.4 2>/dev/null)
+build/fuzz/fuzz_lua_json: guests/lua_plugin/plugin.c guests/lua_plugin/json.c guests/lua_plugin/plugin.h guests/lua_plugin/json.h
+build/fuzz/fuzz_lua_json: FUZZ_EXTRA := guests/lua_plugin/plugin.c guests/lua_plugin/json.c $(shell pkg-config --cflags lua5.4 2>/dev/null)
 build/fuzz/fuzz_lua_json: FUZZ_LIBS := $(shell pkg-config --libs lua5.4 2>/dev/null) -lm
 
 -include mk/thirdparty.mk

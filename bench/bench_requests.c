@@ -7,7 +7,7 @@
  *    (guests/lua_plugin, the plugin library loaded with Load before the
  *    snapshot), then the restore to that snapshot; baseline: the same Call on
  *    a lua_State kept warm in this process (the plugin's own code,
- *    guests/lua_plugin/plugin.c, on Debian's liblua5.4).
+ *    guests/lua_plugin/plugin.c and json.c, on Debian's liblua5.4).
  *    lua_request_restore_vs_fresh_state: the same guest figure against a
  *    fresh native state per request (luaL_newstate, open the libraries, load
  *    the plugin, call, lua_close): what a host that wants a clean state per

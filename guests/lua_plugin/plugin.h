@@ -3,7 +3,7 @@
  * (guests/lua_plugin/main.c registers it) and natively, e.g. to compare a
  * warm native lua_State with the guest:
  *
- *     cc -std=c11 -O2 $(pkg-config --cflags lua5.4) app.c plugin.c $(pkg-config --libs lua5.4) -lm
+ *     cc -std=c11 -O2 $(pkg-config --cflags lua5.4) app.c plugin.c json.c $(pkg-config --libs lua5.4) -lm
  *
  * A plugin is one Lua state that lives across requests. Three requests:
  *   lp_load  runs a chunk (a plugin library: it defines global functions);
