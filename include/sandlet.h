@@ -395,6 +395,30 @@ int sl_snapshot_verify_file(const char *path, char *err, size_t errlen);
  * their offsets and sizes, page counts and a map of every address space. */
 int sl_snapshot_inspect(const char *path, void (*line)(void *user, const char *text), void *user, char *err,
                         size_t errlen);
+/* The same description as one JSON object (UTF-8, no newline), as printed by
+ * `sandlet snapshot inspect --json`; its schema is in docs/cli.md ("JSON
+ * output"): fields are only ever added. Addresses are "0x..." hex strings,
+ * sizes and counts are numbers. On success *json is a NUL-terminated string
+ * the caller frees with free(); on failure *json is NULL. Thread-safe. */
+int sl_snapshot_inspect_json(const char *path, char **json, char *err, size_t errlen);
+
+/* Progress of a long file operation: `done` of `total` bytes, 0 <= done <=
+ * total. Called synchronously on the calling thread: first with done = 0,
+ * then at most once per 16 MiB, and last with done == total. It must not
+ * free the snapshot being saved; it may take its time (the operation waits). */
+typedef void (*sl_progress_fn)(void *user, uint64_t done, uint64_t total);
+/* sl_snapshot_save, calling progress (if not NULL) as the file is written:
+ * total is the file's size; done reaches it once every byte is written, before
+ * the fsync and the rename. Same results and errors as sl_snapshot_save. */
+int sl_snapshot_save_progress(const sl_snapshot *snap, const char *path, sl_progress_fn progress, void *user,
+                              char *err, size_t errlen);
+/* sl_snapshot_verify_file, calling progress (if not NULL) as the identity is
+ * recomputed: total is the number of bytes hashed (blob and region records);
+ * no call when the file fails before hashing. Same results as
+ * sl_snapshot_verify_file. Both functions are thread-safe: different threads
+ * may save and verify at the same time, each with its own callback. */
+int sl_snapshot_verify_file_progress(const char *path, sl_progress_fn progress, void *user, char *err,
+                                     size_t errlen);
 /* ------------------------------------------------- end of snapshot files */
 
 #ifdef __cplusplus

@@ -939,16 +939,58 @@ int sl_snapfile_load_fd(sl_snapshot **out, int fd, sl_snapfile_info *info, sl_er
     return load_fd(out, fd, NULL, info, 0, e);
 }
 
-int sl_snapfile_verify_fd(int fd, sl_errbuf *e)
+/* Progress callbacks come at most once per this many bytes hashed or
+ * written (and once at the end). */
+#define PROGRESS_CHUNK (16u << 20)
+
+/* sl_snapshot_compute_hash, fed in chunks so that progress can be told (a
+ * BLAKE3 stream hashes the same whatever the chunking). Without a callback
+ * the mapping was prefaulted in one go by the load; with one, each chunk is
+ * prefaulted before it is hashed, so the time goes where progress shows it
+ * (where MADV_POPULATE_READ is missing, the hash's own page faults read it). */
+static void hash_with_progress(const sl_snapshot *s, sl_progress_fn progress, void *user, uint8_t out[SL_HASH_LEN])
+{
+    if (!progress) {
+        sl_snapshot_compute_hash(s, out);
+        return;
+    }
+    sl_hasher *h = sl_hasher_new();
+    if (!h) {
+        memset(out, 0, SL_HASH_LEN);
+        return;
+    }
+    uint64_t total = s->mem_size + (uint64_t)s->n_regions * SL_REGION_RECORD_SIZE;
+    progress(user, 0, total);
+    for (uint64_t off = 0; off < s->mem_size;) {
+        uint64_t n = s->mem_size - off < PROGRESS_CHUNK ? s->mem_size - off : PROGRESS_CHUNK;
+#ifdef MADV_POPULATE_READ
+        /* madvise takes a page-aligned start (chunks of the blob are). */
+        uintptr_t a = (uintptr_t)(s->mem + off) & ~(uintptr_t)(SL_PAGE_SIZE - 1);
+        (void)madvise((void *)a, (size_t)((uintptr_t)(s->mem + off + n) - a), MADV_POPULATE_READ);
+#endif
+        sl_hasher_update(h, s->mem + off, (size_t)n);
+        off += n;
+        progress(user, off, total);
+    }
+    for (unsigned i = 0; i < s->n_regions; i++) {
+        uint8_t rec[SL_REGION_RECORD_SIZE];
+        sl_region_record(&s->regions[i], rec);
+        sl_hasher_update(h, rec, sizeof rec);
+    }
+    sl_hasher_final(h, out);
+    progress(user, total, total);
+}
+
+static int verify_fd(int fd, sl_progress_fn progress, void *user, sl_errbuf *e)
 {
     sl_snapshot *s;
     /* Verify reads every byte anyway: prefaulting the mapping in one go is
      * cheaper than taking a page fault per page while hashing. */
-    int rc = load_fd(&s, fd, NULL, NULL, LOAD_POPULATE, e);
+    int rc = load_fd(&s, fd, NULL, NULL, progress ? 0 : LOAD_POPULATE, e);
     if (rc)
         return rc;
     uint8_t id[SL_HASH_LEN];
-    sl_snapshot_compute_hash(s, id);
+    hash_with_progress(s, progress, user, id);
     /* A file that changed under the hash (a truncated page reads as zeros)
      * says so, rather than "corrupted". */
     if ((rc = sl_snapfile_check(s, "while it was verified", e))) {
@@ -964,6 +1006,11 @@ int sl_snapfile_verify_fd(int fd, sl_errbuf *e)
     }
     sl_snapshot_free(s);
     return rc;
+}
+
+int sl_snapfile_verify_fd(int fd, sl_errbuf *e)
+{
+    return verify_fd(fd, NULL, NULL, e);
 }
 
 /* ---------------- save ---------------- */
@@ -1084,7 +1131,26 @@ static int open_temp(const char *path, char *tmp, size_t len, sl_errbuf *e)
     return sl_err(e, SL_EIO, "snapshot file: cannot find a free temporary name for %s", path);
 }
 
-static int save(const sl_snapshot *s, const char *path, sl_errbuf *e)
+/* The blob, in chunks with a progress call after each (done counts the
+ * bytes of the file written so far, out of total). */
+static int write_blob(int fd, const sl_snapshot *s, uint64_t done, uint64_t total, sl_progress_fn progress,
+                      void *user, sl_errbuf *e)
+{
+    if (!progress)
+        return write_all(fd, s->mem, s->mem_size, e);
+    progress(user, done, total);
+    for (uint64_t off = 0; off < s->mem_size;) {
+        uint64_t n = s->mem_size - off < PROGRESS_CHUNK ? s->mem_size - off : PROGRESS_CHUNK;
+        int rc = write_all(fd, s->mem + off, n, e);
+        if (rc)
+            return rc;
+        off += n;
+        progress(user, done + off, total);
+    }
+    return 0;
+}
+
+static int save(const sl_snapshot *s, const char *path, sl_progress_fn progress, void *user, sl_errbuf *e)
 {
     int rc = sl_snapfile_check(s, "before it was saved", e);
     if (rc)
@@ -1127,9 +1193,13 @@ static int save(const sl_snapshot *s, const char *path, sl_errbuf *e)
         free(meta);
         return fd;
     }
-    if ((rc = write_all(fd, meta, meta_size(s), e)) || (rc = write_all(fd, s->mem, s->mem_size, e)) ||
+    uint64_t total = meta_size(s) + s->mem_size + regions_size;
+    if ((rc = write_all(fd, meta, meta_size(s), e)) ||
+        (rc = write_blob(fd, s, meta_size(s), total, progress, user, e)) ||
         (rc = write_all(fd, regions, regions_size, e)))
         goto fail;
+    if (progress)
+        progress(user, total, total);
     if (fsync(fd) < 0) {
         rc = sl_err(e, SL_EIO, "snapshot file: fsync: %s", strerror(errno));
         goto fail;
@@ -1183,10 +1253,51 @@ static void emit(line_fn line, void *user, const char *fmt, ...)
     line(user, buf);
 }
 
+/* The JSON form of the report (sl_snapshot_inspect_json) is built in one
+ * growing buffer. Every string in it is one of ours (names, hex digits):
+ * nothing read from the file is copied as text, so nothing needs escaping. */
+typedef struct jout {
+    char *p;
+    size_t len, cap;
+    bool oom;
+} jout;
+
+static void jput(jout *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void jput(jout *j, const char *fmt, ...)
+{
+    if (j->oom)
+        return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(j->p ? j->p + j->len : NULL, j->p ? j->cap - j->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            j->oom = true;
+            return;
+        }
+        if (j->p && (size_t)n < j->cap - j->len) {
+            j->len += (size_t)n;
+            return;
+        }
+        size_t ncap = j->cap ? j->cap * 2 : 4096;
+        while (ncap - j->len <= (size_t)n)
+            ncap *= 2;
+        char *np = realloc(j->p, ncap);
+        if (!np) {
+            j->oom = true;
+            return;
+        }
+        j->p = np;
+        j->cap = ncap;
+    }
+}
+
 #define MAP_LINES_MAX 4096u /* per address space; a hostile table could make millions */
 
 enum backing { BK_BLOB, BK_TABLES, BK_SCRATCH, BK_NONE };
 static const char *const backing_name[] = {"blob", "page tables", "scratch", "unbacked"};
+static const char *const backing_json[] = {"blob", "page_tables", "scratch", "none"};
 
 typedef struct range {
     bool open;
@@ -1201,6 +1312,9 @@ typedef struct inspector {
     const sl_snapshot *s;
     line_fn line;
     void *user;
+    jout *json;          /* JSON instead of text lines */
+    unsigned next_space; /* JSON: the next address space object to open */
+    bool first_item;     /* JSON: no range written yet in the open space */
     unsigned cur_root;
     bool started;
     range r;
@@ -1290,6 +1404,24 @@ static void flush_range(inspector *in)
     }
     in->lines++;
     uint64_t pages = (r->end - r->start) / SL_PAGE_SIZE;
+    if (in->json) {
+        jout *j = in->json;
+        jput(j, "%s{\"start\":\"0x%" PRIx64 "\",\"end\":\"", in->first_item ? "" : ",", r->start);
+        /* A range that ends at the top of the amd64 space: its end is 2^64. */
+        if (r->end == 0)
+            jput(j, "0x10000000000000000\"");
+        else
+            jput(j, "0x%" PRIx64 "\"", r->end);
+        in->first_item = false;
+        if (r->scratch_window) {
+            jput(j, ",\"pages\":%" PRIu64 ",\"kind\":\"scratch_window\"}", pages);
+            return;
+        }
+        const char *kind = r->kind == SL_MAP_COW ? "cow" : r->kind == SL_MAP_BASIC && r->w ? "rw" : "ro";
+        jput(j, ",\"pages\":%" PRIu64 ",\"kind\":\"%s\",\"perm\":\"r%c%c\",\"user\":%s,\"backing\":\"%s\"}", pages,
+             kind, r->w ? 'w' : '-', r->x ? 'x' : '-', r->u ? "true" : "false", backing_json[r->bk]);
+        return;
+    }
     if (r->scratch_window) {
         emit(in->line, in->user, "  0x%016" PRIx64 "-0x%016" PRIx64 " scratch window (%" PRIu64 " pages, not in the file)",
              r->start, r->end, pages);
@@ -1324,9 +1456,47 @@ static void add_piece(inspector *in, uint64_t gva, uint64_t len, const sl_perm *
     }
 }
 
+/* JSON: closes the open address space object (its ranges array). */
+static void json_space_close(inspector *in)
+{
+    if (in->next_space == 0)
+        return;
+    jput(in->json, "],\"more_ranges\":%" PRIu64 "}", in->dropped);
+}
+
+/* JSON: opens the object of every address space up to `root` (a space the
+ * walk never reaches, empty or sharing another's root, still gets one). */
+static void json_spaces_to(inspector *in, unsigned root)
+{
+    const sl_snapshot *s = in->s;
+    while (in->next_space <= root && in->next_space < s->n_roots) {
+        json_space_close(in);
+        unsigned i = in->next_space++;
+        int same = -1;
+        for (unsigned k = 0; k < i && same < 0; k++)
+            if (s->roots[k] == s->roots[i])
+                same = (int)k;
+        jput(in->json, "%s{\"index\":%u,\"root\":\"0x%" PRIx64 "\",\"current\":%s,\"same_root_as\":", i ? "," : "", i,
+             s->roots[i], i == s->cur_root ? "true" : "false");
+        if (same >= 0)
+            jput(in->json, "%d", same);
+        else
+            jput(in->json, "null");
+        jput(in->json, ",\"ranges\":[");
+        in->first_item = true;
+        in->lines = in->dropped = 0;
+    }
+}
+
 static void space_header(inspector *in, unsigned root)
 {
     flush_range(in);
+    if (in->json) {
+        in->started = true;
+        in->cur_root = root;
+        json_spaces_to(in, root);
+        return;
+    }
     if (in->started && in->dropped)
         emit(in->line, in->user, "  ... %" PRIu64 " more ranges", in->dropped);
     in->started = true;
@@ -1344,7 +1514,14 @@ static bool insp_visit(void *arg, const sl_walk_item *it)
         space_header(in, it->root);
     if (it->kind == SL_WALK_ANOTHER_SPACE) {
         flush_range(in);
-        if (in->lines < MAP_LINES_MAX) {
+        if (in->lines < MAP_LINES_MAX && in->json) {
+            in->lines++;
+            jput(in->json,
+                 "%s{\"start\":\"0x%" PRIx64 "\",\"kind\":\"shared_table\",\"level\":%u,\"shared_with\":%u,"
+                 "\"shared_va\":\"0x%" PRIx64 "\"}",
+                 in->first_item ? "" : ",", it->our_va, it->depth + 1, it->owner_root, it->their_va);
+            in->first_item = false;
+        } else if (in->lines < MAP_LINES_MAX) {
             in->lines++;
             emit(in->line, in->user, "  0x%016" PRIx64 " level-%u table shared with address space %u (its VA 0x%" PRIx64 ")",
                  it->our_va, it->depth + 1, it->owner_root, it->their_va);
@@ -1375,25 +1552,37 @@ static bool insp_visit(void *arg, const sl_walk_item *it)
     return true;
 }
 
-static void inspect_map(const sl_snapshot *s, line_fn line, void *user)
+static void inspect_map(const sl_snapshot *s, line_fn line, void *user, jout *json)
 {
-    inspector in = {.s = s, .line = line, .user = user};
+    inspector in = {.s = s, .line = line, .user = user, .json = json};
     sl_u64map_init(&in.seen);
     sl_pt_mem m = {.ctx = &in, .page = insp_page, .alloc = NULL};
     sl_pt_seen seen = {.ctx = &in, .lookup = insp_lookup, .record = insp_record};
     /* A root listed twice shares the first one's tables: the walk skips it. */
-    for (unsigned i = 0; i < s->n_roots; i++)
+    for (unsigned i = 0; i < s->n_roots && !json; i++)
         for (unsigned j = 0; j < i; j++)
             if (s->roots[j] == s->roots[i]) {
                 emit(line, user, "address space %u uses the same root table as address space %u", i, j);
                 break;
             }
+    if (json)
+        jput(json, ",\"spaces\":[");
     int rc = sl_pt_walk_spaces(s->arch, &m, s->roots, s->n_roots, &seen, insp_visit, &in);
     flush_range(&in);
-    if (in.dropped)
-        emit(line, user, "  ... %" PRIu64 " more ranges", in.dropped);
-    if (rc)
-        emit(line, user, "(page-table walk stopped: error %d)", rc);
+    if (json) {
+        json_spaces_to(&in, s->n_roots - 1);
+        json_space_close(&in);
+        jput(json, "],\"walk_error\":");
+        if (rc)
+            jput(json, "%d", rc);
+        else
+            jput(json, "null");
+    } else {
+        if (in.dropped)
+            emit(line, user, "  ... %" PRIu64 " more ranges", in.dropped);
+        if (rc)
+            emit(line, user, "(page-table walk stopped: error %d)", rc);
+    }
     sl_u64map_free(&in.seen);
     free(in.owners);
 }
@@ -1469,9 +1658,91 @@ int sl_snapfile_inspect_fd(int fd, line_fn line, void *user, sl_errbuf *e)
              r->flags & SL_RF_WRITE ? 'w' : '-', r->flags & SL_RF_EXEC ? 'x' : '-',
              r->flags & SL_RF_USER ? " user" : "");
     }
-    inspect_map(s, line, user);
+    inspect_map(s, line, user, NULL);
     sl_snapshot_free(s);
     return 0;
+}
+
+static void json_perm(jout *j, const char *key, uint32_t perm)
+{
+    char p[4];
+    perm_str(perm, p);
+    jput(j, ",\"%s\":\"%s\"", key, p);
+}
+
+/* The report of sl_snapfile_inspect_fd as one JSON object: the same facts,
+ * named for programs (schema: docs/cli.md, "JSON output"). Addresses are
+ * hex strings (64-bit values that double-based readers would round), sizes
+ * and counts plain numbers. */
+static int inspect_json_fd(int fd, jout *j, sl_errbuf *e)
+{
+    sl_snapshot *s;
+    sl_snapfile_info fi;
+    int rc = sl_snapfile_load_fd(&s, fd, &fi, e);
+    if (rc)
+        return rc;
+    const sl_layout *l = &s->layout;
+    char hex[2 * SL_HASH_LEN + 1];
+    sl_hash_hex(s->hash, hex);
+    jput(j, "{\"format_version\":%u,\"arch\":\"%s\",\"file_size\":%" PRIu64 ",\"identity\":\"%s\"",
+         SL_SNAPFILE_VERSION, arch_name(s->arch), fi.file_size, hex);
+    jput(j,
+         ",\"blob\":{\"offset\":%" PRIu64 ",\"size\":%" PRIu64 ",\"visible_size\":%" PRIu64
+         ",\"page_table_size\":%" PRIu64 "}",
+         fi.blob_offset, fi.blob_size, s->visible_size, s->pt_size);
+    jput(j, ",\"region_records\":{\"offset\":%" PRIu64 ",\"size\":%" PRIu64 ",\"count\":%u}", fi.regions_offset,
+         fi.regions_size, s->n_regions);
+    jput(j, ",\"identity_covers\":{\"offset\":%" PRIu64 ",\"size\":%" PRIu64 "}", fi.blob_offset,
+         fi.blob_size + fi.regions_size);
+    jput(j, ",\"sregs\":{\"offset\":%" PRIu64 ",\"size\":%" PRIu64 "}", fi.sregs_offset, fi.sregs_size);
+    jput(j,
+         ",\"config\":{\"input_size\":%" PRIu64 ",\"output_size\":%" PRIu64 ",\"heap_size\":%" PRIu64
+         ",\"stack_size\":%" PRIu64 ",\"scratch_size\":%" PRIu64 ",\"init_data_size\":%" PRIu64,
+         l->input_size, l->output_size, l->heap_size, l->stack_size, l->scratch_size, l->init_data_size);
+    if (l->init_data_size)
+        json_perm(j, "init_data_perm", l->init_data_perm);
+    else
+        jput(j, ",\"init_data_perm\":null");
+    jput(j, "},\"scratch\":{\"gpa\":\"0x%" PRIx64 "\",\"gva\":\"0x%" PRIx64 "\",\"page_tables_gpa\":\"0x%" PRIx64 "\"}",
+         l->scratch_gpa, l->scratch_gva, l->pt_gpa);
+    if (l->image_size)
+        jput(j,
+             ",\"placement\":{\"peb\":\"0x%" PRIx64 "\",\"image\":\"0x%" PRIx64 "\",\"image_size\":%" PRIu64
+             ",\"init_data\":\"0x%" PRIx64 "\",\"heap\":\"0x%" PRIx64 "\",\"end\":\"0x%" PRIx64 "\"}",
+             l->peb_gpa, l->image_gpa, l->image_size, l->init_data_gpa, l->heap_gpa, l->visible_end);
+    else
+        jput(j, ",\"placement\":null");
+    jput(j, ",\"next\":{\"kind\":\"%s\",\"address\":\"0x%" PRIx64 "\"},\"stack_top\":\"0x%" PRIx64 "\"",
+         s->next_kind == SL_NEXT_CALL ? "call" : "initialise", s->next_addr, s->stack_top);
+    jput(j, ",\"generation\":%" PRIu64, s->generation);
+    jput(j,
+         ",\"pages\":{\"read_only\":%" PRIu64 ",\"cow\":%" PRIu64 ",\"page_tables\":%" PRIu64
+         ",\"mapped_virtual\":%" PRIu64 "}",
+         s->stats.pages_ro, s->stats.pages_cow, s->stats.pages_pt, s->stats.leaves);
+    jput(j, ",\"address_spaces\":%u,\"current_space\":%u", s->n_roots, s->cur_root);
+    if (s->load_info.valid)
+        jput(j,
+             ",\"load_info\":{\"pie\":%s,\"base_va\":\"0x%" PRIx64 "\",\"load_addr\":\"0x%" PRIx64
+             "\",\"entry\":\"0x%" PRIx64 "\"}",
+             s->load_info.pie ? "true" : "false", s->load_info.base_va, s->load_info.load_addr, s->load_info.entry);
+    else
+        jput(j, ",\"load_info\":null");
+    jput(j, ",\"regions\":[");
+    for (unsigned i = 0; i < s->n_regions; i++) {
+        const sl_region *r = &s->regions[i];
+        char perm[4] = {r->flags & SL_RF_READ ? 'r' : '-', r->flags & SL_RF_WRITE ? 'w' : '-',
+                        r->flags & SL_RF_EXEC ? 'x' : '-', 0};
+        jput(j,
+             "%s{\"index\":%u,\"kind\":\"%s\",\"gpa\":\"0x%" PRIx64 "\",\"gva\":\"0x%" PRIx64
+             "\",\"size\":%" PRIu64 ",\"perm\":\"%s\",\"user\":%s}",
+             i ? "," : "", i, region_kind(r->kind), r->gpa, r->gva, r->size, perm,
+             r->flags & SL_RF_USER ? "true" : "false");
+    }
+    jput(j, "]");
+    inspect_map(s, NULL, NULL, j);
+    jput(j, "}");
+    sl_snapshot_free(s);
+    return j->oom ? sl_err(e, SL_ENOMEM, "snapshot inspect: out of memory") : 0;
 }
 
 /* ---------------- public API ---------------- */
@@ -1488,7 +1759,16 @@ static int open_ro(const char *path, sl_errbuf *e) { return sl_open_regular(path
 int sl_snapshot_save(const sl_snapshot *snap, const char *path, char *err, size_t errlen)
 {
     sl_errbuf e = {{0}};
-    int rc = !snap || !path ? sl_err(&e, SL_EINVAL, "snapshot file: no snapshot or no path") : save(snap, path, &e);
+    int rc = !snap || !path ? sl_err(&e, SL_EINVAL, "snapshot file: no snapshot or no path") : save(snap, path, NULL, NULL, &e);
+    return report(rc, &e, err, errlen);
+}
+
+int sl_snapshot_save_progress(const sl_snapshot *snap, const char *path, sl_progress_fn progress, void *user,
+                              char *err, size_t errlen)
+{
+    sl_errbuf e = {{0}};
+    int rc = !snap || !path ? sl_err(&e, SL_EINVAL, "snapshot file: no snapshot or no path")
+                            : save(snap, path, progress, user, &e);
     return report(rc, &e, err, errlen);
 }
 
@@ -1518,6 +1798,18 @@ int sl_snapshot_verify_file(const char *path, char *err, size_t errlen)
     return report(rc, &e, err, errlen);
 }
 
+int sl_snapshot_verify_file_progress(const char *path, sl_progress_fn progress, void *user, char *err,
+                                     size_t errlen)
+{
+    sl_errbuf e = {{0}};
+    int fd = open_ro(path, &e);
+    if (fd < 0)
+        return report(fd, &e, err, errlen);
+    int rc = verify_fd(fd, progress, user, &e);
+    close(fd);
+    return report(rc, &e, err, errlen);
+}
+
 int sl_snapshot_inspect(const char *path, void (*line)(void *user, const char *text), void *user, char *err,
                         size_t errlen)
 {
@@ -1529,5 +1821,24 @@ int sl_snapshot_inspect(const char *path, void (*line)(void *user, const char *t
         return report(fd, &e, err, errlen);
     int rc = sl_snapfile_inspect_fd(fd, line, user, &e);
     close(fd);
+    return report(rc, &e, err, errlen);
+}
+
+int sl_snapshot_inspect_json(const char *path, char **json, char *err, size_t errlen)
+{
+    sl_errbuf e = {{0}};
+    if (!json)
+        return report(sl_err(&e, SL_EINVAL, "snapshot inspect: no output"), &e, err, errlen);
+    *json = NULL;
+    int fd = open_ro(path, &e);
+    if (fd < 0)
+        return report(fd, &e, err, errlen);
+    jout j = {0};
+    int rc = inspect_json_fd(fd, &j, &e);
+    close(fd);
+    if (rc)
+        free(j.p);
+    else
+        *json = j.p;
     return report(rc, &e, err, errlen);
 }
