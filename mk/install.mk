@@ -15,7 +15,9 @@
 #     $(GUESTDIR)/                     the guest toolchain: the runtime archives
 #         (libsandlet-guest64.a, libsandlet-guest32.a), include/sandlet_guest.h,
 #         musl-cc, musl/x86_64 and musl/i386 (musl's headers and static
-#         libraries), and `files`, the list of what is there for uninstall
+#         libraries); kvm-lab, the KVM lab the CLI re-runs itself in where
+#         guests cannot run natively (it finds <bin>/../lib/sandlet/kvm-lab);
+#         and `files`, the list of what is there for uninstall
 #     $(MANDIR)/man1/sandlet.1, sandlet-cc.1, man3/sandlet.3
 #
 # sandlet-cc finds the toolchain at <its own directory>/../lib/sandlet, so
@@ -81,7 +83,7 @@ FORCE:
 # The guest toolchain's files, relative to GUESTDIR (musl's trees are listed
 # when the recipe runs: they may not exist when make reads this file).
 sl_guest_files = { \
-	echo musl-cc; echo include/sandlet_guest.h; \
+	echo musl-cc; echo kvm-lab; echo include/sandlet_guest.h; \
 	echo libsandlet-guest64.a; echo libsandlet-guest32.a; \
 	for a in x86_64 i386; do (cd build/musl/$$a && find include lib -type f | sed "s|^|musl/$$a/|"); done; \
 	} | LC_ALL=C sort
@@ -100,6 +102,7 @@ install: install-build
 	$(Q)$(INSTALL) -m 0644 $(MAN1) $(DESTDIR)$(MANDIR)/man1/
 	$(Q)$(INSTALL) -m 0644 $(MAN3) $(DESTDIR)$(MANDIR)/man3/
 	$(Q)$(INSTALL) -m 0755 scripts/musl-cc $(DESTDIR)$(GUESTDIR)/musl-cc
+	$(Q)$(INSTALL) -m 0755 scripts/kvm-lab $(DESTDIR)$(GUESTDIR)/kvm-lab
 	$(Q)$(INSTALL) -D -m 0644 include/sandlet_guest.h $(DESTDIR)$(GUESTDIR)/include/sandlet_guest.h
 	$(Q)$(INSTALL) -m 0644 $(GUEST_ARCHIVES) $(DESTDIR)$(GUESTDIR)/
 	$(Q)for a in x86_64 i386; do \

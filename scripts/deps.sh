@@ -7,8 +7,9 @@
 #   scripts/deps.sh --fresh  also what scripts/check-fresh needs (debootstrap)
 set -eu
 # netcat-openbsd: tests/e2e/serve.sh (nc -U); pkgconf, man-db and mandoc:
-# tests/e2e/install.sh (pkg-config, man pages).
-PKGS="make gcc libc6-dev gcc-multilib clang libclang-rt-14-dev llvm librust-blake3-dev b3sum file dpkg-dev lua5.4 liblua5.4-dev sqlite3 libsqlite3-dev tcl jq libjansson-dev netcat-openbsd pkgconf man-db mandoc"
+# tests/e2e/install.sh (pkg-config, man pages); libedit-dev: the CLI's shell
+# (line editing and history on a terminal).
+PKGS="make gcc libc6-dev gcc-multilib clang libclang-rt-14-dev llvm librust-blake3-dev b3sum file dpkg-dev lua5.4 liblua5.4-dev sqlite3 libsqlite3-dev tcl jq libjansson-dev netcat-openbsd pkgconf man-db mandoc libedit-dev"
 case ${1:-} in
 "") ;;
 --deb) PKGS="$PKGS debhelper lintian" ;;

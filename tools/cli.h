@@ -1,13 +1,16 @@
 /* The `sandlet` command-line tool: declarations shared by the files in tools/.
  *
- * main.c   dispatch, --version, top-level help
- * out.c    all output (plain, or framed when the outer sandlet runs us in the KVM lab)
- * args.c   options, sizes, typed values (parse and print)
- * guest.c  opening a GUEST (ELF or snapshot file), HostUpper, guest prints, calls
- * call.c   `sandlet call`
- * shell.c  `sandlet shell` and its line tokenizer
- * snap.c   `sandlet snapshot save|inspect|verify` and the snapshot-file glue
- * lab.c    re-executing ourselves inside scripts/kvm-lab */
+ * main.c      dispatch, --version, top-level help
+ * out.c       all output (plain, or framed when the outer sandlet runs us in the KVM lab)
+ * json.c      --json output: a JSON writer, typed values, error objects
+ * progress.c  progress lines on a terminal (snapshot save, verify)
+ * lineedit.c  the shell's input: libedit on a terminal, plain lines otherwise
+ * args.c      options, sizes, typed values (parse and print)
+ * guest.c     opening a GUEST (ELF or snapshot file), HostUpper, guest prints, calls
+ * call.c      `sandlet call`
+ * shell.c     `sandlet shell` and its line tokenizer
+ * snap.c      `sandlet snapshot save|inspect|verify` and the snapshot-file glue
+ * lab.c       re-executing ourselves inside scripts/kvm-lab; `sandlet backend` */
 #ifndef SANDLET_CLI_H
 #define SANDLET_CLI_H
 
@@ -35,10 +38,87 @@ void out_printf(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3
 void out_vprintf(int fd, const char *fmt, va_list ap);
 /* "sandlet: ..." on stderr. */
 void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The same, for a failure the library reported with `code` (SL_E*). */
+void cli_errc(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The last message of cli_err/cli_errc (without "sandlet: "; "" if none)
+ * and its code (0 after cli_err), for --json's error object. */
+const char *cli_last_err(int *code);
 /* Splits framed output captured from the lab onto our stdout and stderr. */
 void out_demux(const unsigned char *buf, size_t len);
 /* Name of the environment variable that asks for framed output. */
 #define OUT_FRAME_ENV "SANDLET_LAB_PROTOCOL"
+
+/* ----------------------------------------------------------------- json.c */
+
+/* A JSON text under construction (zero-initialise it). Keys and strings are
+ * escaped; out of memory is remembered and reported by jw_emit. */
+typedef struct jw {
+    char *p;
+    size_t len, cap;
+    int oom;
+    int comma; /* a value was written at this level: the next needs a comma */
+} jw;
+
+/* k is the member name inside an object, NULL for an array element or the
+ * top level. bracket is '{' or '[' (jw_close: '}' or ']'). */
+void jw_open(jw *w, const char *k, char bracket);
+void jw_close(jw *w, char bracket);
+void jw_str(jw *w, const char *k, const char *s); /* NULL: null */
+void jw_strn(jw *w, const char *k, const void *s, size_t n);
+void jw_hex(jw *w, const char *k, const void *s, size_t n); /* lowercase hex string */
+void jw_u64(jw *w, const char *k, uint64_t v);
+void jw_i64(jw *w, const char *k, int64_t v);
+void jw_bool(jw *w, const char *k, int v);
+void jw_null(jw *w, const char *k);
+/* "type" and "value" of a typed value (docs/cli.md, "JSON output"). */
+void jw_value(jw *w, const sl_value *v);
+/* Writes the text and a newline to fd in one write, and frees it. */
+void jw_emit(jw *w, int fd);
+/* 1 when the n bytes at s are well-formed UTF-8. */
+int json_string_valid(const void *s, size_t n);
+/* {"ok":false,["command":..,]["function":..,]"error":msg,"code":code|null[,"exit":exit_code]}
+ * on stdout; command and function are left out when NULL, exit when < 0,
+ * code is null when 0 (the failure is the CLI's own, not the library's). */
+void json_error(const char *command, const char *function, const char *msg, int code, int exit_code);
+
+/* ------------------------------------------------------------- progress.c */
+
+/* Progress of a long save or verify on a terminal: "sandlet: verb FILE: N%"
+ * redrawn in place on stderr, shown only when stderr is a terminal, not
+ * quiet, and the work is large (over 64 MiB) or slow (over 0.5 s). */
+typedef struct progress {
+    const char *verb, *file;
+    int enabled, shown, last_pct;
+    double start, last_draw;
+} progress;
+
+void progress_init(progress *p, const char *verb, const char *file, int quiet);
+/* An sl_progress_fn; user is the progress. */
+void progress_update(void *user, uint64_t done, uint64_t total);
+/* Erases the line if one was drawn. */
+void progress_end(progress *p);
+
+/* ------------------------------------------------------------- lineedit.c */
+
+/* The shell's input. On a terminal (stdin and stdout both), libedit: line
+ * editing, the prompt "> " and history (~/.sandlet_history, or
+ * $SANDLET_HISTORY; empty: none). Otherwise lines as they come, with the
+ * prompt only when stdin is a terminal. */
+typedef struct line_reader {
+    int edit;        /* libedit is reading */
+    int prompt;      /* print "> " before each plain read */
+    char *line;      /* the last line (malloc'd) */
+    size_t cap;
+    char *history;   /* history file, or NULL */
+} line_reader;
+
+void lines_open(line_reader *r);
+/* The next line (newline dropped with libedit, kept otherwise), valid until
+ * the next call; NULL at end of input. *len is its length; NUL bytes in it
+ * are possible without libedit. */
+const char *lines_read(line_reader *r, size_t *len);
+/* Saves the history, frees everything. eof: the input ended (not `quit`). */
+void lines_close(line_reader *r, int eof);
 
 /* ----------------------------------------------------------------- args.c */
 
@@ -53,6 +133,7 @@ typedef struct cli_opts {
     uint64_t init_data_size;    /* --init-data-size: bytes, at least FILE's; 0 = FILE's size */
     unsigned init_data_perm;    /* --init-data-perm: SL_PERM_* bits; 0 = read-only */
     int init_given;             /* any --init-data* option */
+    int json;                   /* --json (call, shell): JSON on stdout, the guest's fd 1 to stderr */
 } cli_opts;
 
 /* If argv[*i] is a common option, consumes it (and its value) and returns 1;
@@ -92,9 +173,24 @@ typedef struct cli_guest {
  * Returns 0 or an exit code (message printed). */
 int guest_open(cli_guest *g, const char *path, const cli_opts *o);
 void guest_close(cli_guest *g);
-/* 1 when the file starts with the ELF magic, 0 otherwise, -1 if it cannot
- * be read or is not a regular file (the reason in why). */
+/* 1 when the file starts with the ELF magic, 0 otherwise, a negative SL_E*
+ * if it cannot be read or is not a regular file (the reason in why). */
 int file_is_elf(const char *path, char *why, size_t whylen);
+
+typedef struct call_result {
+    int exit;             /* EXIT_OK, EXIT_USAGE (argument count or text) or EXIT_FAIL */
+    int code;             /* SL_E* when the library failed it, else 0 */
+    const char *function; /* the name called */
+    char msg[1024];       /* why, when exit != EXIT_OK */
+    sl_value ret;         /* the result when EXIT_OK; valid until the sandbox's next call */
+} call_result;
+
+/* Calls NAME with textual args typed from the guest's signature; prints
+ * nothing. */
+void guest_call(cli_guest *g, const char *name, int argc, char **argv, call_result *r);
+/* {"ok":true,["command":command,]"function":..,"type":..,"value":..} or the
+ * error object (with "exit" when exit_too) on stdout. */
+void json_call_result(const call_result *r, const char *command, int exit_too);
 
 /* Calls NAME with textual args typed from the guest's signature. On success
  * prints the result on stdout (void: "ok" if void_text, else nothing) and
@@ -110,8 +206,9 @@ int guest_call_text(cli_guest *g, const char *name, int argc, char **argv, int e
 int snapfile_available(void);
 /* Loads a snapshot file into a new ready sandbox. */
 int snapfile_open_sandbox(sl_sandbox **out, const char *path, char *err, size_t errlen);
-/* Saves snap to path (atomically). Returns 0 or a negative SL_E*. */
-int snapfile_save(sl_snapshot *snap, const char *path, char *err, size_t errlen);
+/* Saves snap to path (atomically), with a progress line on a terminal
+ * unless quiet. Returns 0 or a negative SL_E*. */
+int snapfile_save(sl_snapshot *snap, const char *path, int quiet, char *err, size_t errlen);
 int cmd_snapshot(int argc, char **argv);
 
 /* ------------------------------------------------------------- commands */
@@ -138,6 +235,14 @@ typedef struct lab_req {
 extern int cli_argc;
 extern char **cli_argv;
 
+/* Set when the command ran in the KVM lab and the lab itself did not fail:
+ * whatever the inner sandlet printed (its JSON too) came back. */
+extern int lab_inner_ran;
+/* The kvm-lab script this sandlet would use, in buf: $SANDLET_KVM_LAB, else
+ * <exe>/../scripts/kvm-lab (a checkout), else <exe>/../lib/sandlet/kvm-lab
+ * (installed). Returns 0 when it is executable, -1 otherwise (buf then holds
+ * the last place looked at, or "" when the executable cannot be found). */
+int lab_find(char *buf, size_t len);
 /* sl_backend_probe, except that SANDLET_FORCE_LAB=1 answers "lab". */
 const char *cli_backend(unsigned arch, char *why, size_t len);
 /* `sandlet backend [amd64|i686|FILE]`: prints kvm, pvm or lab. */

@@ -17,7 +17,7 @@ int file_is_elf(const char *path, char *why, size_t whylen)
     int fd = sl_open_regular(path, "file", &e);
     if (fd < 0) {
         snprintf(why, whylen, "%s", e.msg);
-        return -1;
+        return fd;
     }
     unsigned char m[4];
     ssize_t n;
@@ -27,8 +27,8 @@ int file_is_elf(const char *path, char *why, size_t whylen)
     int saved = errno;
     close(fd);
     if (n < 0) {
-        errno = saved;
-        return -1;
+        snprintf(why, whylen, "%s: %s", path, strerror(saved));
+        return SL_EIO;
     }
     return n == 4 && memcmp(m, "\x7f" "ELF", 4) == 0;
 }
@@ -81,6 +81,13 @@ static void write_guest(void *user, int fd, const void *buf, size_t len)
 {
     (void)user;
     out_write(fd, buf, len);
+}
+
+/* With --json our stdout holds JSON only: the guest's fd 1 goes to stderr. */
+static void write_guest_json(void *user, int fd, const void *buf, size_t len)
+{
+    (void)user, (void)fd;
+    out_write(2, buf, len);
 }
 
 static void print_quiet(void *user, int level, const char *msg, size_t len)
@@ -160,7 +167,7 @@ int guest_open(cli_guest *g, const char *path, const cli_opts *o)
     char why[512];
     int elf = file_is_elf(path, why, sizeof why);
     if (elf < 0) {
-        cli_err("%s", why);
+        cli_errc(elf, "%s", why);
         return EXIT_SETUP;
     }
     int rc;
@@ -184,12 +191,12 @@ int guest_open(cli_guest *g, const char *path, const cli_opts *o)
         rc = snapfile_open_sandbox(&g->sb, path, err, sizeof err);
     }
     if (rc != 0) {
-        cli_err("%s: %s", path, err[0] ? err : sl_strerror(rc));
+        cli_errc(rc, "%s: %s", path, err[0] ? err : sl_strerror(rc));
         g->sb = NULL;
         return EXIT_SETUP;
     }
     sl_sandbox_set_print(g->sb, o->quiet ? print_quiet : print_guest, g);
-    sl_sandbox_set_stdio(g->sb, NULL, write_guest, g);
+    sl_sandbox_set_stdio(g->sb, NULL, o->json ? write_guest_json : write_guest, g);
     sl_sandbox_set_timeout(g->sb, o->timeout_ms);
     /* A sandbox started from a snapshot file is ready at once, but it needs
      * its host functions all the same. */
@@ -198,7 +205,7 @@ int guest_open(cli_guest *g, const char *path, const cli_opts *o)
     if (rc == 0 && sl_sandbox_status(g->sb) == SL_STATUS_NEW)
         rc = sl_sandbox_init(g->sb);
     if (rc != 0) {
-        cli_err("%s: %s", path, sl_sandbox_errmsg(g->sb));
+        cli_errc(rc, "%s: %s", path, sl_sandbox_errmsg(g->sb));
         guest_close(g);
         return EXIT_SETUP;
     }
@@ -212,62 +219,97 @@ void guest_close(cli_guest *g)
     memset(g, 0, sizeof *g);
 }
 
-int guest_call_text(cli_guest *g, const char *name, int argc, char **argv, int errfd,
-                    const char *errprefix, int void_text)
+static void call_fail(call_result *r, int exit_code, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void call_fail(call_result *r, int exit_code, int code, const char *fmt, ...)
 {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->msg, sizeof r->msg, fmt, ap);
+    va_end(ap);
+    r->exit = exit_code;
+    r->code = code;
+}
+
+void guest_call(cli_guest *g, const char *name, int argc, char **argv, call_result *r)
+{
+    memset(r, 0, sizeof *r);
+    r->function = name;
     int idx = sl_sandbox_find_function(g->sb, name);
     if (idx < 0) {
-        out_printf(errfd, "%sno function '%s' in %s (see `functions` in sandlet shell)\n", errprefix, name,
-                   g->path);
-        return EXIT_FAIL;
+        call_fail(r, EXIT_FAIL, SL_ENOTFOUND, "no function '%s' in %s (see `functions` in sandlet shell)", name,
+                  g->path);
+        return;
     }
     const char *fname;
     int ret_type;
     const int *params;
     size_t np;
-    if (sl_sandbox_function(g->sb, (size_t)idx, &fname, &ret_type, &params, &np) != 0) {
-        out_printf(errfd, "%s%s\n", errprefix, sl_sandbox_errmsg(g->sb));
-        return EXIT_FAIL;
+    int rc = sl_sandbox_function(g->sb, (size_t)idx, &fname, &ret_type, &params, &np);
+    if (rc != 0) {
+        call_fail(r, EXIT_FAIL, rc, "%s", sl_sandbox_errmsg(g->sb));
+        return;
     }
+    r->function = fname;
     char sig[1024];
     signature_format(sig, sizeof sig, fname, ret_type, params, np);
     if ((size_t)argc != np) {
-        out_printf(errfd, "%s%s takes %zu argument%s, got %d: %s\n", errprefix, fname, np, np == 1 ? "" : "s",
-                   argc, sig);
-        return EXIT_USAGE;
+        call_fail(r, EXIT_USAGE, 0, "%s takes %zu argument%s, got %d: %s", fname, np, np == 1 ? "" : "s", argc, sig);
+        return;
     }
     sl_value *args = calloc(np ? np : 1, sizeof *args);
     void **stores = calloc(np ? np : 1, sizeof *stores);
-    int rc = EXIT_OK;
     if (!args || !stores) {
-        out_printf(errfd, "%sout of memory\n", errprefix);
-        rc = EXIT_FAIL;
+        call_fail(r, EXIT_FAIL, SL_ENOMEM, "out of memory");
         goto out;
     }
     for (size_t i = 0; i < np; i++) {
         char why[256];
         if (value_parse(params[i], argv[i], &args[i], &stores[i], why, sizeof why) != 0) {
-            out_printf(errfd, "%sargument %zu of %s (%s): %s\n", errprefix, i + 1, fname, sl_type_name(params[i]),
-                       why);
-            rc = EXIT_USAGE;
+            call_fail(r, EXIT_USAGE, 0, "argument %zu of %s (%s): %s", i + 1, fname, sl_type_name(params[i]), why);
             goto out;
         }
     }
-    sl_value ret;
-    memset(&ret, 0, sizeof ret);
-    int crc = sl_sandbox_call(g->sb, fname, args, np, &ret);
-    if (crc != 0) {
+    rc = sl_sandbox_call(g->sb, fname, args, np, &r->ret);
+    if (rc != 0) {
         const char *msg = sl_sandbox_errmsg(g->sb);
-        out_printf(errfd, "%s%s: %s\n", errprefix, fname, msg && *msg ? msg : sl_strerror(crc));
-        rc = EXIT_FAIL;
+        call_fail(r, EXIT_FAIL, rc, "%s: %s", fname, msg && *msg ? msg : sl_strerror(rc));
         goto out;
     }
-    value_print(1, &ret, void_text);
+    r->exit = EXIT_OK;
 out:
     if (stores)
         for (size_t i = 0; i < np; i++)
             free(stores[i]);
     free(stores);
     free(args);
-    return rc;
+}
+
+void json_call_result(const call_result *r, const char *command, int exit_too)
+{
+    if (r->exit != EXIT_OK) {
+        json_error(command, r->function, r->msg, r->code, exit_too ? r->exit : -1);
+        return;
+    }
+    jw w = {0};
+    jw_open(&w, NULL, '{');
+    jw_bool(&w, "ok", 1);
+    if (command)
+        jw_str(&w, "command", command);
+    jw_str(&w, "function", r->function);
+    jw_value(&w, &r->ret);
+    jw_close(&w, '}');
+    jw_emit(&w, 1);
+}
+
+int guest_call_text(cli_guest *g, const char *name, int argc, char **argv, int errfd,
+                    const char *errprefix, int void_text)
+{
+    call_result r;
+    guest_call(g, name, argc, argv, &r);
+    if (r.exit != EXIT_OK)
+        out_printf(errfd, "%s%s\n", errprefix, r.msg);
+    else
+        value_print(1, &r.ret, void_text);
+    return r.exit;
 }

@@ -64,39 +64,6 @@ const char *cli_backend(unsigned arch, char *why, size_t len)
 
 static const char *arch_name(unsigned arch) { return arch == SL_ARCH_I686 ? "i686" : "x86-64"; }
 
-int cmd_backend(int argc, char **argv)
-{
-    if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        out_printf(1, "usage: sandlet backend [amd64|i686|FILE]\n"
-                      "Prints where guests of that architecture (default amd64; FILE: a guest ELF or\n"
-                      "snapshot file's) run on this machine: kvm (hardware KVM), pvm (PVM, x86-64\n"
-                      "only) or lab (the KVM lab, QEMU), and on standard error why when lab.\n");
-        return EXIT_OK;
-    }
-    if (argc > 2) {
-        cli_err("backend: at most one argument");
-        return EXIT_USAGE;
-    }
-    unsigned arch = SL_ARCH_AMD64;
-    if (argc == 2) {
-        if (strcmp(argv[1], "amd64") == 0 || strcmp(argv[1], "x86-64") == 0 || strcmp(argv[1], "x86_64") == 0)
-            arch = SL_ARCH_AMD64;
-        else if (strcmp(argv[1], "i686") == 0 || strcmp(argv[1], "i386") == 0)
-            arch = SL_ARCH_I686;
-        else if (!(arch = file_arch(argv[1]))) {
-            cli_err("backend: %s: not an architecture (amd64, i686), a guest ELF or a snapshot file",
-                    argv[1]);
-            return EXIT_USAGE;
-        }
-    }
-    char why[256] = "";
-    const char *b = cli_backend(arch, why, sizeof why);
-    out_printf(1, "%s\n", b);
-    if (strcmp(b, "lab") == 0 && why[0])
-        out_printf(2, "sandlet: %s guests run in the KVM lab here: %s\n", arch_name(arch), why);
-    return EXIT_OK;
-}
-
 static int self_exe(char *buf, size_t len)
 {
     ssize_t n = readlink("/proc/self/exe", buf, len - 1);
@@ -106,19 +73,116 @@ static int self_exe(char *buf, size_t len)
     return 0;
 }
 
-static int find_lab(const char *exe, char *buf, size_t len)
+/* <directory of exe>/<rel> into buf; 0 when it is executable. */
+static int lab_at(const char *exe, const char *rel, char *buf, size_t len)
+{
+    const char *slash = strrchr(exe, '/');
+    int dirlen = slash ? (int)(slash - exe) : 0;
+    int n = snprintf(buf, len, "%.*s/%s", dirlen, exe, rel);
+    if (n < 0 || (size_t)n >= len || access(buf, X_OK) != 0)
+        return -1;
+    /* Shown to users (`sandlet backend`): without the "bin/.." detour. */
+    char real[PATH_MAX];
+    if (realpath(buf, real) && strlen(real) < len)
+        memcpy(buf, real, strlen(real) + 1);
+    return 0;
+}
+
+int lab_find(char *buf, size_t len)
 {
     const char *env = getenv("SANDLET_KVM_LAB");
     if (env && *env) {
         snprintf(buf, len, "%s", env);
         return access(buf, X_OK);
     }
-    const char *slash = strrchr(exe, '/');
-    int dirlen = slash ? (int)(slash - exe) : 0;
-    int n = snprintf(buf, len, "%.*s/../scripts/kvm-lab", dirlen, exe);
-    if (n < 0 || (size_t)n >= len)
+    char exe[PATH_MAX];
+    if (self_exe(exe, sizeof exe) != 0) {
+        snprintf(buf, len, "%s", "");
         return -1;
-    return access(buf, X_OK);
+    }
+    /* A checkout's build/sandlet first, then an installed bin/sandlet
+     * (mk/install.mk puts the script in $(PREFIX)/lib/sandlet). */
+    if (lab_at(exe, "../scripts/kvm-lab", buf, len) == 0)
+        return 0;
+    return lab_at(exe, "../lib/sandlet/kvm-lab", buf, len);
+}
+
+static void backend_usage(int fd)
+{
+    out_printf(fd, "usage: sandlet backend [--json] [amd64|i686|FILE]\n"
+                   "Prints where guests of that architecture (default amd64; FILE: a guest ELF or\n"
+                   "snapshot file's) run on this machine: kvm (hardware KVM), pvm (PVM, x86-64\n"
+                   "only) or lab (the KVM lab, QEMU), and on standard error why when lab, with the\n"
+                   "kvm-lab script that would run. --json prints {\"arch\":..,\"backend\":..,\n"
+                   "\"reason\":..,\"lab\":..} instead (docs/cli.md).\n");
+}
+
+int cmd_backend(int argc, char **argv)
+{
+    const char *what = NULL;
+    int json = 0, nargs = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            backend_usage(1);
+            return EXIT_OK;
+        }
+        if (strcmp(argv[i], "--json") == 0) {
+            json = 1;
+        } else {
+            what = argv[i];
+            nargs++;
+        }
+    }
+    if (nargs > 1) {
+        cli_err("backend: at most one argument");
+        backend_usage(2);
+        if (json) {
+            int code;
+            json_error(NULL, NULL, cli_last_err(&code), 0, EXIT_USAGE);
+        }
+        return EXIT_USAGE;
+    }
+    unsigned arch = SL_ARCH_AMD64;
+    if (what) {
+        if (strcmp(what, "amd64") == 0 || strcmp(what, "x86-64") == 0 || strcmp(what, "x86_64") == 0)
+            arch = SL_ARCH_AMD64;
+        else if (strcmp(what, "i686") == 0 || strcmp(what, "i386") == 0)
+            arch = SL_ARCH_I686;
+        else if (!(arch = file_arch(what))) {
+            cli_err("backend: %s: not an architecture (amd64, i686), a guest ELF or a snapshot file", what);
+            if (json) {
+                int code;
+                json_error(NULL, NULL, cli_last_err(&code), 0, EXIT_USAGE);
+            }
+            return EXIT_USAGE;
+        }
+    }
+    char why[256] = "", lab[PATH_MAX + 64];
+    const char *b = cli_backend(arch, why, sizeof why);
+    int lab_ok = lab_find(lab, sizeof lab) == 0;
+    int is_lab = strcmp(b, "lab") == 0;
+    if (json) {
+        jw w = {0};
+        jw_open(&w, NULL, '{');
+        jw_bool(&w, "ok", 1);
+        jw_str(&w, "arch", arch == SL_ARCH_I686 ? "i686" : "amd64");
+        jw_str(&w, "backend", b);
+        jw_str(&w, "reason", is_lab && why[0] ? why : NULL);
+        jw_str(&w, "lab", lab_ok ? lab : NULL);
+        jw_close(&w, '}');
+        jw_emit(&w, 1);
+        return EXIT_OK;
+    }
+    out_printf(1, "%s\n", b);
+    if (is_lab && why[0]) {
+        if (lab_ok)
+            out_printf(2, "sandlet: %s guests run in the KVM lab here: %s (lab: %s)\n", arch_name(arch), why, lab);
+        else
+            out_printf(2, "sandlet: %s guests run in the KVM lab here: %s (no kvm-lab script found%s%s; set "
+                          "SANDLET_KVM_LAB)\n",
+                       arch_name(arch), why, lab[0] ? " at " : "", lab);
+    }
+    return EXIT_OK;
 }
 
 /* Copies our stdin to a new temp file; returns its path (malloc'd) or NULL. */
@@ -203,6 +267,8 @@ static char *scan_saves(const char *script)
     return last;
 }
 
+int lab_inner_ran;
+
 /* Runs argv (the lab), capturing its stdout; returns the exit code to use. */
 static int run_lab(char **argv)
 {
@@ -262,6 +328,9 @@ static int run_lab(char **argv)
     sigaction(SIGQUIT, &old_quit, NULL);
     out_demux(buf, len);
     free(buf);
+    /* kvm-lab exits 125 for its own failures; the inner sandlet never does. */
+    if (WIFEXITED(st) && WEXITSTATUS(st) != EXIT_LAB)
+        lab_inner_ran = 1;
     if (WIFEXITED(st))
         return WEXITSTATUS(st);
     if (WIFSIGNALED(st))
@@ -301,7 +370,7 @@ int lab_maybe_reexec(const lab_req *req)
         cli_err("cannot locate this executable (/proc/self/exe) to re-run it in the KVM lab");
         return EXIT_LAB;
     }
-    if (find_lab(exe, lab, sizeof lab) != 0) {
+    if (lab_find(lab, sizeof lab) != 0) {
         cli_err("%s guests cannot run here (%s) and the KVM lab %s is not executable (set SANDLET_KVM_LAB)",
                 arch_name(arch ? arch : SL_ARCH_AMD64), why, lab);
         return EXIT_LAB;

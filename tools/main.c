@@ -29,6 +29,8 @@ static void main_usage(int fd)
                "  backend [amd64|i686|FILE]      where such guests run here: kvm, pvm or lab\n"
                "  help [COMMAND]                 help for a command (also: COMMAND --help)\n"
                "  --version                      print the version\n"
+               "call, shell, snapshot inspect, snapshot verify, backend and --version take --json:\n"
+               "JSON on stdout (docs/cli.md, \"JSON output\").\n"
                "GUEST is a guest ELF (a static x86-64 or i686 program) or a snapshot file.\n"
                "Guests run on hardware KVM, x86-64 guests also on PVM (kvm_pvm). Where neither can\n"
                "run a guest (no /dev/kvm; i686 on PVM), run, call, shell and snapshot save re-run\n"
@@ -50,6 +52,30 @@ int main(int argc, char **argv)
     }
     const char *cmd = argv[1];
     if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+        int json = 0, bad = 0;
+        for (int i = 2; i < argc; i++)
+            if (strcmp(argv[i], "--json") == 0)
+                json = 1;
+            else
+                bad = 1;
+        if (bad) {
+            cli_err("%s takes no argument but --json", cmd);
+            if (json) {
+                int code;
+                json_error(NULL, NULL, cli_last_err(&code), 0, EXIT_USAGE);
+            }
+            return EXIT_USAGE;
+        }
+        if (json) {
+            jw w = {0};
+            jw_open(&w, NULL, '{');
+            jw_bool(&w, "ok", 1);
+            jw_str(&w, "version", sl_version());
+            jw_u64(&w, "version_number", sl_version_number());
+            jw_close(&w, '}');
+            jw_emit(&w, 1);
+            return EXIT_OK;
+        }
         out_printf(1, "sandlet %s\n", sl_version());
         return EXIT_OK;
     }

@@ -96,18 +96,43 @@ void out_printf(int fd, const char *fmt, ...)
     va_end(ap);
 }
 
+/* The last diagnostic, for --json's error object. */
+static char last_err[1024];
+static int last_code;
+
+static void err_v(int code, const char *fmt, va_list ap)
+{
+    int n = vsnprintf(last_err, sizeof last_err, fmt, ap);
+    if (n < 0) {
+        last_err[0] = 0;
+        return;
+    }
+    if ((size_t)n >= sizeof last_err)
+        n = sizeof last_err - 1;
+    last_code = code;
+    out_printf(2, "sandlet: %.*s\n", n, last_err);
+}
+
 void cli_err(const char *fmt, ...)
 {
-    char buf[1024];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(buf, sizeof buf, fmt, ap);
+    err_v(0, fmt, ap);
     va_end(ap);
-    if (n < 0)
-        return;
-    if ((size_t)n >= sizeof buf)
-        n = sizeof buf - 1;
-    out_printf(2, "sandlet: %.*s\n", n, buf);
+}
+
+void cli_errc(int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    err_v(code, fmt, ap);
+    va_end(ap);
+}
+
+const char *cli_last_err(int *code)
+{
+    *code = last_code;
+    return last_err;
 }
 
 static int hexval(unsigned char c)

@@ -67,7 +67,10 @@ typedef struct shell {
     cli_guest g;
     tagged *tags;
     size_t ntags;
-    int failed; /* some command failed: exit 1 */
+    int failed;          /* some command failed: exit 1 */
+    int json;            /* --json: one JSON object per answer */
+    int quiet;           /* --quiet: no progress line for save */
+    const char *command; /* the command being run, for JSON answers */
 } shell;
 
 static const char SHELL_CMDS[] =
@@ -86,11 +89,14 @@ static const char SHELL_CMDS[] =
 static void shell_usage(int fd)
 {
     out_printf(fd,
-               "usage: sandlet shell [OPTIONS] GUEST\n"
+               "usage: sandlet shell [OPTIONS] [--json] GUEST\n"
                "Creates a sandbox from GUEST (a guest ELF or a snapshot file), runs its init and\n"
                "reads commands from stdin, a terminal or a pipe. Each command prints one line on\n"
-               "stdout: its result, or \"error: <reason>\". A prompt \"> \" is shown only when\n"
-               "stdin is a terminal. After a failed call the sandbox is poisoned until a restore.\n"
+               "stdout: its result, or \"error: <reason>\"; with --json, one JSON object\n"
+               "(docs/cli.md). A prompt \"> \" is shown only when stdin is a terminal; on a\n"
+               "terminal (stdin and stdout) lines can be edited and recalled (libedit), and the\n"
+               "history is kept in ~/.sandlet_history (SANDLET_HISTORY=FILE elsewhere, empty:\n"
+               "none). After a failed call the sandbox is poisoned until a restore.\n"
                "The exit status is 1 if any command failed, else 0.\n"
                "In the KVM lab the whole of stdin is read first, then the session runs.\n");
     out_printf(fd, "%s%s%s", SHELL_CMDS, OPT_HELP, EXIT_HELP);
@@ -104,17 +110,47 @@ static tagged *find_tag(shell *s, const char *tag)
     return NULL;
 }
 
-static int fail(shell *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int fail(shell *s, const char *fmt, ...)
+/* An error answer; code is the library's SL_E* or 0. */
+static int fail_code(shell *s, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail_code(shell *s, int code, const char *fmt, ...)
 {
     char buf[1024];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    out_printf(1, "error: %s\n", buf);
+    if (s->json) {
+        /* "command" is always there: null for a line that did not split. */
+        jw w = {0};
+        jw_open(&w, NULL, '{');
+        jw_bool(&w, "ok", 0);
+        jw_str(&w, "command", s->command);
+        jw_str(&w, "error", buf);
+        if (code)
+            jw_i64(&w, "code", code);
+        else
+            jw_null(&w, "code");
+        jw_close(&w, '}');
+        jw_emit(&w, 1);
+    } else
+        out_printf(1, "error: %s\n", buf);
     s->failed = 1;
     return -1;
+}
+#define fail(s, ...) fail_code(s, 0, __VA_ARGS__)
+
+/* {"ok":true,"command":.. and the caller's members, then jw_emit. */
+static void json_ok(shell *s, jw *w)
+{
+    jw_open(w, NULL, '{');
+    jw_bool(w, "ok", 1);
+    jw_str(w, "command", s->command);
+}
+
+static void json_done(jw *w)
+{
+    jw_close(w, '}');
+    jw_emit(w, 1);
 }
 
 static const char *status_name(int st)
@@ -132,11 +168,18 @@ static const char *arch_name(unsigned arch)
     return arch == SL_ARCH_AMD64 ? "x86_64" : arch == SL_ARCH_I686 ? "i686" : "?";
 }
 
+/* JSON names architectures as `sandlet backend` and inspect do. */
+static const char *arch_json(unsigned arch)
+{
+    return arch == SL_ARCH_AMD64 ? "amd64" : arch == SL_ARCH_I686 ? "i686" : "?";
+}
+
 static int do_snapshot(shell *s, const char *tag)
 {
     sl_snapshot *snap;
-    if (sl_sandbox_snapshot(s->g.sb, &snap) != 0)
-        return fail(s, "snapshot: %s", sl_sandbox_errmsg(s->g.sb));
+    int rc = sl_sandbox_snapshot(s->g.sb, &snap);
+    if (rc != 0)
+        return fail_code(s, rc, "snapshot: %s", sl_sandbox_errmsg(s->g.sb));
     tagged *t = find_tag(s, tag);
     if (t) {
         sl_snapshot_free(t->snap);
@@ -148,7 +191,7 @@ static int do_snapshot(shell *s, const char *tag)
             if (nt)
                 s->tags = nt;
             sl_snapshot_free(snap);
-            return fail(s, "out of memory");
+            return fail_code(s, SL_ENOMEM, "out of memory");
         }
         s->tags = nt;
         t = &s->tags[s->ntags++];
@@ -157,7 +200,16 @@ static int do_snapshot(shell *s, const char *tag)
     t->snap = snap;
     char id[65];
     sl_snapshot_id_hex(snap, id);
-    out_printf(1, "snapshot %s generation=%" PRIu64 " id=%s\n", tag, sl_snapshot_generation(snap), id);
+    if (s->json) {
+        jw w = {0};
+        json_ok(s, &w);
+        jw_str(&w, "tag", tag);
+        jw_u64(&w, "generation", sl_snapshot_generation(snap));
+        jw_str(&w, "id", id);
+        json_done(&w);
+    } else {
+        out_printf(1, "snapshot %s generation=%" PRIu64 " id=%s\n", tag, sl_snapshot_generation(snap), id);
+    }
     return 0;
 }
 
@@ -166,9 +218,18 @@ static int do_restore(shell *s, const char *tag)
     tagged *t = find_tag(s, tag);
     if (!t)
         return fail(s, "no snapshot tagged '%s'", tag);
-    if (sl_sandbox_restore(s->g.sb, t->snap) != 0)
-        return fail(s, "restore %s: %s", tag, sl_sandbox_errmsg(s->g.sb));
-    out_printf(1, "restored %s generation=%" PRIu64 "\n", tag, sl_sandbox_generation(s->g.sb));
+    int rc = sl_sandbox_restore(s->g.sb, t->snap);
+    if (rc != 0)
+        return fail_code(s, rc, "restore %s: %s", tag, sl_sandbox_errmsg(s->g.sb));
+    if (s->json) {
+        jw w = {0};
+        json_ok(s, &w);
+        jw_str(&w, "tag", tag);
+        jw_u64(&w, "generation", sl_sandbox_generation(s->g.sb));
+        json_done(&w);
+    } else {
+        out_printf(1, "restored %s generation=%" PRIu64 "\n", tag, sl_sandbox_generation(s->g.sb));
+    }
     return 0;
 }
 
@@ -181,10 +242,18 @@ static int do_save(shell *s, const char *tag, const char *file)
         return fail(s, "save: snapshot files are not supported by this build");
     char err[512] = "";
     lab_prepare_output(file);
-    int rc = snapfile_save(t->snap, file, err, sizeof err);
+    int rc = snapfile_save(t->snap, file, s->quiet, err, sizeof err);
     if (rc != 0)
-        return fail(s, "save %s: %s", file, err[0] ? err : sl_strerror(rc));
-    out_printf(1, "saved %s to %s\n", tag, file);
+        return fail_code(s, rc, "save %s: %s", file, err[0] ? err : sl_strerror(rc));
+    if (s->json) {
+        jw w = {0};
+        json_ok(s, &w);
+        jw_str(&w, "tag", tag);
+        jw_str(&w, "file", file);
+        json_done(&w);
+    } else {
+        out_printf(1, "saved %s to %s\n", tag, file);
+    }
     return 0;
 }
 
@@ -192,8 +261,40 @@ static int do_info(shell *s)
 {
     sl_sandbox_info in;
     memset(&in, 0, sizeof in);
-    if (sl_sandbox_info_get(s->g.sb, &in) != 0)
-        return fail(s, "info: %s", sl_sandbox_errmsg(s->g.sb));
+    int rc = sl_sandbox_info_get(s->g.sb, &in);
+    if (rc != 0)
+        return fail_code(s, rc, "info: %s", sl_sandbox_errmsg(s->g.sb));
+    if (s->json) {
+        jw w = {0};
+        json_ok(s, &w);
+        jw_str(&w, "backend", in.backend ? in.backend : "?");
+        jw_str(&w, "arch", arch_json(in.arch));
+        jw_u64(&w, "scratch_size", in.scratch_size);
+        jw_u64(&w, "heap_size", in.heap_size);
+        jw_u64(&w, "stack_size", in.stack_size);
+        jw_u64(&w, "input_size", in.input_size);
+        jw_u64(&w, "output_size", in.output_size);
+        jw_u64(&w, "snapshot_memory", in.snapshot_memory);
+        jw_u64(&w, "dirty_pages", in.dirty_pages);
+        jw_u64(&w, "scratch_pages_used", in.scratch_pages_used);
+        jw_u64(&w, "resident_pages", in.resident_pages);
+        jw_u64(&w, "generation", in.generation);
+        jw_str(&w, "status", status_name(in.status));
+        jw_open(&w, "events", '{');
+        jw_u64(&w, "exits", in.exits);
+        jw_u64(&w, "exits_io", in.exits_io);
+        jw_u64(&w, "exits_mmio", in.exits_mmio);
+        jw_u64(&w, "exits_other", in.exits_other);
+        jw_u64(&w, "ioctls", in.ioctls);
+        jw_u64(&w, "guest_faults", in.guest_faults);
+        jw_u64(&w, "cow_copies", in.cow_copies);
+        jw_u64(&w, "demand_pages", in.demand_pages);
+        jw_u64(&w, "syscalls", in.syscalls);
+        jw_u64(&w, "emulated", in.emulated);
+        jw_close(&w, '}');
+        json_done(&w);
+        return 0;
+    }
     out_printf(1,
                "backend=%s arch=%s scratch=%" PRIu64 " heap=%" PRIu64 " stack=%" PRIu64 " input=%" PRIu64
                " output=%" PRIu64 " snapshot_memory=%" PRIu64 " dirty_pages=%" PRIu64
@@ -204,8 +305,37 @@ static int do_info(shell *s)
     return 0;
 }
 
+static int do_functions_json(shell *s)
+{
+    size_t n = sl_sandbox_function_count(s->g.sb);
+    jw w = {0};
+    json_ok(s, &w);
+    jw_open(&w, "functions", '[');
+    for (size_t i = 0; i < n; i++) {
+        const char *name;
+        int ret;
+        const int *params;
+        size_t np;
+        if (sl_sandbox_function(s->g.sb, i, &name, &ret, &params, &np) != 0)
+            continue;
+        jw_open(&w, NULL, '{');
+        jw_str(&w, "name", name);
+        jw_open(&w, "params", '[');
+        for (size_t k = 0; k < np; k++)
+            jw_str(&w, NULL, sl_type_name(params[k]));
+        jw_close(&w, ']');
+        jw_str(&w, "returns", sl_type_name(ret));
+        jw_close(&w, '}');
+    }
+    jw_close(&w, ']');
+    json_done(&w);
+    return 0;
+}
+
 static int do_functions(shell *s)
 {
+    if (s->json)
+        return do_functions_json(s);
     size_t n = sl_sandbox_function_count(s->g.sb);
     size_t cap = 256, len = 0;
     char *line = malloc(cap);
@@ -244,11 +374,13 @@ static int shell_line(shell *s, const char *line)
     char **w, *store, why[128];
     int n = shell_split(line, &w, &store, why, sizeof why);
     if (n < 0) {
+        s->command = NULL;
         fail(s, "%s", why);
         return 0;
     }
     int quit = 0;
     const char *c = n ? w[0] : "";
+    s->command = n ? c : NULL;
 #define ARITY(k, usage)                                                                            \
     if (n != (k)) {                                                                                \
         fail(s, "usage: %s", usage);                                                               \
@@ -261,8 +393,15 @@ static int shell_line(shell *s, const char *line)
             fail(s, "usage: call NAME [ARGS...]");
             goto out;
         }
-        if (guest_call_text(&s->g, w[1], n - 2, w + 2, 1, "error: ", 1) != 0)
+        if (s->json) {
+            call_result r;
+            guest_call(&s->g, w[1], n - 2, w + 2, &r);
+            json_call_result(&r, "call", 0);
+            if (r.exit != EXIT_OK)
+                s->failed = 1;
+        } else if (guest_call_text(&s->g, w[1], n - 2, w + 2, 1, "error: ", 1) != 0) {
             s->failed = 1;
+        }
     } else if (strcmp(c, "snapshot") == 0) {
         ARITY(2, "snapshot TAG");
         do_snapshot(s, w[1]);
@@ -274,7 +413,14 @@ static int shell_line(shell *s, const char *line)
         do_save(s, w[1], w[2]);
     } else if (strcmp(c, "generation") == 0) {
         ARITY(1, "generation");
-        out_printf(1, "%" PRIu64 "\n", sl_sandbox_generation(s->g.sb));
+        if (s->json) {
+            jw j = {0};
+            json_ok(s, &j);
+            jw_u64(&j, "generation", sl_sandbox_generation(s->g.sb));
+            json_done(&j);
+        } else {
+            out_printf(1, "%" PRIu64 "\n", sl_sandbox_generation(s->g.sb));
+        }
     } else if (strcmp(c, "info") == 0) {
         ARITY(1, "info");
         do_info(s);
@@ -282,7 +428,14 @@ static int shell_line(shell *s, const char *line)
         ARITY(1, "functions");
         do_functions(s);
     } else if (strcmp(c, "help") == 0) {
-        out_printf(1, "%s", SHELL_CMDS);
+        if (s->json) {
+            jw j = {0};
+            json_ok(s, &j);
+            jw_str(&j, "text", SHELL_CMDS);
+            json_done(&j);
+        } else {
+            out_printf(1, "%s", SHELL_CMDS);
+        }
     } else if (strcmp(c, "quit") == 0 || strcmp(c, "exit") == 0) {
         quit = 1;
     } else {
@@ -295,10 +448,40 @@ out:
     return quit;
 }
 
-int cmd_shell(int argc, char **argv)
+/* The session itself: returns 1 when a command failed, else 0. */
+static int shell_session(shell *s)
 {
-    cli_opts o;
-    memset(&o, 0, sizeof o);
+    line_reader in;
+    lines_open(&in);
+    int eof = 0;
+    for (;;) {
+        size_t len;
+        const char *line = lines_read(&in, &len);
+        if (!line) {
+            eof = 1;
+            break;
+        }
+        if (memchr(line, 0, len)) {
+            s->command = NULL;
+            fail(s, "NUL byte in the input line");
+            continue;
+        }
+        if (shell_line(s, line))
+            break;
+    }
+    lines_close(&in, eof);
+    for (size_t i = 0; i < s->ntags; i++) {
+        sl_snapshot_free(s->tags[i].snap);
+        free(s->tags[i].tag);
+    }
+    free(s->tags);
+    return s->failed;
+}
+
+/* Options, the guest, the lab. Returns the exit status; *ran is set when
+ * the session ran (here or in the lab) and answered for itself. */
+static int shell_start(cli_opts *o, int argc, char **argv, int *ran)
+{
     const char *guest = NULL;
     int opts_done = 0;
     for (int i = 1; i < argc; i++) {
@@ -306,8 +489,10 @@ int cmd_shell(int argc, char **argv)
             opts_done = 1;
             continue;
         }
+        if (!opts_done && strcmp(argv[i], "--json") == 0)
+            continue;
         if (!opts_done) {
-            int r = opt_take(&o, argc, argv, &i);
+            int r = opt_take(o, argc, argv, &i);
             if (r == EXIT_USAGE) {
                 shell_usage(2);
                 return EXIT_USAGE;
@@ -322,11 +507,11 @@ int cmd_shell(int argc, char **argv)
         }
         guest = argv[i];
     }
-    if (o.help) {
+    if (o->help) {
         shell_usage(1);
         return EXIT_OK;
     }
-    if (opt_finish(&o) != 0) {
+    if (opt_finish(o) != 0) {
         shell_usage(2);
         return EXIT_USAGE;
     }
@@ -338,46 +523,40 @@ int cmd_shell(int argc, char **argv)
     lab_req req;
     memset(&req, 0, sizeof req);
     req.adds[req.nadds++] = guest;
-    if (o.init_data_path)
-        req.adds[req.nadds++] = o.init_data_path;
+    if (o->init_data_path)
+        req.adds[req.nadds++] = o->init_data_path;
     req.capture_stdin = 2;
     int rc = lab_maybe_reexec(&req);
-    if (rc >= 0)
+    if (rc >= 0) {
+        *ran = lab_inner_ran;
         return rc;
-
+    }
     shell s;
     memset(&s, 0, sizeof s);
-    rc = guest_open(&s.g, guest, &o);
-    if (rc != 0)
+    s.json = o->json;
+    s.quiet = o->quiet;
+    if ((rc = guest_open(&s.g, guest, o)) != 0)
         return rc;
-    int tty = isatty(0);
-    char *line = NULL;
-    size_t cap = 0;
-    int eof = 0;
-    for (;;) {
-        if (tty)
-            out_printf(1, "> ");
-        errno = 0;
-        ssize_t len = getline(&line, &cap, stdin);
-        if (len < 0) {
-            eof = 1;
-            break;
-        }
-        if (memchr(line, 0, (size_t)len)) {
-            fail(&s, "NUL byte in the input line");
-            continue;
-        }
-        if (shell_line(&s, line))
-            break;
-    }
-    if (tty && eof)
-        out_printf(1, "\n");
-    free(line);
-    for (size_t i = 0; i < s.ntags; i++) {
-        sl_snapshot_free(s.tags[i].snap);
-        free(s.tags[i].tag);
-    }
-    free(s.tags);
+    *ran = 1;
+    rc = shell_session(&s) ? EXIT_FAIL : EXIT_OK;
     guest_close(&s.g);
-    return s.failed ? EXIT_FAIL : EXIT_OK;
+    return rc;
+}
+
+int cmd_shell(int argc, char **argv)
+{
+    cli_opts o;
+    memset(&o, 0, sizeof o);
+    /* --json first, so that even a usage error is answered in JSON. */
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+        if (strcmp(argv[i], "--json") == 0)
+            o.json = 1;
+    int ran = 0;
+    int rc = shell_start(&o, argc, argv, &ran);
+    if (o.json && rc != EXIT_OK && !ran && !o.help) {
+        int code;
+        const char *msg = cli_last_err(&code);
+        json_error(NULL, NULL, msg, code, rc);
+    }
+    return rc;
 }

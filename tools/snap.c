@@ -30,14 +30,22 @@ int snapfile_open_sandbox(sl_sandbox **out, const char *path, char *err, size_t 
     return rc;
 }
 
-int snapfile_save(sl_snapshot *snap, const char *path, char *err, size_t errlen)
+int snapfile_save(sl_snapshot *snap, const char *path, int quiet, char *err, size_t errlen)
 {
-    return sl_snapshot_save(snap, path, err, errlen);
+    progress p;
+    progress_init(&p, "saving", path, quiet);
+    int rc = sl_snapshot_save_progress(snap, path, p.enabled ? progress_update : NULL, &p, err, errlen);
+    progress_end(&p);
+    return rc;
 }
 
-static int snapfile_verify(const char *path, char *err, size_t errlen)
+static int snapfile_verify(const char *path, int quiet, char *err, size_t errlen)
 {
-    return sl_snapshot_verify_file(path, err, errlen);
+    progress p;
+    progress_init(&p, "verifying", path, quiet);
+    int rc = sl_snapshot_verify_file_progress(path, p.enabled ? progress_update : NULL, &p, err, errlen);
+    progress_end(&p);
+    return rc;
 }
 
 static void inspect_line(void *user, const char *text)
@@ -46,9 +54,43 @@ static void inspect_line(void *user, const char *text)
     out_printf(1, "%s\n", text);
 }
 
-static int snapfile_inspect(const char *path, char *err, size_t errlen)
+static int snapfile_inspect(const char *path, int json, char *err, size_t errlen)
 {
-    return sl_snapshot_inspect(path, inspect_line, NULL, err, errlen);
+    if (!json)
+        return sl_snapshot_inspect(path, inspect_line, NULL, err, errlen);
+    char *doc;
+    int rc = sl_snapshot_inspect_json(path, &doc, err, errlen);
+    if (rc != 0)
+        return rc;
+    /* The library's object, with our "ok" and "file" first. */
+    jw w = {0};
+    jw_open(&w, NULL, '{');
+    jw_bool(&w, "ok", 1);
+    jw_str(&w, "file", path);
+    if (doc[0] == '{' && doc[1] != '}' && !w.oom)
+        out_printf(1, "%s,%s\n", w.p, doc + 1);
+    else
+        out_printf(1, "%s}\n", w.p ? w.p : "{\"ok\":true");
+    free(w.p);
+    free(doc);
+    return 0;
+}
+
+/* {"ok":false,"file":..,"error":..,"code":..,"exit":..} for inspect and verify. */
+static void file_json_error(const char *file, const char *msg, int code, int exit_code)
+{
+    jw w = {0};
+    jw_open(&w, NULL, '{');
+    jw_bool(&w, "ok", 0);
+    jw_str(&w, "file", file);
+    jw_str(&w, "error", msg);
+    if (code)
+        jw_i64(&w, "code", code);
+    else
+        jw_null(&w, "code");
+    jw_i64(&w, "exit", exit_code);
+    jw_close(&w, '}');
+    jw_emit(&w, 1);
 }
 
 /* ---------------------------------------------------------------- commands */
@@ -57,8 +99,8 @@ static void snap_usage(int fd)
 {
     out_printf(fd,
                "usage: sandlet snapshot save [OPTIONS] GUEST FILE [--call NAME [ARGS...]]...\n"
-               "       sandlet snapshot inspect FILE\n"
-               "       sandlet snapshot verify FILE\n"
+               "       sandlet snapshot inspect [--json] FILE\n"
+               "       sandlet snapshot verify [--json] [--quiet] FILE\n"
                "save     creates a sandbox from GUEST (ELF or snapshot file), runs init, then each\n"
                "         --call in order (results on stdout), takes a snapshot and writes it to\n"
                "         FILE atomically. A --call's arguments run up to the next --call, so\n"
@@ -68,7 +110,11 @@ static void snap_usage(int fd)
                "         page counts by kind, address spaces and the guest's address map.\n"
                "verify   checks every field and recomputes the identity: exit 0 when intact,\n"
                "         4 with the reason otherwise (3 when the file cannot be read).\n"
-               "inspect and verify never need KVM; save does (the KVM lab otherwise).\n");
+               "--json   inspect and verify print one JSON object on stdout (docs/cli.md),\n"
+               "         failures included ({\"ok\":false,...}, same exit status).\n"
+               "save and verify of large files show their progress on a terminal (stderr);\n"
+               "--quiet turns that off. inspect and verify never need KVM; save does (the\n"
+               "KVM lab otherwise).\n");
     out_printf(fd, "%s%s", OPT_HELP, EXIT_HELP);
 }
 
@@ -159,7 +205,7 @@ static int snap_save(int argc, char **argv)
             rc = EXIT_FAIL;
         } else {
             lab_prepare_output(pos[1]);
-            int src = snapfile_save(snap, pos[1], err, sizeof err);
+            int src = snapfile_save(snap, pos[1], o.quiet, err, sizeof err);
             if (src != 0) {
                 cli_err("%s: %s", pos[1], err[0] ? err : sl_strerror(src));
                 rc = EXIT_SETUP;
@@ -184,14 +230,18 @@ usage:
 static int snap_file_cmd(const char *sub, int argc, char **argv)
 {
     const char *file = NULL;
-    int help = 0;
+    int help = 0, json = 0, quiet = 0, bad = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             help = 1;
+        } else if (strcmp(argv[i], "--json") == 0) {
+            json = 1;
+        } else if (strcmp(argv[i], "--quiet") == 0 || strcmp(argv[i], "-q") == 0) {
+            quiet = 1;
         } else if (file || (argv[i][0] == '-' && argv[i][1] == '-')) {
-            cli_err("snapshot %s: unexpected argument '%s'", sub, argv[i]);
-            snap_usage(2);
-            return EXIT_USAGE;
+            if (!bad)
+                cli_err("snapshot %s: unexpected argument '%s'", sub, argv[i]);
+            bad = 1;
         } else {
             file = argv[i];
         }
@@ -200,9 +250,17 @@ static int snap_file_cmd(const char *sub, int argc, char **argv)
         snap_usage(1);
         return EXIT_OK;
     }
-    if (!file) {
+    if (!bad && !file) {
         cli_err("snapshot %s: FILE is required", sub);
+        bad = 1;
+    }
+    if (bad) {
         snap_usage(2);
+        if (json) {
+            int code;
+            const char *msg = cli_last_err(&code);
+            file_json_error(file, msg, code, EXIT_USAGE);
+        }
         return EXIT_USAGE;
     }
     /* An unreadable file, or one that is not a regular file, is exit 3, not
@@ -210,23 +268,39 @@ static int snap_file_cmd(const char *sub, int argc, char **argv)
     sl_errbuf fe;
     int fd = sl_open_regular(file, "snapshot file", &fe);
     if (fd < 0) {
-        cli_err("%s", fe.msg);
+        cli_errc(fd, "%s", fe.msg);
+        if (json)
+            file_json_error(file, fe.msg, fd, EXIT_SETUP);
         return EXIT_SETUP;
     }
     close(fd);
     char err[512] = "";
     if (strcmp(sub, "verify") == 0) {
-        int rc = snapfile_verify(file, err, sizeof err);
-        if (rc == 0) {
+        int rc = snapfile_verify(file, quiet, err, sizeof err);
+        int exit_code = rc == 0 ? EXIT_OK : rc == SL_ENOMEM ? EXIT_SETUP : EXIT_VERIFY;
+        if (json) {
+            if (rc != 0) {
+                file_json_error(file, err[0] ? err : sl_strerror(rc), rc, exit_code);
+            } else {
+                jw w = {0};
+                jw_open(&w, NULL, '{');
+                jw_bool(&w, "ok", 1);
+                jw_str(&w, "file", file);
+                jw_close(&w, '}');
+                jw_emit(&w, 1);
+            }
+        } else if (rc == 0) {
             out_printf(1, "%s: OK\n", file);
-            return EXIT_OK;
+        } else {
+            out_printf(1, "%s: FAILED: %s\n", file, err[0] ? err : sl_strerror(rc));
         }
-        out_printf(1, "%s: FAILED: %s\n", file, err[0] ? err : sl_strerror(rc));
-        return rc == SL_ENOMEM ? EXIT_SETUP : EXIT_VERIFY;
+        return exit_code;
     }
-    int rc = snapfile_inspect(file, err, sizeof err);
+    int rc = snapfile_inspect(file, json, err, sizeof err);
     if (rc != 0) {
-        cli_err("%s: %s", file, err[0] ? err : sl_strerror(rc));
+        cli_errc(rc, "%s: %s", file, err[0] ? err : sl_strerror(rc));
+        if (json)
+            file_json_error(file, err[0] ? err : sl_strerror(rc), rc, EXIT_SETUP);
         return EXIT_SETUP;
     }
     return EXIT_OK;

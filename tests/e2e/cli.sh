@@ -4,7 +4,9 @@
 # guest runs only where that guest's architecture can and this run covers it
 # (tests/e2e/arch.sh; SANDLET_TEST_ARCHS): tests/run runs the suite natively and
 # inside the KVM lab; it never re-enters the lab itself. Checks that run no
-# guest always run. POSIX sh (busybox ash in the lab).
+# guest always run. The terminal checks (line editing and history in the
+# shell, progress lines) need util-linux's script(1) for a pseudo-terminal:
+# they run natively, not in the lab. POSIX sh (busybox ash in the lab).
 B=${1:-build}
 S=$B/sandlet
 G=${SANDLET_GUESTS:-build/guests}
@@ -332,6 +334,77 @@ if ! "$S" snapshot verify "$T/junk" 2>&1 | grep -q 'not supported by this build'
 else
     echo "FAIL snapshot files: this build has no snapshot-file commands"
     FAILS=$((FAILS + 1))
+fi
+
+# ------------------------------------------------------------ on a terminal
+# util-linux's script(1) runs a command on a pseudo-terminal and passes it our
+# stdin as typed-ahead input. Busybox's (the KVM lab) lacks -e: natively only.
+if command -v script >/dev/null && script --version 2>/dev/null | grep -q util-linux && arch_need amd64; then
+    # tty NAME COMMAND: runs COMMAND (a shell command line) on a pty with
+    # stdin as the typed input; the terminal's output, \r dropped, in $T/tty.
+    tty() {
+        timeout 60 script -qec "$2" /dev/null 2>/dev/null | tr -d '\r' >"$T/tty"
+    }
+    mkdir -p "$T/home"
+    # Line editing: the up arrow (ESC [ A) recalls `call Add 2 3`, so 5 comes
+    # twice; a plain read would take it for an unknown command.
+    printf 'call Add 2 3\n\033[A\nquit\n' | HOME=$T/home tty edit "'$S' shell '$G/demo'"
+    if grep -qx '> call Add 2 3' "$T/tty" && [ "$(grep -c '^5$' "$T/tty")" = 2 ] &&
+        ! grep -q 'unknown command' "$T/tty"; then
+        pass "shell on a terminal: prompt, libedit recalls the last line"
+    else
+        fail "shell on a terminal: $(head -c 600 "$T/tty")"
+    fi
+    h=$T/home/.sandlet_history
+    if [ -f "$h" ] && [ "$(stat -c %a "$h")" = 600 ] && grep -q 'Add' "$h" && grep -qx quit "$h"; then
+        pass "shell history saved in ~/.sandlet_history, mode 600"
+    else
+        fail "shell history file: $(ls -l "$h" 2>&1) $(cat "$h" 2>/dev/null)"
+    fi
+    # The next session starts with that history: up twice is `call Add 2 3`.
+    printf '\033[A\033[A\nquit\n' | HOME=$T/home tty recall "'$S' shell '$G/demo'"
+    if grep -qx 5 "$T/tty"; then pass "shell history comes back in the next session"; else fail "history recall: $(head -c 600 "$T/tty")"; fi
+    mkdir -p "$T/home2"
+    printf 'call Add 1 1\nquit\n' | HOME=$T/home2 SANDLET_HISTORY='' tty nohist "'$S' shell '$G/demo'"
+    if grep -qx 2 "$T/tty" && [ ! -e "$T/home2/.sandlet_history" ]; then
+        pass "SANDLET_HISTORY= keeps no history file"
+    else
+        fail "SANDLET_HISTORY=: $(ls -a "$T/home2") $(head -c 300 "$T/tty")"
+    fi
+    printf 'call Echo "a b"\nquit\n' | HOME=$T/home tty json "'$S' shell --json '$G/demo'"
+    if grep -qx '{"ok":true,"command":"call","function":"Echo","type":"string","value":"a b"}' "$T/tty"; then
+        pass "shell --json on a terminal"
+    else
+        fail "shell --json on a terminal: $(head -c 600 "$T/tty")"
+    fi
+
+    # Progress of large saves and verifies (over 64 MiB): on a terminal only.
+    BIG=$T/big.snap
+    tty save "'$S' snapshot save --heap 80M '$G/demo' '$BIG'" </dev/null
+    if [ -s "$BIG" ] && grep -q "sandlet: saving $BIG: *[0-9]*% ([0-9]* of 8[0-9] MiB)" "$T/tty" &&
+        grep -q "saved $BIG" "$T/tty"; then
+        pass "snapshot save of 80 MiB shows progress on a terminal"
+    else
+        fail "save progress: $(head -c 600 "$T/tty" | od -c | head -5)"
+    fi
+    tty verify "'$S' snapshot verify '$BIG'" </dev/null
+    if grep -q "sandlet: verifying $BIG: 100% " "$T/tty" && grep -q "$(printf '\033')\[K$BIG: OK\$" "$T/tty"; then
+        pass "snapshot verify shows progress on a terminal, then erases it"
+    else
+        fail "verify progress: $(od -c "$T/tty" | head -8)"
+    fi
+    tty quiet "'$S' snapshot verify --quiet '$BIG'" </dev/null
+    if [ "$(cat "$T/tty")" = "$BIG: OK" ]; then pass "verify --quiet: no progress"; else fail "verify --quiet: $(od -c "$T/tty" | head -5)"; fi
+    out=$("$S" snapshot verify "$BIG" 2>"$T/err")
+    if [ "$out" = "$BIG: OK" ] && [ ! -s "$T/err" ]; then
+        pass "verify: no progress when stderr is not a terminal"
+    else
+        fail "verify off a terminal: '$out' $(od -c "$T/err" | head -3)"
+    fi
+    "$S" snapshot save "$G/demo" "$T/small.snap" 2>/dev/null
+    tty small "'$S' snapshot verify '$T/small.snap'" </dev/null
+    if [ "$(cat "$T/tty")" = "$T/small.snap: OK" ]; then pass "verify of a small file: no progress"; else fail "small verify: $(od -c "$T/tty" | head -5)"; fi
+    rm -f "$BIG"
 fi
 
 [ "$FAILS" = 0 ]

@@ -7,7 +7,10 @@
 # program and the installed CLI call that guest. The shared library's soname,
 # its exported symbols (exactly the functions sandlet.h declares), the
 # version everywhere it is written, and the man pages (man, mandoc -T lint,
-# lexgrog) are checked; `make uninstall` must leave no file behind.
+# lexgrog) are checked; the installed CLI must find the installed KVM lab
+# (lib/sandlet/kvm-lab), whose kernel cache defaults to the user's cache
+# directory, and, where this checkout's lab has its kernel cached, run a call
+# in it once; `make uninstall` must leave no file behind.
 # Usage: tests/e2e/install.sh BUILD_DIR. Prints PASS/FAIL lines.
 #
 # `make install` needs the source tree, make and a compiler, so this runs
@@ -69,7 +72,7 @@ major=${ver%%.*}
 missing=
 for f in bin/sandlet bin/sandlet-cc include/sandlet.h include/sandlet_guest.h lib/libsandlet.a \
     "lib/libsandlet.so.$ver" lib/pkgconfig/sandlet.pc share/man/man1/sandlet.1 \
-    share/man/man1/sandlet-cc.1 share/man/man3/sandlet.3 lib/sandlet/musl-cc \
+    share/man/man1/sandlet-cc.1 share/man/man3/sandlet.3 lib/sandlet/musl-cc lib/sandlet/kvm-lab \
     lib/sandlet/include/sandlet_guest.h lib/sandlet/libsandlet-guest64.a lib/sandlet/libsandlet-guest32.a \
     lib/sandlet/musl/x86_64/lib/libc.a lib/sandlet/musl/x86_64/include/stdio.h \
     lib/sandlet/musl/i386/lib/libc.a lib/sandlet/musl/i386/lib/crt1.o lib/sandlet/files; do
@@ -174,6 +177,34 @@ fi
 if arch_need i686; then
     out=$("$P/bin/sandlet" call "$W/hello32" Greet i686 2>&1)
     check "installed_cli_call32: '$out'" test "$out" = "hello, i686"
+fi
+
+# ---- the KVM lab from the installed CLI: it finds lib/sandlet/kvm-lab (no
+# scripts/ next to an installation), and that copy keeps its kernel cache in
+# the user's cache directory, not in a source tree.
+lab=$(cd "$P/lib/sandlet" && pwd -P)/kvm-lab
+check "installed_lab_executable" test -x "$P/lib/sandlet/kvm-lab"
+out=$(SANDLET_FORCE_LAB=1 "$P/bin/sandlet" backend amd64 2>"$T/err")
+check "installed_cli_finds_the_lab: '$out' $(cat "$T/err")" \
+    test "$out" = lab -a -n "$(grep -F "(lab: $lab)" "$T/err")"
+if command -v jq >/dev/null; then
+    out=$(SANDLET_FORCE_LAB=1 "$P/bin/sandlet" backend --json 2>&1)
+    check "installed_cli_backend_json: $out" test "$(echo "$out" | jq -r .lab)" = "$lab"
+fi
+out=$(env -u SANDLET_LAB_CACHE XDG_CACHE_HOME="$T/xdg" "$P/lib/sandlet/kvm-lab" --help 2>&1)
+check "installed_lab_cache_xdg" test -n "$(echo "$out" | grep -F "default here: $T/xdg/sandlet/kvm-lab)")"
+out=$(env -u SANDLET_LAB_CACHE -u XDG_CACHE_HOME HOME="$T/h" "$P/lib/sandlet/kvm-lab" --help 2>&1)
+check "installed_lab_cache_home" test -n "$(echo "$out" | grep -F "default here: $T/h/.cache/sandlet/kvm-lab)")"
+out=$(env -u SANDLET_LAB_CACHE "$repo/scripts/kvm-lab" --help 2>&1)
+check "checkout_lab_cache_in_build" test -n "$(echo "$out" | grep -F "default here: $repo/build/kvm-lab/cache)")"
+# One boot (a few seconds), where this checkout's lab has its kernel cached
+# already (SANDLET_LAB_CACHE points the installed copy at it: no download).
+cache=$repo/build/kvm-lab/cache
+if [ -s "$cache/current" ] && command -v qemu-system-x86_64 >/dev/null && [ -f "$W/build/guests/hello" ]; then
+    out=$(env -u SANDLET_NO_LAB SANDLET_FORCE_LAB=1 SANDLET_LAB_CACHE="$cache" \
+        "$P/bin/sandlet" call "$W/build/guests/hello" Greet lab 2>"$T/err")
+    check "installed_cli_runs_in_the_lab: '$out' $(tail -n 3 "$T/err")" \
+        test "$out" = "hello, lab" -a -n "$(grep 'running in the KVM lab' "$T/err")"
 fi
 
 # ---- man pages: rendered without warnings, lint-clean, NAME found
