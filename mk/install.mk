@@ -36,6 +36,15 @@ PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 MANDIR ?= $(PREFIX)/share/man
 GUESTDIR = $(PREFIX)/lib/sandlet
 
+# The paths are written into sandlet.pc, and sandlet-cc finds lib/sandlet
+# from bin: relative ones would install under the source tree, with a .pc
+# that points nowhere (DESTDIR is the way to stage an installation).
+ifneq ($(filter install uninstall,$(MAKECMDGOALS)),)
+ifneq ($(filter-out /%,$(PREFIX) $(LIBDIR) $(INCLUDEDIR) $(MANDIR)),)
+$(error PREFIX, LIBDIR, INCLUDEDIR and MANDIR must be absolute paths (PREFIX=$(PREFIX); DESTDIR=DIR stages elsewhere))
+endif
+endif
+
 # The version: include/sandlet.h is the one place that defines it.
 sl_version_part = $(shell sed -n 's/^\#define SANDLET_VERSION_$(1) \([0-9][0-9]*\)$$/\1/p' include/sandlet.h)
 SL_VERSION_MAJOR := $(call sl_version_part,MAJOR)

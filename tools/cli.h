@@ -36,6 +36,8 @@ void out_init(void);
 void out_write(int fd, const void *p, size_t n);
 void out_printf(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void out_vprintf(int fd, const char *fmt, va_list ap);
+/* The errno of the first write to stdout that failed, or 0. */
+int out_stdout_error(void);
 /* "sandlet: ..." on stderr. */
 void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The same, for a failure the library reported with `code` (SL_E*). */
@@ -80,6 +82,9 @@ int json_string_valid(const void *s, size_t n);
  * on stdout; command and function are left out when NULL, exit when < 0,
  * code is null when 0 (the failure is the CLI's own, not the library's). */
 void json_error(const char *command, const char *function, const char *msg, int code, int exit_code);
+/* 1 when one of argv[0..argc) before a "--" is "--json": a command line the
+ * CLI cannot make sense of still gets its usage error in JSON then. */
+int json_wanted(int argc, char **argv);
 
 /* ------------------------------------------------------------- progress.c */
 
@@ -102,11 +107,13 @@ void progress_end(progress *p);
 
 /* The shell's input. On a terminal (stdin and stdout both), libedit: line
  * editing, the prompt "> " and history (~/.sandlet_history, or
- * $SANDLET_HISTORY; empty: none). Otherwise lines as they come, with the
- * prompt only when stdin is a terminal. */
+ * $SANDLET_HISTORY; empty: none; not a regular file: none, with a warning).
+ * Otherwise lines as they come, with the prompt only when stdin is a
+ * terminal: on stdout when that is one too, else on stderr when that is,
+ * so that a redirected stdout holds results only. */
 typedef struct line_reader {
     int edit;        /* libedit is reading */
-    int prompt;      /* print "> " before each plain read */
+    int prompt_fd;   /* where "> " goes before each plain read (1 or 2), or -1 */
     char *line;      /* the last line (malloc'd) */
     size_t cap;
     char *history;   /* history file, or NULL */

@@ -107,7 +107,7 @@ static int init_data_load(const cli_opts *o, sl_config *cfg, void **buf)
     if (o->init_data_path) {
         sl_errbuf e;
         if ((fd = sl_open_regular(o->init_data_path, "init data file", &e)) < 0) {
-            cli_err("%s", e.msg);
+            cli_errc(fd, "%s", e.msg);
             return EXIT_SETUP;
         }
         struct stat st;

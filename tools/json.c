@@ -221,13 +221,16 @@ static void number(jw *w, double d, int is_f32)
         puts_(w, d > 0 ? "\"Infinity\"" : "\"-Infinity\"");
         return;
     }
-    char buf[64];
-    for (int prec = is_f32 ? 6 : 15; prec <= 17; prec++) {
+    /* The shortest text of any precision: "100", not "1e+02"; "5e-324", not
+     * the 15 digits of a subnormal. 17 (f32: 9) digits always read back. */
+    char buf[64], best[64] = "";
+    for (int prec = 1; prec <= (is_f32 ? 9 : 17); prec++) {
         snprintf(buf, sizeof buf, "%.*g", prec, d);
-        if (is_f32 ? strtof(buf, NULL) == (float)d : strtod(buf, NULL) == d)
-            break;
+        if ((is_f32 ? strtof(buf, NULL) == (float)d : strtod(buf, NULL) == d) &&
+            (!best[0] || strlen(buf) < strlen(best)))
+            memcpy(best, buf, sizeof best);
     }
-    puts_(w, buf);
+    puts_(w, best);
 }
 
 void jw_value(jw *w, const sl_value *v)
@@ -297,4 +300,12 @@ void json_error(const char *command, const char *function, const char *msg, int 
         jw_i64(&w, "exit", exit_code);
     jw_close(&w, '}');
     jw_emit(&w, 1);
+}
+
+int json_wanted(int argc, char **argv)
+{
+    for (int i = 0; i < argc && strcmp(argv[i], "--") != 0; i++)
+        if (strcmp(argv[i], "--json") == 0)
+            return 1;
+    return 0;
 }

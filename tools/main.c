@@ -1,5 +1,6 @@
 /* sandlet: run guest programs in KVM micro-VMs from the command line.
  * See docs/cli.md. */
+#include <errno.h>
 #include <signal.h>
 #include <string.h>
 
@@ -39,13 +40,8 @@ static void main_usage(int fd)
     out_printf(fd, "%s", EXIT_HELP);
 }
 
-int main(int argc, char **argv)
+static int dispatch(int argc, char **argv)
 {
-    cli_argc = argc;
-    cli_argv = argv;
-    out_init();
-    /* A reader that goes away (`sandlet shell g | head -1`) ends us quietly. */
-    signal(SIGPIPE, SIG_DFL);
     if (argc < 2) {
         main_usage(2);
         return EXIT_USAGE;
@@ -114,7 +110,32 @@ int main(int argc, char **argv)
         return cmd_snapshot(argc, argv);
     if (strcmp(cmd, "backend") == 0)
         return cmd_backend(argc, argv);
-    cli_err("unknown command '%s'", cmd);
+    cli_err("unknown command '%s'%s", cmd,
+            strcmp(cmd, "--json") == 0 ? " (--json goes after the command: sandlet call --json ...)" : "");
     main_usage(2);
+    if (json_wanted(cli_argc - 1, cli_argv + 1)) {
+        int code;
+        json_error(NULL, NULL, cli_last_err(&code), 0, EXIT_USAGE);
+    }
     return EXIT_USAGE;
+}
+
+int main(int argc, char **argv)
+{
+    cli_argc = argc;
+    cli_argv = argv;
+    out_init();
+    /* A reader that goes away (`sandlet shell g | head -1`) ends us quietly. */
+    signal(SIGPIPE, SIG_DFL);
+    int rc = dispatch(argc, argv);
+    /* Results that never reached stdout (a full disk, a closed descriptor)
+     * are no success: scripts would read a truncated or empty answer. `run`
+     * keeps the program's own status, as documented. */
+    int e = out_stdout_error();
+    if (e && !(argc > 1 && strcmp(argv[1], "run") == 0)) {
+        cli_err("cannot write standard output: %s", strerror(e));
+        if (rc == EXIT_OK)
+            rc = EXIT_SETUP;
+    }
+    return rc;
 }

@@ -19,6 +19,7 @@
 #define FRAME_HDR_LEN (FRAME_MAGIC_LEN + 1 + 8 + 1)
 
 static int framed;
+static int stdout_errno; /* the first failed write to fd 1, 0 if none */
 
 void out_init(void)
 {
@@ -33,8 +34,12 @@ static void write_all(int fd, const void *p, size_t n)
         ssize_t w = write(fd, c, n);
         if (w < 0 && errno == EINTR)
             continue;
-        if (w <= 0)
-            return; /* nowhere left to report it */
+        if (w <= 0) {
+            /* Nowhere left to report it now; main() does at the end. */
+            if (fd == 1 && !stdout_errno)
+                stdout_errno = w < 0 ? errno : EIO;
+            return;
+        }
         c += w;
         n -= (size_t)w;
     }
@@ -127,6 +132,11 @@ void cli_errc(int code, const char *fmt, ...)
     va_start(ap, fmt);
     err_v(code, fmt, ap);
     va_end(ap);
+}
+
+int out_stdout_error(void)
+{
+    return stdout_errno;
 }
 
 const char *cli_last_err(int *code)

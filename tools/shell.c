@@ -93,10 +93,11 @@ static void shell_usage(int fd)
                "Creates a sandbox from GUEST (a guest ELF or a snapshot file), runs its init and\n"
                "reads commands from stdin, a terminal or a pipe. Each command prints one line on\n"
                "stdout: its result, or \"error: <reason>\"; with --json, one JSON object\n"
-               "(docs/cli.md). A prompt \"> \" is shown only when stdin is a terminal; on a\n"
-               "terminal (stdin and stdout) lines can be edited and recalled (libedit), and the\n"
-               "history is kept in ~/.sandlet_history (SANDLET_HISTORY=FILE elsewhere, empty:\n"
-               "none). After a failed call the sandbox is poisoned until a restore.\n"
+               "(docs/cli.md). A prompt \"> \" is shown only when stdin is a terminal (on\n"
+               "stderr when stdout is not one); on a terminal (stdin and stdout) lines can be\n"
+               "edited and recalled (libedit), and the history is kept in ~/.sandlet_history\n"
+               "(SANDLET_HISTORY=FILE elsewhere, empty: none). After a failed call the sandbox\n"
+               "is poisoned until a restore.\n"
                "The exit status is 1 if any command failed, else 0.\n"
                "In the KVM lab the whole of stdin is read first, then the session runs.\n");
     out_printf(fd, "%s%s%s", SHELL_CMDS, OPT_HELP, EXIT_HELP);

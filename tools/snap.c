@@ -313,6 +313,7 @@ int cmd_snapshot(int argc, char **argv)
         snap_usage(2);
         return EXIT_USAGE;
     }
+    int json = json_wanted(argc, argv);
     const char *sub = argv[1];
     if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0) {
         snap_usage(1);
@@ -324,5 +325,9 @@ int cmd_snapshot(int argc, char **argv)
         return snap_file_cmd(sub, argc - 1, argv + 1);
     cli_err("snapshot: unknown subcommand '%s' (save, inspect or verify)", sub);
     snap_usage(2);
+    if (json) {
+        int code;
+        json_error(NULL, NULL, cli_last_err(&code), 0, EXIT_USAGE);
+    }
     return EXIT_USAGE;
 }

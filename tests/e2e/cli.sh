@@ -377,6 +377,44 @@ if command -v script >/dev/null && script --version 2>/dev/null | grep -q util-l
     else
         fail "shell --json on a terminal: $(head -c 600 "$T/tty")"
     fi
+    # Typed at, with stdout redirected (`shell --json g | jq`): the prompt
+    # goes to the terminal on stderr, and stdout holds the JSON lines only.
+    printf 'call Add 2 3\ngeneration\n' | HOME=$T/home tty json_redirected "'$S' shell --json '$G/demo' >'$T/js.out'"
+    if [ "$(cat "$T/js.out")" = '{"ok":true,"command":"call","function":"Add","type":"i32","value":5}
+{"ok":true,"command":"generation","generation":0}' ] && grep -q '^> ' "$T/tty"; then
+        pass "shell --json typed at, stdout redirected: JSON only on stdout, the prompt on stderr"
+    else
+        fail "shell --json, stdout redirected: stdout $(od -c "$T/js.out" | head -4) terminal $(head -c 300 "$T/tty")"
+    fi
+    # Ctrl-C at the prompt drops the line typed so far and prompts again: the
+    # session goes on. Typed once the prompt shows, as a user would (a ^C
+    # typed ahead reaches sandlet before libedit reads).
+    prompts() { tr -d '\r' <"$T/tty.raw" | grep -o '> ' | wc -l; }
+    waitfor() {
+        i=0
+        while [ "$(prompts)" -lt "$1" ] && [ $i -lt 100 ]; do
+            sleep 0.1
+            i=$((i + 1))
+        done
+    }
+    : >"$T/tty.raw"
+    { waitfor 1; printf 'call Ad'; sleep 0.3; printf '\003'; waitfor 2; printf 'call Add 2 2\nquit\n'; } |
+        HOME=$T/home timeout 30 script -qec "'$S' shell '$G/demo'; echo rc=\$?" /dev/null >"$T/tty.raw" 2>&1
+    tr -d '\r' <"$T/tty.raw" >"$T/tty"
+    if grep -qx 4 "$T/tty" && grep -qx rc=0 "$T/tty" && ! grep -q 'unknown command' "$T/tty"; then
+        pass "shell on a terminal: Ctrl-C at the prompt drops the line, the session goes on"
+    else
+        fail "Ctrl-C at the prompt: $(head -c 400 "$T/tty")"
+    fi
+    # A history path that is no regular file: a FIFO would block the shell
+    # before its first prompt (no writer), a device could be read forever.
+    mkfifo "$T/hist-fifo"
+    printf 'call Add 2 2\nquit\n' | HOME=$T/home SANDLET_HISTORY=$T/hist-fifo tty fifo "timeout 10 '$S' shell '$G/demo'"
+    if grep -qx 4 "$T/tty" && grep -q "$T/hist-fifo is not a regular file: no history kept" "$T/tty"; then
+        pass "SANDLET_HISTORY on a FIFO: a warning, no history, no hang"
+    else
+        fail "SANDLET_HISTORY on a FIFO: $(head -c 400 "$T/tty")"
+    fi
 
     # Progress of large saves and verifies (over 64 MiB): on a terminal only.
     BIG=$T/big.snap
@@ -400,6 +438,16 @@ if command -v script >/dev/null && script --version 2>/dev/null | grep -q util-l
         pass "verify: no progress when stderr is not a terminal"
     else
         fail "verify off a terminal: '$out' $(od -c "$T/err" | head -3)"
+    fi
+    # On a narrow terminal the line must not wrap: \r could neither redraw
+    # nor erase a wrapped line, and its first part would stay on the screen.
+    timeout 60 script -qec "stty cols 40; '$S' snapshot verify '$BIG'" /dev/null </dev/null 2>/dev/null |
+        tr '\r' '\n' | sed "s/$(printf '\033')\\[K//" >"$T/tty"
+    long=$(grep '^sandlet: verifying' "$T/tty" | awk 'length($0) >= 40' | head -n 1)
+    if grep -q '^sandlet: verifying.*%' "$T/tty" && [ -z "$long" ] && grep -qx "$BIG: OK" "$T/tty"; then
+        pass "verify progress fits a 40-column terminal"
+    else
+        fail "verify progress on 40 columns: '$long' $(head -c 400 "$T/tty")"
     fi
     "$S" snapshot save "$G/demo" "$T/small.snap" 2>/dev/null
     tty small "'$S' snapshot verify '$T/small.snap'" </dev/null

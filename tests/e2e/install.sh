@@ -162,6 +162,30 @@ else
     fail "sandlet_cc_guest32_via_symlink: $(head -c 400 "$T/cc.log")"
 fi
 
+# Compile only (-c), as a guest's Makefile does, then link the object: the
+# guest library belongs to the link, so the compile must not name it (gcc
+# would warn that it goes unused).
+if "$P/bin/sandlet-cc" -Werror -c -o "$W/hello_guest.o" "$repo/examples/hello_guest.c" 2>"$T/cc.log" &&
+    [ ! -s "$T/cc.log" ] && "$P/bin/sandlet-cc" -o "$W/hello_obj" "$W/hello_guest.o" 2>>"$T/cc.log" &&
+    [ ! -s "$T/cc.log" ]; then
+    pass "sandlet_cc_compile_then_link"
+else
+    fail "sandlet_cc_compile_then_link: $(head -c 400 "$T/cc.log")"
+fi
+out=$(cd "$T" && "$P/bin/sandlet-cc" 2>&1 >/dev/null)
+rc=$?
+check "sandlet_cc_without_arguments: $rc '$out'" test "$rc" = 2 -a -n "$(echo "$out" | grep '^usage: sandlet-cc')" -a ! -e "$T/a.out"
+
+# ./setup answers its mistakes before it installs anything (it would run
+# apt-get and make next): usage on stderr, exit 2.
+out=$("$repo/setup" 2>"$T/err")
+rc=$?
+check "setup_without_arguments: $rc" test "$rc" = 2 -a -z "$out" -a -n "$(grep -F './setup demo' "$T/err")"
+out=$("$repo/setup" no-such-target 2>&1)
+rc=$?
+check "setup_unknown_target: $rc '$out'" test "$rc" = 2 -a "$out" = \
+    "setup: no target 'no-such-target' (demo, test, or another make target; ./setup --help)"
+
 # ---- run them (hello_host opens build/guests/hello in its working directory)
 want="hello, world
 hello, world
@@ -173,6 +197,8 @@ if arch_need amd64; then
     check "hello_host_static_runs" test "$out" = "$want"
     out=$("$P/bin/sandlet" call "$W/build/guests/hello" Greet installed 2>&1)
     check "installed_cli_call: '$out'" test "$out" = "hello, installed"
+    out=$("$P/bin/sandlet" call "$W/hello_obj" Greet object 2>&1)
+    check "installed_cli_call_linked_object: '$out'" test "$out" = "hello, object"
 fi
 if arch_need i686; then
     out=$("$P/bin/sandlet" call "$W/hello32" Greet i686 2>&1)
@@ -220,6 +246,15 @@ for m in man1/sandlet.1 man1/sandlet-cc.1 man3/sandlet.3; do
         fail "man_page $m: man: $w; mandoc: $lint; lexgrog: $name"
     fi
 done
+
+# A relative PREFIX is refused before anything is copied (it would install
+# under the source tree, with a sandlet.pc that points nowhere).
+rel=sandlet-relative-prefix-test.$$
+out=$(make -C "$repo" --no-print-directory BUILD=build install PREFIX="$rel" 2>&1)
+rc=$?
+check "make_install_refuses_a_relative_prefix: $rc $(echo "$out" | tail -n 1)" \
+    test "$rc" != 0 -a ! -e "$repo/$rel" -a -n "$(echo "$out" | grep 'must be absolute paths')"
+rm -rf "${repo:?}/$rel"
 
 # ---- make uninstall leaves no file (only the standard directories)
 if make -C "$repo" --no-print-directory BUILD=build uninstall DESTDIR="$root" PREFIX="$prefix" >"$T/uninstall.log" 2>&1; then

@@ -82,6 +82,34 @@ j "verify --json junk: exit 4, SL_EFORMAT" 4 '.ok == false and .exit == 4 and .c
     snapshot verify --json "$T/junk"
 j "inspect --json junk: exit 3, SL_EFORMAT" 3 '.ok == false and .exit == 3 and .code == -4' snapshot inspect --json "$T/junk"
 j "verify --json without FILE" 2 '.ok == false and .exit == 2 and .file == null' snapshot verify --json
+# An answer that cannot be written (a full disk) is no success: exit 3 and
+# a message on stderr, never 0 with an empty file for the script to read.
+if [ -w /dev/full ]; then
+    "$S" --version --json >/dev/full 2>"$T/err"
+    rc=$?
+    if [ $rc = 3 ] && grep -q 'cannot write standard output' "$T/err"; then
+        pass "--version --json to a full disk: exit 3"
+    else
+        fail "--version --json to /dev/full: rc=$rc $(cat "$T/err")"
+    fi
+    if arch_need amd64; then
+        "$S" call --json "$G/demo" Add 1 2 >/dev/full 2>"$T/err"
+        rc=$?
+        if [ $rc = 3 ] && grep -q 'cannot write standard output' "$T/err"; then
+            pass "call --json to a full disk: exit 3"
+        else
+            fail "call --json to /dev/full: rc=$rc $(cat "$T/err")"
+        fi
+    fi
+fi
+# Command lines the CLI cannot dispatch still answer in JSON when --json is there.
+j "--json before the command: a JSON usage error" 2 \
+    ".ok == false and .exit == 2 and .code == null and (.error | test(\"--json goes after the command\"))" --json call "$G/demo" Add 1 2
+j "unknown command with --json" 2 ".ok == false and .exit == 2 and (.error | test(\"unknown command 'bogus'\"))" bogus --json
+j "snapshot --json without a subcommand" 2 '.ok == false and .exit == 2 and (.error | test("unknown subcommand"))' snapshot --json
+j "snapshot with an unknown subcommand and --json" 2 ".ok == false and .exit == 2 and (.error | test(\"'bogus'\"))" \
+    snapshot bogus --json
+j "help --json: a JSON usage error" 2 '.ok == false and .exit == 2' help --json
 
 # ------------------------------------------------------------ call, both architectures
 for g in demo demo32; do
@@ -123,6 +151,16 @@ for g in cpustate cpustate32; do
     j "$g Mul: NaN as a string" 0 '.value == "NaN"' call --json "$G/$g" Mul nan 1
     j "$g Mul: infinities as strings" 0 '.value == "Infinity"' call --json "$G/$g" Mul inf 1
     j "$g Mul: -Infinity" 0 '.value == "-Infinity"' call --json "$G/$g" Mul -inf 1
+    # The shortest text that reads back (a subnormal too: 5e-324, not 15
+    # digits), as the text itself: jq reads longer forms as the same double.
+    # The guest starts with flush-to-zero; SetMxcsr clears it.
+    { echo 'call SetMxcsr 0x1f80'; for v in 5e-324 100 1e+300 0.30000000000000004; do echo "call Mul $v 1"; done; } |
+        "$S" shell --json "$G/$g" >"$T/out" 2>"$T/err"
+    if [ "$(sed -n 's/.*"value":\([^}]*\)}$/\1/p' "$T/out" | paste -sd' ' -)" = "null 5e-324 100 1e+300 0.30000000000000004" ]; then
+        pass "$g f64 results in their shortest form"
+    else
+        fail "$g f64 shortest form: $(cat "$T/out" "$T/err")"
+    fi
 done
 if arch_need amd64; then
     F=$G/faulty
@@ -132,6 +170,9 @@ if arch_need amd64; then
     j "faulty Abort: SL_EABORT" 1 '.code == -12 and (.error | test("boom"))' call --json "$F" Abort 7 boom
     j "faulty Spin: SL_ETIMEOUT" 1 '.code == -15' call --json --timeout-ms 300 "$F" Spin
     j "missing guest: exit 3, SL_ENOTFOUND" 3 '.ok == false and .exit == 3 and .code == -17' call --json "$T/none" Add 1 2
+    j "missing --init-data file: exit 3, SL_ENOTFOUND" 3 \
+        '.ok == false and .exit == 3 and .code == -17 and (.error | test("init data file"))' \
+        call --json --init-data "$T/none" "$G/demo" Add 1 2
     # What the guest writes to its stdout must not spoil ours.
     if [ -x "$G/lua_eval" ]; then
         j "lua_eval print goes to stderr with --json" 0 '.value == "7"' call --json "$G/lua_eval" Eval 'print("side") return 7'
