@@ -25,11 +25,7 @@ unset SANDLET_NO_LAB
 T=$(mktemp -d "${TMPDIR:-/tmp}/sandlet-backends.XXXXXX") || exit 1
 trap 'rm -rf "$T"' EXIT
 FAILS=0
-pass() { echo "PASS $1"; }
-fail() {
-    echo "FAIL $1"
-    FAILS=$((FAILS + 1))
-}
+. "$(dirname "$0")/check.sh"
 
 # The same questions to a file, natively or in the lab (one process each side).
 ask() { # ask native|lab FILE

@@ -30,24 +30,7 @@ garch() {
     esac
 }
 
-pass() { echo "PASS $1"; }
-fail() {
-    echo "FAIL $1"
-    FAILS=$((FAILS + 1))
-}
-
-# t NAME WANT_RC WANT_STDOUT ARGS...: exact exit code and stdout.
-t() {
-    name=$1 want_rc=$2 want_out=$3
-    shift 3
-    out=$("$S" "$@" 2>"$T/err")
-    rc=$?
-    if [ "$rc" = "$want_rc" ] && [ "$out" = "$want_out" ]; then
-        pass "$name"
-    else
-        fail "$name: rc=$rc (want $want_rc), stdout '$out' (want '$want_out'), stderr: $(head -c 400 "$T/err")"
-    fi
-}
+. "$(dirname "$0")/check.sh"
 
 # te NAME WANT_RC STDERR_PATTERN ARGS...: exit code, empty stdout, stderr matching (grep -E).
 te() {

@@ -25,11 +25,7 @@ repo=$(cd "$(dirname "$0")/../.." && pwd)
 export SANDLET_NO_LAB=1
 unset SANDLET_FORCE_LAB MAKEFLAGS MFLAGS MAKELEVEL
 FAILS=0
-pass() { echo "PASS $1"; }
-fail() {
-    echo "FAIL $1"
-    FAILS=$((FAILS + 1))
-}
+. "$(dirname "$0")/check.sh"
 # check NAME CONDITION-COMMAND...: PASS when the command succeeds.
 check() {
     name=$1

@@ -25,11 +25,7 @@ FAILS=0
 . "$(dirname "$0")/arch.sh"
 arch_init "$S" || FAILS=$((FAILS + 1))
 
-pass() { echo "PASS $1"; }
-fail() {
-    echo "FAIL $1"
-    FAILS=$((FAILS + 1))
-}
+. "$(dirname "$0")/check.sh"
 
 # j NAME WANT_RC JQ_CONDITION ARGS...: runs sandlet ARGS; the exit status must
 # be WANT_RC and stdout exactly one line, a JSON object for which the jq

@@ -22,24 +22,7 @@ FAILS=0
 . "$(dirname "$0")/arch.sh"
 arch_init "$S" || FAILS=$((FAILS + 1))
 
-pass() { echo "PASS $1"; }
-fail() {
-    echo "FAIL $1"
-    FAILS=$((FAILS + 1))
-}
-
-# t NAME WANT_RC WANT_STDOUT ARGS...: exact exit code and stdout.
-t() {
-    name=$1 want_rc=$2 want_out=$3
-    shift 3
-    out=$("$S" "$@" 2>"$T/err")
-    rc=$?
-    if [ "$rc" = "$want_rc" ] && [ "$out" = "$want_out" ]; then
-        pass "$name"
-    else
-        fail "$name: rc=$rc (want $want_rc), stdout '$out' (want '$want_out'), stderr: $(head -c 600 "$T/err")"
-    fi
-}
+. "$(dirname "$0")/check.sh"
 
 # te NAME WANT_RC PATTERN... -- ARGS...: exit code, empty stdout, and stderr
 # matching every PATTERN (grep -E).

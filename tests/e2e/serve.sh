@@ -29,11 +29,8 @@ FAILS=0
 . "$(dirname "$0")/arch.sh"
 arch_init "$S" || FAILS=$((FAILS + 1))
 
-pass() { echo "PASS serve: $1"; }
-fail() {
-    echo "FAIL serve: $1"
-    FAILS=$((FAILS + 1))
-}
+CHECK_PREFIX="serve: "
+. "$(dirname "$0")/check.sh"
 
 # serve NAME ARGS... <input: runs build/serve; its answers in $T/out, its
 # stderr in $T/err, its exit status in $RC.

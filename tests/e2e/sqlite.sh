@@ -54,11 +54,8 @@ arch_init "$S" || FAILS=$((FAILS + 1))
 JQ=
 command -v jq >/dev/null 2>&1 && JQ=jq
 
-pass() { echo "PASS sqlite: $1"; }
-fail() {
-    echo "FAIL sqlite: $1"
-    FAILS=$((FAILS + 1))
-}
+CHECK_PREFIX="sqlite: "
+. "$(dirname "$0")/check.sh"
 
 # q NAME WANT FILTER ARGS...: `sandlet ARGS` exits 0 and prints exactly WANT
 # (one line), and with jq the filter FILTER is true of it.
