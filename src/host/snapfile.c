@@ -943,42 +943,40 @@ int sl_snapfile_load_fd(sl_snapshot **out, int fd, sl_snapfile_info *info, sl_er
  * written (and once at the end). */
 #define PROGRESS_CHUNK (16u << 20)
 
-/* sl_snapshot_compute_hash, fed in chunks so that progress can be told (a
- * BLAKE3 stream hashes the same whatever the chunking). Without a callback
- * the mapping was prefaulted in one go by the load; with one, each chunk is
- * prefaulted before it is hashed, so the time goes where progress shows it
- * (where MADV_POPULATE_READ is missing, the hash's own page faults read it). */
+typedef struct hash_progress {
+    const sl_snapshot *s;
+    sl_progress_fn progress;
+    void *user;
+    uint64_t total;
+} hash_progress;
+
+/* Before each chunk of the blob is hashed: tell how far the hash got, and
+ * prefault the chunk, so that the time goes where progress shows it (where
+ * MADV_POPULATE_READ is missing, the hash's own page faults read it). */
+static void hash_step(void *arg, uint64_t off, uint64_t len)
+{
+    const hash_progress *hp = arg;
+    hp->progress(hp->user, off, hp->total);
+#ifdef MADV_POPULATE_READ
+    /* madvise takes a page-aligned start (chunks of the blob are). */
+    uintptr_t a = (uintptr_t)(hp->s->mem + off) & ~(uintptr_t)(SL_PAGE_SIZE - 1);
+    (void)madvise((void *)a, (size_t)((uintptr_t)(hp->s->mem + off + len) - a), MADV_POPULATE_READ);
+#else
+    (void)len;
+#endif
+}
+
+/* The identity, telling progress in PROGRESS_CHUNK steps when asked (without
+ * a callback the load prefaulted the whole mapping in one go). */
 static void hash_with_progress(const sl_snapshot *s, sl_progress_fn progress, void *user, uint8_t out[SL_HASH_LEN])
 {
     if (!progress) {
         sl_snapshot_compute_hash(s, out);
         return;
     }
-    sl_hasher *h = sl_hasher_new();
-    if (!h) {
-        memset(out, 0, SL_HASH_LEN);
-        return;
-    }
-    uint64_t total = s->mem_size + (uint64_t)s->n_regions * SL_REGION_RECORD_SIZE;
-    progress(user, 0, total);
-    for (uint64_t off = 0; off < s->mem_size;) {
-        uint64_t n = s->mem_size - off < PROGRESS_CHUNK ? s->mem_size - off : PROGRESS_CHUNK;
-#ifdef MADV_POPULATE_READ
-        /* madvise takes a page-aligned start (chunks of the blob are). */
-        uintptr_t a = (uintptr_t)(s->mem + off) & ~(uintptr_t)(SL_PAGE_SIZE - 1);
-        (void)madvise((void *)a, (size_t)((uintptr_t)(s->mem + off + n) - a), MADV_POPULATE_READ);
-#endif
-        sl_hasher_update(h, s->mem + off, (size_t)n);
-        off += n;
-        progress(user, off, total);
-    }
-    for (unsigned i = 0; i < s->n_regions; i++) {
-        uint8_t rec[SL_REGION_RECORD_SIZE];
-        sl_region_record(&s->regions[i], rec);
-        sl_hasher_update(h, rec, sizeof rec);
-    }
-    sl_hasher_final(h, out);
-    progress(user, total, total);
+    hash_progress hp = {s, progress, user, s->mem_size + (uint64_t)s->n_regions * SL_REGION_RECORD_SIZE};
+    sl_snapshot_compute_hash_in_steps(s, PROGRESS_CHUNK, hash_step, &hp, out);
+    progress(user, hp.total, hp.total);
 }
 
 static int verify_fd(int fd, sl_progress_fn progress, void *user, sl_errbuf *e)
@@ -1131,21 +1129,18 @@ static int open_temp(const char *path, char *tmp, size_t len, sl_errbuf *e)
     return sl_err(e, SL_EIO, "snapshot file: cannot find a free temporary name for %s", path);
 }
 
-/* The blob, in chunks with a progress call after each (done counts the
- * bytes of the file written so far, out of total). */
+/* The blob, in PROGRESS_CHUNK pieces with a progress call before each when
+ * asked (done counts the bytes of the file written so far, out of total). */
 static int write_blob(int fd, const sl_snapshot *s, uint64_t done, uint64_t total, sl_progress_fn progress,
                       void *user, sl_errbuf *e)
 {
-    if (!progress)
-        return write_all(fd, s->mem, s->mem_size, e);
-    progress(user, done, total);
-    for (uint64_t off = 0; off < s->mem_size;) {
-        uint64_t n = s->mem_size - off < PROGRESS_CHUNK ? s->mem_size - off : PROGRESS_CHUNK;
+    for (uint64_t off = 0, n; off < s->mem_size; off += n) {
+        n = s->mem_size - off < PROGRESS_CHUNK ? s->mem_size - off : PROGRESS_CHUNK;
+        if (progress)
+            progress(user, done + off, total);
         int rc = write_all(fd, s->mem + off, n, e);
         if (rc)
             return rc;
-        off += n;
-        progress(user, done + off, total);
     }
     return 0;
 }
@@ -1758,9 +1753,7 @@ static int open_ro(const char *path, sl_errbuf *e) { return sl_open_regular(path
 
 int sl_snapshot_save(const sl_snapshot *snap, const char *path, char *err, size_t errlen)
 {
-    sl_errbuf e = {{0}};
-    int rc = !snap || !path ? sl_err(&e, SL_EINVAL, "snapshot file: no snapshot or no path") : save(snap, path, NULL, NULL, &e);
-    return report(rc, &e, err, errlen);
+    return sl_snapshot_save_progress(snap, path, NULL, NULL, err, errlen);
 }
 
 int sl_snapshot_save_progress(const sl_snapshot *snap, const char *path, sl_progress_fn progress, void *user,
@@ -1789,13 +1782,7 @@ int sl_snapshot_load(sl_snapshot **out, const char *path, char *err, size_t errl
 
 int sl_snapshot_verify_file(const char *path, char *err, size_t errlen)
 {
-    sl_errbuf e = {{0}};
-    int fd = open_ro(path, &e);
-    if (fd < 0)
-        return report(fd, &e, err, errlen);
-    int rc = sl_snapfile_verify_fd(fd, &e);
-    close(fd);
-    return report(rc, &e, err, errlen);
+    return sl_snapshot_verify_file_progress(path, NULL, NULL, err, errlen);
 }
 
 int sl_snapshot_verify_file_progress(const char *path, sl_progress_fn progress, void *user, char *err,

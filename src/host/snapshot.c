@@ -138,20 +138,32 @@ uint64_t sl_snapshot_new_config_id(void)
     return (uint64_t)atomic_fetch_add(&next, 1);
 }
 
-void sl_snapshot_compute_hash(const sl_snapshot *s, uint8_t out[SL_HASH_LEN])
+void sl_snapshot_compute_hash_in_steps(const sl_snapshot *s, uint64_t chunk, sl_hash_step_fn step, void *arg,
+                                       uint8_t out[SL_HASH_LEN])
 {
     sl_hasher *h = sl_hasher_new();
     if (!h) {
         memset(out, 0, SL_HASH_LEN);
         return;
     }
-    sl_hasher_update(h, s->mem, s->mem_size);
+    for (uint64_t off = 0, n; off < s->mem_size; off += n) {
+        n = chunk && s->mem_size - off > chunk ? chunk : s->mem_size - off;
+        if (step)
+            step(arg, off, n);
+        sl_hasher_update(h, s->mem + off, (size_t)n);
+    }
     for (unsigned i = 0; i < s->n_regions; i++) {
         uint8_t rec[SL_REGION_RECORD_SIZE];
         sl_region_record(&s->regions[i], rec);
         sl_hasher_update(h, rec, sizeof rec);
     }
     sl_hasher_final(h, out);
+}
+
+/* The blob in one update: the hasher sees it whole. */
+void sl_snapshot_compute_hash(const sl_snapshot *s, uint8_t out[SL_HASH_LEN])
+{
+    sl_snapshot_compute_hash_in_steps(s, 0, NULL, NULL, out);
 }
 
 sl_snapshot *sl_snapshot_ref(sl_snapshot *s)

@@ -108,6 +108,12 @@ void sl_snapshot_free(sl_snapshot *s);
 
 /* Recomputes the identity of s (BLAKE3 of the blob, then the region records). */
 void sl_snapshot_compute_hash(const sl_snapshot *s, uint8_t out[SL_HASH_LEN]);
+/* The same identity, with the blob hashed `chunk` bytes at a time and
+ * step(arg, offset, length) called before each chunk (to prefault it, to
+ * tell progress); BLAKE3 gives the same hash whatever the chunking. */
+typedef void (*sl_hash_step_fn)(void *arg, uint64_t off, uint64_t len);
+void sl_snapshot_compute_hash_in_steps(const sl_snapshot *s, uint64_t chunk, sl_hash_step_fn step, void *arg,
+                                       uint8_t out[SL_HASH_LEN]);
 
 /* A fresh configuration-family id (process-wide counter). */
 uint64_t sl_snapshot_new_config_id(void);
