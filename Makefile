@@ -153,7 +153,7 @@ $(BUILD)/bench/%: bench/%.c bench/bench.h bench/bench_kvm.h tests/common/sim.h $
 
 # Native baselines on Debian's Lua and SQLite (scripts/deps.sh): the Lua
 # plugin's own code (guests/lua_plugin/plugin.c) runs natively too.
-$(BUILD)/bench/bench_requests: guests/lua_plugin/plugin.c guests/lua_plugin/json.c guests/lua_plugin/plugin.h guests/lua_plugin/json.h
+$(BUILD)/bench/bench_requests: guests/lua_plugin/plugin.c guests/lua_plugin/json.c guests/lua_plugin/plugin.h guests/lua_plugin/json.h guests/json_double.h
 $(BUILD)/bench/bench_requests: BENCH_EXTRA := guests/lua_plugin/plugin.c guests/lua_plugin/json.c $(shell pkg-config --cflags lua5.4 2>/dev/null)
 $(BUILD)/bench/bench_requests: BENCH_LIBS := -lsqlite3 $(shell pkg-config --libs lua5.4 2>/dev/null)
 
@@ -208,7 +208,7 @@ build/fuzz/fuzz_%: fuzz/fuzz_%.c $(COMMON_SRC) $(HOST_SRC) $(wildcard src/common
 		-DBLAKE3_NO_AVX512 $(FUZZ_EXTRA) -pthread -o $@ $(FUZZ_LIBS)
 
 # The Lua plugin's JSON codec, natively on Debian's liblua5.4.
-build/fuzz/fuzz_lua_json: guests/lua_plugin/plugin.c guests/lua_plugin/json.c guests/lua_plugin/plugin.h guests/lua_plugin/json.h
+build/fuzz/fuzz_lua_json: guests/lua_plugin/plugin.c guests/lua_plugin/json.c guests/lua_plugin/plugin.h guests/lua_plugin/json.h guests/json_double.h
 build/fuzz/fuzz_lua_json: FUZZ_EXTRA := guests/lua_plugin/plugin.c guests/lua_plugin/json.c $(shell pkg-config --cflags lua5.4 2>/dev/null)
 build/fuzz/fuzz_lua_json: FUZZ_LIBS := $(shell pkg-config --libs lua5.4 2>/dev/null) -lm
 

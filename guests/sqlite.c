@@ -27,6 +27,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "json_double.h"
 #include "sqlite3.h"
 
 /* ---- the VFS: no files, the guest kernel's clock and random numbers ---- */
@@ -198,9 +199,7 @@ static bool jb_i64(jbuf *b, sqlite3_int64 v)
     return jb_put(b, p, (size_t)(e - p));
 }
 
-/* The shortest of %.15g, %.16g, %.17g that reads back as the same double
- * (%.17g always does), with ".0" added when it would read as an integer.
- * JSON has no infinities: SQLite's own JSON functions write 9.0e+999, which
+/* JSON has no infinities: SQLite's own JSON functions write 9.0e+999, which
  * parsers read as infinity or the largest double; so do we. SQLite never
  * stores a NaN (it becomes NULL), but one is null here too. */
 static bool jb_double(jbuf *b, double d)
@@ -210,19 +209,7 @@ static bool jb_double(jbuf *b, double d)
     if (isinf(d))
         return d > 0 ? JB_LIT(b, "9.0e+999") : JB_LIT(b, "-9.0e+999");
     char tmp[40];
-    int n = 0;
-    for (int prec = 15; prec <= 17; prec++) {
-        n = snprintf(tmp, sizeof tmp - 2, "%.*g", prec, d);
-        if (prec == 17 || strtod(tmp, NULL) == d)
-            break;
-    }
-    if (n <= 0 || (size_t)n >= sizeof tmp - 2)
-        return JB_LIT(b, "null"); /* cannot happen with %g of a finite double */
-    if (!strpbrk(tmp, ".e")) {
-        tmp[n++] = '.';
-        tmp[n++] = '0';
-    }
-    return jb_put(b, tmp, (size_t)n);
+    return jb_put(b, tmp, json_double(tmp, sizeof tmp, d));
 }
 
 /* Length of the well-formed UTF-8 sequence at s (1..4 bytes, no overlong

@@ -63,11 +63,11 @@ $(SQLITE_OBJ)/sqlite3-32.o: $(SQLITE_STAMP) $(MUSL_STAMPS) $(MUSL_CC) mk/sqlite.
 	@echo "  SQLITE $@"
 	$(Q)$(MUSL_CC) -m32 $(SQLITE_LIB_CFLAGS) -c $(SQLITE_AMALG)/sqlite3.c -o $@
 
-build/guests/sqlite: guests/sqlite.c $(SQLITE_OBJ)/sqlite3-64.o $(GUEST_CC_DEPS) build/guests/libsandlet-guest64.a
+build/guests/sqlite: guests/sqlite.c guests/json_double.h $(SQLITE_OBJ)/sqlite3-64.o $(GUEST_CC_DEPS) build/guests/libsandlet-guest64.a
 	@echo "  GUEST $@"
 	$(Q)scripts/sandlet-cc -Werror $(SQLITE_DEFS) -I$(SQLITE_AMALG) -o $@ $< $(SQLITE_OBJ)/sqlite3-64.o
 
-build/guests/sqlite32: guests/sqlite.c $(SQLITE_OBJ)/sqlite3-32.o $(GUEST_CC_DEPS) build/guests/libsandlet-guest32.a
+build/guests/sqlite32: guests/sqlite.c guests/json_double.h $(SQLITE_OBJ)/sqlite3-32.o $(GUEST_CC_DEPS) build/guests/libsandlet-guest32.a
 	@echo "  GUEST $@"
 	$(Q)scripts/sandlet-cc -m32 -Werror $(SQLITE_DEFS) -I$(SQLITE_AMALG) -o $@ $< $(SQLITE_OBJ)/sqlite3-32.o
 

@@ -90,7 +90,7 @@ build/guests/lua_eval32: guests/lua_eval.c build/guests/lua32 build/guests/libsa
 # archive, with Lua's flags as above; the plugin's own files with the
 # project's (-std=c11 -Werror), linked by scripts/sandlet-cc.
 LUA_PLUGIN_SRC := $(wildcard guests/lua_plugin/*.c)
-LUA_PLUGIN_DEPS := $(LUA_PLUGIN_SRC) $(wildcard guests/lua_plugin/*.h) include/sandlet_guest.h scripts/sandlet-cc \
+LUA_PLUGIN_DEPS := $(LUA_PLUGIN_SRC) $(wildcard guests/lua_plugin/*.h) guests/json_double.h include/sandlet_guest.h scripts/sandlet-cc \
 	mk/thirdparty.mk
 LUA_PLUGIN_CFLAGS := -std=c11 -O2 -Wall -Wextra -Werror -DLUA_COMPAT_5_3 -DLUA_USE_POSIX -I$(LUA_SRC)/src
 LUA_PLUGIN_GUESTS := build/guests/lua_plugin build/guests/lua_plugin32

@@ -4,6 +4,7 @@
  * recursion stops at LP_JSON_MAX_DEPTH (the guest's call stack is small),
  * and every failure is a Lua error, never a crash. */
 #include "json.h"
+#include "../json_double.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -537,25 +538,6 @@ static void encode_string(enc *e, const char *s, size_t len)
     buf_addc(e->L, e->b, '"');
 }
 
-/* The shortest %g form (15 to 17 digits) that reads back as x, with ".0"
- * added to integral values so that they decode as floats again. */
-static size_t format_float(char *out, size_t cap, double x)
-{
-    int n = 0;
-    for (int prec = 15; prec <= 17; prec++) {
-        n = snprintf(out, cap, "%.*g", prec, x);
-        /* A locale with a decimal comma (only possible natively). */
-        for (char *c = out; *c; c++)
-            if (*c == ',')
-                *c = '.';
-        if (strtod(out, NULL) == x)
-            break;
-    }
-    if (out[strspn(out, "-0123456789")] == '\0')
-        n += snprintf(out + n, cap - (size_t)n, ".0");
-    return (size_t)n;
-}
-
 static void encode_number(enc *e, int idx)
 {
     char tmp[64];
@@ -566,7 +548,7 @@ static void encode_number(enc *e, int idx)
         double x = (double)lua_tonumber(e->L, idx);
         if (isnan(x) || isinf(x))
             luaL_error(e->L, "JSON: cannot encode NaN or infinity");
-        n = format_float(tmp, sizeof tmp, x);
+        n = json_double(tmp, sizeof tmp, x);
     }
     buf_add(e->L, e->b, tmp, n);
 }
