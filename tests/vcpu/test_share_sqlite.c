@@ -225,9 +225,11 @@ static void measure(const char *snap_path, uint64_t file_bytes, int procs, const
     CHECK(pss < bound);
     /* ...and the bound means something: the file's pages were read (the
      * scans made them resident), and no sandbox holds a private copy of the
-     * database (its private pages are a small fraction of it). */
+     * database (that would be at least its size). Not a tighter fraction:
+     * where the host backs scratch with transparent huge pages (the KVM lab's
+     * kernel does), a sandbox that wrote a few pages holds 2 MiB of it. */
     CHECK(pss >= file_bytes * 9 / 10);
-    CHECK(private_pages / SANDBOXES * PAGE < DB_BYTES / 8);
+    CHECK(private_pages / SANDBOXES * PAGE < DB_BYTES);
 }
 
 static void test_share_sqlite(void)
