@@ -48,7 +48,8 @@ TEST_EXTRA := tests/common/tsan_options.c
 endif
 
 COMMON_SRC := $(wildcard src/common/*.c)
-HOST_SRC := $(wildcard src/host/*.c)
+# Backends live in subfolders of src/host (src/host/kvm/): one wildcard level.
+HOST_SRC := $(wildcard src/host/*.c src/host/*/*.c)
 LIB_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(COMMON_SRC) $(HOST_SRC))
 # The guest kernels (mk/guests.mk), embedded in the library.
 KERNEL_ELFS := build/kernel/kernel64 build/kernel/kernel32
@@ -199,7 +200,7 @@ build/fuzz/kernel_blob.o: src/host/kernel_blob.S $(KERNEL_ELFS)
 	@mkdir -p $(dir $@)
 	$(Q)$(FUZZ_CC) $(KERNEL_BLOB_FLAGS) -c $< -o $@
 
-build/fuzz/fuzz_%: fuzz/fuzz_%.c $(COMMON_SRC) $(HOST_SRC) $(wildcard src/common/*.h src/host/*.h tests/common/*.h fuzz/*.h) build/fuzz/kernel_blob.o
+build/fuzz/fuzz_%: fuzz/fuzz_%.c $(COMMON_SRC) $(HOST_SRC) $(wildcard src/common/*.h src/host/*.h src/host/*/*.h tests/common/*.h fuzz/*.h) build/fuzz/kernel_blob.o
 	@mkdir -p $(dir $@)
 	@echo "  BUILD $@"
 	$(Q)$(FUZZ_CC) $(CPPFLAGS) -std=c11 $(WARN) -g -O1 -fsanitize=fuzzer,address,undefined \

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "le.h"
 #include "sandlet.h"
 #include "sl_layout.h"
 
@@ -80,33 +81,6 @@ int sl_layout_add_region(sl_layout *l, uint64_t gpa, uint64_t gva, uint64_t size
 static inline uint64_t sl_layout_scratch_gva_of(const sl_layout *l, uint64_t gpa)
 {
     return gpa - l->scratch_gpa + l->scratch_gva;
-}
-
-/* Little-endian u64 fields in guest memory, records and the PEB: byte by
- * byte, so alignment and host byte order never matter. */
-static inline uint64_t sl_get64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
-}
-
-static inline void sl_put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static inline uint32_t sl_get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static inline void sl_put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
 }
 
 /* Serialises a region as its 32-byte little-endian record (gpa, gva, size, flags, kind). */
