@@ -24,31 +24,17 @@ typedef struct pt_eff {
     bool w, u, nx;
 } pt_eff;
 
+static const pt_geo geo_amd64 = {.levels = 4, .bits = 9, .entries = 512, .esz = 8, .nx = true,
+                                 .addr_mask = SL_PTE_ADDR_AMD64, .va_span = 1ull << 48, .pa_span = 1ull << 52};
+static const pt_geo geo_i686 = {.levels = 2, .bits = 10, .entries = 1024, .esz = 4, .nx = false,
+                                .addr_mask = SL_PTE_ADDR_I686, .va_span = 1ull << 32, .pa_span = 1ull << 32};
+
 static bool geo_of(unsigned arch, pt_geo *g)
 {
-    if (arch == SL_ARCH_AMD64) {
-        g->levels = 4;
-        g->bits = 9;
-        g->entries = 512;
-        g->esz = 8;
-        g->nx = true;
-        g->addr_mask = SL_PTE_ADDR_AMD64;
-        g->va_span = 1ull << 48;
-        g->pa_span = 1ull << 52;
-        return true;
-    }
-    if (arch == SL_ARCH_I686) {
-        g->levels = 2;
-        g->bits = 10;
-        g->entries = 1024;
-        g->esz = 4;
-        g->nx = false;
-        g->addr_mask = SL_PTE_ADDR_I686;
-        g->va_span = 1ull << 32;
-        g->pa_span = 1ull << 32;
-        return true;
-    }
-    return false;
+    if (arch != SL_ARCH_AMD64 && arch != SL_ARCH_I686)
+        return false;
+    *g = arch == SL_ARCH_AMD64 ? geo_amd64 : geo_i686;
+    return true;
 }
 
 static unsigned shift_of(const pt_geo *g, unsigned level)
@@ -143,6 +129,31 @@ static sl_perm leaf_perm(const pt_geo *g, pt_eff e, uint64_t pte)
 uint64_t sl_pt_entry_addr(unsigned arch, uint64_t pte)
 {
     return pte & (arch == SL_ARCH_I686 ? SL_PTE_ADDR_I686 : SL_PTE_ADDR_AMD64);
+}
+
+uint64_t sl_pt_entry_span(unsigned arch, unsigned depth)
+{
+    pt_geo g;
+
+    if (!geo_of(arch, &g) || depth >= g.levels)
+        return 0;
+    return 1ull << shift_of(&g, depth);
+}
+
+void sl_pt_preset_accessed_dirty(unsigned arch, void *tables, uint64_t len)
+{
+    pt_geo g;
+
+    if (!geo_of(arch, &g))
+        return;
+    for (uint64_t off = 0; off + SL_PAGE_SIZE <= len; off += SL_PAGE_SIZE) {
+        void *page = (uint8_t *)tables + off;
+        for (unsigned i = 0; i < g.entries; i++) {
+            uint64_t pte = rd(&g, page, i);
+            if (pte & SL_PTE_P)
+                wr(&g, page, i, pte | SL_PTE_A | SL_PTE_D);
+        }
+    }
 }
 
 uint64_t sl_pt_encode_leaf(unsigned arch, uint64_t gpa, sl_perm perm)

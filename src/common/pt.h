@@ -21,6 +21,8 @@
 #define SL_PTE_P (1ull << 0)
 #define SL_PTE_RW (1ull << 1)
 #define SL_PTE_US (1ull << 2)
+#define SL_PTE_A (1ull << 5) /* Accessed: set by the CPU's walk */
+#define SL_PTE_D (1ull << 6) /* Dirty: set by the CPU on a write through a leaf */
 #define SL_PTE_PS (1ull << 7)
 #define SL_PTE_COW (1ull << 9) /* software bit: copy-on-write leaf (RW clear) */
 #define SL_PTE_NX (1ull << 63)
@@ -78,6 +80,21 @@ uint64_t sl_pt_encode_leaf(unsigned arch, uint64_t gpa, sl_perm perm);
 /* Decodes a present leaf; a non-present entry decodes to kind UNMAPPED. */
 sl_perm sl_pt_decode_leaf(unsigned arch, uint64_t pte);
 uint64_t sl_pt_entry_addr(unsigned arch, uint64_t pte);
+
+/* Bytes of VA one entry of a table at level `depth` (0 = the root) maps:
+ * 4 KiB at the last level, the large-page size where a PS leaf may stand
+ * (2 MiB and 1 GiB on amd64, 4 MiB on i686), 512 GiB for an amd64 root
+ * entry. A whole table at `depth` + 1 spans that much. 0 for a bad arch or
+ * depth. */
+uint64_t sl_pt_entry_span(unsigned arch, unsigned depth);
+
+/* Sets Accessed and Dirty in every present entry of the whole table pages
+ * in [tables, tables+len). A snapshot's tables carry them preset: otherwise
+ * the CPU's first walk after each restore writes them, dirtying every table
+ * page the guest touches, and restore must copy those pages back. Dirty is
+ * ignored in non-leaf entries, and a read-only leaf is never written
+ * through, so presetting changes no translation. */
+void sl_pt_preset_accessed_dirty(unsigned arch, void *tables, uint64_t len);
 
 /* Map [gva, gva+len) to [gpa, gpa+len) with 4 KiB pages and `perm` (kind
  * UNMAPPED clears the leaves), allocating intermediate tables as needed;

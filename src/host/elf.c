@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "abi.h"
+#include "le.h"
 #include "sl_layout.h"
 
 /* ELF fields are read with memcpy into host structures, which is only right
@@ -43,30 +44,6 @@ static bool range_ok(uint64_t off, uint64_t size, uint64_t limit)
 static uint64_t page_up(uint64_t v) /* caller guarantees no overflow */
 {
     return (v + SL_PAGE_SIZE - 1) & SL_PAGE_MASK;
-}
-
-static uint32_t rd32(const uint8_t *p)
-{
-    uint32_t v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-
-static uint64_t rd64(const uint8_t *p)
-{
-    uint64_t v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-
-static void wr32(uint8_t *p, uint32_t v)
-{
-    memcpy(p, &v, sizeof v);
-}
-
-static void wr64(uint8_t *p, uint64_t v)
-{
-    memcpy(p, &v, sizeof v);
 }
 
 /* One past the highest guest address a segment may reach: the 32-bit space
@@ -218,8 +195,8 @@ static int version_note(pctx *c, const uint8_t *desc, uint32_t descsz)
     if (img->has_version)
         return sl_err(c->e, SL_EFORMAT, "ELF: more than one sandlet version note");
     img->has_version = true;
-    img->version_major = rd32(desc);
-    img->version_minor = rd32(desc + 4);
+    img->version_major = sl_get32(desc);
+    img->version_minor = sl_get32(desc + 4);
     return 0;
 }
 
@@ -238,7 +215,7 @@ static int scan_notes(pctx *c, unsigned i, const phdr *p)
         uint64_t rem = p->filesz - pos;
         if (rem < 12)
             return sl_err(c->e, SL_EFORMAT, "ELF: PT_NOTE (phdr %u): truncated note header at +0x%llx", i, (ull)pos);
-        uint32_t namesz = rd32(seg + pos), descsz = rd32(seg + pos + 4), type = rd32(seg + pos + 8);
+        uint32_t namesz = sl_get32(seg + pos), descsz = sl_get32(seg + pos + 4), type = sl_get32(seg + pos + 8);
         /* Offsets relative to the segment; all fit easily in 64 bits. */
         uint64_t name_off = pos + 12;
         uint64_t desc_off = (name_off + namesz + align - 1) & ~(align - 1);
@@ -389,11 +366,11 @@ static int walk_relocs(const sl_elf_image *img, const uint8_t *buf, size_t len, 
         uint64_t where;
         uint32_t type;
         if (amd64) {
-            where = rd64(r);
-            type = (uint32_t)ELF64_R_TYPE(rd64(r + 8));
+            where = sl_get64(r);
+            type = (uint32_t)ELF64_R_TYPE(sl_get64(r + 8));
         } else {
-            where = rd32(r);
-            type = ELF32_R_TYPE(rd32(r + 4));
+            where = sl_get32(r);
+            type = ELF32_R_TYPE(sl_get32(r + 4));
         }
         if (type == R_X86_64_NONE) /* == R_386_NONE */
             continue;
@@ -408,9 +385,9 @@ static int walk_relocs(const sl_elf_image *img, const uint8_t *buf, size_t len, 
             continue;
         uint8_t *t = dst + (where - img->base_va);
         if (amd64)
-            wr64(t, rd64(r + 16) + delta); /* r_addend + delta */
+            sl_put64(t, sl_get64(r + 16) + delta); /* r_addend + delta */
         else
-            wr32(t, rd32(t) + (uint32_t)delta);
+            sl_put32(t, sl_get32(t) + (uint32_t)delta);
     }
     return 0;
 }
@@ -449,8 +426,8 @@ static int read_dynamic(pctx *c, bool *seen, uint64_t *val)
                       (ull)d->vaddr, (ull)d->filesz);
     for (uint64_t i = 0; i < d->filesz / ent; i++) {
         const uint8_t *p = c->buf + off + i * ent;
-        int64_t tag = c->is64 ? (int64_t)rd64(p) : (int32_t)rd32(p);
-        uint64_t v = c->is64 ? rd64(p + 8) : rd32(p + 4);
+        int64_t tag = c->is64 ? (int64_t)sl_get64(p) : (int32_t)sl_get32(p);
+        uint64_t v = c->is64 ? sl_get64(p + 8) : sl_get32(p + 4);
         if (tag == DT_NULL)
             break;
         if (tag == DT_NEEDED)

@@ -1,3 +1,5 @@
+/* A sandbox's guest memory (see mem.h): scratch, the dirty-page record, and
+ * restore, which puts a snapshot's tables and bookkeeping into scratch. */
 #include "mem.h"
 
 #include "snapfile.h"
@@ -11,22 +13,20 @@ int sl_mem_create(sl_mem **out, const sl_snapshot *snap, sl_errbuf *e)
     sl_mem *m = calloc(1, sizeof *m);
     if (!m)
         return sl_err(e, SL_ENOMEM, "out of memory");
-    m->layout = snap->layout;
-    m->config_id = snap->config_id;
-    uint64_t pages = m->layout.scratch_size / SL_PAGE_SIZE;
-    m->dirty_words = (pages + 63) / 64;
-    m->dirty = calloc(m->dirty_words, sizeof *m->dirty);
+    m->layout = *sl_snapshot_layout(snap);
+    m->config_id = sl_snapshot_config_id(snap);
+    bool have_set = sl_pageset_init(&m->dirty_set, m->layout.scratch_size / SL_PAGE_SIZE);
     /* Untouched scratch costs nothing: the kernel hands out zero pages on
      * first touch, which is also why a fresh sandbox needs no zeroing. */
     m->scratch = mmap(NULL, m->layout.scratch_size, PROT_READ | PROT_WRITE,
                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (m->scratch == MAP_FAILED || !m->dirty) {
+    if (m->scratch == MAP_FAILED || !have_set) {
         if (m->scratch != MAP_FAILED)
             munmap(m->scratch, m->layout.scratch_size);
-        free(m->dirty);
+        sl_pageset_free(&m->dirty_set);
         free(m);
         return sl_err(e, SL_ENOMEM, "cannot map %llu bytes of scratch",
-                      (unsigned long long)snap->layout.scratch_size);
+                      (unsigned long long)sl_snapshot_layout(snap)->scratch_size);
     }
     *out = m;
     return 0;
@@ -37,7 +37,7 @@ void sl_mem_free(sl_mem *m)
     if (!m)
         return;
     munmap(m->scratch, m->layout.scratch_size);
-    free(m->dirty);
+    sl_pageset_free(&m->dirty_set);
     free(m);
 }
 
@@ -49,14 +49,17 @@ void sl_mem_mark_dirty(sl_mem *m, uint64_t gpa, uint64_t len)
     uint64_t first = (gpa - l->scratch_gpa) / SL_PAGE_SIZE;
     uint64_t room = l->scratch_size - (gpa - l->scratch_gpa);
     uint64_t last = (gpa - l->scratch_gpa + (len < room ? len : room) - 1) / SL_PAGE_SIZE;
-    for (uint64_t p = first; p <= last; p++)
-        m->dirty[p / 64] |= 1ull << (p % 64);
+    sl_pageset_add_range(&m->dirty_set, first, last - first + 1);
 }
 
 void sl_mem_merge_dirty(sl_mem *m, const uint64_t *bitmap)
 {
-    for (uint64_t i = 0; i < m->dirty_words; i++)
-        m->dirty[i] |= bitmap[i];
+    sl_pageset_merge(&m->dirty_set, bitmap);
+}
+
+uint64_t sl_mem_dirty_words(const sl_mem *m)
+{
+    return m->dirty_set.n_words;
 }
 
 /* mincore() answers for a private anonymous mapping whether each page has
@@ -79,10 +82,7 @@ uint64_t sl_mem_resident_pages(const sl_mem *m)
 
 uint64_t sl_mem_dirty_pages(const sl_mem *m)
 {
-    uint64_t n = 0;
-    for (uint64_t i = 0; i < m->dirty_words; i++)
-        n += (uint64_t)__builtin_popcountll(m->dirty[i]);
-    return n;
+    return sl_pageset_count(&m->dirty_set);
 }
 
 static bool within(uint64_t gpa, uint64_t len, uint64_t base, uint64_t size)
@@ -92,8 +92,8 @@ static bool within(uint64_t gpa, uint64_t len, uint64_t base, uint64_t size)
 
 const uint8_t *sl_mem_read_ptr(const sl_mem *m, uint64_t gpa, uint64_t len)
 {
-    if (m->snap && within(gpa, len, SL_BASE_ADDRESS, m->snap->visible_size))
-        return m->snap->mem + (gpa - SL_BASE_ADDRESS);
+    if (m->snap && within(gpa, len, SL_BASE_ADDRESS, sl_snapshot_memory_size(m->snap)))
+        return sl_snapshot_visible(m->snap) + (gpa - SL_BASE_ADDRESS);
     if (within(gpa, len, m->layout.scratch_gpa, m->layout.scratch_size))
         return m->scratch + (gpa - m->layout.scratch_gpa);
     return NULL;
@@ -121,29 +121,16 @@ void sl_mem_bk_set(sl_mem *m, unsigned slot, uint64_t v)
  * (MADV_DONTNEED re-zeroes on next touch) instead of being written. */
 static uint64_t reset_dirty(sl_mem *m)
 {
-    uint64_t pages = m->layout.scratch_size / SL_PAGE_SIZE, zeroed = 0;
-    for (uint64_t w = 0; w < m->dirty_words; w++) {
-        while (m->dirty[w]) {
-            uint64_t p = w * 64 + (uint64_t)__builtin_ctzll(m->dirty[w]);
-            uint64_t run = 0;
-            while (p + run < pages && (m->dirty[(p + run) / 64] >> ((p + run) % 64) & 1)) {
-                m->dirty[(p + run) / 64] &= ~(1ull << ((p + run) % 64));
-                run++;
-            }
-            uint8_t *at = m->scratch + p * SL_PAGE_SIZE;
-            if (run >= 64)
-                madvise(at, run * SL_PAGE_SIZE, MADV_DONTNEED);
-            else
-                memset(at, 0, run * SL_PAGE_SIZE);
-            zeroed += run;
-        }
+    uint64_t zeroed = 0;
+    for (uint64_t p = 0, run; sl_pageset_take_run(&m->dirty_set, &p, &run); p += run) {
+        uint8_t *at = m->scratch + p * SL_PAGE_SIZE;
+        if (run >= 64)
+            madvise(at, run * SL_PAGE_SIZE, MADV_DONTNEED);
+        else
+            memset(at, 0, run * SL_PAGE_SIZE);
+        zeroed += run;
     }
     return zeroed;
-}
-
-static bool is_dirty(const sl_mem *m, uint64_t page)
-{
-    return m->dirty[page / 64] >> (page % 64) & 1;
 }
 
 /* Puts the snapshot's page tables into scratch. When the same tables are
@@ -154,32 +141,74 @@ static bool is_dirty(const sl_mem *m, uint64_t page)
 static void copy_tables(sl_mem *m, const sl_snapshot *s)
 {
     const sl_layout *l = &m->layout;
-    uint64_t first = (l->pt_gpa - l->scratch_gpa) / SL_PAGE_SIZE, n = s->pt_size / SL_PAGE_SIZE;
-    const uint8_t *src = s->mem + s->visible_size;
+    uint64_t pt_size = sl_snapshot_page_table_size(s);
+    uint64_t first = (l->pt_gpa - l->scratch_gpa) / SL_PAGE_SIZE, n = pt_size / SL_PAGE_SIZE;
+    const uint8_t *src = sl_snapshot_tables(s);
     uint8_t *dst = m->scratch + first * SL_PAGE_SIZE;
     m->last_tables_copied = 0;
-    bool same = m->snap && m->tables_size == s->pt_size && memcmp(m->tables_hash, s->hash, SL_HASH_LEN) == 0;
+    bool same = m->snap && m->tables_size == pt_size &&
+                memcmp(m->tables_hash, sl_snapshot_hash(s), SL_HASH_LEN) == 0;
     for (uint64_t i = 0; i < n; i++) {
         uint64_t p = first + i;
-        if (!same || is_dirty(m, p)) {
+        if (!same || sl_pageset_has(&m->dirty_set, p)) {
             memcpy(dst + i * SL_PAGE_SIZE, src + i * SL_PAGE_SIZE, SL_PAGE_SIZE);
             m->last_tables_copied++;
         }
-        m->dirty[p / 64] &= ~(1ull << (p % 64));
+        sl_pageset_remove(&m->dirty_set, p);
     }
     /* Table pages beyond the new tables' end may hold an older, larger set. */
-    if (!same && m->tables_size > s->pt_size)
-        sl_mem_mark_dirty(m, l->pt_gpa + s->pt_size, m->tables_size - s->pt_size);
+    if (!same && m->tables_size > pt_size)
+        sl_mem_mark_dirty(m, l->pt_gpa + pt_size, m->tables_size - pt_size);
+}
+
+/* The bookkeeping page as restore leaves it: where scratch, the tables and
+ * the buffers are, and the snapshot's roots and entry point. The kernel
+ * reads it on every entry, so it is written afresh whatever the guest left. */
+static void write_bookkeeping(sl_mem *m, const sl_snapshot *s)
+{
+    const sl_layout *l = &m->layout;
+    uint64_t bk_gva = sl_layout_scratch_gva_of(l, l->bk_gpa);
+    const struct {
+        unsigned slot;
+        uint64_t value;
+    } slots[] = {
+        {SL_BK_MAGIC, SL_BK_MAGIC_VALUE},
+        {SL_BK_SCRATCH_SIZE, l->scratch_size},
+        {SL_BK_ALLOC_CURSOR, l->pt_gpa + sl_snapshot_page_table_size(s)},
+        {SL_BK_ALLOC_LIMIT, l->exc_stack_gpa},
+        {SL_BK_PT_GPA, l->pt_gpa},
+        {SL_BK_PT_ROOT, m->root},
+        {SL_BK_GENERATION, sl_snapshot_generation(s)},
+        {SL_BK_EXC_STACK_TOP, bk_gva},
+        {SL_BK_KSTACK, bk_gva & ~15ull},
+        {SL_BK_INPUT_GVA, l->scratch_gva},
+        {SL_BK_INPUT_SIZE, l->input_size},
+        {SL_BK_OUTPUT_GVA, l->scratch_gva + l->input_size},
+        {SL_BK_OUTPUT_SIZE, l->output_size},
+        {SL_BK_SCRATCH_GVA, l->scratch_gva},
+        {SL_BK_SCRATCH_GPA, l->scratch_gpa},
+        {SL_BK_PEB_GVA, l->peb_gpa},
+        {SL_BK_DIRTY_HINT, 0},
+        {SL_BK_DISPATCH, sl_snapshot_next_kind(s) == SL_NEXT_CALL ? sl_snapshot_next_addr(s) : 0},
+        {SL_BK_STACK_TOP, sl_snapshot_stack_top(s)},
+        {SL_BK_NROOTS, sl_snapshot_n_roots(s)},
+    };
+    for (size_t i = 0; i < sizeof slots / sizeof slots[0]; i++)
+        sl_mem_bk_set(m, slots[i].slot, slots[i].value);
+    for (unsigned i = 0; i < sl_snapshot_n_roots(s); i++)
+        sl_mem_bk_set(m, SL_BK_ROOTS + 8 * i, sl_snapshot_root(s, i));
 }
 
 int sl_mem_restore(sl_mem *m, const sl_snapshot *s, sl_errbuf *e)
 {
     const sl_layout *l = &m->layout;
-    if (s->config_id != m->config_id)
+    uint64_t config_id = sl_snapshot_config_id(s);
+    unsigned n_roots = sl_snapshot_n_roots(s);
+    if (config_id != m->config_id)
         return sl_err(e, SL_EFAMILY,
                       "snapshot belongs to configuration family %llu, this sandbox to family %llu",
-                      (unsigned long long)s->config_id, (unsigned long long)m->config_id);
-    if (s->pt_size > l->exc_stack_gpa - l->pt_gpa || s->n_roots == 0 || s->n_roots > SL_BK_MAX_ROOTS)
+                      (unsigned long long)config_id, (unsigned long long)m->config_id);
+    if (sl_snapshot_page_table_size(s) > l->exc_stack_gpa - l->pt_gpa || n_roots == 0 || n_roots > SL_BK_MAX_ROOTS)
         return sl_err(e, SL_ERANGE, "snapshot page tables do not fit this sandbox's scratch");
     copy_tables(m, s);
     /* A table page the file lost was read as zeros (snapfile.c): the tables
@@ -190,33 +219,11 @@ int sl_mem_restore(sl_mem *m, const sl_snapshot *s, sl_errbuf *e)
     }
     m->last_reset_pages = reset_dirty(m);
     m->snap = s;
-    memcpy(m->tables_hash, s->hash, SL_HASH_LEN);
-    m->tables_size = s->pt_size;
-
-    m->root = s->roots[s->cur_root];
-    m->generation = s->generation;
-    sl_mem_bk_set(m, SL_BK_MAGIC, SL_BK_MAGIC_VALUE);
-    sl_mem_bk_set(m, SL_BK_SCRATCH_SIZE, l->scratch_size);
-    sl_mem_bk_set(m, SL_BK_ALLOC_CURSOR, l->pt_gpa + s->pt_size);
-    sl_mem_bk_set(m, SL_BK_ALLOC_LIMIT, l->exc_stack_gpa);
-    sl_mem_bk_set(m, SL_BK_PT_GPA, l->pt_gpa);
-    sl_mem_bk_set(m, SL_BK_PT_ROOT, m->root);
-    sl_mem_bk_set(m, SL_BK_GENERATION, s->generation);
-    sl_mem_bk_set(m, SL_BK_EXC_STACK_TOP, sl_layout_scratch_gva_of(l, l->bk_gpa));
-    sl_mem_bk_set(m, SL_BK_KSTACK, sl_layout_scratch_gva_of(l, l->bk_gpa) & ~15ull);
-    sl_mem_bk_set(m, SL_BK_INPUT_GVA, l->scratch_gva);
-    sl_mem_bk_set(m, SL_BK_INPUT_SIZE, l->input_size);
-    sl_mem_bk_set(m, SL_BK_OUTPUT_GVA, l->scratch_gva + l->input_size);
-    sl_mem_bk_set(m, SL_BK_OUTPUT_SIZE, l->output_size);
-    sl_mem_bk_set(m, SL_BK_SCRATCH_GVA, l->scratch_gva);
-    sl_mem_bk_set(m, SL_BK_SCRATCH_GPA, l->scratch_gpa);
-    sl_mem_bk_set(m, SL_BK_PEB_GVA, l->peb_gpa);
-    sl_mem_bk_set(m, SL_BK_DIRTY_HINT, 0);
-    sl_mem_bk_set(m, SL_BK_DISPATCH, s->next_kind == SL_NEXT_CALL ? s->next_addr : 0);
-    sl_mem_bk_set(m, SL_BK_STACK_TOP, s->stack_top);
-    sl_mem_bk_set(m, SL_BK_NROOTS, s->n_roots);
-    for (unsigned i = 0; i < s->n_roots; i++)
-        sl_mem_bk_set(m, SL_BK_ROOTS + 8 * i, s->roots[i]);
+    memcpy(m->tables_hash, sl_snapshot_hash(s), SL_HASH_LEN);
+    m->tables_size = sl_snapshot_page_table_size(s);
+    m->root = sl_snapshot_root(s, sl_snapshot_cur_root(s));
+    m->generation = sl_snapshot_generation(s);
+    write_bookkeeping(m, s);
     return 0;
 }
 
@@ -230,8 +237,8 @@ void sl_mem_guest_state(const sl_mem *m, sl_guest_state *st)
 {
     memset(st, 0, sizeof *st);
     st->layout = &m->layout;
-    st->snap_mem = m->snap ? m->snap->mem : NULL;
-    st->snap_size = m->snap ? m->snap->visible_size : 0;
+    st->snap_mem = m->snap ? sl_snapshot_visible(m->snap) : NULL;
+    st->snap_size = m->snap ? sl_snapshot_memory_size(m->snap) : 0;
     st->scratch = m->scratch;
     st->config_id = m->config_id;
     st->generation = m->generation;

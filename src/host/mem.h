@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "pageset.h"
 #include "snapshot.h"
 
 typedef struct sl_mem {
@@ -15,8 +16,15 @@ typedef struct sl_mem {
     uint64_t config_id;
     const sl_snapshot *snap; /* currently mapped; the caller keeps it alive */
     uint8_t *scratch;
-    uint64_t *dirty;       /* one bit per scratch page */
-    uint64_t dirty_words;
+    union {
+        sl_pageset dirty_set; /* scratch pages written since the last restore */
+        /* Its words under their old names, until sandbox.c and
+         * test_hostfault.c use sl_mem_dirty_words and the set. */
+        struct {
+            uint64_t *dirty;
+            uint64_t dirty_words;
+        };
+    };
     uint64_t root;         /* CR3 after the last restore */
     uint64_t generation;
     uint64_t last_reset_pages; /* pages zeroed by the last restore */
@@ -47,6 +55,8 @@ void sl_mem_mark_dirty(sl_mem *m, uint64_t gpa, uint64_t len);
 /* ORs a hypervisor dirty bitmap (one bit per scratch page) into the record. */
 void sl_mem_merge_dirty(sl_mem *m, const uint64_t *bitmap);
 uint64_t sl_mem_dirty_pages(const sl_mem *m);
+/* Words of the bitmap sl_mem_merge_dirty takes (one bit per scratch page). */
+uint64_t sl_mem_dirty_words(const sl_mem *m);
 /* Scratch pages that hold memory in the host (sl_sandbox_info.resident_pages). */
 uint64_t sl_mem_resident_pages(const sl_mem *m);
 

@@ -31,45 +31,8 @@ typedef struct sl_snapshot_stats {
     uint64_t leaves;    /* mapped 4 KiB VAs (>= pages: aliases share a page) */
 } sl_snapshot_stats;
 
-struct sl_snapshot {
-    unsigned arch;
-    sl_layout layout;
-    /* The blob: visible_size guest-visible bytes (at GPA SL_BASE_ADDRESS),
-     * then pt_size bytes of page tables that restore copies to layout.pt_gpa.
-     * Read-only once built; never written while any sandbox maps it. */
-    uint8_t *mem;
-    uint64_t mem_size;
-    void *map_base;    /* mapping to munmap on free (NULL: none), e.g. a whole file */
-    uint64_t map_len;
-    /* The file a loaded snapshot maps, watched for changes (snapfile.h,
-     * sl_snapfile_check); NULL for a snapshot made in memory. */
-    struct sl_snapfile_watch *file;
-    _Atomic int refs;  /* sl_snapshot_ref / sl_snapshot_free */
-    uint64_t visible_size;
-    uint64_t pt_size;
-    /* Root tables, as GPAs where restore puts them; cur_root indexes roots. */
-    uint64_t roots[SL_BK_MAX_ROOTS];
-    unsigned n_roots, cur_root;
-    /* Mapped regions (the layout's, for a snapshot made from a binary; empty
-     * after compaction, where every page lives in the blob). */
-    sl_region regions[SL_MAX_REGIONS];
-    unsigned n_regions;
-    struct {
-        bool valid, pie;
-        uint64_t base_va, load_addr, entry;
-    } load_info; /* debug only */
-    uint8_t hash[SL_HASH_LEN];
-    uint64_t stack_top;
-    uint32_t sregs_len; /* 0: none (a snapshot made from a binary) */
-    uint8_t sregs[SL_SREGS_MAX];
-    uint32_t next_kind; /* SL_NEXT_* */
-    uint64_t next_addr;
-    uint64_t config_id;
-    uint64_t generation;
-    sl_snapshot_stats stats;
-    sl_errbuf err;
-};
 typedef struct sl_snapshot sl_snapshot;
+struct sl_snapfile_watch;
 
 /* Builds a snapshot from a guest ELF image in memory. */
 int sl_snapshot_from_binary(sl_snapshot **out, const uint8_t *elf, size_t len, const sl_config *cfg,
@@ -118,4 +81,43 @@ void sl_snapshot_compute_hash_in_steps(const sl_snapshot *s, uint64_t chunk, sl_
 /* A fresh configuration-family id (process-wide counter). */
 uint64_t sl_snapshot_new_config_id(void);
 
+
+/* ---- what a snapshot holds (the struct is private: snapshot_impl.h) ---- */
+
+unsigned sl_snapshot_arch(const sl_snapshot *s);
+/* The layout of the snapshot's configuration family (n_regions is 0 after
+ * compaction: every page then lives in the blob). */
+const sl_layout *sl_snapshot_layout(const sl_snapshot *s);
+uint64_t sl_snapshot_config_id(const sl_snapshot *s);
+/* The identity (SL_HASH_LEN bytes, BLAKE3 of the blob and region records),
+ * without a copy; sl_snapshot_id copies it out. */
+const uint8_t *sl_snapshot_hash(const sl_snapshot *s);
+/* The whole blob: the visible memory, then the page tables. */
+const uint8_t *sl_snapshot_blob(const sl_snapshot *s, uint64_t *size);
+/* Guest-visible memory at GPA SL_BASE_ADDRESS, sl_snapshot_memory_size bytes. */
+const uint8_t *sl_snapshot_visible(const sl_snapshot *s);
+/* Page tables that restore copies to layout->pt_gpa,
+ * sl_snapshot_page_table_size bytes. */
+const uint8_t *sl_snapshot_tables(const sl_snapshot *s);
+/* Address spaces: root tables as GPAs where restore puts them. */
+unsigned sl_snapshot_n_roots(const sl_snapshot *s);
+uint64_t sl_snapshot_root(const sl_snapshot *s, unsigned i);
+unsigned sl_snapshot_cur_root(const sl_snapshot *s);
+/* Saved CPU state (cpustate.h encoding); NULL with *len 0 for a snapshot
+ * made from a binary, which starts from reset state. */
+const uint8_t *sl_snapshot_cpu_state(const sl_snapshot *s, uint32_t *len);
+/* What the guest runs next (SL_NEXT_*) and where. */
+uint32_t sl_snapshot_next_kind(const sl_snapshot *s);
+uint64_t sl_snapshot_next_addr(const sl_snapshot *s);
+uint64_t sl_snapshot_stack_top(const sl_snapshot *s);
+/* The file a loaded snapshot maps (snapfile.h); NULL when made in memory. */
+struct sl_snapfile_watch *sl_snapshot_file(const sl_snapshot *s);
+const sl_snapshot_stats *sl_snapshot_page_stats(const sl_snapshot *s);
+/* Regions of a snapshot made from a binary (none after compaction). */
+unsigned sl_snapshot_n_regions(const sl_snapshot *s);
+const sl_region *sl_snapshot_region(const sl_snapshot *s, unsigned i);
+
 #endif
+
+/* until every user reads accessors */
+#include "snapshot_impl.h"

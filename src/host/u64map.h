@@ -1,5 +1,6 @@
-/* Open-addressing map from u64 keys to u64 values, used for the snapshot
- * engine's "seen tables" and "page already copied" sets. */
+/* Open-addressing map from u64 keys to u64 values: page addresses to
+ * whatever a walk keeps about them (pt_owners.h's table owners, compaction's
+ * "page already copied" map). */
 #ifndef SL_U64MAP_H
 #define SL_U64MAP_H
 

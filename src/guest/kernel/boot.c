@@ -11,6 +11,7 @@
  *  4. build the program's initial stack (argv, environment, auxiliary
  *     vector) — faults are handled from here on — and iret to CPL3. */
 #include "kernel.h"
+#include "le.h"
 
 k_cpu k_cpu_pages;
 k_vm k_vmstate;
@@ -73,26 +74,20 @@ static uint64_t seg_desc(uint32_t base, uint32_t limit, uint8_t access, uint8_t 
 #define IOMAP_BYTES ((IOMAP_LAST_OPEN / 8u) + 2u)
 _Static_assert(IOMAP_OFF + IOMAP_BYTES <= 4096, "the I/O bitmap must fit the TSS page");
 
-static void put32(uint8_t *p, uint32_t v)
-{
-    for (unsigned i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
 static void build_tss(void)
 {
     uint8_t *t = k_cpu_pages.tss;
     k_memset(t, 0, sizeof k_cpu_pages.tss);
     uint64_t top = k_st.bk_gva & ~15ull; /* the kernel stack ends where the bookkeeping page starts */
 #if defined(__x86_64__)
-    put32(t + 4, (uint32_t)top);
-    put32(t + 8, (uint32_t)(top >> 32));
+    sl_put32(t + 4, (uint32_t)top);
+    sl_put32(t + 8, (uint32_t)(top >> 32));
     uint64_t ist1 = (k_st.bk_gva - SL_EXC_STACK_SIZE + SL_PAGE_SIZE) & ~15ull; /* #DF: the bottom page */
-    put32(t + 36, (uint32_t)ist1);
-    put32(t + 40, (uint32_t)(ist1 >> 32));
+    sl_put32(t + 36, (uint32_t)ist1);
+    sl_put32(t + 40, (uint32_t)(ist1 >> 32));
 #else
-    put32(t + 4, (uint32_t)top);
-    put32(t + 8, SEL_KDATA);
+    sl_put32(t + 4, (uint32_t)top);
+    sl_put32(t + 8, SEL_KDATA);
 #endif
     t[102] = (uint8_t)IOMAP_OFF;
     t[103] = (uint8_t)(IOMAP_OFF >> 8);

@@ -1,0 +1,52 @@
+/* The snapshot object itself: private to the engine that builds one from a
+ * binary or from guest memory (snapshot.c, compact.c, snapbuild.c) and to
+ * the file codec that builds one from a file (snapfile*.c). Everyone else
+ * reads a snapshot through the accessors in snapshot.h, so the blob layout
+ * and the bookkeeping below can change without touching them. */
+#ifndef SL_SNAPSHOT_IMPL_H
+#define SL_SNAPSHOT_IMPL_H
+
+#include "snapshot.h"
+
+struct sl_snapshot {
+    unsigned arch;
+    sl_layout layout;
+    /* The blob: visible_size guest-visible bytes (at GPA SL_BASE_ADDRESS),
+     * then pt_size bytes of page tables that restore copies to layout.pt_gpa.
+     * Read-only once built; never written while any sandbox maps it. */
+    uint8_t *mem;
+    uint64_t mem_size;
+    void *map_base;    /* mapping to munmap on free (NULL: none), e.g. a whole file */
+    uint64_t map_len;
+    /* The file a loaded snapshot maps, watched for changes (snapfile.h,
+     * sl_snapfile_check); NULL for a snapshot made in memory. */
+    struct sl_snapfile_watch *file;
+    _Atomic int refs;  /* sl_snapshot_ref / sl_snapshot_free */
+    uint64_t visible_size;
+    uint64_t pt_size;
+    /* Root tables, as GPAs where restore puts them; cur_root indexes roots. */
+    uint64_t roots[SL_BK_MAX_ROOTS];
+    unsigned n_roots, cur_root;
+    /* Mapped regions (the layout's, for a snapshot made from a binary; empty
+     * after compaction, where every page lives in the blob). */
+    sl_region regions[SL_MAX_REGIONS];
+    unsigned n_regions;
+    struct {
+        bool valid, pie;
+        uint64_t base_va, load_addr, entry;
+    } load_info; /* debug only */
+    /* Identity, computed once when the blob is final (a loaded file carries
+     * it and verify recomputes it): never recomputed on the restore path. */
+    uint8_t hash[SL_HASH_LEN];
+    uint64_t stack_top;
+    uint32_t sregs_len; /* 0: none (a snapshot made from a binary) */
+    uint8_t sregs[SL_SREGS_MAX];
+    uint32_t next_kind; /* SL_NEXT_* */
+    uint64_t next_addr;
+    uint64_t config_id;
+    uint64_t generation;
+    sl_snapshot_stats stats;
+    sl_errbuf err;
+};
+
+#endif
