@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "sandlet.h"
+#include "t.h"
 
 /* Path of a built guest: $SANDLET_GUESTS/name, default build/guests/name. */
 static inline const char *guest_path(const char *name)
@@ -40,5 +41,19 @@ static inline int call_text(sl_sandbox *sb, const char *fn, const char *arg, cha
     const char *text = rc ? sl_sandbox_errmsg(sb) : (const char *)r.v.buf.ptr;
     snprintf(out, cap, "%.*s", rc ? (int)strlen(text) : (int)r.v.buf.len, text);
     return rc;
+}
+
+/* Checks that fn(arg) returns the string `want`: otherwise prints the call
+ * and what came back and fails the current test. Returns 0 or -1. */
+static inline int expect_text(sl_sandbox *sb, const char *fn, const char *arg, const char *want)
+{
+    char got[4096];
+    int rc = call_text(sb, fn, arg, got, sizeof got);
+    if (rc || strcmp(got, want) != 0) {
+        printf("  %s(%s) = %s (rc %d), want %s\n", fn, arg, got, rc, want);
+        t_failed_now = 1;
+        return -1;
+    }
+    return 0;
 }
 #endif
