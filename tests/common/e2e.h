@@ -2,6 +2,7 @@
 #ifndef SL_TEST_E2E_H
 #define SL_TEST_E2E_H
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,5 +56,19 @@ static inline int expect_text(sl_sandbox *sb, const char *fn, const char *arg, c
         return -1;
     }
     return 0;
+}
+
+/* The host side of HostUpper: `arg` (a string) upper-cased into buf (room
+ * for its length + 1), returned in *ret. */
+static inline void upper_string(sl_value *ret, char *buf, const sl_value *arg)
+{
+    const char *s = arg->v.buf.ptr;
+    size_t n = arg->v.buf.len;
+    for (size_t i = 0; i < n; i++)
+        buf[i] = (char)toupper((unsigned char)s[i]);
+    buf[n] = 0;
+    ret->type = SL_TYPE_STRING;
+    ret->v.buf.ptr = buf;
+    ret->v.buf.len = n;
 }
 #endif
