@@ -124,12 +124,12 @@ $(BUILD)/fixtures/elf/pie64: $(wildcard tests/fixtures/elf/*) src/common/abi.h
 	@echo "  BUILD $@"
 	$(Q)tests/fixtures/elf/build.sh $(BUILD)/fixtures/elf
 
-$(BUILD)/tests/unit/%: tests/unit/%.c tests/unit/t.h tests/common/sim.h $(BUILD)/libsandlet.a $(TEST_EXTRA)
+$(BUILD)/tests/unit/%: tests/unit/%.c tests/unit/t.h $(wildcard tests/common/*.h) $(BUILD)/libsandlet.a $(TEST_EXTRA)
 	@mkdir -p $(dir $@)
 	@echo "  BUILD $@"
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $< $(TEST_EXTRA) -o $@ $(BUILD)/libsandlet.a $(LDFLAGS)
 
-$(BUILD)/tests/vcpu/%: tests/vcpu/%.c tests/unit/t.h tests/common/e2e.h $(BUILD)/libsandlet.a $(TEST_EXTRA)
+$(BUILD)/tests/vcpu/%: tests/vcpu/%.c tests/unit/t.h $(wildcard tests/common/*.h) $(BUILD)/libsandlet.a $(TEST_EXTRA)
 	@mkdir -p $(dir $@)
 	@echo "  BUILD $@"
 	$(Q)$(CC) $(CPPFLAGS) -Itests/unit $(CFLAGS) $< $(TEST_EXTRA) -o $@ $(BUILD)/libsandlet.a $(LDFLAGS) $(VCPU_LIBS)
@@ -147,7 +147,7 @@ tsan-tests: lib $(UNIT_BIN) $(BUILD)/tests/vcpu/test_stress $(BUILD)/fixtures/el
 
 bench: $(BENCH_BIN)
 
-$(BUILD)/bench/%: bench/%.c bench/bench.h bench/bench_kvm.h tests/common/sim.h $(BUILD)/libsandlet.a
+$(BUILD)/bench/%: bench/%.c bench/bench.h bench/bench_kvm.h $(wildcard tests/common/*.h) $(BUILD)/libsandlet.a
 	@mkdir -p $(dir $@)
 	@echo "  BUILD $@"
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $< $(BENCH_EXTRA) -o $@ $(BUILD)/libsandlet.a $(LDFLAGS) -lm $(BENCH_LIBS)

@@ -47,6 +47,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "../tests/common/vm.h"
 #include "bench.h"
 #include "sandlet.h"
 #include "vcpu.h"
@@ -63,26 +64,32 @@ static void die(const char *what, int rc, const char *msg)
 
 #define BARE_MEM 0x200000u
 #define BARE_CODE 0x10000u
+#define BARE_TABLES 0x1000u
 
-#define BARE_USER_CODE 0x11000u
-#define BARE_GDT 0x6000u
+/* Constants spelled into the assembly below: no integer suffix. */
+#define BARE_USER_CODE 0x11000
+#define BARE_USER_STACK 0x100000
+#define BARE_GDT 0x6000
+#define BARE_GDTR (BARE_GDT + 0x100)
 
-/* Identity map of the first 2 MiB with 4 KiB pages: PML4 0x1000, PDPT 0x2000,
- * PD 0x3000, PT 0x4000; user-accessible (U) for the CPL3 variant. */
-static void bare_tables(uint8_t *m, uint64_t bits)
-{
-    uint64_t e;
-    e = 0x2000 | bits;
-    memcpy(m + 0x1000, &e, 8);
-    e = 0x3000 | bits;
-    memcpy(m + 0x2000, &e, 8);
-    e = 0x4000 | bits;
-    memcpy(m + 0x3000, &e, 8);
-    for (uint64_t i = 0; i < 512; i++) {
-        e = (i << 12) | bits;
-        memcpy(m + 0x4000 + i * 8, &e, 8);
-    }
-}
+/* The loop: one `out` exit after another. */
+GUEST_CODE(bare_out_loop,
+    "mov $0x10, %edx\n"
+    "1:\n\t"
+    "out %eax, (%dx)\n\t"
+    "jmp 1b");
+
+/* The CPL3 entry: load a GDT with user segments, then `iretq` to the loop at
+ * BARE_USER_CODE, at CPL3 with IOPL=3. */
+GUEST_CODE(bare_to_cpl3,
+    "mov $" GUEST_STR(BARE_GDTR) ", %eax\n\t"
+    "lgdt (%rax)\n\t"
+    "push $0x1b\n\t"                            /* ss: user data */
+    "push $" GUEST_STR(BARE_USER_STACK) "\n\t"  /* rsp */
+    "push $0x3002\n\t"                          /* rflags: IOPL=3 */
+    "push $0x23\n\t"                            /* cs: user code */
+    "push $" GUEST_STR(BARE_USER_CODE) "\n\t"   /* rip */
+    "iretq");
 
 /* The CPL3 variant: CPL0 code loads a GDT with user segments and `iretq`s
  * to the `out` loop at CPL3 with IOPL=3 (which hardware KVM needs for `out`
@@ -97,19 +104,9 @@ static void bare_cpl3(uint8_t *m)
     memcpy(m + BARE_GDT, gdt, sizeof gdt);
     uint16_t limit = sizeof gdt - 1;
     uint64_t base = BARE_GDT;
-    memcpy(m + BARE_GDT + 0x100, &limit, 2);
-    memcpy(m + BARE_GDT + 0x102, &base, 8);
-    static const uint8_t kcode[] = {
-        0xB8, 0x00, 0x61, 0x00, 0x00, /* mov eax, BARE_GDT + 0x100 */
-        0x0F, 0x01, 0x10,             /* lgdt [rax] */
-        0x6A, 0x1B,                   /* push 0x1b: ss */
-        0x68, 0x00, 0x00, 0x10, 0x00, /* push 0x100000: rsp */
-        0x68, 0x02, 0x30, 0x00, 0x00, /* push 0x3002: rflags, IOPL=3 */
-        0x6A, 0x23,                   /* push 0x23: cs */
-        0x68, 0x00, 0x10, 0x01, 0x00, /* push BARE_USER_CODE: rip */
-        0x48, 0xCF,                   /* iretq */
-    };
-    memcpy(m + BARE_CODE, kcode, sizeof kcode);
+    memcpy(m + BARE_GDTR, &limit, 2);
+    memcpy(m + BARE_GDTR + 2, &base, 8);
+    vm_load(m, BARE_CODE, bare_to_cpl3);
 }
 
 static void bare_run(sl_vcpu *v)
@@ -127,30 +124,22 @@ static void bare_run(sl_vcpu *v)
  * the events of one more round trip (from the vCPU's own counters). */
 static double bench_bare(int reps, int batch, bool cpl3, events *ev)
 {
-    static const uint8_t code[] = {
-        0xBA, 0x10, 0x00, 0x00, 0x00, /* mov edx, 0x10 */
-        0xEF,                         /* L: out dx, eax */
-        0xEB, 0xFD,                   /* jmp L */
-    };
-    uint8_t *mem = mmap(NULL, BARE_MEM, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (mem == MAP_FAILED)
+    uint8_t *mem = vm_map_anon(BARE_MEM);
+    if (!mem)
         die("mmap", SL_ENOMEM, "");
-    bare_tables(mem, cpl3 ? 0x7 : 0x3);
-    memcpy(mem + (cpl3 ? BARE_USER_CODE : BARE_CODE), code, sizeof code);
+    /* Identity map of the first 2 MiB, user-accessible (U) for the CPL3 variant. */
+    uint64_t bits = cpl3 ? VM_PTE_P | VM_PTE_W | VM_PTE_U : VM_PTE_P | VM_PTE_W;
+    vm_identity_tables(mem, SL_ARCH_AMD64, BARE_TABLES, BARE_MEM, bits, bits);
+    vm_load(mem, cpl3 ? BARE_USER_CODE : BARE_CODE, bare_out_loop);
     if (cpl3)
         bare_cpl3(mem);
     sl_vcpu *v = NULL;
     sl_errbuf e = {{0}};
     int rc;
     if ((rc = sl_vcpu_open(&v, SL_ARCH_AMD64, &e)) || (rc = sl_vcpu_map(v, 0, 0, mem, BARE_MEM, 0, &e)) ||
-        (rc = sl_vcpu_reset(v, 0x1000, NULL, &e)))
+        (rc = sl_vcpu_reset(v, BARE_TABLES, NULL, &e)))
         die("bare vCPU", rc, e.msg);
-    sl_regs r;
-    memset(&r, 0, sizeof r);
-    r.rip = BARE_CODE;
-    r.rsp = BARE_MEM - 16;
-    r.rflags = 2;
-    if ((rc = sl_vcpu_set_regs(v, &r, &e)))
+    if ((rc = vm_set_entry(v, BARE_CODE, BARE_MEM - 16, 0, &e)))
         die("bare set_regs", rc, e.msg);
     double *t = calloc((size_t)reps, sizeof *t);
     for (int i = -1; i < reps; i++) { /* i = -1: warm-up */

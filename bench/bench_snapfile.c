@@ -15,36 +15,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../tests/common/min_elf.h"
 #include "bench.h"
 #include "snapshot.h"
 
 extern char **environ;
-
-static uint8_t elf[0x2000];
-
-/* A minimal static-PIE ELF64 (RX text page with the entry, RW data page). */
-static size_t make_elf64(void)
-{
-    uint8_t *eh = elf;
-    memcpy(eh, "\177ELF", 4);
-    eh[4] = 2; eh[5] = 1; eh[6] = 1;
-    uint16_t u16; uint32_t u32; uint64_t u64;
-#define P16(off, v) (u16 = (uint16_t)(v), memcpy(eh + (off), &u16, 2))
-#define P32(off, v) (u32 = (uint32_t)(v), memcpy(eh + (off), &u32, 4))
-#define P64(off, v) (u64 = (uint64_t)(v), memcpy(eh + (off), &u64, 8))
-    P16(16, 3); P16(18, 62); P32(20, 1); P64(24, 0x200); P64(32, 64);
-    P16(52, 64); P16(54, 56); P16(56, 2);
-    eh = elf + 64;
-    P32(0, 1); P32(4, 5); P64(8, 0); P64(16, 0); P64(24, 0); P64(32, 0x1000); P64(40, 0x1000); P64(48, 0x1000);
-    eh = elf + 64 + 56;
-    P32(0, 1); P32(4, 6); P64(8, 0x1000); P64(16, 0x1000); P64(24, 0x1000); P64(32, 0x1000); P64(40, 0x1000);
-    P64(48, 0x1000);
-#undef P16
-#undef P32
-#undef P64
-    elf[0x200] = 0xF4;
-    return sizeof elf;
-}
 
 /* Saves a snapshot whose guest-visible memory is about `mib` MiB. */
 static int make_file(const char *path, uint64_t mib)
@@ -54,7 +29,9 @@ static int make_file(const char *path, uint64_t mib)
     sl_snapshot *s;
     sl_errbuf e;
     char err[256];
-    if (sl_snapshot_from_binary(&s, elf, make_elf64(), &cfg, &e)) {
+    static uint8_t elf[MIN_ELF_SIZE];
+    size_t len = min_elf64(elf, (min_elf){.data_memsz = 0x1000});
+    if (sl_snapshot_from_binary(&s, elf, len, &cfg, &e)) {
         fprintf(stderr, "snapshot: %s\n", e.msg);
         return -1;
     }

@@ -2,12 +2,14 @@
 #ifndef SL_TEST_E2E_H
 #define SL_TEST_E2E_H
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "sandlet.h"
+#include "t.h"
 
 /* Path of a built guest: $SANDLET_GUESTS/name, default build/guests/name. */
 static inline const char *guest_path(const char *name)
@@ -40,5 +42,33 @@ static inline int call_text(sl_sandbox *sb, const char *fn, const char *arg, cha
     const char *text = rc ? sl_sandbox_errmsg(sb) : (const char *)r.v.buf.ptr;
     snprintf(out, cap, "%.*s", rc ? (int)strlen(text) : (int)r.v.buf.len, text);
     return rc;
+}
+
+/* Checks that fn(arg) returns the string `want`: otherwise prints the call
+ * and what came back and fails the current test. Returns 0 or -1. */
+static inline int expect_text(sl_sandbox *sb, const char *fn, const char *arg, const char *want)
+{
+    char got[4096];
+    int rc = call_text(sb, fn, arg, got, sizeof got);
+    if (rc || strcmp(got, want) != 0) {
+        printf("  %s(%s) = %s (rc %d), want %s\n", fn, arg, got, rc, want);
+        t_failed_now = 1;
+        return -1;
+    }
+    return 0;
+}
+
+/* The host side of HostUpper: `arg` (a string) upper-cased into buf (room
+ * for its length + 1), returned in *ret. */
+static inline void upper_string(sl_value *ret, char *buf, const sl_value *arg)
+{
+    const char *s = arg->v.buf.ptr;
+    size_t n = arg->v.buf.len;
+    for (size_t i = 0; i < n; i++)
+        buf[i] = (char)toupper((unsigned char)s[i]);
+    buf[n] = 0;
+    ret->type = SL_TYPE_STRING;
+    ret->v.buf.ptr = buf;
+    ret->v.buf.len = n;
 }
 #endif

@@ -26,44 +26,14 @@
 #include "vcpu.h"
 
 #include "../common/files.h"
+#include "../common/min_elf.h"
 
 /* ---------------- snapshots to save ---------------- */
 
-/* A minimal static-PIE ELF64: RX text page with the entry, RW data page + bss. */
-static size_t make_elf64(uint8_t *buf)
-{
-    memset(buf, 0, 0x2000);
-    uint8_t *eh = buf;
-    memcpy(eh, "\177ELF", 4);
-    eh[4] = 2; eh[5] = 1; eh[6] = 1;
-    uint16_t u16; uint32_t u32; uint64_t u64;
-#define P16(off, v) (u16 = (uint16_t)(v), memcpy(eh + (off), &u16, 2))
-#define P32(off, v) (u32 = (uint32_t)(v), memcpy(eh + (off), &u32, 4))
-#define P64(off, v) (u64 = (uint64_t)(v), memcpy(eh + (off), &u64, 8))
-    P16(16, 3);  /* ET_DYN */
-    P16(18, 62); /* EM_X86_64 */
-    P32(20, 1);
-    P64(24, 0x200); /* entry */
-    P64(32, 64);    /* phoff */
-    P16(52, 64); P16(54, 56); P16(56, 2);
-    uint8_t *ph = buf + 64;
-    eh = ph;
-    P32(0, 1); P32(4, 5); P64(8, 0); P64(16, 0); P64(24, 0); P64(32, 0x1000); P64(40, 0x1000); P64(48, 0x1000);
-    eh = ph + 56;
-    P32(0, 1); P32(4, 6); P64(8, 0x1000); P64(16, 0x1000); P64(24, 0x1000); P64(32, 0x1000); P64(40, 0x3000);
-    P64(48, 0x1000);
-#undef P16
-#undef P32
-#undef P64
-    buf[0x200] = 0xF4;
-    buf[0x1008] = 0x5A;
-    return 0x2000;
-}
-
 static int from_binary(sl_snapshot **out, uint64_t heap)
 {
-    static uint8_t elf[0x2000];
-    size_t len = make_elf64(elf);
+    static uint8_t elf[MIN_ELF_SIZE];
+    size_t len = min_elf64(elf, (min_elf){.data_memsz = 0x3000, .data_byte = 0x5A});
     sl_config cfg = {.heap_size = heap, .scratch_size = 1 << 20, .init_data = "hello file",
                      .init_data_size = 10, .init_data_perm = SL_PERM_READ | SL_PERM_WRITE};
     sl_errbuf e;

@@ -11,6 +11,7 @@
 #include "pt.h"
 #include "snapshot.h"
 #include "t.h"
+#include "../common/min_elf.h"
 #include "../common/sim.h"
 
 /* ---------------- a simulated guest ---------------- */
@@ -451,50 +452,10 @@ static void test_hash_matches_b3sum(void)
 
 /* ---------------- from a binary ---------------- */
 
-/* A minimal static-PIE ELF64: RX text page, RW data page (+bss), one
- * R_X86_64_RELATIVE relocation in data. */
-static size_t make_elf64(uint8_t *buf)
-{
-    memset(buf, 0, 0x3000);
-    uint8_t *eh = buf;
-    memcpy(eh, "\177ELF", 4);
-    eh[4] = 2; eh[5] = 1; eh[6] = 1;
-    uint16_t u16; uint32_t u32; uint64_t u64;
-#define P16(off, v) (u16 = (uint16_t)(v), memcpy(eh + (off), &u16, 2))
-#define P32(off, v) (u32 = (uint32_t)(v), memcpy(eh + (off), &u32, 4))
-#define P64(off, v) (u64 = (uint64_t)(v), memcpy(eh + (off), &u64, 8))
-    P16(16, 3);       /* ET_DYN */
-    P16(18, 62);      /* EM_X86_64 */
-    P32(20, 1);
-    P64(24, 0x200);   /* entry */
-    P64(32, 64);      /* phoff */
-    P16(52, 64); P16(54, 56); P16(56, 3);
-    /* text: file 0..0x1000 at vaddr 0 RX */
-    uint8_t *ph = eh + 64;
-    eh = ph;
-    P32(0, 1); P32(4, 5); P64(8, 0); P64(16, 0); P64(24, 0); P64(32, 0x1000); P64(40, 0x1000); P64(48, 0x1000);
-    /* data: file 0x1000..0x2000 at vaddr 0x1000 RW, memsz 0x2000 (bss) */
-    eh = ph + 56;
-    P32(0, 1); P32(4, 6); P64(8, 0x1000); P64(16, 0x1000); P64(24, 0x1000); P64(32, 0x1000); P64(40, 0x2000); P64(48, 0x1000);
-    /* dynamic at vaddr 0x1800 */
-    eh = ph + 112;
-    P32(0, 2); P32(4, 6); P64(8, 0x1800); P64(16, 0x1800); P64(24, 0x1800); P64(32, 0x40); P64(40, 0x40); P64(48, 8);
-    eh = buf + 0x1800; /* DT_RELA 0x1900, DT_RELASZ 24, DT_RELAENT 24, DT_NULL */
-    P64(0, 7); P64(8, 0x1900); P64(16, 8); P64(24, 24); P64(32, 9); P64(40, 24);
-    eh = buf + 0x1900; /* r_offset 0x1000, R_X86_64_RELATIVE, addend 0x10 */
-    P64(0, 0x1000); P64(8, 8); P64(16, 0x200);
-    buf[0x200] = 0xF4; /* hlt at the entry */
-    buf[0x1008] = 0x5A;
-#undef P16
-#undef P32
-#undef P64
-    return 0x2000;
-}
-
 static void test_from_binary(void)
 {
-    static uint8_t elf[0x3000];
-    size_t len = make_elf64(elf);
+    static uint8_t elf[MIN_ELF_SIZE];
+    size_t len = min_elf64(elf, (min_elf){.data_memsz = 0x2000, .data_byte = 0x5A, .relocation = true});
     sl_config cfg = {.heap_size = 8192, .scratch_size = 1 << 20, .init_data = "hello",
                      .init_data_size = 5, .init_data_perm = SL_PERM_READ};
     sl_snapshot *s, *s2;

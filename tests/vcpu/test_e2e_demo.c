@@ -9,7 +9,6 @@
  * hardware KVM, so in the KVM lab on PVM hosts (tests/run does that). Guests
  * come from $SANDLET_GUESTS (default build/guests); a missing guest fails the
  * tests. */
-#include <ctype.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,14 +43,7 @@ static int host_upper(void *user, const sl_value *args, size_t nargs, sl_value *
         snprintf(err, errlen, "HostUpper refuses today");
         return -1;
     }
-    const char *s = args[0].v.buf.ptr;
-    size_t n = args[0].v.buf.len;
-    for (size_t i = 0; i < n; i++)
-        u->buf[i] = (char)toupper((unsigned char)s[i]);
-    u->buf[n] = 0;
-    ret->type = SL_TYPE_STRING;
-    ret->v.buf.ptr = u->buf;
-    ret->v.buf.len = n;
+    upper_string(ret, u->buf, &args[0]);
     return 0;
 }
 

@@ -35,12 +35,7 @@ static int eval(sl_sandbox *sb, const char *code, char *res, size_t cap)
 
 static void expect(sl_sandbox *sb, const char *code, const char *want)
 {
-    char got[1024];
-    int rc = eval(sb, code, got, sizeof got);
-    if (rc || strcmp(got, want) != 0) {
-        printf("  Eval(%s) = %s (rc %d), want %s\n", code, got, rc, want);
-        t_failed_now = 1;
-    }
+    expect_text(sb, "Eval", code, want);
 }
 
 static void lua_snapshots(const char *guest)

@@ -7,7 +7,6 @@
  * the JSON is exact, a read-only region refuses writes, and hostile init
  * data (truncated, lying header, garbage) fails init cleanly. */
 #include <inttypes.h>
-#include <sqlite3.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +18,7 @@
 #include "t.h"
 #include "../common/e2e.h"
 #include "../common/files.h"
+#include "../common/sqlite_db.h"
 
 #define ROWS 8000 /* rows of ~1 KB: a database of about 2050 pages */
 /* What one single-row write may cost, in pages; the database is 20 times
@@ -31,11 +31,7 @@
  * qty id % 97, price id / 4.0, data 900 random bytes. */
 static int make_db(const char *path)
 {
-    sqlite3 *db;
-    char *msg = NULL;
     remove(path);
-    if (sqlite3_open(path, &db) != SQLITE_OK)
-        return -1;
     char sql[1024];
     snprintf(sql, sizeof sql,
              "PRAGMA page_size=4096; PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;"
@@ -45,12 +41,7 @@ static int make_db(const char *path)
              "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < %d)"
              " INSERT INTO items SELECT x, 'item-' || x, x %% 97, x / 4.0, randomblob(900) FROM c;",
              ROWS);
-    int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
-    if (rc != SQLITE_OK)
-        printf("  make_db: %s\n", msg ? msg : "?");
-    sqlite3_free(msg);
-    sqlite3_close(db);
-    return rc == SQLITE_OK ? 0 : -1;
+    return db_exec(path, sql);
 }
 
 static int query(sl_sandbox *sb, const char *sql, char *out, size_t cap)
@@ -60,14 +51,7 @@ static int query(sl_sandbox *sb, const char *sql, char *out, size_t cap)
 
 static int expect(sl_sandbox *sb, const char *sql, const char *want)
 {
-    char got[4096];
-    int rc = query(sb, sql, got, sizeof got);
-    if (rc || strcmp(got, want) != 0) {
-        printf("  Query(%s) = %s (rc %d), want %s\n", sql, got, rc, want);
-        t_failed_now = 1;
-        return -1;
-    }
-    return 0;
+    return expect_text(sb, "Query", sql, want);
 }
 
 static int expect_error(sl_sandbox *sb, const char *sql, const char *needle)

@@ -24,7 +24,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +35,7 @@
 #include "t.h"
 #include "../common/e2e.h"
 #include "../common/files.h"
+#include "../common/sqlite_db.h"
 
 /* 64 MiB; 8 MiB inside the KVM lab, whose emulated CPU would take minutes
  * for 32 full scans of 64 MiB (the sharing it shows is the same). */
@@ -59,10 +59,6 @@ static unsigned DB_BYTES = 64u << 20;
 /* A database of about DB_BYTES: rows of ROW_BYTES random bytes, 4 KiB pages. */
 static int make_db(const char *path)
 {
-    sqlite3 *db;
-    char *msg = NULL;
-    if (sqlite3_open(path, &db) != SQLITE_OK)
-        return -1;
     char sql[512];
     snprintf(sql, sizeof sql,
              "PRAGMA page_size=4096; PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;"
@@ -70,12 +66,7 @@ static int make_db(const char *path)
              "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < %u)"
              " INSERT INTO t SELECT x, randomblob(%u) FROM c;",
              DB_BYTES / (ROW_BYTES + 40), ROW_BYTES);
-    int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
-    if (rc != SQLITE_OK)
-        printf("  make_db: %s\n", msg ? msg : "?");
-    sqlite3_free(msg);
-    sqlite3_close(db);
-    return rc == SQLITE_OK ? 0 : -1;
+    return db_exec(path, sql);
 }
 
 /* Pss of a process in bytes (smaps_rollup), or 0 when unreadable. */

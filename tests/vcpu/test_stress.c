@@ -334,14 +334,7 @@ static int host_upper(void *user, const sl_value *args, size_t nargs, sl_value *
         atomic_fetch_add(&G.kills_self, 1);
         sl_sandbox_kill(u->slot->sb);
     }
-    const char *p = args[0].v.buf.ptr;
-    size_t n = args[0].v.buf.len;
-    for (size_t i = 0; i < n; i++)
-        u->buf[i] = (char)toupper((unsigned char)p[i]);
-    u->buf[n] = 0;
-    ret->type = SL_TYPE_STRING;
-    ret->v.buf.ptr = u->buf;
-    ret->v.buf.len = n;
+    upper_string(ret, u->buf, &args[0]);
     return 0;
 }
 

@@ -1,7 +1,8 @@
 /* KVM vCPU backend tests (need /dev/kvm; each test runs where its guest
- * architecture can, see RUN_ARCH in tests/unit/t.h). Guest code is hand-assembled; the
- * page tables are built here by hand (4 KiB pages, identity map of the first
- * 12 MiB) so that these tests depend on nothing but vcpu.h.
+ * architecture can, see RUN_ARCH in tests/unit/t.h). Guest code is assembly
+ * in this file (GUEST_CODE, tests/common/vm.h); the page tables are built
+ * here (4 KiB pages, identity map of the first 12 MiB) so that these tests
+ * depend on nothing but vcpu.h.
  *
  * Guest-physical layout used by every test:
  *   slot 0  RW          0x000000..0x200000  tables, code at 0x10000, data at
@@ -13,9 +14,9 @@
  * identity-map 0..12 MiB, except VA 0x700000, which maps to GPA 0x601000 in
  * set A and GPA 0x602000 in set B.
  *
- * Most instruction encodings below mean the same in 32-bit and 64-bit mode
- * (mov r32, imm32 zero-extends in long mode, [ebx] becomes [rbx]), so one
- * byte string serves both architectures. */
+ * Every snippet runs as an amd64 and as an i686 guest: one encoding serves
+ * both (the rules are in tests/common/vm.h). The constants spelled into the
+ * snippets (GUEST_STR) carry no integer suffix. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -31,18 +32,24 @@
 #include <unistd.h>
 
 #include "t.h"
+#include "../common/vm.h"
 
 #define MEM_SIZE 0x200000u
-#define RO_GPA 0x400000u
-#define DIRTY_GPA 0x600000u
+#define RO_GPA 0x400000
+#define DIRTY_GPA 0x600000
 #define SMALL_SIZE 0x10000u
-#define UNMAPPED_GPA 0x800000u
+#define UNMAPPED_GPA 0x800000
 #define CODE 0x10000u
-#define DATA 0x180000u
+#define DATA 0x180000
 #define TABLES_A 0x1000u
 #define TABLES_B 0x20000u
-#define ALIAS_VA 0x700000u
-#define PORT 0x10u
+#define ALIAS_VA 0x700000
+#define PORT 0x10
+
+/* Directory entries: present, writable, accessed; leaves also dirty (the
+ * CPU then never writes the tables, which the TLB test rewrites). */
+#define DIR_BITS (VM_PTE_P | VM_PTE_W | VM_PTE_A)
+#define LEAF_BITS (DIR_BITS | VM_PTE_D)
 
 struct env {
     sl_vcpu *v;
@@ -51,45 +58,16 @@ struct env {
     sl_errbuf e;
 };
 
-static uint8_t *map_anon(size_t n)
-{
-    void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    return p == MAP_FAILED ? NULL : p;
-}
-
 static void put_pte(struct env *x, uint64_t base, uint64_t va, uint64_t gpa)
 {
-    uint64_t leaf = gpa | 0x63; /* present, writable, accessed, dirty */
-    size_t i = (size_t)(va >> 12);
-    if (x->arch == SL_ARCH_AMD64)
-        memcpy(x->mem + base + 0x3000 + i * 8, &leaf, 8);
-    else {
-        uint32_t l32 = (uint32_t)leaf;
-        memcpy(x->mem + base + 0x3000 + i * 4, &l32, 4);
-    }
+    vm_map_page(x->mem, x->arch, base, va, gpa, LEAF_BITS);
 }
 
-/* Tables at base: amd64 PML4 base, PDPT +0x1000, PD +0x2000, 6 PTs +0x3000;
- * i686 PD at base and 3 PTs at +0x3000. */
+/* The tables at base (layout in tests/common/vm.h): identity map of 12 MiB,
+ * ALIAS_VA at alias_gpa. */
 static void build_tables(struct env *x, uint64_t base, uint64_t alias_gpa)
 {
-    memset(x->mem + base, 0, 0x9000);
-    if (x->arch == SL_ARCH_AMD64) {
-        uint64_t e0 = (base + 0x1000) | 0x23, e1 = (base + 0x2000) | 0x23;
-        memcpy(x->mem + base, &e0, 8);
-        memcpy(x->mem + base + 0x1000, &e1, 8);
-        for (uint64_t i = 0; i < 6; i++) {
-            uint64_t pde = (base + 0x3000 + i * 0x1000) | 0x23;
-            memcpy(x->mem + base + 0x2000 + i * 8, &pde, 8);
-        }
-    } else {
-        for (uint32_t i = 0; i < 3; i++) {
-            uint32_t pde = (uint32_t)(base + 0x3000 + i * 0x1000) | 0x23;
-            memcpy(x->mem + base + i * 4, &pde, 4);
-        }
-    }
-    for (uint64_t va = 0; va < 0xC00000; va += 0x1000)
-        put_pte(x, base, va, va);
+    vm_identity_tables(x->mem, x->arch, base, 0xC00000, DIR_BITS, LEAF_BITS);
     put_pte(x, base, ALIAS_VA, alias_gpa);
 }
 
@@ -97,9 +75,9 @@ static int env_open(struct env *x, unsigned arch)
 {
     memset(x, 0, sizeof *x);
     x->arch = arch;
-    x->mem = map_anon(MEM_SIZE);
-    x->ro = map_anon(SMALL_SIZE);
-    x->dirty = map_anon(SMALL_SIZE);
+    x->mem = vm_map_anon(MEM_SIZE);
+    x->ro = vm_map_anon(SMALL_SIZE);
+    x->dirty = vm_map_anon(SMALL_SIZE);
     if (!x->mem || !x->ro || !x->dirty)
         return -1;
     build_tables(x, TABLES_A, DIRTY_GPA + 0x1000);
@@ -130,20 +108,12 @@ static void env_close(struct env *x)
         munmap(x->dirty, SMALL_SIZE);
 }
 
-static void load_code(struct env *x, const uint8_t *code, size_t n)
-{
-    memcpy(x->mem + CODE, code, n);
-}
+/* Copies the snippet `name` to CODE. */
+#define load_code(x, name) vm_load((x)->mem, CODE, name)
 
 static int start_at(struct env *x, uint64_t rip, uint64_t rax)
 {
-    sl_regs r;
-    memset(&r, 0, sizeof r);
-    r.rip = rip;
-    r.rsp = MEM_SIZE - 16;
-    r.rflags = 2;
-    r.rax = rax;
-    int rc = sl_vcpu_set_regs(x->v, &r, &x->e);
+    int rc = vm_set_entry(x->v, rip, MEM_SIZE - 16, rax, &x->e);
     if (rc)
         printf("  set_regs: %s\n", x->e.msg);
     return rc;
@@ -192,24 +162,28 @@ static uint64_t now_ns(void)
 
 /* ---- out / in / hlt ---- */
 
-static const uint8_t code_io[] = {
-    0xBA, 0x10, 0x00, 0x00, 0x00, /* 0  mov edx, 0x10 */
-    0xB8, 0x78, 0x56, 0x34, 0x12, /* 5  mov eax, 0x12345678 */
-    0xEF,                         /* 10 out dx, eax */
-    0xEE,                         /* 11 out dx, al */
-    0x66, 0xEF,                   /* 12 out dx, ax */
-    0xED,                         /* 14 in eax, dx */
-    0xEF,                         /* 15 out dx, eax */
-    0xED,                         /* 16 in eax, dx (left unanswered) */
-    0xEF,                         /* 17 out dx, eax */
-    0xF4,                         /* 18 hlt */
-};
+/* Each `out` and `in` is its own exit; the first `in` gets a value from the
+ * host, the second none. */
+GUEST_CODE(guest_io,
+    "mov $" GUEST_STR(PORT) ", %edx\n\t"
+    "mov $0x12345678, %eax\n\t"
+    GUEST_LABEL(guest_io_first_out)
+    "out %eax, (%dx)\n\t"
+    GUEST_LABEL(guest_io_after_first_out)
+    "out %al, (%dx)\n\t"
+    "out %ax, (%dx)\n\t"
+    "in (%dx), %eax\n\t"
+    "out %eax, (%dx)\n\t"
+    "in (%dx), %eax\n\t"         /* left unanswered */
+    "out %eax, (%dx)\n\t"
+    "hlt");
+extern const uint8_t guest_io_first_out[], guest_io_after_first_out[];
 
 static void io_and_hlt(unsigned arch)
 {
     struct env x;
     REQUIRE(env_open(&x, arch) == 0);
-    load_code(&x, code_io, sizeof code_io);
+    load_code(&x, guest_io);
     REQUIRE(start_at(&x, CODE, 0) == 0);
     sl_exit ex;
     REQUIRE(run(&x, &ex, 0) == 0);
@@ -217,7 +191,8 @@ static void io_and_hlt(unsigned arch)
     CHECK_EQ(ex.port, PORT);
     CHECK_EQ(ex.size, 4);
     CHECK_EQ(ex.value, 0x12345678);
-    CHECK(ex.rip == CODE + 10 || ex.rip == CODE + 11); /* at or past the `out`, by kernel */
+    CHECK(ex.rip == CODE + GUEST_AT(guest_io, guest_io_first_out) ||
+          ex.rip == CODE + GUEST_AT(guest_io, guest_io_after_first_out)); /* at or past the `out`, by kernel */
     CHECK_EQ(ex.detail[0], 0);
     REQUIRE(run(&x, &ex, 0) == 0);
     CHECK_EQ(ex.reason, SL_EXIT_IO_OUT);
@@ -242,7 +217,7 @@ static void io_and_hlt(unsigned arch)
     CHECK_EQ(ex.reason, SL_EXIT_HLT);
     sl_regs r;
     REQUIRE(sl_vcpu_get_regs(x.v, &r, &x.e) == 0);
-    CHECK_EQ(r.rip, CODE + sizeof code_io);
+    CHECK_EQ(r.rip, CODE + GUEST_SIZE(guest_io));
     CHECK_EQ(r.rdx, PORT);
     env_close(&x);
 }
@@ -251,25 +226,32 @@ static void test_io_hlt_i686(void) { io_and_hlt(SL_ARCH_I686); }
 
 /* ---- memory faults ---- */
 
-static const uint8_t code_memfault[] = {
-    0xBA, 0x10, 0x00, 0x00, 0x00, /* 0  mov edx, 0x10 */
-    0xBB, 0x10, 0x00, 0x40, 0x00, /* 5  mov ebx, 0x400010 */
-    0x8B, 0x03,                   /* 10 mov eax, [ebx] */
-    0xEF,                         /* 12 out dx, eax */
-    0x89, 0x03,                   /* 13 mov [ebx], eax -> read-only */
-    0xBB, 0x00, 0x00, 0x80, 0x00, /* 15 mov ebx, 0x800000 */
-    0x8B, 0x03,                   /* 20 mov eax, [ebx] -> unmapped */
-    0xEF,                         /* 22 out dx, eax */
-    0xB8, 0x55, 0x00, 0x00, 0x00, /* 23 mov eax, 0x55 */
-    0x88, 0x03,                   /* 28 mov [ebx], al -> unmapped */
-    0xF4,                         /* 30 hlt */
-};
+/* A read of the read-only slot, a write to it, then a read and a write where
+ * no slot is. */
+GUEST_CODE(guest_memfault,
+    "mov $" GUEST_STR(PORT) ", %edx\n\t"
+    "mov $" GUEST_STR(RO_GPA) " + 0x10, %ebx\n\t"
+    "mov (%rbx), %eax\n\t"
+    "out %eax, (%dx)\n\t"
+    GUEST_LABEL(guest_memfault_ro_write)
+    "mov %eax, (%rbx)\n\t"                      /* read-only */
+    GUEST_LABEL(guest_memfault_after_ro_write)
+    "mov $" GUEST_STR(UNMAPPED_GPA) ", %ebx\n\t"
+    GUEST_LABEL(guest_memfault_unmapped_read)
+    "mov (%rbx), %eax\n\t"                      /* unmapped */
+    GUEST_LABEL(guest_memfault_after_unmapped_read)
+    "out %eax, (%dx)\n\t"
+    "mov $0x55, %eax\n\t"
+    "mov %al, (%rbx)\n\t"                       /* unmapped */
+    "hlt");
+extern const uint8_t guest_memfault_ro_write[], guest_memfault_after_ro_write[];
+extern const uint8_t guest_memfault_unmapped_read[], guest_memfault_after_unmapped_read[];
 
-static const uint8_t code_out_hlt[] = {
-    0xBA, 0x10, 0x00, 0x00, 0x00, /* mov edx, 0x10 */
-    0xB8, 0x07, 0x00, 0x00, 0x00, /* mov eax, 7 */
-    0xEF, 0xF4,                   /* out dx, eax; hlt */
-};
+GUEST_CODE(guest_out_hlt,
+    "mov $" GUEST_STR(PORT) ", %edx\n\t"
+    "mov $7, %eax\n\t"
+    "out %eax, (%dx)\n\t"
+    "hlt");
 
 /* set_regs right after an `out` exit must win over KVM's pending completion
  * of that `out` (which would otherwise move RIP past the old instruction). */
@@ -277,19 +259,19 @@ static void test_set_regs_after_out(void)
 {
     struct env x;
     REQUIRE(env_open(&x, SL_ARCH_AMD64) == 0);
-    load_code(&x, code_io, sizeof code_io);
+    load_code(&x, guest_io);
     REQUIRE(start_at(&x, CODE, 0) == 0);
     CHECK(expect_out(&x, 0x12345678));
     REQUIRE(start_at(&x, CODE, 0) == 0); /* start over */
     CHECK(expect_out(&x, 0x12345678));
     sl_regs r;
     REQUIRE(sl_vcpu_get_regs(x.v, &r, &x.e) == 0);
-    CHECK_EQ(r.rip, CODE + 11); /* the `out` completed: RIP past it */
+    CHECK_EQ(r.rip, CODE + GUEST_AT(guest_io, guest_io_after_first_out)); /* the `out` completed: RIP past it */
 
     /* the same after a memory fault, whose completion goes through KVM's
      * instruction emulator */
-    load_code(&x, code_memfault, sizeof code_memfault);
-    memcpy(x.mem + CODE + 0x100, code_out_hlt, sizeof code_out_hlt);
+    load_code(&x, guest_memfault);
+    vm_load(x.mem, CODE + 0x100, guest_out_hlt);
     REQUIRE(start_at(&x, CODE, 0) == 0);
     CHECK(expect_out(&x, 0));
     sl_exit ex;
@@ -307,20 +289,22 @@ static void memfault(unsigned arch)
     REQUIRE(env_open(&x, arch) == 0);
     uint32_t v0 = 0xABCD1234;
     memcpy(x.ro + 0x10, &v0, 4);
-    load_code(&x, code_memfault, sizeof code_memfault);
+    load_code(&x, guest_memfault);
     REQUIRE(start_at(&x, CODE, 0) == 0);
     CHECK(expect_out(&x, 0xABCD1234)); /* reads of a read-only slot work */
     sl_exit ex;
     REQUIRE(expect_reason(&x, SL_EXIT_MEMFAULT, &ex));
     CHECK_EQ(ex.gpa, RO_GPA + 0x10);
     CHECK(ex.write);
-    CHECK(ex.rip == CODE + 13 || ex.rip == CODE + 15);
+    CHECK(ex.rip == CODE + GUEST_AT(guest_memfault, guest_memfault_ro_write) ||
+          ex.rip == CODE + GUEST_AT(guest_memfault, guest_memfault_after_ro_write));
     CHECK(strstr(ex.detail, "memory access violation: write to read-only guest memory at GPA 0x400010") !=
           NULL);
     REQUIRE(expect_reason(&x, SL_EXIT_MEMFAULT, &ex));
     CHECK_EQ(ex.gpa, UNMAPPED_GPA);
     CHECK(!ex.write);
-    CHECK(ex.rip == CODE + 20 || ex.rip == CODE + 22);
+    CHECK(ex.rip == CODE + GUEST_AT(guest_memfault, guest_memfault_unmapped_read) ||
+          ex.rip == CODE + GUEST_AT(guest_memfault, guest_memfault_after_unmapped_read));
     CHECK(strstr(ex.detail, "read of unmapped guest memory at GPA 0x800000") != NULL);
     CHECK(expect_out(&x, 0xFFFFFFFF)); /* the faulting read completed with all-ones */
     REQUIRE(expect_reason(&x, SL_EXIT_MEMFAULT, &ex));
@@ -338,13 +322,13 @@ static void test_memfault_i686(void) { memfault(SL_ARCH_I686); }
 
 /* ---- timeout and cancel ---- */
 
-static const uint8_t code_spin[] = {0xEB, 0xFE}; /* jmp $ */
+GUEST_CODE(guest_spin, "1: jmp 1b");
 
 static void timeout(unsigned arch)
 {
     struct env x;
     REQUIRE(env_open(&x, arch) == 0);
-    load_code(&x, code_spin, sizeof code_spin);
+    load_code(&x, guest_spin);
     REQUIRE(start_at(&x, CODE, 0) == 0);
     for (int i = 0; i < 2; i++) { /* twice: the timer is reused */
         sl_exit ex;
@@ -358,7 +342,7 @@ static void timeout(unsigned arch)
     }
     /* a finished run leaves no timer behind: a later run without timeout
      * still completes normally */
-    load_code(&x, code_out_hlt, sizeof code_out_hlt);
+    load_code(&x, guest_out_hlt);
     REQUIRE(start_at(&x, CODE, 0) == 0);
     CHECK(expect_out(&x, 7));
     usleep(20000);
@@ -388,7 +372,7 @@ static void cancel_from_thread(unsigned arch)
 {
     struct env x;
     REQUIRE(env_open(&x, arch) == 0);
-    load_code(&x, code_spin, sizeof code_spin);
+    load_code(&x, guest_spin);
     REQUIRE(start_at(&x, CODE, 0) == 0);
     struct canceller c = {x.v, 50000};
     pthread_t th;
@@ -413,7 +397,7 @@ static void test_cancel_before_run(void)
 {
     struct env x;
     REQUIRE(env_open(&x, SL_ARCH_AMD64) == 0);
-    load_code(&x, code_out_hlt, sizeof code_out_hlt);
+    load_code(&x, guest_out_hlt);
     REQUIRE(start_at(&x, CODE, 0) == 0);
     sl_vcpu_cancel(x.v);
     sl_exit ex;
@@ -438,7 +422,7 @@ static void test_cancel_race(void)
 {
     struct env x;
     REQUIRE(env_open(&x, SL_ARCH_AMD64) == 0);
-    load_code(&x, code_spin, sizeof code_spin);
+    load_code(&x, guest_spin);
     REQUIRE(start_at(&x, CODE, 0) == 0);
     srand(12345);
     int lost = 0, other = 0;
@@ -464,26 +448,29 @@ static void test_cancel_race(void)
 
 /* ---- dirty log and remapping ---- */
 
-static const uint8_t code_dirty[] = {
-    0xBB, 0x00, 0x10, 0x60, 0x00, /* 0  mov ebx, 0x601000 */
-    0x89, 0x03,                   /* 5  mov [ebx], eax */
-    0xBB, 0x00, 0x30, 0x60, 0x00, /* 7  mov ebx, 0x603000 */
-    0x89, 0x03,                   /* 12 */
-    0xBB, 0x00, 0x71, 0x60, 0x00, /* 14 mov ebx, 0x607100 */
-    0x89, 0x03,                   /* 19 */
-    0xF4,                         /* 21 hlt */
-    0xBB, 0x00, 0x20, 0x60, 0x00, /* 22 mov ebx, 0x602000 */
-    0x8B, 0x0B,                   /* 27 mov ecx, [ebx]  (a read: not dirty) */
-    0xBB, 0x08, 0xF0, 0x60, 0x00, /* 29 mov ebx, 0x60f008 */
-    0x89, 0x03,                   /* 34 mov [ebx], eax */
-    0xF4,                         /* 36 hlt */
-};
+/* Writes to pages 1, 3 and 7 of the dirty-logged slot; the second entry
+ * reads page 2 (a read: not dirty) and writes page 15. */
+GUEST_CODE(guest_dirty,
+    "mov $" GUEST_STR(DIRTY_GPA) " + 0x1000, %ebx\n\t"
+    "mov %eax, (%rbx)\n\t"
+    "mov $" GUEST_STR(DIRTY_GPA) " + 0x3000, %ebx\n\t"
+    "mov %eax, (%rbx)\n\t"
+    "mov $" GUEST_STR(DIRTY_GPA) " + 0x7100, %ebx\n\t"
+    "mov %eax, (%rbx)\n\t"
+    "hlt\n\t"
+    GUEST_LABEL(guest_dirty_second)
+    "mov $" GUEST_STR(DIRTY_GPA) " + 0x2000, %ebx\n\t"
+    "mov (%rbx), %ecx\n\t"
+    "mov $" GUEST_STR(DIRTY_GPA) " + 0xf008, %ebx\n\t"
+    "mov %eax, (%rbx)\n\t"
+    "hlt");
+extern const uint8_t guest_dirty_second[];
 
 static void dirty(unsigned arch)
 {
     struct env x;
     REQUIRE(env_open(&x, arch) == 0);
-    load_code(&x, code_dirty, sizeof code_dirty);
+    load_code(&x, guest_dirty);
     CHECK_EQ(sl_vcpu_dirty_bitmap_bytes(SMALL_SIZE), 8);
     uint64_t bm[2] = {~0ull, ~0ull};
     REQUIRE(sl_vcpu_dirty_log(x.v, 2, bm, &x.e) == 0);
@@ -498,7 +485,7 @@ static void dirty(unsigned arch)
     CHECK_EQ(w, 0xD1D1D1D1);
     REQUIRE(sl_vcpu_dirty_log(x.v, 2, bm, &x.e) == 0);
     CHECK_EQ(bm[0], 0); /* reading the log cleared it */
-    REQUIRE(start_at(&x, CODE + 22, 0xE2E2E2E2) == 0);
+    REQUIRE(start_at(&x, CODE + GUEST_AT(guest_dirty, guest_dirty_second), 0xE2E2E2E2) == 0);
     REQUIRE(expect_reason(&x, SL_EXIT_HLT, &ex));
     REQUIRE(sl_vcpu_dirty_log(x.v, 2, bm, &x.e) == 0);
     CHECK_EQ(bm[0], 1u << 15);
@@ -510,18 +497,19 @@ static void dirty(unsigned arch)
 static void test_dirty_log_amd64(void) { dirty(SL_ARCH_AMD64); }
 static void test_dirty_log_i686(void) { dirty(SL_ARCH_I686); }
 
-static const uint8_t code_read_ro[] = {
-    0xBA, 0x10, 0x00, 0x00, 0x00, /* mov edx, 0x10 */
-    0xBB, 0x00, 0x00, 0x40, 0x00, /* mov ebx, 0x400000 */
-    0x8B, 0x03, 0xEF, 0xF4,       /* mov eax, [ebx]; out dx, eax; hlt */
-};
+GUEST_CODE(guest_read_ro,
+    "mov $" GUEST_STR(PORT) ", %edx\n\t"
+    "mov $" GUEST_STR(RO_GPA) ", %ebx\n\t"
+    "mov (%rbx), %eax\n\t"
+    "out %eax, (%dx)\n\t"
+    "hlt");
 
 static void test_remap(void)
 {
     struct env x;
     REQUIRE(env_open(&x, SL_ARCH_AMD64) == 0);
-    load_code(&x, code_read_ro, sizeof code_read_ro);
-    uint8_t *other = map_anon(2 * SMALL_SIZE);
+    load_code(&x, guest_read_ro);
+    uint8_t *other = vm_map_anon(2 * SMALL_SIZE);
     REQUIRE(other != NULL);
     uint32_t a = 0xAAAA0001, b = 0xBBBB0002;
     memcpy(x.ro, &a, 4);
@@ -556,29 +544,34 @@ static void test_remap(void)
 
 /* ---- reset with saved sregs, CR3 and the TLB ---- */
 
-static const uint8_t code_lgdt[] = {
-    0xBB, 0x00, 0x01, 0x18, 0x00, /* 0  mov ebx, 0x180100 */
-    0x0F, 0x01, 0x13,             /* 5  lgdt [ebx] */
-    0x0F, 0x20, 0xD8,             /* 8  mov eax, cr3 */
-    0xBA, 0x10, 0x00, 0x00, 0x00, /* 11 mov edx, 0x10 */
-    0xEF,                         /* 16 out dx, eax */
-    0xBB, 0x00, 0x00, 0x70, 0x00, /* 17 mov ebx, 0x700000 */
-    0x8B, 0x03,                   /* 22 mov eax, [ebx] */
-    0xEF,                         /* 24 out dx, eax */
-    0xF4,                         /* 25 hlt */
-    0xBB, 0x00, 0x03, 0x18, 0x00, /* 26 mov ebx, 0x180300 */
-    0x0F, 0x01, 0x03,             /* 31 sgdt [ebx] */
-    0x0F, 0xB7, 0x03,             /* 34 movzx eax, word [ebx] */
-    0xBA, 0x10, 0x00, 0x00, 0x00, /* 37 mov edx, 0x10 */
-    0xEF,                         /* 42 out dx, eax */
-    0xEB, 0xDB,                   /* 43 jmp 8 */
-};
+/* The first entry loads the GDT register from DATA + 0x100, then (the show
+ * part) reports CR3 and the word at ALIAS_VA; the second entry reports the
+ * GDT limit, then the same. */
+GUEST_CODE(guest_lgdt,
+    "mov $" GUEST_STR(DATA) " + 0x100, %ebx\n\t"
+    "lgdt (%rbx)\n"
+    "1:\n\t"
+    "mov %cr3, %rax\n\t"
+    "mov $" GUEST_STR(PORT) ", %edx\n\t"
+    "out %eax, (%dx)\n\t"
+    "mov $" GUEST_STR(ALIAS_VA) ", %ebx\n\t"
+    "mov (%rbx), %eax\n\t"
+    "out %eax, (%dx)\n\t"
+    "hlt\n\t"
+    GUEST_LABEL(guest_lgdt_sgdt)
+    "mov $" GUEST_STR(DATA) " + 0x300, %ebx\n\t"
+    "sgdt (%rbx)\n\t"
+    "movzwl (%rbx), %eax\n\t"
+    "mov $" GUEST_STR(PORT) ", %edx\n\t"
+    "out %eax, (%dx)\n\t"
+    "jmp 1b");
+extern const uint8_t guest_lgdt_sgdt[];
 
 static void reset_saved(unsigned arch)
 {
     struct env x;
     REQUIRE(env_open(&x, arch) == 0);
-    load_code(&x, code_lgdt, sizeof code_lgdt);
+    load_code(&x, guest_lgdt);
     uint32_t a = 0xA0A0A0A0, b = 0xB0B0B0B0;
     memcpy(x.dirty + 0x1000, &a, 4);
     memcpy(x.dirty + 0x2000, &b, 4);
@@ -595,14 +588,14 @@ static void reset_saved(unsigned arch)
     CHECK_EQ(sl_sregs_blob_check(&blob, arch, &x.e), 0);
     /* saved sregs (GDT limit set by the guest) with the other page tables */
     REQUIRE(sl_vcpu_reset(x.v, TABLES_B, &blob, &x.e) == 0);
-    REQUIRE(start_at(&x, CODE + 26, 0) == 0);
+    REQUIRE(start_at(&x, CODE + GUEST_AT(guest_lgdt, guest_lgdt_sgdt), 0) == 0);
     CHECK(expect_out(&x, 0x17));
     CHECK(expect_out(&x, TABLES_B));
     CHECK(expect_out(&x, b));
     REQUIRE(expect_reason(&x, SL_EXIT_HLT, &ex));
     /* fresh state: empty GDT */
     REQUIRE(sl_vcpu_reset(x.v, TABLES_A, NULL, &x.e) == 0);
-    REQUIRE(start_at(&x, CODE + 26, 0) == 0);
+    REQUIRE(start_at(&x, CODE + GUEST_AT(guest_lgdt, guest_lgdt_sgdt), 0) == 0);
     CHECK(expect_out(&x, 0));
     CHECK(expect_out(&x, TABLES_A));
     CHECK(expect_out(&x, a));
@@ -626,11 +619,12 @@ static void reset_saved(unsigned arch)
 static void test_reset_saved_amd64(void) { reset_saved(SL_ARCH_AMD64); }
 static void test_reset_saved_i686(void) { reset_saved(SL_ARCH_I686); }
 
-static const uint8_t code_alias[] = {
-    0xBA, 0x10, 0x00, 0x00, 0x00, /* mov edx, 0x10 */
-    0xBB, 0x00, 0x00, 0x70, 0x00, /* mov ebx, 0x700000 */
-    0x8B, 0x03, 0xEF, 0xF4,       /* mov eax, [ebx]; out dx, eax; hlt */
-};
+GUEST_CODE(guest_alias,
+    "mov $" GUEST_STR(PORT) ", %edx\n\t"
+    "mov $" GUEST_STR(ALIAS_VA) ", %ebx\n\t"
+    "mov (%rbx), %eax\n\t"
+    "out %eax, (%dx)\n\t"
+    "hlt");
 
 /* The host rewrites a PTE in place (same CR3) between runs; reset must flush
  * the translation the guest cached. */
@@ -638,7 +632,7 @@ static void tlb(unsigned arch)
 {
     struct env x;
     REQUIRE(env_open(&x, arch) == 0);
-    load_code(&x, code_alias, sizeof code_alias);
+    load_code(&x, guest_alias);
     uint32_t a = 0xA1A1A1A1, b = 0xB2B2B2B2;
     memcpy(x.dirty + 0x1000, &a, 4);
     memcpy(x.dirty + 0x2000, &b, 4);
@@ -659,32 +653,35 @@ static void test_tlb_flush_i686(void) { tlb(SL_ARCH_I686); }
 
 /* ---- FPU / SSE reset ---- */
 
-static const uint8_t code_fpu[] = {
-    0xBB, 0x00, 0x00, 0x18, 0x00, /* 0  mov ebx, 0x180000 */
-    0xD9, 0x2B,                   /* 5  fldcw [ebx] */
-    0x0F, 0xAE, 0x53, 0x04,       /* 7  ldmxcsr [ebx+4] */
-    0xBB, 0x00, 0x00, 0x18, 0x00, /* 11 mov ebx, 0x180000  (entry: store only) */
-    0xD9, 0x7B, 0x08,             /* 16 fnstcw [ebx+8] */
-    0x0F, 0xAE, 0x5B, 0x0C,       /* 19 stmxcsr [ebx+12] */
-    0x0F, 0xB7, 0x43, 0x08,       /* 23 movzx eax, word [ebx+8] */
-    0xBA, 0x10, 0x00, 0x00, 0x00, /* 27 mov edx, 0x10 */
-    0xEF,                         /* 32 out dx, eax */
-    0x8B, 0x43, 0x0C,             /* 33 mov eax, [ebx+12] */
-    0xEF,                         /* 36 out dx, eax */
-    0xF4,                         /* 37 hlt */
-};
+/* The first entry loads the x87 control word and MXCSR from DATA and DATA + 4;
+ * the second (store) entry reports both as they are. */
+GUEST_CODE(guest_fpu,
+    "mov $" GUEST_STR(DATA) ", %ebx\n\t"
+    "fldcw (%rbx)\n\t"
+    "ldmxcsr 4(%rbx)\n\t"
+    GUEST_LABEL(guest_fpu_store)
+    "mov $" GUEST_STR(DATA) ", %ebx\n\t"
+    "fnstcw 8(%rbx)\n\t"
+    "stmxcsr 12(%rbx)\n\t"
+    "movzwl 8(%rbx), %eax\n\t"
+    "mov $" GUEST_STR(PORT) ", %edx\n\t"
+    "out %eax, (%dx)\n\t"
+    "mov 12(%rbx), %eax\n\t"
+    "out %eax, (%dx)\n\t"
+    "hlt");
+extern const uint8_t guest_fpu_store[];
 
 static void fpu(unsigned arch)
 {
     struct env x;
     REQUIRE(env_open(&x, arch) == 0);
-    load_code(&x, code_fpu, sizeof code_fpu);
+    load_code(&x, guest_fpu);
     uint16_t fcw = 0x027F;
     uint32_t mxcsr = 0x7F80;
     memcpy(x.mem + DATA, &fcw, 2);
     memcpy(x.mem + DATA + 4, &mxcsr, 4);
     sl_exit ex;
-    REQUIRE(start_at(&x, CODE + 11, 0) == 0);
+    REQUIRE(start_at(&x, CODE + GUEST_AT(guest_fpu, guest_fpu_store), 0) == 0);
     REQUIRE(run(&x, &ex, 2000000000u) == 0);
     CHECK_EQ(ex.reason, SL_EXIT_IO_OUT);
     CHECK_EQ(ex.value, 0x37F);
@@ -705,7 +702,7 @@ static void fpu(unsigned arch)
         mxcsr = 0x9FC0;
         memcpy(x.mem + DATA, &fcw, 2);
         memcpy(x.mem + DATA + 4, &mxcsr, 4);
-        REQUIRE(start_at(&x, CODE + 11, 0) == 0);
+        REQUIRE(start_at(&x, CODE + GUEST_AT(guest_fpu, guest_fpu_store), 0) == 0);
         CHECK(expect_out(&x, saved ? 0x27F : 0x37F));
         CHECK(expect_out(&x, saved ? 0x7F80 : 0x1F80));
         REQUIRE(expect_reason(&x, SL_EXIT_HLT, &ex));
@@ -721,18 +718,21 @@ static void test_fpu_reset_i686(void) { fpu(SL_ARCH_I686); }
 
 /* ---- CPUID and MSRs ---- */
 
-static const uint8_t code_cpuid[] = {
-    0xB8, 0x01, 0x00, 0x00, 0x00, /* mov eax, 1 */
-    0x31, 0xC9, 0x0F, 0xA2,       /* xor ecx, ecx; cpuid */
-    0x89, 0xC8,                   /* mov eax, ecx */
-    0xBA, 0x10, 0x00, 0x00, 0x00, /* mov edx, 0x10 */
-    0xEF,                         /* out dx, eax */
-    0xB8, 0x01, 0x00, 0x00, 0x80, /* mov eax, 0x80000001 */
-    0x31, 0xC9, 0x0F, 0xA2,       /* xor ecx, ecx; cpuid */
-    0x89, 0xC8,                   /* mov eax, ecx */
-    0xBA, 0x10, 0x00, 0x00, 0x00, /* mov edx, 0x10 */
-    0xEF, 0xF4,                   /* out dx, eax; hlt */
-};
+/* Reports ECX of CPUID leaves 1 and 0x80000001. */
+GUEST_CODE(guest_cpuid,
+    "mov $1, %eax\n\t"
+    "xor %ecx, %ecx\n\t"
+    "cpuid\n\t"
+    "mov %ecx, %eax\n\t"
+    "mov $" GUEST_STR(PORT) ", %edx\n\t"
+    "out %eax, (%dx)\n\t"
+    "mov $0x80000001, %eax\n\t"
+    "xor %ecx, %ecx\n\t"
+    "cpuid\n\t"
+    "mov %ecx, %eax\n\t"
+    "mov $" GUEST_STR(PORT) ", %edx\n\t"
+    "out %eax, (%dx)\n\t"
+    "hlt");
 
 /* Whether KVM itself offers a CPUID bit (so that hiding it is observable). */
 static int kvm_offers(uint32_t fn, unsigned bit)
@@ -759,7 +759,7 @@ static void cpuid(unsigned arch)
 {
     struct env x;
     REQUIRE(env_open(&x, arch) == 0);
-    load_code(&x, code_cpuid, sizeof code_cpuid);
+    load_code(&x, guest_cpuid);
     REQUIRE(start_at(&x, CODE, 0) == 0);
     sl_exit ex;
     REQUIRE(expect_reason(&x, SL_EXIT_IO_OUT, &ex));
@@ -776,15 +776,15 @@ static void cpuid(unsigned arch)
 static void test_cpuid_amd64(void) { cpuid(SL_ARCH_AMD64); }
 static void test_cpuid_i686(void) { cpuid(SL_ARCH_I686); }
 
-static const uint8_t code_rdmsr[] = {
-    0xBA, 0x10, 0x00, 0x00, 0x00, /* mov edx, 0x10 */
-    0xB8, 0x01, 0x00, 0x00, 0x00, /* mov eax, 1 */
-    0xEF,                         /* out dx, eax */
-    0xB9, 0x10, 0x00, 0x00, 0x00, /* mov ecx, 0x10 (TSC) */
-    0x0F, 0x32,                   /* rdmsr -> #GP -> no IDT -> triple fault */
-    0xBA, 0x10, 0x00, 0x00, 0x00, /* mov edx, 0x10 */
-    0xEF, 0xF4,                   /* out dx, eax; hlt */
-};
+GUEST_CODE(guest_rdmsr,
+    "mov $" GUEST_STR(PORT) ", %edx\n\t"
+    "mov $1, %eax\n\t"
+    "out %eax, (%dx)\n\t"
+    "mov $0x10, %ecx\n\t"    /* IA32_TIME_STAMP_COUNTER */
+    "rdmsr\n\t"              /* #GP -> no IDT -> triple fault */
+    "mov $" GUEST_STR(PORT) ", %edx\n\t"
+    "out %eax, (%dx)\n\t"
+    "hlt");
 
 static void msr(unsigned arch)
 {
@@ -795,7 +795,7 @@ static void msr(unsigned arch)
         env_close(&x);
         return;
     }
-    load_code(&x, code_rdmsr, sizeof code_rdmsr);
+    load_code(&x, guest_rdmsr);
     REQUIRE(start_at(&x, CODE, 0) == 0);
     CHECK(expect_out(&x, 1));
     sl_exit ex;
@@ -803,7 +803,7 @@ static void msr(unsigned arch)
     CHECK_EQ(ex.reason, SL_EXIT_SHUTDOWN);
     /* the vCPU is usable again after a reset */
     REQUIRE(sl_vcpu_reset(x.v, TABLES_A, NULL, &x.e) == 0);
-    load_code(&x, code_out_hlt, sizeof code_out_hlt);
+    load_code(&x, guest_out_hlt);
     REQUIRE(start_at(&x, CODE, 0) == 0);
     CHECK(expect_out(&x, 7));
     REQUIRE(expect_reason(&x, SL_EXIT_HLT, &ex));
@@ -824,18 +824,22 @@ static void test_open_errors(void)
 
 /* ---- cost of one `out` round trip ---- */
 
+#define N_OUTS 20000
+
+GUEST_CODE(guest_out_loop,
+    "mov $" GUEST_STR(PORT) ", %edx\n\t"
+    "mov $" GUEST_STR(N_OUTS) ", %ecx\n"
+    "1:\n\t"
+    "out %eax, (%dx)\n\t"
+    "dec %ecx\n\t"
+    "jnz 1b\n\t"
+    "hlt");
+
 static void test_bench_out(void)
 {
     struct env x;
     REQUIRE(env_open(&x, SL_ARCH_AMD64) == 0);
-    enum { N = 20000 };
-    const uint8_t code[] = {
-        0xBA, 0x10, 0x00, 0x00, 0x00,                           /* mov edx, 0x10 */
-        0xB9, N & 0xff, (N >> 8) & 0xff, 0x00, 0x00,            /* mov ecx, N */
-        0xEF, 0xFF, 0xC9, 0x75, 0xFB,                           /* L: out; dec ecx; jnz L */
-        0xF4,                                                   /* hlt */
-    };
-    load_code(&x, code, sizeof code);
+    load_code(&x, guest_out_loop);
     for (int timed = 0; timed < 2; timed++) {
         REQUIRE(start_at(&x, CODE, 0) == 0);
         sl_exit ex;
@@ -849,7 +853,7 @@ static void test_bench_out(void)
         }
         uint64_t dt = now_ns() - t0;
         CHECK_EQ(ex.reason, SL_EXIT_HLT);
-        CHECK_EQ(outs, N);
+        CHECK_EQ(outs, N_OUTS);
         printf("  out round trip%s: %.2f us\n", timed ? " (with timeout)" : "",
                (double)dt / 1000.0 / (outs + 1));
     }
