@@ -57,9 +57,9 @@ static void bench_snapshot_size(uint64_t mib, int reps)
             exit(1);
         }
         t[r] = bench_now() - t0;
-        if (s->visible_size != bytes) {
+        if (sl_snapshot_memory_size(s) != bytes) {
             fprintf(stderr, "snapshot holds %llu bytes, expected %llu\n",
-                    (unsigned long long)s->visible_size, (unsigned long long)bytes);
+                    (unsigned long long)sl_snapshot_memory_size(s), (unsigned long long)bytes);
             exit(1);
         }
         sl_snapshot_free(s);

@@ -95,7 +95,7 @@ static void setup(void)
     sl_errbuf e;
     if (sl_snapshot_from_memory(&snap, &st, &e) || sl_mem_create(&m, snap, &e))
         abort();
-    m->config_id = snap->config_id;
+    m->config_id = sl_snapshot_config_id(snap);
     if (sl_mem_restore(m, snap, &e))
         abort();
     const sl_layout *l = &m->layout;
@@ -194,8 +194,8 @@ static bool readable_page(uint64_t gpa)
 {
     if (gpa & (SL_PAGE_SIZE - 1))
         return false;
-    if (gpa >= SL_BASE_ADDRESS && gpa - SL_BASE_ADDRESS < snap->visible_size)
-        return snap->visible_size - (gpa - SL_BASE_ADDRESS) >= SL_PAGE_SIZE;
+    if (gpa >= SL_BASE_ADDRESS && gpa - SL_BASE_ADDRESS < sl_snapshot_memory_size(snap))
+        return sl_snapshot_memory_size(snap) - (gpa - SL_BASE_ADDRESS) >= SL_PAGE_SIZE;
     return in_scratch_page(gpa);
 }
 
@@ -363,7 +363,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         else if (x.src >= l->scratch_gpa)
             memcpy(want, x.src == l->bk_gpa ? m->scratch + bko : before + (x.src - l->scratch_gpa), SL_PAGE_SIZE);
         else
-            memcpy(want, snap->mem + (x.src - SL_BASE_ADDRESS), SL_PAGE_SIZE);
+            memcpy(want, sl_snapshot_visible(snap) + (x.src - SL_BASE_ADDRESS), SL_PAGE_SIZE);
         if (x.src != l->bk_gpa) /* the bk page changes during the fault (allocator, counters) */
             FUZZ_ASSERT(!memcmp(fresh, want, SL_PAGE_SIZE));
         FUZZ_ASSERT(sl_mem_bk_get(m, SL_BK_EV_COW) == bk_before(SL_BK_EV_COW) + 1);

@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include "snapfile.h"
+/* White-box: checks the fields the engine and the file codec build. */
+#include "snapshot_impl.h"
 
 #define FUZZ_MAX_FILE (4u << 20)
 

@@ -64,13 +64,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort(); /* a snapshot the engine made must restore */
         sl_guest_state again;
         sl_mem_guest_state(m, &again);
-        again.roots = s->roots;
-        again.n_roots = s->n_roots;
-        again.cur_root = s->cur_root;
+        uint64_t again_roots[SL_BK_MAX_ROOTS];
+        for (unsigned i = 0; i < sl_snapshot_n_roots(s); i++)
+            again_roots[i] = sl_snapshot_root(s, i);
+        again.roots = again_roots;
+        again.n_roots = sl_snapshot_n_roots(s);
+        again.cur_root = sl_snapshot_cur_root(s);
         again.next_kind = SL_NEXT_CALL;
         again.next_addr = 0x5000;
         if (sl_snapshot_from_memory(&s2, &again, &e) == 0) {
-            if (s2->visible_size > s->visible_size)
+            if (sl_snapshot_memory_size(s2) > sl_snapshot_memory_size(s))
                 abort(); /* compacting a compacted guest never grows it */
             sl_snapshot_free(s2);
         }

@@ -94,7 +94,7 @@ static bool fx_init(fx *f)
     }
     if (sl_mem_create(&f->m, f->s, &e))
         return false;
-    f->m->config_id = f->s->config_id;
+    f->m->config_id = sl_snapshot_config_id(f->s);
     if (sl_mem_restore(f->m, f->s, &e))
         return false;
     f->stack_hi = f->m->layout.stack_top & SL_PAGE_MASK;

@@ -21,6 +21,8 @@
 #include "pt.h"
 #include "snapfile.h"
 #include "snapshot.h"
+/* White-box: checks the fields the engine and the file codec build. */
+#include "snapshot_impl.h"
 #include "t.h"
 #include "../common/sim.h"
 #include "vcpu.h"

@@ -10,6 +10,8 @@
 #include "mem.h"
 #include "pt.h"
 #include "snapshot.h"
+/* White-box: checks the fields the engine and the file codec build. */
+#include "snapshot_impl.h"
 #include "t.h"
 #include "../common/min_elf.h"
 #include "../common/sim.h"
