@@ -38,7 +38,7 @@ typedef struct sl_vcpu_slot {
 struct sl_vcpu {
     const sl_vcpu_ops *ops;
     unsigned arch;          /* SL_ARCH_* */
-    const char *name;       /* set by open: "kvm", "pvm", ... (sl_vcpu_backend_name) */
+    const char *name;       /* ops->name, or the variant open found ("pvm"): sl_vcpu_backend_name */
     bool cpl0_emulated;     /* set by open: guest kernel code is emulated (PVM) */
     bool msr_filter;        /* set by open: guest MSR accesses are denied */
     unsigned max_slots;     /* set by open: at most SL_VCPU_MAX_SLOTS */
@@ -69,7 +69,7 @@ struct sl_vcpu_ops {
      * with a one-line reason in why. */
     const char *(*probe)(unsigned arch, char *why, size_t whylen);
     /* Creates the VM and its vCPU in v (zeroed but for the neutral part) and
-     * sets name, cpl0_emulated, msr_filter and max_slots. SL_ENOHYPERVISOR
+     * sets cpl0_emulated, msr_filter, max_slots and, for a variant, name. SL_ENOHYPERVISOR
      * when this hypervisor is absent (the next backend is tried). close
      * releases what open made, also after open failed half-way. */
     int (*open)(sl_vcpu *v, sl_errbuf *e);

@@ -19,6 +19,7 @@ static int open_with(const sl_vcpu_ops *ops, unsigned arch, sl_vcpu **out, sl_er
     if (!v)
         return sl_err(e, SL_ENOMEM, "out of memory for the vCPU");
     v->ops = ops;
+    v->name = ops->name; /* open may name a variant ("pvm") */
     v->arch = arch;
     v->tr_type = sl_cpu_tr_type();
     int rc = pthread_mutex_init(&v->lock, NULL);
