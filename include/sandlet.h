@@ -55,8 +55,9 @@ unsigned sl_version_number(void);
 #define SL_EABI (-20)        /* malformed message between host and guest */
 #define SL_ENOSCRATCH (-21)  /* the guest ran out of scratch memory */
 #define SL_EHASH (-22)       /* identity mismatch: data corrupted */
-#define SL_EKVM_MISSING (-23) /* /dev/kvm cannot be opened */
+#define SL_ENOHYPERVISOR (-23) /* no hypervisor can be opened (Linux: /dev/kvm) */
 #define SL_ECHANGED (-24)     /* a loaded snapshot file changed while in use (see "snapshot files") */
+#define SL_EKVM_MISSING SL_ENOHYPERVISOR /* the old name of -23 */
 
 /* Name of an error code ("SL_EINVAL: invalid argument"). Never NULL. */
 const char *sl_strerror(int code);
@@ -65,17 +66,19 @@ const char *sl_strerror(int code);
 #define SL_ARCH_AMD64 1u
 #define SL_ARCH_I686 2u
 
-/* Where this machine runs guests of `arch` (SL_ARCH_*), decided the same way
- * by the library, the CLI (`sandlet backend`) and the scripts:
+/* Which hypervisor backend would run guests of `arch` (SL_ARCH_*) on this
+ * machine, decided the same way by the library, the CLI (`sandlet backend`)
+ * and the scripts. The backends this build has:
  *   "kvm"  hardware KVM (VT-x/AMD-V): every architecture;
  *   "pvm"  PVM (kvm_pvm, KVM without hardware virtualization): x86-64 only,
  *          guest code runs at CPL3 on the hardware, the guest kernel is
  *          emulated (docs/decisions.md);
- *   "lab"  nothing here can: /dev/kvm is missing or unusable, or the KVM is
- *          PVM and `arch` is i686. Use the KVM lab (scripts/kvm-lab).
+ * and, where no hypervisor here can run them:
+ *   "lab"  /dev/kvm is missing or unusable, or the KVM is PVM and `arch` is
+ *          i686. Use the KVM lab (scripts/kvm-lab).
  * Never NULL (a static string). When it returns "lab" and why/whylen are
  * given, why receives a one-line reason (NUL-terminated, truncated to
- * whylen). Opens and closes /dev/kvm; thread-safe. */
+ * whylen). Opens and closes the hypervisor's device; thread-safe. */
 const char *sl_backend_probe(unsigned arch, char *why, size_t whylen);
 
 /* Permissions for init data (and region flags in `inspect`). */
@@ -320,7 +323,7 @@ void sl_sandbox_kill(sl_sandbox *sb);
 
 typedef struct sl_sandbox_info {
     unsigned arch;           /* SL_ARCH_* */
-    const char *backend;     /* "kvm" or "pvm" (sl_backend_probe) */
+    const char *backend;     /* the hypervisor backend: "kvm" or "pvm" (sl_backend_probe) */
     uint64_t scratch_size, heap_size, input_size, output_size, stack_size;
     uint64_t snapshot_memory; /* guest-visible bytes of the snapshot it runs on */
     uint64_t dirty_pages;     /* scratch pages written since the last restore */
@@ -333,18 +336,18 @@ typedef struct sl_sandbox_info {
     uint64_t generation;
     int status;
     /* Events since the last restore that decide the cost of a call on
-     * hardware KVM (counted the same on every backend): */
-    uint64_t exits;          /* VM exits (KVM_RUN returns), by reason below */
+     * a hardware hypervisor (counted the same on every backend): */
+    uint64_t exits;          /* VM exits (the hypervisor's run call returning), by reason below */
     uint64_t exits_io, exits_mmio, exits_other;
-    uint64_t ioctls;         /* KVM ioctls issued for this sandbox */
+    uint64_t ioctls;         /* calls into the hypervisor (KVM ioctls) issued for this sandbox */
     uint64_t guest_faults;   /* page faults the guest kernel handled */
     uint64_t cow_copies;     /* copy-on-write copies the guest kernel made */
     uint64_t demand_pages;   /* zero pages the guest kernel mapped (stack growth, mmap,
                               * mremap, mprotect, madvise) */
     uint64_t syscalls;       /* system calls the guest kernel served */
     uint64_t emulated;       /* instructions the hypervisor emulated: on PVM every
-                              * instruction of the guest kernel (CPL0); 0 where KVM
-                              * does not report it (binary statistics) */
+                              * instruction of the guest kernel (CPL0); 0 where the
+                              * hypervisor does not report it (KVM: binary statistics) */
 } sl_sandbox_info;
 int sl_sandbox_info_get(sl_sandbox *sb, sl_sandbox_info *info);
 

@@ -1,32 +1,17 @@
-/* Where this machine runs guests of each architecture (sl_backend_probe):
- * the one decision that the library, the CLI and the scripts share.
- *
- * PVM (kvm_pvm, "Pagetable Virtual Machine") is a KVM without VT-x/AMD-V: it
- * runs guest code at CPL3 on the hardware and emulates CPL0. It runs x86-64
- * guests (their code is user mode above sandlet's small kernel) but cannot
- * page in 32-bit mode, so i686 guests need hardware KVM or the KVM lab.
- * ../shared/notes/pvm.md has the measurements; docs/decisions.md the
- * consequences. The module's sysfs directory is the only marker PVM offers:
- * it reports no capability of its own through KVM_CHECK_EXTENSION. */
-#include <errno.h>
-#include <fcntl.h>
+/* The hypervisor backends this build has (backend.h), and the one decision
+ * the library, the CLI and the scripts share: where guests of each
+ * architecture run here (sl_backend_probe). "lab" is no backend: the KVM lab
+ * re-runs the command inside QEMU (scripts/kvm-lab). */
 #include <stdio.h>
-#include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "backend.h"
 #include "sandlet.h"
 
-#ifndef SL_PVM_SYSFS
-#define SL_PVM_SYSFS "/sys/module/kvm_pvm"
-#endif
-
-int sl_kvm_is_pvm(void)
-{
-    struct stat st;
-    return stat(SL_PVM_SYSFS, &st) == 0 && S_ISDIR(st.st_mode);
-}
+/* Adding a backend: one line here, before the ones it should win over. */
+const sl_vcpu_ops *const sl_vcpu_backends[] = {
+    &sl_kvm_ops,
+    NULL,
+};
 
 const char *sl_backend_probe(unsigned arch, char *why, size_t whylen)
 {
@@ -40,17 +25,10 @@ const char *sl_backend_probe(unsigned arch, char *why, size_t whylen)
         snprintf(why, whylen, "unknown architecture %u", arch);
         return "lab";
     }
-    int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-    if (fd < 0) {
-        snprintf(why, whylen, "/dev/kvm: %s", strerror(errno));
-        return "lab";
+    for (size_t i = 0; sl_vcpu_backends[i]; i++) {
+        const char *name = sl_vcpu_backends[i]->probe(arch, why, whylen);
+        if (name)
+            return name;
     }
-    close(fd);
-    if (!sl_kvm_is_pvm())
-        return "kvm";
-    if (arch == SL_ARCH_I686) {
-        snprintf(why, whylen, "the host KVM is PVM (kvm_pvm), which cannot page in 32-bit mode");
-        return "lab";
-    }
-    return "pvm";
+    return "lab";
 }

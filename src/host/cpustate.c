@@ -1,10 +1,12 @@
 /* Encoding and decoding of the architectural CPU state (cpustate.h). */
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cpustate.h"
 #include "layout.h"
 #include "sandlet.h"
+#include "vcpu.h"
 
 #define CS_MAGIC 0x52534c53u /* "SLSR" */
 #define CS_HDR 16u
@@ -101,11 +103,11 @@ static int all_zero(const uint8_t *p, size_t n)
     return 1;
 }
 
-int sl_cpu_state_decode(const uint8_t *buf, size_t len, unsigned arch, sl_cpu_state *s, sl_errbuf *e)
+static int decode_header(const uint8_t *buf, size_t len, unsigned arch, sl_errbuf *e)
 {
     if (len < CS_HDR || sl_get32(buf) != CS_MAGIC)
         return sl_err(e, SL_EFORMAT, "CPU state: bad magic");
-    unsigned version = buf[4] | (unsigned)buf[5] << 8;
+    unsigned version = sl_get16(buf + 4);
     if (version != SL_CPU_STATE_VERSION)
         return sl_err(e, SL_EVERSION, "CPU state: version %u, this sandlet reads version %u", version,
                       SL_CPU_STATE_VERSION);
@@ -116,15 +118,18 @@ int sl_cpu_state_decode(const uint8_t *buf, size_t len, unsigned arch, sl_cpu_st
     uint64_t plen = sl_get32(buf + 8);
     if (plen != len - CS_HDR || plen < FIXED)
         return sl_err(e, SL_EFORMAT, "CPU state: payload of %" PRIu64 " bytes in %zu", plen, len);
-    const uint8_t *p = buf + CS_HDR;
-    memset(s, 0, sizeof *s);
-    s->arch = arch;
+    return 0;
+}
+
+/* Segments, descriptor tables, control, debug and model-specific registers. */
+static int decode_registers(const uint8_t *p, sl_cpu_state *s, sl_errbuf *e)
+{
     for (unsigned i = 0; i < SL_SEG_COUNT; i++) {
         const uint8_t *r = p + i * SEG_REC;
         s->seg[i].base = sl_get64(r);
         s->seg[i].limit = sl_get32(r + 8);
-        s->seg[i].selector = (uint16_t)(r[12] | r[13] << 8);
-        s->seg[i].flags = (uint16_t)(r[14] | r[15] << 8);
+        s->seg[i].selector = sl_get16(r + 12);
+        s->seg[i].flags = sl_get16(r + 14);
         s->seg[i].type = r[16];
         if (s->seg[i].flags > 0x1FF || s->seg[i].type > 15 || !all_zero(r + 17, SEG_REC - 17))
             return sl_err(e, SL_EFORMAT, "CPU state: segment %u is malformed", i);
@@ -145,14 +150,15 @@ int sl_cpu_state_decode(const uint8_t *buf, size_t len, unsigned arch, sl_cpu_st
         *dr[i] = sl_get64(p + OFF_DR + 8 * i);
     for (unsigned i = 0; i < SL_CPU_NMSR; i++)
         s->msr[i] = sl_get64(p + OFF_MSR + 8 * i);
-    uint64_t bv = sl_get64(p + OFF_XBV), n = sl_get64(p + OFF_NX);
-    if (bv >> SL_CPU_XCOMP_LIMIT)
-        return sl_err(e, SL_EFORMAT, "CPU state: XSAVE component bits 0x%" PRIx64 " beyond %u", bv,
-                      SL_CPU_XCOMP_LIMIT - 1);
-    /* Addresses the hypervisor loads into the CPU as they are: a base or
-     * MSR the CPU would refuse must never reach it (PVM writes segment bases
-     * to the host's MSRs on every entry). amd64: canonical (bits 63..47
-     * equal); i686: 32 bits. EFER: only the bits sandlet's guests use. */
+    return 0;
+}
+
+/* Addresses the hypervisor loads into the CPU as they are: a base or MSR
+ * the CPU would refuse must never reach it (PVM writes segment bases to the
+ * host's MSRs on every entry). amd64: canonical (bits 63..47 equal); i686:
+ * 32 bits. EFER: only the bits sandlet's guests use. */
+static int check_loadable(const sl_cpu_state *s, unsigned arch, sl_errbuf *e)
+{
     uint64_t addrs[SL_SEG_COUNT + 5];
     for (unsigned i = 0; i < SL_SEG_COUNT; i++)
         addrs[i] = s->seg[i].base;
@@ -170,12 +176,19 @@ int sl_cpu_state_decode(const uint8_t *buf, size_t len, unsigned arch, sl_cpu_st
     const uint64_t efer_ok = (1ull << 0) | (1ull << 8) | (1ull << 10) | (1ull << 11); /* SCE LME LMA NXE */
     if (s->efer & ~efer_ok)
         return sl_err(e, SL_EFORMAT, "CPU state: EFER 0x%" PRIx64 " sets bits sandlet never uses", s->efer);
+    return 0;
+}
+
+/* The legacy area and the component records: ascending, one per bit 2.. of
+ * XSTATE_BV. */
+static int decode_xstate(const uint8_t *p, uint64_t plen, sl_cpu_state *s, sl_errbuf *e)
+{
+    uint64_t bv = sl_get64(p + OFF_XBV), n = sl_get64(p + OFF_NX);
     if ((bv & 3) != 3)
         return sl_err(e, SL_EFORMAT, "CPU state: XSTATE_BV 0x%" PRIx64 " lacks x87 or SSE (always present)", bv);
     memcpy(s->legacy, p + OFF_LEGACY, sizeof s->legacy);
     if (sl_get32(s->legacy + 24) >> 16) /* MXCSR: bits 16-31 are reserved on every CPU */
         return sl_err(e, SL_EFORMAT, "CPU state: MXCSR 0x%08x sets reserved bits", sl_get32(s->legacy + 24));
-    /* Component records: ascending, one per bit 2.. of xstate_bv. */
     uint64_t pos = FIXED, want = bv >> SL_CPU_XCOMP_FIRST << SL_CPU_XCOMP_FIRST;
     unsigned last = SL_CPU_XCOMP_FIRST - 1;
     for (uint64_t k = 0; k < n; k++) {
@@ -197,4 +210,43 @@ int sl_cpu_state_decode(const uint8_t *buf, size_t len, unsigned arch, sl_cpu_st
         return sl_err(e, SL_EFORMAT, "CPU state: components do not match XSTATE_BV 0x%" PRIx64, bv);
     s->xstate_bv = bv;
     return 0;
+}
+
+int sl_cpu_state_decode(const uint8_t *buf, size_t len, unsigned arch, sl_cpu_state *s, sl_errbuf *e)
+{
+    int rc = decode_header(buf, len, arch, e);
+    if (rc)
+        return rc;
+    memset(s, 0, sizeof *s);
+    s->arch = arch;
+    const uint8_t *p = buf + CS_HDR;
+    if ((rc = decode_registers(p, s, e)))
+        return rc;
+    uint64_t bv = sl_get64(p + OFF_XBV);
+    if (bv >> SL_CPU_XCOMP_LIMIT)
+        return sl_err(e, SL_EFORMAT, "CPU state: XSAVE component bits 0x%" PRIx64 " beyond %u", bv,
+                      SL_CPU_XCOMP_LIMIT - 1);
+    if ((rc = check_loadable(s, arch, e)))
+        return rc;
+    return decode_xstate(p, sl_get32(buf + 8), s, e);
+}
+
+/* ---- the blob of vcpu.h: an encoded state in a fixed-size buffer ---- */
+
+size_t sl_sregs_blob_len(const sl_sregs_blob *b)
+{
+    uint64_t plen = sl_get32(b->bytes + 8);
+    return plen > SL_SREGS_BLOB_SIZE - 16 ? SL_SREGS_BLOB_SIZE : (size_t)plen + 16;
+}
+
+int sl_sregs_blob_check(const sl_sregs_blob *b, unsigned arch, sl_errbuf *e)
+{
+    if (!b)
+        return sl_err(e, SL_EINVAL, "sregs blob: NULL");
+    sl_cpu_state *st = malloc(sizeof *st);
+    if (!st)
+        return sl_err(e, SL_ENOMEM, "out of memory for the CPU state");
+    int rc = sl_cpu_state_decode(b->bytes, sl_sregs_blob_len(b), arch, st, e);
+    free(st);
+    return rc;
 }

@@ -4,7 +4,7 @@
  * MSRs, and the XSAVE state — x87, MXCSR and XMM in the FXSAVE layout, every
  * other XSAVE component by its architectural number (Intel SDM vol. 1,
  * ch. 13). The vCPU backend converts to and from its own structures
- * (vcpu_kvm.c); another backend could restore the same bytes.
+ * (src/host/kvm/regs.c for KVM); another backend restores the same bytes.
  *
  * Encoded form: a 16-byte header (magic "SLSR", u16 version, u8 0, u8 arch,
  * u32 payload length, u32 0) and the payload described in

@@ -40,7 +40,7 @@ const char *sl_strerror(int code)
     case SL_EABI: return "SL_EABI: malformed host/guest message";
     case SL_ENOSCRATCH: return "SL_ENOSCRATCH: guest out of scratch memory";
     case SL_EHASH: return "SL_EHASH: identity mismatch";
-    case SL_EKVM_MISSING: return "SL_EKVM_MISSING: /dev/kvm not available";
+    case SL_ENOHYPERVISOR: return "SL_ENOHYPERVISOR: no hypervisor available (/dev/kvm)";
     case SL_ECHANGED: return "SL_ECHANGED: snapshot file changed while loaded";
     default: return "SL_E?: unknown error code";
     }

@@ -1,12 +1,35 @@
 /* Internal vCPU interface (DESIGN.md §4): one virtual CPU in its own VM, its
  * guest-physical memory slots, registers, and a run loop that returns every
- * exit the caller must handle. The backend today is KVM (vcpu_kvm.c); the
- * interface names no KVM type so that other hypervisors can be added.
+ * exit the caller must handle. It names no hypervisor type: callers
+ * (sandbox.c, mem.c, the tests and benchmarks) see only this file.
+ *
+ * The seam. Behind these functions sit two layers:
+ *   - neutral, in src/host/: vcpu.c (argument checks, the memory-slot table,
+ *     sl_vcpu_reset composed of one step per register group), vcpu_run.c (the
+ *     run loop, cancellation, timeouts), kick.c (the kick signal and timer),
+ *     cpureset.c (the x86 register policy: what a fresh or reset vCPU holds,
+ *     over the neutral sl_cpu_state of cpustate.h), xsave.c (the XSAVE
+ *     standard format);
+ *   - a backend, in its own folder: src/host/kvm/ for KVM (and PVM, a KVM
+ *     variant), which only translates neutral register groups to its own
+ *     structures and runs the guest.
+ * backend.h is the contract between them: struct sl_vcpu (the neutral part
+ * of every vCPU) and sl_vcpu_ops, the table of hooks a backend fills in.
+ *
+ * Adding a backend (MSHV, Hypervisor.framework, WHP, ...): make a folder
+ * src/host/NAME/ (the Makefile compiles src/host/ and its subfolders), define
+ * a vCPU struct that begins with struct sl_vcpu, fill in an sl_vcpu_ops
+ * (every hook; backend.h says what each must do), and list it in
+ * sl_vcpu_backends (backend.c). sl_vcpu_open tries the backends in order and
+ * takes the first whose open does not return SL_ENOHYPERVISOR;
+ * sl_backend_probe asks each probe hook the same way. The register policy,
+ * the snapshot's CPU-state format and everything above this file stay as
+ * they are.
  *
  * Threading: one thread at a time may use an sl_vcpu, except sl_vcpu_cancel(),
  * which any thread may call at any time while the sl_vcpu exists.
  *
- * Signals: the backend reserves one real-time signal (sl_vcpu_kick_signal())
+ * Signals: the vCPU layer reserves one real-time signal (sl_vcpu_kick_signal())
  * to kick a thread out of the guest. It installs a handler that does nothing
  * (without SA_RESTART) and unblocks the signal in the thread that calls
  * sl_vcpu_run(). Host programs must leave that signal alone. */
@@ -82,27 +105,30 @@ typedef struct sl_exit {
 /* Number of memory slots an sl_vcpu offers (slot numbers 0..N-1). */
 #define SL_VCPU_MAX_SLOTS 32u
 
-/* Creates a VM with one vCPU for arch (SL_ARCH_AMD64 or SL_ARCH_I686), with
- * CPUID filtered (no VMX/SVM) and MSR access denied where the kernel allows.
- * The vCPU has no valid state until sl_vcpu_reset(). Errors: SL_EKVM_MISSING
- * when /dev/kvm cannot be opened, SL_EINVAL for a bad arch, SL_EUNSUPPORTED
- * when this KVM cannot hold the arch's CPU mode (PVM, a KVM without VT-x/
- * AMD-V, drops CR0.PG outside long mode, so it cannot run i686), SL_ENOMEM,
- * SL_EHYPERVISOR for any other failure. */
-/* Running totals since the vCPU was opened: every KVM_RUN return is an exit,
- * counted by reason; every ioctl on the VM or vCPU is counted; emulated:
+/* Running totals since the vCPU was opened: every return of the
+ * hypervisor's run call (KVM_RUN) is an exit, counted by reason; every call
+ * into the hypervisor for the VM or vCPU (KVM: ioctl) is counted; emulated:
  * the instructions the hypervisor emulated (KVM's insn_emulation statistic;
- * on PVM every CPL0 instruction), 0 where KVM does not report it. */
+ * on PVM every CPL0 instruction), 0 where it does not report them. */
 typedef struct sl_vcpu_stats {
     uint64_t exits, exits_io, exits_mmio, exits_other, ioctls, emulated;
 } sl_vcpu_stats;
 void sl_vcpu_get_stats(const sl_vcpu *v, sl_vcpu_stats *out);
 
-/* "kvm" (hardware KVM) or "pvm" (kvm_pvm: CPL0 emulated, CPL3 on the
- * hardware; the guest kernel then lets the host copy and zero its pages). */
+/* The backend's name for what runs the vCPU: "kvm" (hardware KVM) or "pvm"
+ * (kvm_pvm: CPL0 emulated, CPL3 on the hardware; the guest kernel then lets
+ * the host copy and zero its pages, and sl_vcpu_is_pvm is true). */
 const char *sl_vcpu_backend_name(const sl_vcpu *v);
 bool sl_vcpu_is_pvm(const sl_vcpu *v);
 
+/* Creates a VM with one vCPU for arch (SL_ARCH_AMD64 or SL_ARCH_I686), with
+ * CPUID filtered (no VMX/SVM) and MSR access denied where the hypervisor
+ * allows. The vCPU has no valid state until sl_vcpu_reset(). Errors:
+ * SL_ENOHYPERVISOR when no hypervisor can be opened (KVM: /dev/kvm),
+ * SL_EINVAL for a bad arch, SL_EUNSUPPORTED when this hypervisor cannot hold
+ * the arch's CPU mode (PVM, a KVM without VT-x/AMD-V, drops CR0.PG outside
+ * long mode, so it cannot run i686), SL_ENOMEM, SL_EHYPERVISOR for any other
+ * failure. */
 int sl_vcpu_open(sl_vcpu **out, unsigned arch, sl_errbuf *e);
 void sl_vcpu_free(sl_vcpu *v);
 
@@ -110,10 +136,6 @@ void sl_vcpu_free(sl_vcpu *v);
  * installed). False only on kernels without the capability. */
 bool sl_vcpu_msr_filter_active(const sl_vcpu *v);
 
-/* Maps size bytes at host (page-aligned, owned by the caller, must outlive the
- * mapping) at guest-physical gpa in slot. size 0 deletes the slot. Mapping an
- * existing slot again with other parameters replaces it (its dirty log starts
- * afresh); the same parameters are a no-op. Slots must not overlap. */
 /* Says, before sl_vcpu_reset, whether the host rewrote guest page tables
  * since the guest last ran (a restore copying table pages back, another
  * snapshot's tables). changed: the hypervisor forgets any copy it keeps of
@@ -122,6 +144,10 @@ bool sl_vcpu_msr_filter_active(const sl_vcpu *v);
  * (one ioctl less). Without this call a reset always flushes. */
 int sl_vcpu_tables_changed(sl_vcpu *v, bool changed, sl_errbuf *e);
 
+/* Maps size bytes at host (page-aligned, owned by the caller, must outlive the
+ * mapping) at guest-physical gpa in slot. size 0 deletes the slot. Mapping an
+ * existing slot again with other parameters replaces it (its dirty log starts
+ * afresh); the same parameters are a no-op. Slots must not overlap. */
 int sl_vcpu_map(sl_vcpu *v, unsigned slot, uint64_t gpa, void *host, uint64_t size,
                 unsigned flags, sl_errbuf *e);
 
