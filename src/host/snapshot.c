@@ -132,12 +132,6 @@ static int map_scratch(unsigned arch, ptbuild *pt, const sl_layout *l, uint64_t 
     return rc ? pt_error(rc, e, "scratch", l->scratch_gva) : 0;
 }
 
-uint64_t sl_snapshot_new_config_id(void)
-{
-    static atomic_uint_fast64_t next = 1;
-    return (uint64_t)atomic_fetch_add(&next, 1);
-}
-
 void sl_snapshot_compute_hash_in_steps(const sl_snapshot *s, uint64_t chunk, sl_hash_step_fn step, void *arg,
                                        uint8_t out[SL_HASH_LEN])
 {
