@@ -28,7 +28,7 @@ typedef struct inspector {
     const sl_snapshot *s;
     sl_line_fn line;
     void *user;
-    sl_jout *json;          /* JSON instead of text lines */
+    sl_jout *json;       /* JSON instead of text lines */
     unsigned next_space; /* JSON: the next address space object to open */
     bool first_item;     /* JSON: no range written yet in the open space */
     unsigned cur_root;
