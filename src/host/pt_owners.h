@@ -3,7 +3,7 @@
  * the VA it covers there, its table level). The walk records each table the
  * first time and looks it up on every later reference, which is how a table
  * shared by two address spaces is reported once, as a link. Used by
- * compaction (compact.c) and by inspect (snapfile.c).
+ * compaction (compact.c) and by inspect (snapfile_map.c).
  *
  * Hostile tables can name as many distinct tables as they like, so the set
  * takes an optional limit: recording beyond it fails, and the walk stops

@@ -14,12 +14,6 @@
 #include "sl_elf.h"
 #include "pt.h"
 
-uint64_t sl_snapshot_new_config_id(void)
-{
-    static atomic_uint_fast64_t next = 1;
-    return (uint64_t)atomic_fetch_add(&next, 1);
-}
-
 void sl_snapshot_compute_hash_in_steps(const sl_snapshot *s, uint64_t chunk, sl_hash_step_fn step, void *arg,
                                        uint8_t out[SL_HASH_LEN])
 {
@@ -332,7 +326,7 @@ static int seal(binary_build *b)
     s->stack_top = l->stack_top;
     s->next_kind = SL_NEXT_INITIALISE;
     s->next_addr = l->kernel_gpa + b->kimg.entry - b->kimg.base_va;
-    s->config_id = sl_snapshot_new_config_id();
+    s->config_id = sl_family_new();
     s->generation = 0;
     return sl_snapbuild_seal(s, &b->vis, &b->pt, b->e);
 }

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "family.h"
 #include "hash.h"
 #include "layout.h"
 
@@ -77,10 +78,6 @@ void sl_snapshot_compute_hash(const sl_snapshot *s, uint8_t out[SL_HASH_LEN]);
 typedef void (*sl_hash_step_fn)(void *arg, uint64_t off, uint64_t len);
 void sl_snapshot_compute_hash_in_steps(const sl_snapshot *s, uint64_t chunk, sl_hash_step_fn step, void *arg,
                                        uint8_t out[SL_HASH_LEN]);
-
-/* A fresh configuration-family id (process-wide counter). */
-uint64_t sl_snapshot_new_config_id(void);
-
 
 /* ---- what a snapshot holds (the struct is private: snapshot_impl.h) ---- */
 

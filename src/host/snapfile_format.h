@@ -1,0 +1,147 @@
+/* The snapshot file format (docs/snapshot-format.md is normative): the
+ * header's fields in one table, and the codec between a file's bytes and a
+ * sl_snapshot. The blob and the region records are sections of the file the
+ * header points at; load maps the blob, it is never parsed.
+ *
+ * A file is hostile input. Nothing read from it is used before it has been
+ * checked: the geometry of the sections first (everything the checksum needs
+ * to know which bytes it covers), then the header checksum (so random
+ * corruption gets one clear message), then every field on its own terms, as
+ * if the checksum had been forged. */
+#ifndef SL_SNAPFILE_FORMAT_H
+#define SL_SNAPFILE_FORMAT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "snapshot.h"
+
+#define SL_SNAPFILE_MAGIC "SLSNAPF\0" /* 8 bytes */
+#define SL_SNAPFILE_VERSION 3u /* 3: the CPU state in architectural form (cpustate.h) */
+#define SL_SNAPFILE_HEADER_SIZE 0x400u  /* fixed header, at offset 0 */
+#define SL_SNAPFILE_META_MAX 0x10000u   /* header + small sections: at most 64 KiB */
+#define SL_SNAPFILE_SREGS_AT SL_SNAPFILE_HEADER_SIZE /* where writers put the CPU state */
+#define SL_SNAPFILE_REGIONS_MAX (SL_MAX_REGIONS * SL_REGION_RECORD_SIZE) /* bytes of region records */
+
+/* The header, one field a line, in file order (§2 of the format): its SF_*
+ * offset constant, its name (in error messages and the decoded header),
+ * offset, size in bytes, type (u32, u64: little-endian integers; bytes;
+ * roots: SL_BK_MAX_ROOTS u64), and the sl_snapshot member it holds, SNAP(m),
+ * or NONE where the codec computes it (section geometry) or checks it
+ * (constants, reserved bytes). Layout members are derived again from the
+ * configuration on load, and the stored values must agree. Everything that
+ * reads or writes the header goes through this table; the compiler checks
+ * that the fields tile the header (snapfile_format.c). */
+#define SL_SNAPFILE_FIELDS(X)                                                                                \
+    X(MAGIC, magic, 0x000, 8, bytes, NONE)                                                                   \
+    X(VERSION, version, 0x008, 4, u32, NONE)                                                                 \
+    X(HEADER_SIZE, header_size, 0x00C, 4, u32, NONE)                                                         \
+    X(ARCH, arch, 0x010, 4, u32, SNAP(arch))                                                                 \
+    X(FLAGS, flags, 0x014, 4, u32, NONE)                                                                     \
+    X(FILE_SIZE, file_size, 0x018, 8, u64, NONE)                                                             \
+    X(BLOB_OFFSET, blob_offset, 0x020, 8, u64, NONE)                                                         \
+    X(BLOB_SIZE, blob_size, 0x028, 8, u64, NONE)                                                             \
+    X(VISIBLE_SIZE, visible_size, 0x030, 8, u64, SNAP(visible_size))                                         \
+    X(PT_SIZE, pt_size, 0x038, 8, u64, SNAP(pt_size))                                                        \
+    X(REGIONS_OFFSET, regions_offset, 0x040, 8, u64, NONE)                                                   \
+    X(REGIONS_SIZE, regions_size, 0x048, 8, u64, NONE)                                                       \
+    X(SREGS_OFFSET, sregs_offset, 0x050, 8, u64, NONE)                                                       \
+    X(SREGS_SIZE, sregs_size, 0x058, 8, u64, NONE)                                                           \
+    X(INPUT_SIZE, input_size, 0x060, 8, u64, SNAP(layout.input_size))                                        \
+    X(OUTPUT_SIZE, output_size, 0x068, 8, u64, SNAP(layout.output_size))                                     \
+    X(HEAP_SIZE, heap_size, 0x070, 8, u64, SNAP(layout.heap_size))                                           \
+    X(STACK_SIZE, stack_size, 0x078, 8, u64, SNAP(layout.stack_size))                                        \
+    X(SCRATCH_SIZE, scratch_size, 0x080, 8, u64, SNAP(layout.scratch_size))                                  \
+    X(INIT_DATA_SIZE, init_data_size, 0x088, 8, u64, SNAP(layout.init_data_size))                            \
+    X(INIT_DATA_PERM, init_data_perm, 0x090, 4, u32, SNAP(layout.init_data_perm))                            \
+    X(N_REGIONS, n_regions, 0x094, 4, u32, NONE)                                                             \
+    X(PEB_GPA, peb_gpa, 0x098, 8, u64, SNAP(layout.peb_gpa))                                                 \
+    X(IMAGE_GPA, image_gpa, 0x0A0, 8, u64, SNAP(layout.image_gpa))                                           \
+    X(IMAGE_SIZE, image_size, 0x0A8, 8, u64, SNAP(layout.image_size))                                        \
+    X(INIT_DATA_GPA, init_data_gpa, 0x0B0, 8, u64, SNAP(layout.init_data_gpa))                               \
+    X(HEAP_GPA, heap_gpa, 0x0B8, 8, u64, SNAP(layout.heap_gpa))                                              \
+    X(VISIBLE_END, visible_end, 0x0C0, 8, u64, SNAP(layout.visible_end))                                     \
+    X(LAYOUT_STACK_TOP, layout_stack_top, 0x0C8, 8, u64, SNAP(layout.stack_top))                            \
+    X(SCRATCH_GPA, scratch_gpa, 0x0D0, 8, u64, SNAP(layout.scratch_gpa))                                     \
+    X(SCRATCH_GVA, scratch_gva, 0x0D8, 8, u64, SNAP(layout.scratch_gva))                                     \
+    X(PT_GPA, pt_gpa, 0x0E0, 8, u64, SNAP(layout.pt_gpa))                                                    \
+    X(EXC_STACK_GPA, exc_stack_gpa, 0x0E8, 8, u64, SNAP(layout.exc_stack_gpa))                               \
+    X(BK_GPA, bk_gpa, 0x0F0, 8, u64, SNAP(layout.bk_gpa))                                                    \
+    X(NEXT_KIND, next_kind, 0x0F8, 4, u32, SNAP(next_kind))                                                  \
+    X(N_ROOTS, n_roots, 0x0FC, 4, u32, SNAP(n_roots))                                                        \
+    X(NEXT_ADDR, next_addr, 0x100, 8, u64, SNAP(next_addr))                                                  \
+    X(STACK_TOP, stack_top, 0x108, 8, u64, SNAP(stack_top))                                                  \
+    X(GENERATION, generation, 0x110, 8, u64, SNAP(generation))                                               \
+    X(CUR_ROOT, cur_root, 0x118, 4, u32, SNAP(cur_root))                                                     \
+    X(RESERVED0, reserved0, 0x11C, 4, u32, NONE)                                                             \
+    X(PAGES_RO, pages_ro, 0x120, 8, u64, SNAP(stats.pages_ro))                                               \
+    X(PAGES_COW, pages_cow, 0x128, 8, u64, SNAP(stats.pages_cow))                                            \
+    X(PAGES_PT, pages_pt, 0x130, 8, u64, SNAP(stats.pages_pt))                                               \
+    X(LEAVES, leaves, 0x138, 8, u64, SNAP(stats.leaves))                                                     \
+    X(LOAD_FLAGS, load_flags, 0x140, 4, u32, NONE) /* bit 0 load info valid, bit 1 PIE */                    \
+    X(RESERVED1, reserved1, 0x144, 4, u32, NONE)                                                             \
+    X(BASE_VA, base_va, 0x148, 8, u64, SNAP(load_info.base_va))                                              \
+    X(LOAD_ADDR, load_addr, 0x150, 8, u64, SNAP(load_info.load_addr))                                        \
+    X(ENTRY, entry, 0x158, 8, u64, SNAP(load_info.entry))                                                    \
+    X(IDENTITY, identity, 0x160, 32, bytes, SNAP(hash))                                                      \
+    X(CHECKSUM, checksum, 0x180, 32, bytes, NONE)                                                            \
+    X(RESERVED2, reserved2, 0x1A0, 0x60, bytes, NONE)                                                        \
+    X(ROOTS, roots, 0x200, 8 * SL_BK_MAX_ROOTS, roots, NONE) /* unused entries zero */
+
+/* SF_VERSION, SF_ROOTS, ...: the offset of each field. */
+enum {
+#define SF_OFFSET(ID, name, off, size, type, snap) SF_##ID = off,
+    SL_SNAPFILE_FIELDS(SF_OFFSET)
+#undef SF_OFFSET
+};
+
+/* The header decoded to host integers, one member per field. */
+#define SF_DECL_u32(name, size) uint32_t name;
+#define SF_DECL_u64(name, size) uint64_t name;
+#define SF_DECL_bytes(name, size) uint8_t name[size];
+#define SF_DECL_roots(name, size) uint64_t name[(size) / 8];
+typedef struct sl_snapfile_header {
+#define SF_MEMBER(ID, name, off, size, type, snap) SF_DECL_##type(name, size)
+    SL_SNAPFILE_FIELDS(SF_MEMBER)
+#undef SF_MEMBER
+} sl_snapfile_header;
+
+/* Decodes the SL_SNAPFILE_HEADER_SIZE bytes at raw. */
+void sl_snapfile_header_decode(const uint8_t *raw, sl_snapfile_header *h);
+/* Copies every field that holds a member of the snapshot (SNAP(m) in the
+ * table) from h to s, unchecked: the caller checks them. */
+void sl_snapfile_header_to_snapshot(const sl_snapfile_header *h, sl_snapshot *s);
+
+/* "amd64", "i686", or "?": how messages and reports name an architecture. */
+const char *sl_snapfile_arch_name(unsigned arch);
+
+/* What save writes before the blob: the header and the CPU state, in whole
+ * pages (one page unless the CPU state is large: AVX-512, AMX). */
+uint64_t sl_snapfile_meta_size(const sl_snapshot *s);
+
+/* Checks where the sections are, from the header alone (magic, version,
+ * header size, file size against actual_size, blob and region-record
+ * offsets and sizes): everything the checksum needs before it can be
+ * computed. */
+int sl_snapfile_check_geometry(const sl_snapfile_header *h, uint64_t actual_size, sl_errbuf *e);
+
+/* The header checksum: BLAKE3 of the bytes before the blob (meta, meta_len
+ * bytes, at least the header) with the checksum field zeroed, then the
+ * region records. */
+void sl_snapfile_checksum(const uint8_t *meta, uint64_t meta_len, const uint8_t *regions, uint64_t regions_len,
+                          uint8_t out[SL_HASH_LEN]);
+
+/* Everything but the geometry and the checksum (both checked before):
+ * fills s from the decoded header h, the bytes before the blob (meta) and
+ * the region records, checking every field (snapfile_parse.c). */
+int sl_snapfile_parse(sl_snapshot *s, const sl_snapfile_header *h, const uint8_t *meta, const uint8_t *regions,
+                      sl_errbuf *e);
+
+/* The bytes save writes around the blob: meta (sl_snapfile_meta_size(s)
+ * bytes: header, CPU state, padding; checksum set) and the region records
+ * (n_regions * SL_REGION_RECORD_SIZE bytes). SL_EINVAL for a snapshot too
+ * inconsistent to describe. */
+int sl_snapfile_build(const sl_snapshot *s, uint8_t *meta, uint8_t regions[SL_SNAPFILE_REGIONS_MAX], sl_errbuf *e);
+
+#endif
