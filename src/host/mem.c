@@ -202,16 +202,14 @@ static void write_bookkeeping(sl_mem *m, const sl_snapshot *s)
 int sl_mem_restore(sl_mem *m, const sl_snapshot *s, sl_errbuf *e)
 {
     const sl_layout *l = &m->layout;
-    uint64_t config_id = sl_snapshot_config_id(s);
     unsigned n_roots = sl_snapshot_n_roots(s);
-    if (config_id != m->config_id)
-        return sl_err(e, SL_EFAMILY,
-                      "snapshot belongs to configuration family %llu, this sandbox to family %llu",
-                      (unsigned long long)config_id, (unsigned long long)m->config_id);
+    int rc = sl_family_check(s, m->config_id, m->layout.arch, e);
+    if (rc)
+        return rc;
     if (sl_snapshot_page_table_size(s) > l->exc_stack_gpa - l->pt_gpa || n_roots == 0 || n_roots > SL_BK_MAX_ROOTS)
         return sl_err(e, SL_ERANGE, "snapshot page tables do not fit this sandbox's scratch");
     copy_tables(m, s);
-    /* A table page the file lost was read as zeros (snapfile.c): the tables
+    /* A table page the file lost was read as zeros (snapfile_watch.c): the tables
      * in scratch are not the snapshot's, whatever their identity says. */
     if (sl_snapfile_lost(s)) {
         sl_mem_forget_tables(m);
