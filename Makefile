@@ -34,7 +34,7 @@ endif
 # ThreadSanitizer: every object of the library (BLAKE3's C files too) and the
 # test programs; executables are PIE (Debian's gcc default, as TSan needs).
 # gcc warns that TSan does not model atomic_thread_fence (-Wtsan): the fences
-# in snapfile.c order the SIGBUS registry's seqlock, whose atomics TSan does
+# in snapfile_watch.c order the SIGBUS registry's seqlock, whose atomics TSan does
 # see. TSan's options for the test programs (halt_on_error: a report fails
 # the test at once) are built into them: tests/common/tsan_options.c.
 ifeq ($(TSAN),1)
