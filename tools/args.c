@@ -249,6 +249,7 @@ int opt_take(cli_opts *o, int argc, char **argv, int *i)
     return 0;
 }
 
+/* opt_scan's walk over argv; -1 after printing why. */
 static int opt_operands(cli_opts *o, int argc, char **argv, int (*operand)(void *user, char *arg), void *user)
 {
     int opts_done = 0;
