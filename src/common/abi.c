@@ -239,11 +239,6 @@ static enum body_layout body_layout(uint64_t kind)
     }
 }
 
-static bool kind_known(uint64_t kind)
-{
-    return body_layout(kind) != BODY_UNKNOWN;
-}
-
 static int put_body(struct wr *w, const sl_msg *m)
 {
     int rc;
@@ -342,7 +337,7 @@ static int get_body(struct rd *r, sl_msg *m)
 
 int sl_abi_encode(const sl_msg *m, uint8_t *buf, size_t cap, size_t *len)
 {
-    if (!m || !kind_known(m->kind))
+    if (!m || body_layout(m->kind) == BODY_UNKNOWN)
         return m ? SL_ABI_E_KIND : SL_ABI_E_MALFORMED;
     if (!buf || cap < SL_ABI_HDR_SIZE)
         return SL_ABI_E_SPACE;
@@ -384,7 +379,7 @@ static int decode_frame(const uint8_t *buf, size_t len, sl_msg *m, size_t *size)
         return SL_ABI_E_TRUNCATED;
     if (version != SL_ABI_WIRE_VERSION)
         return SL_ABI_E_VERSION;
-    if (!kind_known(kind))
+    if (body_layout(kind) == BODY_UNKNOWN)
         return SL_ABI_E_KIND;
     /* size must be exactly the padded body: this also bounds body by fsize. */
     if (flags != 0 || align8(SL_ABI_HDR_SIZE + body) != fsize)
