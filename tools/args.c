@@ -93,15 +93,6 @@ int parse_size(const char *s, uint64_t *out)
     return 0;
 }
 
-static const struct size_opt {
-    const char *name;
-    size_t off;
-} SIZE_OPTS[] = {
-    {"--heap", offsetof(sl_config, heap_size)},     {"--scratch", offsetof(sl_config, scratch_size)},
-    {"--stack", offsetof(sl_config, stack_size)},   {"--input", offsetof(sl_config, input_size)},
-    {"--output", offsetof(sl_config, output_size)},
-};
-
 /* Matches "--name" or "--name=value"; sets *val to the inline value or NULL. */
 static int opt_match(const char *arg, const char *name, const char **val)
 {
@@ -130,90 +121,175 @@ static const char *opt_value(const char *name, const char *inl, int argc, char *
     return argv[++*i];
 }
 
+/* One common option: how it is spelled and what its value sets. A setter
+ * returns 0, or -1 after printing why the value is wrong. */
+typedef struct opt_def opt_def;
+struct opt_def {
+    const char *name, *alias; /* alias: a one-letter flag, or NULL */
+    int takes_value;          /* 0: a flag, matched exactly; 1: --name VALUE or --name=VALUE */
+    int (*set)(cli_opts *o, const opt_def *d, const char *val);
+    size_t off; /* the cli_opts field that set_flag or set_size sets */
+};
+
+/* SIZE options share one range: a guest's memory, at most SL_MAX_MEMORY. */
+static int opt_size(const char *name, const char *val, uint64_t *v)
+{
+    if (parse_size(val, v) != 0 || *v == 0 || *v > SL_MAX_MEMORY) {
+        cli_err("%s: '%s' is not a size (bytes with optional K/M/G, at most 16G)", name, val);
+        return -1;
+    }
+    return 0;
+}
+
+static int set_flag(cli_opts *o, const opt_def *d, const char *val)
+{
+    (void)val;
+    *(int *)((char *)o + d->off) = 1;
+    return 0;
+}
+
+static int set_timeout(cli_opts *o, const opt_def *d, const char *val)
+{
+    (void)d;
+    if (parse_u64_dec(val, &o->timeout_ms) != 0) {
+        cli_err("--timeout-ms: '%s' is not a number of milliseconds", val);
+        return -1;
+    }
+    return 0;
+}
+
+static int set_size(cli_opts *o, const opt_def *d, const char *val)
+{
+    uint64_t v;
+    if (opt_size(d->name, val, &v) != 0)
+        return -1;
+    memcpy((char *)o + d->off, &v, sizeof v);
+    o->sizes_given = 1;
+    return 0;
+}
+
+static int set_init_data(cli_opts *o, const opt_def *d, const char *val)
+{
+    (void)d;
+    if (!*val) {
+        cli_err("--init-data: an empty file name");
+        return -1;
+    }
+    o->init_data_path = val;
+    o->init_given = 1;
+    return 0;
+}
+
+static int set_init_data_size(cli_opts *o, const opt_def *d, const char *val)
+{
+    uint64_t v;
+    if (opt_size(d->name, val, &v) != 0)
+        return -1;
+    o->init_data_size = v;
+    o->init_given = 1;
+    return 0;
+}
+
+static int set_init_data_perm(cli_opts *o, const opt_def *d, const char *val)
+{
+    (void)d;
+    static const struct {
+        const char *name;
+        unsigned perm;
+    } perms[] = {{"r", SL_PERM_READ},
+                 {"rw", SL_PERM_READ | SL_PERM_WRITE},
+                 {"rx", SL_PERM_READ | SL_PERM_EXEC},
+                 {"rwx", SL_PERM_READ | SL_PERM_WRITE | SL_PERM_EXEC}};
+    o->init_data_perm = 0;
+    for (size_t k = 0; k < sizeof perms / sizeof perms[0]; k++)
+        if (strcmp(val, perms[k].name) == 0)
+            o->init_data_perm = perms[k].perm;
+    if (!o->init_data_perm) {
+        cli_err("--init-data-perm: '%s' is not r, rw, rx or rwx", val);
+        return -1;
+    }
+    o->init_given = 1;
+    return 0;
+}
+
+static const opt_def OPTS[] = {
+    {"--help", "-h", 0, set_flag, offsetof(cli_opts, help)},
+    {"--quiet", "-q", 0, set_flag, offsetof(cli_opts, quiet)},
+    {"--timeout-ms", NULL, 1, set_timeout, 0},
+    {"--heap", NULL, 1, set_size, offsetof(cli_opts, cfg.heap_size)},
+    {"--scratch", NULL, 1, set_size, offsetof(cli_opts, cfg.scratch_size)},
+    {"--stack", NULL, 1, set_size, offsetof(cli_opts, cfg.stack_size)},
+    {"--input", NULL, 1, set_size, offsetof(cli_opts, cfg.input_size)},
+    {"--output", NULL, 1, set_size, offsetof(cli_opts, cfg.output_size)},
+    {"--init-data", NULL, 1, set_init_data, 0},
+    {"--init-data-size", NULL, 1, set_init_data_size, 0},
+    {"--init-data-perm", NULL, 1, set_init_data_perm, 0},
+};
+
 int opt_take(cli_opts *o, int argc, char **argv, int *i)
 {
-    const char *arg = argv[*i], *inl, *val;
-    if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
-        o->help = 1;
-        return 1;
-    }
-    if (strcmp(arg, "--quiet") == 0 || strcmp(arg, "-q") == 0) {
-        o->quiet = 1;
-        return 1;
-    }
-    if (opt_match(arg, "--timeout-ms", &inl)) {
-        if (!(val = opt_value("--timeout-ms", inl, argc, argv, i)))
-            return EXIT_USAGE;
-        if (parse_u64_dec(val, &o->timeout_ms) != 0) {
-            cli_err("--timeout-ms: '%s' is not a number of milliseconds", val);
-            return EXIT_USAGE;
+    const char *arg = argv[*i], *inl, *val = NULL;
+    for (size_t k = 0; k < sizeof OPTS / sizeof OPTS[0]; k++) {
+        const opt_def *d = &OPTS[k];
+        if (!d->takes_value) {
+            if (strcmp(arg, d->name) != 0 && !(d->alias && strcmp(arg, d->alias) == 0))
+                continue;
+        } else {
+            if (!opt_match(arg, d->name, &inl))
+                continue;
+            if (!(val = opt_value(d->name, inl, argc, argv, i)))
+                return EXIT_USAGE;
         }
-        return 1;
-    }
-    for (size_t k = 0; k < sizeof SIZE_OPTS / sizeof SIZE_OPTS[0]; k++) {
-        if (!opt_match(arg, SIZE_OPTS[k].name, &inl))
-            continue;
-        if (!(val = opt_value(SIZE_OPTS[k].name, inl, argc, argv, i)))
-            return EXIT_USAGE;
-        uint64_t v;
-        if (parse_size(val, &v) != 0 || v == 0 || v > SL_MAX_MEMORY) {
-            cli_err("%s: '%s' is not a size (bytes with optional K/M/G, at most 16G)", SIZE_OPTS[k].name,
-                    val);
-            return EXIT_USAGE;
-        }
-        memcpy((char *)&o->cfg + SIZE_OPTS[k].off, &v, sizeof v);
-        o->sizes_given = 1;
-        return 1;
-    }
-    if (opt_match(arg, "--init-data", &inl)) {
-        if (!(val = opt_value("--init-data", inl, argc, argv, i)))
-            return EXIT_USAGE;
-        if (!*val) {
-            cli_err("--init-data: an empty file name");
-            return EXIT_USAGE;
-        }
-        o->init_data_path = val;
-        o->init_given = 1;
-        return 1;
-    }
-    if (opt_match(arg, "--init-data-size", &inl)) {
-        if (!(val = opt_value("--init-data-size", inl, argc, argv, i)))
-            return EXIT_USAGE;
-        uint64_t v;
-        if (parse_size(val, &v) != 0 || v == 0 || v > SL_MAX_MEMORY) {
-            cli_err("--init-data-size: '%s' is not a size (bytes with optional K/M/G, at most 16G)", val);
-            return EXIT_USAGE;
-        }
-        o->init_data_size = v;
-        o->init_given = 1;
-        return 1;
-    }
-    if (opt_match(arg, "--init-data-perm", &inl)) {
-        if (!(val = opt_value("--init-data-perm", inl, argc, argv, i)))
-            return EXIT_USAGE;
-        static const struct {
-            const char *name;
-            unsigned perm;
-        } perms[] = {{"r", SL_PERM_READ},
-                     {"rw", SL_PERM_READ | SL_PERM_WRITE},
-                     {"rx", SL_PERM_READ | SL_PERM_EXEC},
-                     {"rwx", SL_PERM_READ | SL_PERM_WRITE | SL_PERM_EXEC}};
-        o->init_data_perm = 0;
-        for (size_t k = 0; k < sizeof perms / sizeof perms[0]; k++)
-            if (strcmp(val, perms[k].name) == 0)
-                o->init_data_perm = perms[k].perm;
-        if (!o->init_data_perm) {
-            cli_err("--init-data-perm: '%s' is not r, rw, rx or rwx", val);
-            return EXIT_USAGE;
-        }
-        o->init_given = 1;
-        return 1;
+        return d->set(o, d, val) == 0 ? 1 : EXIT_USAGE;
     }
     if (arg[0] == '-' && arg[1] == '-' && arg[2] != 0) {
         cli_err("unknown option '%s' (use -- before an argument that starts with --)", arg);
         return EXIT_USAGE;
     }
     return 0;
+}
+
+/* opt_scan's walk over argv; -1 after printing why. */
+static int opt_operands(cli_opts *o, int argc, char **argv, int (*operand)(void *user, char *arg), void *user)
+{
+    int opts_done = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!opts_done && strcmp(argv[i], "--") == 0) {
+            opts_done = 1;
+            continue;
+        }
+        if (!opts_done && strcmp(argv[i], "--json") == 0)
+            continue;
+        if (!opts_done) {
+            int r = opt_take(o, argc, argv, &i);
+            if (r == EXIT_USAGE)
+                return -1;
+            if (r == 1)
+                continue;
+        }
+        if (operand(user, argv[i]) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+int opt_scan(cli_opts *o, int argc, char **argv, int (*operand)(void *user, char *arg), void *user,
+             void (*usage)(int fd))
+{
+    o->json = json_wanted(argc, argv);
+    if (opt_operands(o, argc, argv, operand, user) != 0) {
+        usage(2);
+        return EXIT_USAGE;
+    }
+    if (o->help) {
+        usage(1);
+        return EXIT_OK;
+    }
+    if (opt_finish(o) != 0) {
+        usage(2);
+        return EXIT_USAGE;
+    }
+    return -1;
 }
 
 int opt_finish(const cli_opts *o)

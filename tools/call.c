@@ -25,88 +25,82 @@ static void call_usage(int fd)
     out_printf(fd, "%s%s", OPT_HELP, EXIT_HELP);
 }
 
+/* The positional arguments, GUEST NAME ARGS...; argv itself stays intact
+ * for a lab re-execution. */
+typedef struct operands {
+    char **v;
+    int n;
+} operands;
+
+static int add_operand(void *user, char *arg)
+{
+    operands *p = user;
+    p->v[p->n++] = arg;
+    return 0;
+}
+
+/* Returns -1 when the command line asks for a call, else the exit code
+ * (usage printed). */
+static int call_args(cli_opts *o, int argc, char **argv, operands *p)
+{
+    int rc = opt_scan(o, argc, argv, add_operand, p, call_usage);
+    if (rc >= 0)
+        return rc;
+    if (p->n < 2) {
+        cli_err("call: GUEST and NAME are required");
+        call_usage(2);
+        return EXIT_USAGE;
+    }
+    return -1;
+}
+
+/* The call itself, here; *answered is set when --json's object is printed. */
+static int call_here(const cli_opts *o, const operands *p, int *answered)
+{
+    cli_guest g;
+    int rc = guest_open(&g, p->v[0], o);
+    if (rc != 0)
+        return rc;
+    if (o->json) {
+        call_result r;
+        guest_call(&g, p->v[1], p->n - 2, p->v + 2, &r);
+        if (r.exit != EXIT_OK)
+            cli_errc(r.code, "%s", r.msg);
+        json_call_result(&r, NULL, 1);
+        *answered = 1;
+        rc = r.exit;
+    } else {
+        rc = guest_call_text(&g, p->v[1], p->n - 2, p->v + 2, 2, "sandlet: ", 0);
+    }
+    guest_close(&g);
+    return rc;
+}
+
 int cmd_call(int argc, char **argv)
 {
     cli_opts o;
     memset(&o, 0, sizeof o);
-    /* Positional arguments; argv itself stays intact for a lab re-execution. */
-    char **pos = calloc((size_t)argc + 1, sizeof *pos);
-    int npos = 0, opts_done = 0, rc;
-    if (!pos) {
+    operands p = {calloc((size_t)argc + 1, sizeof *p.v), 0};
+    if (!p.v) {
         cli_err("out of memory");
         return EXIT_SETUP;
     }
-    /* --json first, so that even a usage error is answered in JSON. */
-    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
-        if (strcmp(argv[i], "--json") == 0)
-            o.json = 1;
-    for (int i = 1; i < argc; i++) {
-        if (!opts_done && strcmp(argv[i], "--") == 0) {
-            opts_done = 1;
-            continue;
-        }
-        if (!opts_done && strcmp(argv[i], "--json") == 0)
-            continue;
-        if (!opts_done) {
-            int r = opt_take(&o, argc, argv, &i);
-            if (r == EXIT_USAGE) {
-                call_usage(2);
-                rc = EXIT_USAGE;
-                goto out;
-            }
-            if (r == 1)
-                continue;
-        }
-        pos[npos++] = argv[i];
+    int answered = 0;
+    int rc = call_args(&o, argc, argv, &p);
+    if (rc < 0) {
+        lab_req req;
+        lab_req_guest(&req, p.v[0], &o);
+        rc = lab_maybe_reexec(&req);
     }
-    if (o.help) {
-        call_usage(1);
-        rc = EXIT_OK;
-        goto out;
-    }
-    if ((rc = opt_finish(&o)) != 0) {
-        call_usage(2);
-        goto out;
-    }
-    if (npos < 2) {
-        cli_err("call: GUEST and NAME are required");
-        call_usage(2);
-        rc = EXIT_USAGE;
-        goto out;
-    }
-    lab_req req;
-    memset(&req, 0, sizeof req);
-    req.adds[req.nadds++] = pos[0];
-    if (o.init_data_path)
-        req.adds[req.nadds++] = o.init_data_path;
-    rc = lab_maybe_reexec(&req);
-    if (rc >= 0)
-        goto out;
-
-    cli_guest g;
-    rc = guest_open(&g, pos[0], &o);
-    if (rc == 0) {
-        if (o.json) {
-            call_result r;
-            guest_call(&g, pos[1], npos - 2, pos + 2, &r);
-            if (r.exit != EXIT_OK)
-                cli_errc(r.code, "%s", r.msg);
-            json_call_result(&r, NULL, 1);
-            guest_close(&g);
-            free(pos);
-            return r.exit; /* answered: no second object below */
-        }
-        rc = guest_call_text(&g, pos[1], npos - 2, pos + 2, 2, "sandlet: ", 0);
-        guest_close(&g);
-    }
-out:
+    if (rc < 0)
+        rc = call_here(&o, &p, &answered);
     /* Every other failure (usage, setup, the lab) answers in JSON too, unless
      * the lab ran us and our inner self answered. */
-    if (o.json && rc != EXIT_OK && !o.help && !lab_inner_ran) {
+    if (o.json && rc != EXIT_OK && !o.help && !lab_inner_ran && !answered) {
         int code;
         const char *msg = cli_last_err(&code);
-        json_error(NULL, npos >= 2 ? pos[1] : NULL, msg, code, rc);
+        json_error(NULL, p.n >= 2 ? p.v[1] : NULL, msg, code, rc);
     }
-    free(pos);
+    free(p.v);
     return rc;
 }

@@ -146,6 +146,14 @@ typedef struct cli_opts {
 /* If argv[*i] is a common option, consumes it (and its value) and returns 1;
  * returns 0 when it is not one, or EXIT_USAGE after printing why. */
 int opt_take(cli_opts *o, int argc, char **argv, int *i);
+/* The command line of `call` and `shell`, argv[1..argc): the common options
+ * wherever they stand before a "--", --json (o->json is set first, so that
+ * even a usage error is answered in JSON), and each other argument in order
+ * to operand(user, arg), which returns 0, or non-zero after printing why it
+ * is wrong. Returns -1 when the command should go on; else, after the
+ * command's usage(fd), EXIT_OK for --help or EXIT_USAGE. */
+int opt_scan(cli_opts *o, int argc, char **argv, int (*operand)(void *user, char *arg), void *user,
+             void (*usage)(int fd));
 /* Checks the options together once all are read (--init-data-perm needs
  * init data). Returns 0, or EXIT_USAGE after printing why. */
 int opt_finish(const cli_opts *o);
@@ -255,6 +263,8 @@ const char *cli_backend(unsigned arch, char *why, size_t len);
 /* `sandlet backend [amd64|i686|FILE]`: prints kvm, pvm or lab. */
 int cmd_backend(int argc, char **argv);
 
+/* A request for a command on GUEST: the guest and its init data, if any. */
+void lab_req_guest(lab_req *req, const char *guest, const cli_opts *o);
 /* Decides whether to run in the KVM lab. Returns -1 to continue natively,
  * otherwise the exit code to exit with (the lab ran, or failed). */
 int lab_maybe_reexec(const lab_req *req);

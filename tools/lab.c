@@ -338,21 +338,33 @@ static int run_lab(char **argv)
     return EXIT_LAB;
 }
 
-int lab_maybe_reexec(const lab_req *req)
+void lab_req_guest(lab_req *req, const char *guest, const cli_opts *o)
+{
+    memset(req, 0, sizeof *req);
+    req->adds[req->nadds++] = guest;
+    if (o->init_data_path)
+        req->adds[req->nadds++] = o->init_data_path;
+}
+
+/* Whether the command goes to the lab: not from inside it, and only where
+ * guests of its architecture cannot run. The guest's own architecture
+ * decides (x86-64 runs on PVM, i686 does not), into *arch; an unreadable
+ * guest is left to the native run to report. */
+static int lab_wanted(const lab_req *req, unsigned *arch, char *why, size_t len)
 {
     const char *in_lab = getenv("SANDLET_IN_LAB");
     if (in_lab && *in_lab)
-        return -1;
-    char why[256] = "";
-    /* The guest's own architecture decides (x86-64 runs on PVM, i686 does
-     * not); an unreadable guest is left to the native run to report. */
-    unsigned arch = req->nadds ? file_arch(req->adds[0]) : 0;
-    const char *backend = cli_backend(arch ? arch : SL_ARCH_AMD64, why, sizeof why);
-    if (strcmp(backend, "lab") != 0)
-        return -1;
-    /* The lab copies the files in: a FIFO or a device would hang the copy or
-     * fill the disk. Checked first, so that such a file gets the same error
-     * wherever it was to run. */
+        return 0;
+    unsigned guest_arch = req->nadds ? file_arch(req->adds[0]) : 0;
+    *arch = guest_arch ? guest_arch : SL_ARCH_AMD64;
+    return strcmp(cli_backend(*arch, why, len), "lab") == 0;
+}
+
+/* The lab copies the files in: a FIFO or a device would hang the copy or
+ * fill the disk. Checked before anything else, so that such a file gets the
+ * same error wherever it was to run. Returns -1, or the exit code. */
+static int lab_inputs_regular(const lab_req *req)
+{
     for (size_t i = 0; i < req->nadds; i++) {
         struct stat st;
         if (stat(req->adds[i], &st) == 0 && !S_ISREG(st.st_mode)) {
@@ -360,51 +372,71 @@ int lab_maybe_reexec(const lab_req *req)
             return EXIT_SETUP;
         }
     }
+    return -1;
+}
+
+typedef struct lab_paths {
+    char exe[PATH_MAX];      /* this executable, which the lab runs again */
+    char lab[PATH_MAX + 64]; /* the kvm-lab script */
+} lab_paths;
+
+/* Finds both paths and announces the lab. Returns -1, or the exit code. */
+static int lab_locate(unsigned arch, const char *why, lab_paths *p)
+{
     if (env_is("SANDLET_NO_LAB", "1")) {
-        cli_err("%s guests cannot run here (%s), and SANDLET_NO_LAB=1 forbids the KVM lab",
-                arch_name(arch ? arch : SL_ARCH_AMD64), why);
+        cli_err("%s guests cannot run here (%s), and SANDLET_NO_LAB=1 forbids the KVM lab", arch_name(arch), why);
         return EXIT_SETUP;
     }
-    char exe[PATH_MAX], lab[PATH_MAX + 64];
-    if (self_exe(exe, sizeof exe) != 0) {
+    if (self_exe(p->exe, sizeof p->exe) != 0) {
         cli_err("cannot locate this executable (/proc/self/exe) to re-run it in the KVM lab");
         return EXIT_LAB;
     }
-    if (lab_find(lab, sizeof lab) != 0) {
+    if (lab_find(p->lab, sizeof p->lab) != 0) {
         cli_err("%s guests cannot run here (%s) and the KVM lab %s is not executable (set SANDLET_KVM_LAB)",
-                arch_name(arch ? arch : SL_ARCH_AMD64), why, lab);
+                arch_name(arch), why, p->lab);
         return EXIT_LAB;
     }
     out_printf(2, "sandlet: %s guests cannot run here (%s); running in the KVM lab (QEMU), expect ~4 s "
                   "per command\n",
-               arch_name(arch ? arch : SL_ARCH_AMD64), why);
+               arch_name(arch), why);
+    return -1;
+}
 
-    char *stdin_path = NULL, *collect = NULL;
+/* What travels besides the command line: our stdin in a temp file (*stdin_path)
+ * when the command reads it, and the file to bring back (*collect):
+ * req->collect, or a shell script's last `save`. Both malloc'd or NULL.
+ * Returns 0, or -1 after printing why. */
+static int lab_capture(const lab_req *req, char **stdin_path, char **collect)
+{
+    *stdin_path = *collect = NULL;
     if (req->capture_stdin) {
         if (isatty(0))
             out_printf(2, "sandlet: reading all of standard input first (end with Ctrl-D); it goes to the lab "
                           "after that\n");
-        if (!(stdin_path = save_stdin()))
-            return EXIT_SETUP;
+        if (!(*stdin_path = save_stdin()))
+            return -1;
         if (req->capture_stdin == 2) /* shell commands: `save TAG FILE` writes FILE */
-            collect = scan_saves(stdin_path);
+            *collect = scan_saves(*stdin_path);
     }
     if (req->collect) {
-        free(collect);
-        collect = strdup(req->collect);
+        free(*collect);
+        *collect = strdup(req->collect);
     }
+    return 0;
+}
 
+/* `kvm-lab --add <exe> --add <inputs> [--stdin F] [--collect F] --env
+ * SANDLET_LAB_PROTOCOL=1 -- <exe> <our arguments>`, calloc'd, or NULL. */
+static char **lab_argv(const lab_req *req, lab_paths *p, char *stdin_path, char *collect)
+{
     size_t max = 16 + 2 * req->nadds + (size_t)cli_argc;
     char **av = calloc(max, sizeof *av);
-    int rc = EXIT_LAB;
-    if (!av) {
-        cli_err("out of memory");
-        goto out;
-    }
+    if (!av)
+        return NULL;
     size_t k = 0;
-    av[k++] = lab;
+    av[k++] = p->lab;
     av[k++] = "--add";
-    av[k++] = exe;
+    av[k++] = p->exe;
     for (size_t i = 0; i < req->nadds; i++) {
         /* A missing input is left for the inner run to report (exit 3): the
          * lab itself would refuse to start. */
@@ -424,16 +456,39 @@ int lab_maybe_reexec(const lab_req *req)
         av[k++] = collect;
     }
     av[k++] = "--";
-    av[k++] = exe;
+    av[k++] = p->exe;
     for (int i = 1; i < cli_argc; i++)
         av[k++] = cli_argv[i];
     av[k] = NULL;
-    rc = run_lab(av);
-    if (rc == 0 && req->collect && access(req->collect, F_OK) != 0) {
-        cli_err("%s: the KVM lab did not bring the file back", req->collect);
-        rc = EXIT_SETUP;
+    return av;
+}
+
+int lab_maybe_reexec(const lab_req *req)
+{
+    unsigned arch;
+    char why[256] = "";
+    if (!lab_wanted(req, &arch, why, sizeof why))
+        return -1;
+    int rc = lab_inputs_regular(req);
+    if (rc >= 0)
+        return rc;
+    lab_paths paths;
+    if ((rc = lab_locate(arch, why, &paths)) >= 0)
+        return rc;
+    char *stdin_path, *collect;
+    if (lab_capture(req, &stdin_path, &collect) != 0)
+        return EXIT_SETUP;
+    char **av = lab_argv(req, &paths, stdin_path, collect);
+    rc = EXIT_LAB;
+    if (!av) {
+        cli_err("out of memory");
+    } else {
+        rc = run_lab(av);
+        if (rc == 0 && req->collect && access(req->collect, F_OK) != 0) {
+            cli_err("%s: the KVM lab did not bring the file back", req->collect);
+            rc = EXIT_SETUP;
+        }
     }
-out:
     free(av);
     if (stdin_path) {
         unlink(stdin_path);

@@ -43,6 +43,13 @@ static void run_usage(int fd)
                "loaded; 127 PROGRAM does not exist.\n");
 }
 
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 static void write_out(void *user, int fd, const void *buf, size_t len)
 {
     (void)user;
@@ -56,9 +63,7 @@ static long read_in(void *user, void *buf, size_t cap)
     const uint64_t *deadline = user;
     for (;;) {
         if (*deadline) {
-            struct timespec ts;
-            clock_gettime(CLOCK_MONOTONIC, &ts);
-            uint64_t now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+            uint64_t now = now_ns();
             if (now >= *deadline)
                 return -ETIMEDOUT;
             uint64_t ms = (*deadline - now + 999999) / 1000000;
@@ -95,84 +100,112 @@ static int exit_for(int rc)
     }
 }
 
-/* The command; the NAME=VALUE strings it makes for `--env NAME` go to
- * owned[0..*nowned), which the caller frees. */
-static int run(int argc, char **argv, char **owned, size_t *nowned_out)
-{
-    sl_config cfg = {.scratch_size = SL_RUN_DEFAULT_SCRATCH};
-    uint64_t timeout_ms = 0;
+/* `run`'s command line. */
+typedef struct run_args {
+    sl_config cfg;
+    uint64_t timeout_ms;
     const char *env[MAX_ENV];
-    size_t envc = 0, nowned = 0;
+    size_t envc;
+    char *owned[MAX_ENV]; /* the NAME=VALUE strings made for `--env NAME`, freed by cmd_run */
+    size_t nowned;
+    int prog; /* argv index of PROGRAM */
+} run_args;
+
+/* --env NAME=VALUE, or --env NAME: ours, if we have it. Returns 0 or the
+ * exit code. */
+static int env_add(run_args *a, const char *v)
+{
+    if (a->envc == MAX_ENV) {
+        cli_err("run: more than %d --env options", MAX_ENV);
+        return EXIT_USAGE;
+    }
+    if (!strchr(v, '=')) {
+        const char *ours = getenv(v);
+        if (!ours)
+            return 0; /* like env(1): an unset variable stays unset */
+        size_t n = strlen(v) + strlen(ours) + 2;
+        char *kv = malloc(n);
+        if (!kv) {
+            cli_err("out of memory");
+            return EXIT_SETUP;
+        }
+        snprintf(kv, n, "%s=%s", v, ours);
+        v = a->owned[a->nowned++] = kv;
+    }
+    a->env[a->envc++] = v;
+    return 0;
+}
+
+/* Option name (with its value v). Returns 0 or the exit code. */
+static int run_option(run_args *a, const char *name, const char *v)
+{
+    if (strcmp(name, "--memory") == 0 || strcmp(name, "--stack") == 0) {
+        uint64_t n;
+        if (parse_size(v, &n) != 0 || n == 0) {
+            cli_err("run: %s: '%s' is not a size", name, v);
+            return EXIT_USAGE;
+        }
+        *(strcmp(name, "--memory") == 0 ? &a->cfg.scratch_size : &a->cfg.stack_size) = n;
+        return 0;
+    }
+    if (strcmp(name, "--timeout-ms") == 0) {
+        if (parse_u64_dec(v, &a->timeout_ms) != 0) {
+            cli_err("run: --timeout-ms: '%s' is not a number", v);
+            return EXIT_USAGE;
+        }
+        return 0;
+    }
+    if (strcmp(name, "--env") == 0)
+        return env_add(a, v);
+    cli_err("run: unknown option '%s'", name);
+    run_usage(2);
+    return EXIT_USAGE;
+}
+
+/* The options before PROGRAM, each --name=value or --name value. Returns
+ * -1 with a->prog set when there is a program to run, else the exit code. */
+static int run_parse(run_args *a, int argc, char **argv)
+{
     int i = 1;
     char opt[64];
     for (; i < argc && argv[i][0] == '-'; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "--") == 0) {
+        const char *name = argv[i], *v, *eq = strchr(name, '=');
+        if (strcmp(name, "--") == 0) {
             i++;
             break;
         }
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+        if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0) {
             run_usage(1);
             return EXIT_OK;
         }
-        /* --name=value or --name value */
-        const char *v, *eq = strchr(a, '=');
-        if (eq && (size_t)(eq - a) < sizeof opt) {
-            memcpy(opt, a, (size_t)(eq - a));
-            opt[eq - a] = 0;
-            a = opt;
+        if (eq && (size_t)(eq - name) < sizeof opt) {
+            memcpy(opt, name, (size_t)(eq - name));
+            opt[eq - name] = 0;
+            name = opt;
             v = eq + 1;
         } else if (i + 1 < argc) {
             v = argv[++i];
         } else {
-            cli_err("run: %s needs a value", a);
+            cli_err("run: %s needs a value", name);
             run_usage(2);
             return EXIT_USAGE;
         }
-        if (strcmp(a, "--memory") == 0 || strcmp(a, "--stack") == 0) {
-            uint64_t n;
-            if (parse_size(v, &n) != 0 || n == 0) {
-                cli_err("run: %s: '%s' is not a size", a, v);
-                return EXIT_USAGE;
-            }
-            *(strcmp(a, "--memory") == 0 ? &cfg.scratch_size : &cfg.stack_size) = n;
-        } else if (strcmp(a, "--timeout-ms") == 0) {
-            if (parse_u64_dec(v, &timeout_ms) != 0) {
-                cli_err("run: --timeout-ms: '%s' is not a number", v);
-                return EXIT_USAGE;
-            }
-        } else if (strcmp(a, "--env") == 0) {
-            if (envc == MAX_ENV) {
-                cli_err("run: more than %d --env options", MAX_ENV);
-                return EXIT_USAGE;
-            }
-            if (!strchr(v, '=')) {
-                const char *ours = getenv(v);
-                if (!ours)
-                    continue; /* like env(1): an unset variable stays unset */
-                size_t n = strlen(v) + strlen(ours) + 2;
-                char *kv = malloc(n);
-                if (!kv) {
-                    cli_err("out of memory");
-                    return EXIT_SETUP;
-                }
-                snprintf(kv, n, "%s=%s", v, ours);
-                v = owned[nowned++] = kv;
-                *nowned_out = nowned;
-            }
-            env[envc++] = v;
-        } else {
-            cli_err("run: unknown option '%s'", a);
-            run_usage(2);
-            return EXIT_USAGE;
-        }
+        int rc = run_option(a, name, v);
+        if (rc != 0)
+            return rc;
     }
     if (i >= argc) {
         cli_err("run: PROGRAM is required");
         run_usage(2);
         return EXIT_USAGE;
     }
-    const char *prog = argv[i];
+    a->prog = i;
+    return -1;
+}
+
+/* Returns -1 when prog is a regular file, else the exit code. */
+static int program_check(const char *prog)
+{
     struct stat st;
     if (stat(prog, &st) != 0) {
         cli_err("%s: %s", prog, strerror(errno));
@@ -182,26 +215,20 @@ static int run(int argc, char **argv, char **owned, size_t *nowned_out)
         cli_err("%s: not a regular file", prog);
         return EXIT_RUN_LOAD;
     }
-    lab_req req;
-    memset(&req, 0, sizeof req);
-    req.adds[req.nadds++] = prog;
-    req.capture_stdin = 1;
-    int rc = lab_maybe_reexec(&req);
-    if (rc >= 0)
-        return rc;
+    return -1;
+}
 
-    uint64_t deadline = 0;
-    if (timeout_ms) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        deadline = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec + timeout_ms * 1000000ull;
-    }
-    sl_run_opts o = {.argc = (size_t)(argc - i), .argv = (const char *const *)(argv + i), .envc = envc,
-                     .envp = env, .cfg = &cfg, .timeout_ms = timeout_ms, .read = read_in, .write = write_out,
-                     .user = &deadline};
+/* The program, here; its exit status or ours. */
+static int run_here(run_args *a, int argc, char **argv)
+{
+    const char *prog = argv[a->prog];
+    uint64_t deadline = a->timeout_ms ? now_ns() + a->timeout_ms * 1000000ull : 0;
+    sl_run_opts o = {.argc = (size_t)(argc - a->prog), .argv = (const char *const *)(argv + a->prog),
+                     .envc = a->envc, .envp = a->env, .cfg = &a->cfg, .timeout_ms = a->timeout_ms,
+                     .read = read_in, .write = write_out, .user = &deadline};
     sl_run_result res;
     char err[512] = "";
-    rc = sl_run_file(prog, &o, &res, err, sizeof err);
+    int rc = sl_run_file(prog, &o, &res, err, sizeof err);
     if (rc) {
         cli_err("%s: %s", prog, err[0] ? err : sl_strerror(rc));
         return exit_for(rc);
@@ -209,12 +236,30 @@ static int run(int argc, char **argv, char **owned, size_t *nowned_out)
     return res.exit_status;
 }
 
+static int run(run_args *a, int argc, char **argv)
+{
+    int rc = run_parse(a, argc, argv);
+    if (rc < 0)
+        rc = program_check(argv[a->prog]);
+    if (rc < 0) {
+        lab_req req;
+        memset(&req, 0, sizeof req);
+        req.adds[req.nadds++] = argv[a->prog];
+        req.capture_stdin = 1;
+        rc = lab_maybe_reexec(&req);
+    }
+    if (rc < 0)
+        rc = run_here(a, argc, argv);
+    return rc;
+}
+
 int cmd_run(int argc, char **argv)
 {
-    char *owned[MAX_ENV];
-    size_t nowned = 0;
-    int rc = run(argc, argv, owned, &nowned);
-    while (nowned)
-        free(owned[--nowned]);
+    run_args a;
+    memset(&a, 0, sizeof a);
+    a.cfg.scratch_size = SL_RUN_DEFAULT_SCRATCH;
+    int rc = run(&a, argc, argv);
+    while (a.nowned)
+        free(a.owned[--a.nowned]);
     return rc;
 }

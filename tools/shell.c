@@ -306,6 +306,19 @@ static int do_info(shell *s)
     return 0;
 }
 
+/* One of the guest's functions, as sl_sandbox_function describes it. */
+typedef struct fn_sig {
+    const char *name;
+    int ret;
+    const int *params;
+    size_t np;
+} fn_sig;
+
+static int function_at(shell *s, size_t i, fn_sig *f)
+{
+    return sl_sandbox_function(s->g.sb, i, &f->name, &f->ret, &f->params, &f->np);
+}
+
 static int do_functions_json(shell *s)
 {
     size_t n = sl_sandbox_function_count(s->g.sb);
@@ -313,19 +326,16 @@ static int do_functions_json(shell *s)
     json_ok(s, &w);
     jw_open(&w, "functions", '[');
     for (size_t i = 0; i < n; i++) {
-        const char *name;
-        int ret;
-        const int *params;
-        size_t np;
-        if (sl_sandbox_function(s->g.sb, i, &name, &ret, &params, &np) != 0)
+        fn_sig f;
+        if (function_at(s, i, &f) != 0)
             continue;
         jw_open(&w, NULL, '{');
-        jw_str(&w, "name", name);
+        jw_str(&w, "name", f.name);
         jw_open(&w, "params", '[');
-        for (size_t k = 0; k < np; k++)
-            jw_str(&w, NULL, sl_type_name(params[k]));
+        for (size_t k = 0; k < f.np; k++)
+            jw_str(&w, NULL, sl_type_name(f.params[k]));
         jw_close(&w, ']');
-        jw_str(&w, "returns", sl_type_name(ret));
+        jw_str(&w, "returns", sl_type_name(f.ret));
         jw_close(&w, '}');
     }
     jw_close(&w, ']');
@@ -344,14 +354,11 @@ static int do_functions(shell *s)
         return fail(s, "out of memory");
     line[0] = 0;
     for (size_t i = 0; i < n; i++) {
-        const char *name;
-        int ret;
-        const int *params;
-        size_t np;
-        if (sl_sandbox_function(s->g.sb, i, &name, &ret, &params, &np) != 0)
+        fn_sig f;
+        if (function_at(s, i, &f) != 0)
             continue;
         char sig[1024];
-        signature_format(sig, sizeof sig, name, ret, params, np);
+        signature_format(sig, sizeof sig, f.name, f.ret, f.params, f.np);
         size_t add = strlen(sig) + 2;
         if (len + add + 1 > cap) {
             char *nl = realloc(line, (len + add + 1) * 2);
@@ -479,55 +486,34 @@ static int shell_session(shell *s)
     return s->failed;
 }
 
+static int set_guest(void *user, char *arg)
+{
+    const char **guest = user;
+    if (*guest) {
+        cli_err("shell: one GUEST only (commands come from stdin), got '%s'", arg);
+        return -1;
+    }
+    *guest = arg;
+    return 0;
+}
+
 /* Options, the guest, the lab. Returns the exit status; *ran is set when
  * the session ran (here or in the lab) and answered for itself. */
 static int shell_start(cli_opts *o, int argc, char **argv, int *ran)
 {
     const char *guest = NULL;
-    int opts_done = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!opts_done && strcmp(argv[i], "--") == 0) {
-            opts_done = 1;
-            continue;
-        }
-        if (!opts_done && strcmp(argv[i], "--json") == 0)
-            continue;
-        if (!opts_done) {
-            int r = opt_take(o, argc, argv, &i);
-            if (r == EXIT_USAGE) {
-                shell_usage(2);
-                return EXIT_USAGE;
-            }
-            if (r == 1)
-                continue;
-        }
-        if (guest) {
-            cli_err("shell: one GUEST only (commands come from stdin), got '%s'", argv[i]);
-            shell_usage(2);
-            return EXIT_USAGE;
-        }
-        guest = argv[i];
-    }
-    if (o->help) {
-        shell_usage(1);
-        return EXIT_OK;
-    }
-    if (opt_finish(o) != 0) {
-        shell_usage(2);
-        return EXIT_USAGE;
-    }
+    int rc = opt_scan(o, argc, argv, set_guest, &guest, shell_usage);
+    if (rc >= 0)
+        return rc;
     if (!guest) {
         cli_err("shell: GUEST is required");
         shell_usage(2);
         return EXIT_USAGE;
     }
     lab_req req;
-    memset(&req, 0, sizeof req);
-    req.adds[req.nadds++] = guest;
-    if (o->init_data_path)
-        req.adds[req.nadds++] = o->init_data_path;
+    lab_req_guest(&req, guest, o);
     req.capture_stdin = 2;
-    int rc = lab_maybe_reexec(&req);
+    rc = lab_maybe_reexec(&req);
     if (rc >= 0) {
         *ran = lab_inner_ran;
         return rc;
@@ -548,10 +534,6 @@ int cmd_shell(int argc, char **argv)
 {
     cli_opts o;
     memset(&o, 0, sizeof o);
-    /* --json first, so that even a usage error is answered in JSON. */
-    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
-        if (strcmp(argv[i], "--json") == 0)
-            o.json = 1;
     int ran = 0;
     int rc = shell_start(&o, argc, argv, &ran);
     if (o.json && rc != EXIT_OK && !ran && !o.help) {

@@ -122,109 +122,146 @@ typedef struct save_call {
     int first, count; /* argv index of NAME, number of words (NAME + ARGS) */
 } save_call;
 
-static int snap_save(int argc, char **argv)
-{
+/* `snapshot save`'s command line. */
+typedef struct save_args {
     cli_opts o;
-    memset(&o, 0, sizeof o);
-    const char *pos[2] = {NULL, NULL};
-    int npos = 0, rc;
-    save_call *calls = calloc((size_t)argc + 1, sizeof *calls);
-    size_t ncalls = 0;
-    if (!calls) {
-        cli_err("out of memory");
-        return EXIT_SETUP;
-    }
+    const char *pos[2]; /* GUEST, FILE */
+    int npos;
+    save_call *calls; /* the --call groups, in order */
+    size_t ncalls;
+} save_args;
+
+/* OPTIONS GUEST FILE, up to the first --call. Returns the index of that
+ * --call (argc when there is none), or -1 after printing why. */
+static int save_operands(save_args *a, int argc, char **argv)
+{
     int i = 1;
     for (; i < argc; i++) {
         if (strcmp(argv[i], "--call") == 0)
             break;
         if (strcmp(argv[i], "--") == 0) {
             cli_err("snapshot save: unexpected --");
-            goto usage;
+            return -1;
         }
-        int r = opt_take(&o, argc, argv, &i);
+        int r = opt_take(&a->o, argc, argv, &i);
         if (r == EXIT_USAGE)
-            goto usage;
+            return -1;
         if (r == 1)
             continue;
-        if (npos == 2) {
+        if (a->npos == 2) {
             cli_err("snapshot save: unexpected argument '%s'", argv[i]);
-            goto usage;
+            return -1;
         }
-        pos[npos++] = argv[i];
+        a->pos[a->npos++] = argv[i];
     }
-    /* --call NAME ARGS... groups, each up to the next --call. */
+    return i;
+}
+
+/* The --call NAME ARGS... groups from argv[i] on, each up to the next
+ * --call. Returns 0, or -1 after printing why. */
+static int save_calls(save_args *a, int argc, char **argv, int i)
+{
     while (i < argc) {
         int start = ++i;
         while (i < argc && strcmp(argv[i], "--call") != 0)
             i++;
         if (i == start) {
             cli_err("snapshot save: --call needs a function NAME");
-            goto usage;
+            return -1;
         }
-        calls[ncalls].first = start;
-        calls[ncalls++].count = i - start;
+        a->calls[a->ncalls].first = start;
+        a->calls[a->ncalls++].count = i - start;
     }
-    if (o.help) {
+    return 0;
+}
+
+/* Returns -1 when the command line asks for a save, else the exit code
+ * (usage printed). */
+static int save_parse(save_args *a, int argc, char **argv)
+{
+    int i = save_operands(a, argc, argv);
+    if (i < 0 || save_calls(a, argc, argv, i) != 0)
+        goto usage;
+    if (a->o.help) {
         snap_usage(1);
-        free(calls);
         return EXIT_OK;
     }
-    if (opt_finish(&o) != 0)
+    if (opt_finish(&a->o) != 0)
         goto usage;
-    if (npos != 2) {
+    if (a->npos != 2) {
         cli_err("snapshot save: GUEST and FILE are required");
         goto usage;
     }
-    lab_req req;
-    memset(&req, 0, sizeof req);
-    req.adds[req.nadds++] = pos[0];
-    if (o.init_data_path)
-        req.adds[req.nadds++] = o.init_data_path;
-    req.collect = pos[1];
-    rc = lab_maybe_reexec(&req);
-    if (rc >= 0)
-        goto out;
-    if (!snapfile_available()) {
-        cli_err("snapshot save: snapshot files are not supported by this build");
-        rc = EXIT_SETUP;
-        goto out;
-    }
-    cli_guest g;
-    rc = guest_open(&g, pos[0], &o);
-    if (rc != 0)
-        goto out;
-    for (size_t c = 0; c < ncalls && rc == 0; c++)
-        rc = guest_call_text(&g, argv[calls[c].first], calls[c].count - 1, argv + calls[c].first + 1, 2,
-                             "sandlet: ", 0);
-    if (rc == 0) {
-        sl_snapshot *snap;
-        char err[512] = "";
-        if (sl_sandbox_snapshot(g.sb, &snap) != 0) {
-            cli_err("snapshot: %s", sl_sandbox_errmsg(g.sb));
-            rc = EXIT_FAIL;
-        } else {
-            lab_prepare_output(pos[1]);
-            int src = snapfile_save(snap, pos[1], o.quiet, err, sizeof err);
-            if (src != 0) {
-                cli_err("%s: %s", pos[1], err[0] ? err : sl_strerror(src));
-                rc = EXIT_SETUP;
-            } else {
-                char id[65];
-                sl_snapshot_id_hex(snap, id);
-                out_printf(2, "sandlet: saved %s (id %s)\n", pos[1], id);
-            }
-            sl_snapshot_free(snap);
-        }
-    }
-    guest_close(&g);
-out:
-    free(calls);
-    return rc;
+    return -1;
 usage:
     snap_usage(2);
-    free(calls);
     return EXIT_USAGE;
+}
+
+/* Takes the guest's snapshot and writes it to file. */
+static int save_snapshot(cli_guest *g, const char *file, int quiet)
+{
+    sl_snapshot *snap;
+    char err[512] = "";
+    if (sl_sandbox_snapshot(g->sb, &snap) != 0) {
+        cli_err("snapshot: %s", sl_sandbox_errmsg(g->sb));
+        return EXIT_FAIL;
+    }
+    int rc = EXIT_OK;
+    lab_prepare_output(file);
+    int src = snapfile_save(snap, file, quiet, err, sizeof err);
+    if (src != 0) {
+        cli_err("%s: %s", file, err[0] ? err : sl_strerror(src));
+        rc = EXIT_SETUP;
+    } else {
+        char id[65];
+        sl_snapshot_id_hex(snap, id);
+        out_printf(2, "sandlet: saved %s (id %s)\n", file, id);
+    }
+    sl_snapshot_free(snap);
+    return rc;
+}
+
+/* The save itself, here: init, the calls in order, the snapshot file. */
+static int save_here(const save_args *a, char **argv)
+{
+    if (!snapfile_available()) {
+        cli_err("snapshot save: snapshot files are not supported by this build");
+        return EXIT_SETUP;
+    }
+    cli_guest g;
+    int rc = guest_open(&g, a->pos[0], &a->o);
+    if (rc != 0)
+        return rc;
+    for (size_t c = 0; c < a->ncalls && rc == 0; c++)
+        rc = guest_call_text(&g, argv[a->calls[c].first], a->calls[c].count - 1, argv + a->calls[c].first + 1, 2,
+                             "sandlet: ", 0);
+    if (rc == 0)
+        rc = save_snapshot(&g, a->pos[1], a->o.quiet);
+    guest_close(&g);
+    return rc;
+}
+
+static int snap_save(int argc, char **argv)
+{
+    save_args a;
+    memset(&a, 0, sizeof a);
+    a.calls = calloc((size_t)argc + 1, sizeof *a.calls);
+    if (!a.calls) {
+        cli_err("out of memory");
+        return EXIT_SETUP;
+    }
+    int rc = save_parse(&a, argc, argv);
+    if (rc < 0) {
+        lab_req req;
+        lab_req_guest(&req, a.pos[0], &a.o);
+        req.collect = a.pos[1];
+        rc = lab_maybe_reexec(&req);
+    }
+    if (rc < 0)
+        rc = save_here(&a, argv);
+    free(a.calls);
+    return rc;
 }
 
 static int snap_file_cmd(const char *sub, int argc, char **argv)

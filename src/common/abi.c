@@ -82,11 +82,16 @@ static void put_bytes(struct wr *w, const uint8_t *src, size_t n)
     w->pos += n;
 }
 
-static void put_text(struct wr *w, const uint8_t *text, uint32_t len)
+/* A length of `width` bytes, then that many bytes. */
+static void put_counted(struct wr *w, unsigned width, const uint8_t *p, uint32_t len)
 {
-    put_le(w, len, 4);
-    put_bytes(w, text, len);
+    put_le(w, len, width);
+    put_bytes(w, p, len);
 }
+
+/* Texts have a u32 length; function names (in calls and signatures) a u8. */
+static void put_text(struct wr *w, const uint8_t *text, uint32_t len) { put_counted(w, 4, text, len); }
+static void put_name(struct wr *w, const uint8_t *name, uint32_t len) { put_counted(w, 1, name, len); }
 
 /* ---- reader ----------------------------------------------------------- */
 
@@ -114,16 +119,19 @@ static int get_span(struct rd *r, uint64_t n, const uint8_t **out)
     return 0;
 }
 
-/* u32 length + bytes. */
-static int get_text(struct rd *r, const uint8_t **ptr, uint32_t *len)
+static int get_counted(struct rd *r, unsigned width, const uint8_t **ptr, uint32_t *len)
 {
     uint64_t n;
-    int rc = get_le(r, 4, &n);
+    int rc = get_le(r, width, &n);
     if (rc)
         return rc;
     *len = (uint32_t)n;
     return get_span(r, n, ptr);
 }
+
+static int get_text(struct rd *r, const uint8_t **ptr, uint32_t *len) { return get_counted(r, 4, ptr, len); }
+/* A u8 length, so at most SL_ABI_MAX_NAME. */
+static int get_name(struct rd *r, const uint8_t **ptr, uint32_t *len) { return get_counted(r, 1, ptr, len); }
 
 /* ---- values ----------------------------------------------------------- */
 
@@ -203,28 +211,48 @@ static int get_value(struct rd *r, sl_wire_value *v, bool allow_void)
 
 /* ---- message bodies --------------------------------------------------- */
 
-static bool kind_known(uint64_t kind)
+/* Every kind's body has one of four layouts; the encoder and the decoder
+ * switch on the layout, so a new kind is filed in one place. */
+enum body_layout {
+    BODY_UNKNOWN,
+    BODY_CALL,   /* u8 name length, name, u8 count, values */
+    BODY_RESULT, /* i32 status, then the value, or the error text */
+    BODY_TEXT,   /* i64 code, text */
+    BODY_FAULT,  /* i64 code (vector), u64 error code, address, ip */
+};
+
+static enum body_layout body_layout(uint64_t kind)
 {
-    return kind >= SL_MSG_CALL && kind <= SL_MSG_EXEC;
+    switch (kind) {
+    case SL_MSG_CALL:
+    case SL_MSG_HOSTCALL: return BODY_CALL;
+    case SL_MSG_RESULT:
+    case SL_MSG_HOSTRESULT: return BODY_RESULT;
+    case SL_MSG_PRINT:
+    case SL_MSG_ABORT:
+    case SL_MSG_LOG:
+    case SL_MSG_WRITE:
+    case SL_MSG_DATA:
+    case SL_MSG_EXEC: return BODY_TEXT;
+    case SL_MSG_FAULT: return BODY_FAULT;
+    default: return BODY_UNKNOWN;
+    }
 }
 
 static int put_body(struct wr *w, const sl_msg *m)
 {
     int rc;
-    switch (m->kind) {
-    case SL_MSG_CALL:
-    case SL_MSG_HOSTCALL:
+    switch (body_layout(m->kind)) {
+    case BODY_CALL:
         if (m->name_len > SL_ABI_MAX_NAME || m->count > SL_ABI_MAX_VALUES)
             return SL_ABI_E_LIMIT;
-        put_le(w, m->name_len, 1);
-        put_bytes(w, m->name, m->name_len);
+        put_name(w, m->name, m->name_len);
         put_le(w, m->count, 1);
         for (uint32_t i = 0; i < m->count; i++)
             if ((rc = put_value(w, &m->values[i], false)))
                 return rc;
         return 0;
-    case SL_MSG_RESULT:
-    case SL_MSG_HOSTRESULT:
+    case BODY_RESULT:
         put_le(w, (uint32_t)m->status, 4);
         if (m->status != SL_ABI_OK) {
             put_text(w, m->text, m->text_len);
@@ -233,16 +261,11 @@ static int put_body(struct wr *w, const sl_msg *m)
         if (m->count != 1)
             return SL_ABI_E_LIMIT;
         return put_value(w, &m->values[0], true);
-    case SL_MSG_PRINT:
-    case SL_MSG_ABORT:
-    case SL_MSG_LOG:
-    case SL_MSG_WRITE:
-    case SL_MSG_DATA:
-    case SL_MSG_EXEC:
+    case BODY_TEXT:
         put_le(w, (uint64_t)m->code, 8);
         put_text(w, m->text, m->text_len);
         return 0;
-    case SL_MSG_FAULT:
+    case BODY_FAULT:
         put_le(w, (uint64_t)m->code, 8);
         for (unsigned i = 0; i < 3; i++)
             put_le(w, m->fault[i], 8);
@@ -270,13 +293,9 @@ static int get_body(struct rd *r, sl_msg *m)
 {
     uint64_t x;
     int rc;
-    switch (m->kind) {
-    case SL_MSG_CALL:
-    case SL_MSG_HOSTCALL:
-        if ((rc = get_le(r, 1, &x)))
-            return rc;
-        m->name_len = (uint32_t)x; /* a u8, so <= SL_ABI_MAX_NAME */
-        if ((rc = get_span(r, x, &m->name)))
+    switch (body_layout(m->kind)) {
+    case BODY_CALL:
+        if ((rc = get_name(r, &m->name, &m->name_len)))
             return rc;
         if ((rc = get_le(r, 1, &x)))
             return rc;
@@ -288,8 +307,7 @@ static int get_body(struct rd *r, sl_msg *m)
             m->count = i + 1;
         }
         return 0;
-    case SL_MSG_RESULT:
-    case SL_MSG_HOSTRESULT:
+    case BODY_RESULT:
         if ((rc = get_le(r, 4, &x)))
             return rc;
         m->status = u32_to_i32((uint32_t)x);
@@ -299,17 +317,12 @@ static int get_body(struct rd *r, sl_msg *m)
             return rc;
         m->count = 1;
         return 0;
-    case SL_MSG_PRINT:
-    case SL_MSG_ABORT:
-    case SL_MSG_LOG:
-    case SL_MSG_WRITE:
-    case SL_MSG_DATA:
-    case SL_MSG_EXEC:
+    case BODY_TEXT:
         if ((rc = get_le(r, 8, &x)))
             return rc;
         m->code = u64_to_i64(x);
         return get_text(r, &m->text, &m->text_len);
-    default: /* SL_MSG_FAULT; kind was checked by the caller */
+    default: /* BODY_FAULT; kind was checked by the caller */
         if ((rc = get_le(r, 8, &x)))
             return rc;
         m->code = u64_to_i64(x);
@@ -324,7 +337,7 @@ static int get_body(struct rd *r, sl_msg *m)
 
 int sl_abi_encode(const sl_msg *m, uint8_t *buf, size_t cap, size_t *len)
 {
-    if (!m || !kind_known(m->kind))
+    if (!m || body_layout(m->kind) == BODY_UNKNOWN)
         return m ? SL_ABI_E_KIND : SL_ABI_E_MALFORMED;
     if (!buf || cap < SL_ABI_HDR_SIZE)
         return SL_ABI_E_SPACE;
@@ -366,7 +379,7 @@ static int decode_frame(const uint8_t *buf, size_t len, sl_msg *m, size_t *size)
         return SL_ABI_E_TRUNCATED;
     if (version != SL_ABI_WIRE_VERSION)
         return SL_ABI_E_VERSION;
-    if (!kind_known(kind))
+    if (body_layout(kind) == BODY_UNKNOWN)
         return SL_ABI_E_KIND;
     /* size must be exactly the padded body: this also bounds body by fsize. */
     if (flags != 0 || align8(SL_ABI_HDR_SIZE + body) != fsize)
@@ -523,8 +536,7 @@ int sl_abi_sig_add(uint8_t *buf, size_t cap, size_t *len, const sl_abi_sig *s)
     if (count == 0xffffffffu)
         return SL_ABI_E_LIMIT;
     struct wr w = {buf, cap, *len, 0};
-    put_le(&w, s->name_len, 1);
-    put_bytes(&w, s->name, s->name_len);
+    put_name(&w, s->name, s->name_len);
     put_le(&w, s->ret, 1);
     put_le(&w, s->nparams, 1);
     put_bytes(&w, s->params, s->nparams);
@@ -550,10 +562,7 @@ static int sig_parse(struct rd *r, sl_abi_sig *s)
     uint64_t x;
     const uint8_t *types;
     int rc;
-    if ((rc = get_le(r, 1, &x)))
-        return rc;
-    s->name_len = (uint32_t)x;
-    if ((rc = get_span(r, x, &s->name)))
+    if ((rc = get_name(r, &s->name, &s->name_len)))
         return rc;
     if ((rc = get_le(r, 1, &x)))
         return rc;
