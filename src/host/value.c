@@ -4,17 +4,31 @@
 
 #include "sandbox.h"
 
+/* sl_value and sl_wire_value share their type numbers. */
+#define SAME_NUMBER_(name, value, text) \
+    _Static_assert(SL_TYPE_##name == (int)SL_T_##name, "SL_TYPE_" #name " is not the wire's SL_T_" #name);
+SL_TYPE_MAP(SAME_NUMBER_)
+#undef SAME_NUMBER_
+_Static_assert((int)SL_T_MAX == SL_TYPE_BYTES, "a wire type the host does not have");
+
 const char *sl_type_name(int t)
 {
-    static const char *names[] = {"void", "i32", "u32", "i64", "u64", "f32", "f64", "string", "bool", "bytes"};
-    return t >= 0 && t <= SL_TYPE_BYTES ? names[t] : "?";
+    switch (t) {
+#define NAME_(name, value, text) \
+    case SL_TYPE_##name: return text;
+        SL_TYPE_MAP(NAME_)
+#undef NAME_
+    default: return "?";
+    }
 }
 
 int sl_type_parse(const char *name)
 {
-    for (int t = 0; t <= SL_TYPE_BYTES; t++)
-        if (!strcmp(name, sl_type_name(t)))
-            return t;
+#define PARSE_(name_, value, text) \
+    if (!strcmp(name, text))       \
+        return SL_TYPE_##name_;
+    SL_TYPE_MAP(PARSE_)
+#undef PARSE_
     return -1;
 }
 
