@@ -6,7 +6,9 @@
  *   hostcall.c          answering the guest's host calls
  *   kservice.c          the guest kernel's requests (read, clock, pages, faults, exit)
  *   fault.c             a guest's failures as SL_E* codes and messages
- * Not for users of the library (they see sandlet.h). */
+ *   value.c             sl_value and the wire's values, type names
+ * Functions they share are named sl_sb_*. Not for users of the library
+ * (they see sandlet.h). */
 #ifndef SL_SANDBOX_H
 #define SL_SANDBOX_H
 
