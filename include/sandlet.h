@@ -31,32 +31,39 @@ extern "C" {
 const char *sl_version(void);
 unsigned sl_version_number(void);
 
-/* Error codes. */
-#define SL_OK 0
-#define SL_EINVAL (-1)       /* invalid argument */
-#define SL_ENOMEM (-2)       /* out of host memory */
-#define SL_EIO (-3)          /* I/O error (see the message for errno) */
-#define SL_EFORMAT (-4)      /* malformed ELF or snapshot file */
-#define SL_EVERSION (-5)     /* guest/host or file format version mismatch */
-#define SL_ERANGE (-6)       /* a size or count does not fit the limits */
-#define SL_EUNSUPPORTED (-7) /* valid but not supported (relocation type, large page, ...) */
-#define SL_EPAGETABLE (-8)   /* guest page tables unusable */
-#define SL_EFAMILY (-9)      /* snapshot belongs to another configuration family */
-#define SL_ESTATE (-10)      /* object in the wrong state (poisoned, not initialised, ...) */
-#define SL_EHYPERVISOR (-11) /* the vCPU backend failed */
-#define SL_EABORT (-12)      /* the guest aborted */
-#define SL_EFAULT (-13)      /* the guest took an exception */
-#define SL_EMEMACCESS (-14)  /* memory access violation (write to read-only snapshot memory) */
-#define SL_ETIMEOUT (-15)    /* the call ran past its timeout */
-#define SL_ECANCELLED (-16)  /* the call was killed */
-#define SL_ENOTFOUND (-17)   /* no such guest function or snapshot */
-#define SL_ETYPE (-18)       /* parameter or return type mismatch */
-#define SL_EHOSTFN (-19)     /* a host function failed */
-#define SL_EABI (-20)        /* malformed message between host and guest */
-#define SL_ENOSCRATCH (-21)  /* the guest ran out of scratch memory */
-#define SL_EHASH (-22)       /* identity mismatch: data corrupted */
-#define SL_ENOHYPERVISOR (-23) /* no hypervisor can be opened (Linux: /dev/kvm) */
-#define SL_ECHANGED (-24)     /* a loaded snapshot file changed while in use (see "snapshot files") */
+/* Error codes: X(NAME, value, description) for SL_NAME, the one list that
+ * defines each code and what sl_strerror() says of it ("SL_NAME: description"),
+ * as libuv's UV_ERRNO_MAP does. The comments say more than the description. */
+#define SL_ERROR_MAP(X)                                                                                       \
+    X(OK, 0, "success")                                                                                       \
+    X(EINVAL, -1, "invalid argument")                                                                         \
+    X(ENOMEM, -2, "out of memory")                          /* host memory */                                 \
+    X(EIO, -3, "I/O error")                                 /* see the message for errno */                   \
+    X(EFORMAT, -4, "malformed input")                       /* an ELF or snapshot file */                     \
+    X(EVERSION, -5, "version mismatch")                     /* guest/host or file format */                   \
+    X(ERANGE, -6, "size out of range")                      /* a size or count past the limits */             \
+    X(EUNSUPPORTED, -7, "not supported")                    /* valid: a relocation type, a large page, ... */ \
+    X(EPAGETABLE, -8, "unusable guest page tables")                                                           \
+    X(EFAMILY, -9, "snapshot of another configuration family")                                                \
+    X(ESTATE, -10, "wrong state")                           /* poisoned, not initialised, ... */              \
+    X(EHYPERVISOR, -11, "hypervisor error")                 /* the vCPU backend failed */                     \
+    X(EABORT, -12, "guest aborted")                                                                           \
+    X(EFAULT, -13, "guest exception")                                                                         \
+    X(EMEMACCESS, -14, "memory access violation")           /* a write to read-only snapshot memory */        \
+    X(ETIMEOUT, -15, "timed out")                           /* the call ran past its timeout */               \
+    X(ECANCELLED, -16, "cancelled")                         /* the call was killed */                         \
+    X(ENOTFOUND, -17, "not found")                          /* no such guest function or snapshot */          \
+    X(ETYPE, -18, "type mismatch")                          /* of a parameter or return value */              \
+    X(EHOSTFN, -19, "host function failed")                                                                   \
+    X(EABI, -20, "malformed host/guest message")                                                              \
+    X(ENOSCRATCH, -21, "guest out of scratch memory")                                                         \
+    X(EHASH, -22, "identity mismatch")                      /* data corrupted */                              \
+    X(ENOHYPERVISOR, -23, "no hypervisor available")        /* Linux: /dev/kvm cannot be opened */            \
+    X(ECHANGED, -24, "snapshot file changed while loaded")  /* see "snapshot files" */
+
+#define SL_ERROR_ENUM_(name, value, text) SL_##name = value,
+enum { SL_ERROR_MAP(SL_ERROR_ENUM_) };
+#undef SL_ERROR_ENUM_
 #define SL_EKVM_MISSING SL_ENOHYPERVISOR /* the old name of -23 */
 
 /* Name of an error code ("SL_EINVAL: invalid argument"). Never NULL. */
@@ -109,17 +116,24 @@ typedef struct sl_config {
 
 /* ------------------------------------------------------------------ values */
 
-/* Parameter and return types (the same numbers travel on the wire). */
-#define SL_TYPE_VOID 0
-#define SL_TYPE_I32 1
-#define SL_TYPE_U32 2
-#define SL_TYPE_I64 3
-#define SL_TYPE_U64 4
-#define SL_TYPE_F32 5
-#define SL_TYPE_F64 6
-#define SL_TYPE_STRING 7
-#define SL_TYPE_BOOL 8
-#define SL_TYPE_BYTES 9
+/* Parameter and return types: X(NAME, value, name) for SL_TYPE_NAME, the one
+ * list of the host's types and their names (sl_type_name). The same numbers
+ * travel on the wire (enum sl_type in sandlet_guest.h; the library checks). */
+#define SL_TYPE_MAP(X)        \
+    X(VOID, 0, "void")        \
+    X(I32, 1, "i32")          \
+    X(U32, 2, "u32")          \
+    X(I64, 3, "i64")          \
+    X(U64, 4, "u64")          \
+    X(F32, 5, "f32")          \
+    X(F64, 6, "f64")          \
+    X(STRING, 7, "string")    \
+    X(BOOL, 8, "bool")        \
+    X(BYTES, 9, "bytes")
+
+#define SL_TYPE_ENUM_(name, value, text) SL_TYPE_##name = value,
+enum { SL_TYPE_MAP(SL_TYPE_ENUM_) };
+#undef SL_TYPE_ENUM_
 
 /* A typed value. Strings and bytes are (pointer, length); strings need not be
  * NUL-terminated going in, and come back NUL-terminated. Values returned by

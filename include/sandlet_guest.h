@@ -9,22 +9,15 @@
  * ordinary program (`sandlet run`) and may still call the functions below
  * that do not need a call in progress (sl_print, sl_log, sl_call_host,
  * sl_generation, address spaces). Not thread-safe: a guest has one thread. */
-#ifndef SANDLET_GUEST_H
-#define SANDLET_GUEST_H
 
-#include <stdbool.h>
-#include <stddef.h>
+/* The wire format's value types, result statuses and limits (docs/abi.md).
+ * Defined here, once: guests see them in this header, and the library's
+ * src/common/abi.h takes them from it (defining SANDLET_GUEST_WIRE_ONLY, so
+ * that it gets only this part, which needs nothing but <stdint.h>). The
+ * host's sandlet.h numbers its SL_TYPE_* the same; the library checks. */
+#ifndef SANDLET_GUEST_WIRE_H
+#define SANDLET_GUEST_WIRE_H
 #include <stdint.h>
-#include <string.h>
-
-#ifdef __cplusplus
-extern "C" {
-#endif
-
-/* Value types and status codes: the same numbers as the wire format
- * (src/common/abi.h, docs/abi.md). The runtime includes abi.h first, so these
- * copies are skipped there; the runtime static-asserts they agree. */
-#ifndef SL_ABI_H
 enum sl_type {
     SL_T_VOID = 0,
     SL_T_I32 = 1,
@@ -37,6 +30,7 @@ enum sl_type {
     SL_T_BOOL = 8,
     SL_T_BYTES = 9,
 };
+/* Status codes inside RESULT / HOSTRESULT (0 = ok). */
 #define SL_ABI_OK 0
 #define SL_ABI_ENOTFOUND 1  /* no such function */
 #define SL_ABI_ETYPE 2      /* parameter count or type mismatch */
@@ -44,8 +38,20 @@ enum sl_type {
 #define SL_ABI_EHOSTFN 4    /* host function failed */
 #define SL_ABI_ENOMEM 5     /* out of memory (guest heap or scratch) */
 #define SL_ABI_EMALFORMED 6 /* message failed validation */
-#define SL_ABI_MAX_VALUES 32u
-#define SL_ABI_MAX_NAME 255u
+#define SL_ABI_MAX_VALUES 32u /* arguments per call */
+#define SL_ABI_MAX_NAME 255u  /* bytes in a function name */
+#endif
+
+#if !defined(SANDLET_GUEST_H) && !defined(SANDLET_GUEST_WIRE_ONLY)
+#define SANDLET_GUEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#ifdef __cplusplus
+extern "C" {
 #endif
 
 /* Log levels for sl_log (the host decides what to do with them). */

@@ -52,19 +52,12 @@
 #define SL_SYS_CALL_STACK (SL_SYS_BASE + 8)  /* () -> top of the function model's call stack */
 #define SL_SYS_INIT_DATA (SL_SYS_BASE + 9)   /* (u64 out[3]) <- init data GVA, size, perm bits (r 1, w 2, x 4) */
 
-/* Value types on the wire (one byte). */
-enum sl_type {
-    SL_T_VOID = 0,
-    SL_T_I32 = 1,
-    SL_T_U32 = 2,
-    SL_T_I64 = 3,
-    SL_T_U64 = 4,
-    SL_T_F32 = 5,
-    SL_T_F64 = 6,
-    SL_T_STRING = 7,
-    SL_T_BOOL = 8,
-    SL_T_BYTES = 9,
-};
+/* Value types on the wire (one byte): enum sl_type, defined with the result
+ * statuses (SL_ABI_OK, ...) and SL_ABI_MAX_VALUES/NAME in the guest's public
+ * header, which owns them; only its freestanding wire part is taken here. */
+#define SANDLET_GUEST_WIRE_ONLY
+#include "../../include/sandlet_guest.h"
+#undef SANDLET_GUEST_WIRE_ONLY
 #define SL_T_MAX SL_T_BYTES
 
 /* Message kinds. */
@@ -84,15 +77,6 @@ enum sl_msg_kind {
                              * then the environment, each NUL-terminated */
 };
 
-/* Status codes inside RESULT / HOSTRESULT (0 = ok). */
-#define SL_ABI_OK 0
-#define SL_ABI_ENOTFOUND 1   /* no such function */
-#define SL_ABI_ETYPE 2       /* parameter count or type mismatch */
-#define SL_ABI_EABORT 3      /* guest aborted */
-#define SL_ABI_EHOSTFN 4     /* host function failed */
-#define SL_ABI_ENOMEM 5      /* out of memory (guest heap or scratch) */
-#define SL_ABI_EMALFORMED 6  /* message failed validation */
-
 /* Decode/encode errors (negative). */
 #define SL_ABI_E_TRUNCATED (-1) /* a size or offset points past the buffer */
 #define SL_ABI_E_VERSION (-2)   /* wire version not understood */
@@ -105,8 +89,6 @@ enum sl_msg_kind {
                                  * bytes, trailing bytes, bool not 0/1, NULL data */
 
 #define SL_ABI_WIRE_VERSION 1u
-#define SL_ABI_MAX_VALUES 32u   /* arguments per call */
-#define SL_ABI_MAX_NAME 255u    /* bytes in a function name */
 
 /* Sizes of the fixed parts (docs/abi.md, "Frame format" and "Message stacks"). */
 #define SL_ABI_HDR_SIZE 16u     /* frame header: size, version, kind, flags, body_len */

@@ -19,6 +19,7 @@
  * out sends the fault back to the kernel, which then decides as always. */
 #include <string.h>
 
+#include "bookkeeping.h"
 #include "hostfault.h"
 #include "pt.h"
 #include "sl_layout.h"
@@ -42,29 +43,25 @@ static void *table_page(void *ctx, uint64_t gpa)
 static bool take_page(sl_mem *m, uint64_t *gpa)
 {
     const sl_layout *l = &m->layout;
-    uint64_t h = sl_mem_bk_get(m, SL_BK_FREE_LIST);
+    uint64_t h = sl_bk_free_list(m);
     if (h) {
         uint8_t *p = (h & (SL_PAGE_SIZE - 1)) ? NULL : sl_mem_write_ptr(m, h, SL_PAGE_SIZE);
         if (!p)
             return false; /* the kernel drops a corrupt list: its call */
-        sl_mem_bk_set(m, SL_BK_FREE_LIST, sl_get64(p));
-        sl_mem_bk_set(m, SL_BK_FREE_COUNT, sl_mem_bk_get(m, SL_BK_FREE_COUNT) - 1);
+        sl_bk_free_list_pop(m, sl_get64(p));
         memset(p, 0, SL_PAGE_SIZE);
         *gpa = h;
         return true;
     }
-    uint64_t c = sl_mem_bk_get(m, SL_BK_ALLOC_CURSOR);
-    if ((c & (SL_PAGE_SIZE - 1)) || c >= sl_mem_bk_get(m, SL_BK_ALLOC_LIMIT) || c < l->scratch_gpa ||
+    uint64_t c = sl_bk_alloc_cursor(m);
+    if ((c & (SL_PAGE_SIZE - 1)) || c >= sl_bk_alloc_limit(m) || c < l->scratch_gpa ||
         c - l->scratch_gpa > l->scratch_size - SL_PAGE_SIZE)
         return false;
-    sl_mem_bk_set(m, SL_BK_ALLOC_CURSOR, c + SL_PAGE_SIZE);
-    sl_mem_bk_set(m, SL_BK_DIRTY_HINT, sl_mem_bk_get(m, SL_BK_DIRTY_HINT) + 1);
+    sl_bk_alloc_bump(m);
     sl_mem_mark_dirty(m, c, SL_PAGE_SIZE);
     *gpa = c;
     return true;
 }
-
-static void count(sl_mem *m, unsigned slot) { sl_mem_bk_set(m, slot, sl_mem_bk_get(m, slot) + 1); }
 
 /* A write to a copy-on-write user page: the new entry, or 0. */
 static uint64_t cow(sl_mem *m, const sl_mapping *map, uint64_t pte)
@@ -78,7 +75,7 @@ static uint64_t cow(sl_mem *m, const sl_mapping *map, uint64_t pte)
         return 0;
     /* memmove: a corrupt allocator may hand out the source page itself */
     memmove(m->scratch + (fresh - m->layout.scratch_gpa), src, SL_PAGE_SIZE);
-    count(m, SL_BK_EV_COW);
+    sl_bk_count_event(m, SL_BK_EVENT_COW);
     return (pte & ~(sl_pt_entry_addr(m->layout.arch, ~0ull) | SL_PTE_COW)) | fresh | SL_PTE_RW;
 }
 
@@ -89,7 +86,7 @@ static uint64_t stack_page(sl_mem *m, uint64_t va)
     uint64_t size = (l->stack_size + SL_PAGE_SIZE - 1) & SL_PAGE_MASK, top = l->stack_top & SL_PAGE_MASK, fresh;
     if (top < size || va < top - size || va >= top || !take_page(m, &fresh))
         return 0;
-    count(m, SL_BK_EV_DEMAND);
+    sl_bk_count_event(m, SL_BK_EVENT_DEMAND);
     sl_perm perm = {.kind = SL_MAP_BASIC, .readable = true, .writable = true, .executable = false,
                     .user = true};
     return sl_pt_encode_leaf(l->arch, fresh, perm);
@@ -98,25 +95,25 @@ static uint64_t stack_page(sl_mem *m, uint64_t va)
 void sl_hostfault_serve(sl_mem *m)
 {
     const sl_layout *l = &m->layout;
-    uint64_t addr = sl_mem_bk_get(m, SL_BK_PF_ADDR), err = sl_mem_bk_get(m, SL_BK_PF_ERR);
-    uint64_t root = sl_mem_bk_get(m, SL_BK_PF_ROOT), va = addr & SL_PAGE_MASK;
-    uint64_t slot = 0, pte_gpa = 0, entry = 0;
+    sl_bk_fault f;
+    sl_bk_get_fault(m, &f);
+    uint64_t va = f.addr & SL_PAGE_MASK, pte_gpa = 0, entry = 0;
     sl_pt_mem mem = {.ctx = m, .page = table_page, .alloc = NULL};
     sl_mapping map;
 
-    sl_mem_bk_set(m, SL_BK_PF_SLOT, 0); /* "not served" unless set below */
-    if (!(err & PF_U) || (err & PF_I))
+    sl_bk_fault_unserved(m); /* unless served below */
+    if (!(f.err & PF_U) || (f.err & PF_I))
         return;
-    if ((err & PF_P) && (err & PF_W)) {
-        if (!sl_pt_lookup(l->arch, &mem, root, va, &map, &pte_gpa))
+    if ((f.err & PF_P) && (f.err & PF_W)) {
+        if (!sl_pt_lookup(l->arch, &mem, f.root, va, &map, &pte_gpa))
             return;
         const uint8_t *e = table_page(m, pte_gpa & SL_PAGE_MASK);
         if (!e || (pte_gpa & 7))
             return;
         entry = cow(m, &map, sl_get64(e + (pte_gpa & (SL_PAGE_SIZE - 1))));
-    } else if (!(err & PF_P)) {
+    } else if (!(f.err & PF_P)) {
         uint64_t table;
-        if (sl_pt_table_at(l->arch, &mem, root, va, sl_pt_levels(l->arch) - 1, false, &table) != SL_PT_OK)
+        if (sl_pt_table_at(l->arch, &mem, f.root, va, sl_pt_levels(l->arch) - 1, false, &table) != SL_PT_OK)
             return;
         pte_gpa = table + ((va >> 12) & 511) * 8;
         const uint8_t *e = table_page(m, table);
@@ -126,8 +123,6 @@ void sl_hostfault_serve(sl_mem *m)
     }
     if (!entry)
         return;
-    count(m, SL_BK_EV_FAULTS);
-    slot = sl_layout_scratch_gva_of(l, pte_gpa);
-    sl_mem_bk_set(m, SL_BK_PF_PTE, entry);
-    sl_mem_bk_set(m, SL_BK_PF_SLOT, slot);
+    sl_bk_count_event(m, SL_BK_EVENT_FAULT);
+    sl_bk_fault_served(m, sl_layout_scratch_gva_of(l, pte_gpa), entry);
 }

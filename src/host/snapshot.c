@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "bookkeeping.h"
 #include "kernel.h"
 #include "snapbuild.h"
 #include "snapfile.h"
@@ -106,35 +107,6 @@ const uint8_t *sl_snapshot_cpu_state(const sl_snapshot *s, uint32_t *len)
 }
 
 /* ======================= from a binary ======================= */
-
-static void write_peb(uint8_t *peb, const sl_layout *l, uint64_t user_entry, uint64_t user_phdr,
-                      const sl_elf_image *img)
-{
-    sl_put64(peb + SL_PEB_MAGIC, SL_PEB_MAGIC_VALUE);
-    sl_put64(peb + SL_PEB_VERSION, 2);
-    sl_put64(peb + SL_PEB_INPUT_SIZE, l->input_size);
-    sl_put64(peb + SL_PEB_INPUT_PTR, l->scratch_gva);
-    sl_put64(peb + SL_PEB_OUTPUT_SIZE, l->output_size);
-    sl_put64(peb + SL_PEB_OUTPUT_PTR, l->scratch_gva + l->input_size);
-    sl_put64(peb + SL_PEB_INIT_DATA_SIZE, l->init_data_size);
-    sl_put64(peb + SL_PEB_INIT_DATA_PTR, l->init_data_size ? l->init_data_gva : 0);
-    sl_put64(peb + SL_PEB_HEAP_SIZE, l->heap_size);
-    sl_put64(peb + SL_PEB_HEAP_PTR, l->heap_gva);
-    sl_put64(peb + SL_PEB_STACK_SIZE, l->stack_size);
-    sl_put64(peb + SL_PEB_STACK_TOP, l->stack_top);
-    sl_put64(peb + SL_PEB_SCRATCH_SIZE, l->scratch_size);
-    sl_put64(peb + SL_PEB_SCRATCH_GVA, l->scratch_gva);
-    sl_put64(peb + SL_PEB_BOOKKEEPING_GVA, sl_layout_scratch_gva_of(l, l->bk_gpa));
-    sl_put64(peb + SL_PEB_USER_ENTRY, user_entry);
-    sl_put64(peb + SL_PEB_USER_PHDR, user_phdr);
-    sl_put64(peb + SL_PEB_USER_PHNUM, img->phnum);
-    sl_put64(peb + SL_PEB_USER_PHENT, img->phent);
-    sl_put64(peb + SL_PEB_MMAP_LO, l->mmap_lo);
-    sl_put64(peb + SL_PEB_MMAP_HI, l->mmap_hi);
-    sl_put64(peb + SL_PEB_KERNEL_GVA, l->kernel_gpa);
-    sl_put64(peb + SL_PEB_KERNEL_SIZE, l->kernel_size);
-    sl_put64(peb + SL_PEB_CALLSTACK_TOP, sl_layout_scratch_gva_of(l, l->callstack_gpa + l->stack_size));
-}
 
 static uint32_t seg_flags(const sl_elf_segment *g)
 {
@@ -254,7 +226,9 @@ static int load_images(binary_build *b)
     const sl_elf_image *img = &b->img;
     uint8_t *base = b->vis.p - SL_BASE_ADDRESS; /* index by GPA */
     uint64_t delta = l->image_gva - img->base_va;
-    write_peb(base + l->peb_gpa, l, img->entry + delta, img->phdr_va ? img->phdr_va + delta : 0, img);
+    sl_peb_user user = {.entry = img->entry + delta, .phdr = img->phdr_va ? img->phdr_va + delta : 0,
+                        .phnum = img->phnum, .phent = img->phent};
+    sl_peb_write(base + l->peb_gpa, l, &user);
     sl_elf_image placed = *img;
     placed.rel_size = 0;
     int rc;
