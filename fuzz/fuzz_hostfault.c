@@ -105,11 +105,11 @@ static void setup(void)
     stack_lo = stack_hi - ((l->stack_size + SL_PAGE_SIZE - 1) & SL_PAGE_MASK);
     pristine = malloc(l->scratch_size);
     before = malloc(l->scratch_size);
-    pristine_dirty = malloc(m->dirty_words * 8);
+    pristine_dirty = malloc(m->dirty_set.n_words * 8);
     if (!pristine || !before || !pristine_dirty || !table_pages)
         abort();
     memcpy(pristine, m->scratch, l->scratch_size);
-    memcpy(pristine_dirty, m->dirty, m->dirty_words * 8);
+    memcpy(pristine_dirty, m->dirty_set.words, m->dirty_set.n_words * 8);
 }
 
 /* ---- input ---- */
@@ -267,7 +267,7 @@ static expect model(void)
 static bool page_dirty(uint64_t gpa)
 {
     uint64_t p = (gpa - m->layout.scratch_gpa) / SL_PAGE_SIZE;
-    return m->dirty[p / 64] >> (p % 64) & 1;
+    return sl_pageset_has(&m->dirty_set, p);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -276,7 +276,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         setup();
     const sl_layout *l = &m->layout;
     memcpy(m->scratch, pristine, l->scratch_size);
-    memcpy(m->dirty, pristine_dirty, m->dirty_words * 8);
+    memcpy(m->dirty_set.words, pristine_dirty, m->dirty_set.n_words * 8);
     in s = {data, size};
 
     uint8_t err = u8(&s), sel = u8(&s);

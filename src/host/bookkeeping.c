@@ -10,29 +10,38 @@ static void add(sl_mem *m, unsigned slot, uint64_t n) { sl_mem_bk_set(m, slot, s
 void sl_bk_write_restore(sl_mem *m, const sl_snapshot *s)
 {
     const sl_layout *l = &m->layout;
-    sl_mem_bk_set(m, SL_BK_MAGIC, SL_BK_MAGIC_VALUE);
-    sl_mem_bk_set(m, SL_BK_SCRATCH_SIZE, l->scratch_size);
-    sl_mem_bk_set(m, SL_BK_ALLOC_CURSOR, l->pt_gpa + s->pt_size);
-    sl_mem_bk_set(m, SL_BK_ALLOC_LIMIT, l->exc_stack_gpa);
-    sl_mem_bk_set(m, SL_BK_PT_GPA, l->pt_gpa);
-    sl_mem_bk_set(m, SL_BK_PT_ROOT, m->root);
-    sl_mem_bk_set(m, SL_BK_GENERATION, s->generation);
-    sl_mem_bk_set(m, SL_BK_EXC_STACK_TOP, sl_layout_scratch_gva_of(l, l->bk_gpa));
-    sl_mem_bk_set(m, SL_BK_KSTACK, sl_layout_scratch_gva_of(l, l->bk_gpa) & ~15ull);
-    sl_mem_bk_set(m, SL_BK_INPUT_GVA, l->scratch_gva);
-    sl_mem_bk_set(m, SL_BK_INPUT_SIZE, l->input_size);
-    sl_mem_bk_set(m, SL_BK_OUTPUT_GVA, l->scratch_gva + l->input_size);
-    sl_mem_bk_set(m, SL_BK_OUTPUT_SIZE, l->output_size);
-    sl_mem_bk_set(m, SL_BK_SCRATCH_GVA, l->scratch_gva);
-    sl_mem_bk_set(m, SL_BK_SCRATCH_GPA, l->scratch_gpa);
-    sl_mem_bk_set(m, SL_BK_PEB_GVA, l->peb_gpa);
-    sl_mem_bk_set(m, SL_BK_DIRTY_HINT, 0);
-    sl_mem_bk_set(m, SL_BK_DISPATCH, s->next_kind == SL_NEXT_CALL ? s->next_addr : 0);
-    sl_mem_bk_set(m, SL_BK_STACK_TOP, s->stack_top);
-    sl_mem_bk_set(m, SL_BK_NROOTS, s->n_roots);
-    for (unsigned i = 0; i < s->n_roots; i++)
-        sl_mem_bk_set(m, SL_BK_ROOTS + 8 * i, s->roots[i]);
+    uint64_t bk_gva = sl_layout_scratch_gva_of(l, l->bk_gpa);
+    const struct {
+        unsigned slot;
+        uint64_t value;
+    } slots[] = {
+        {SL_BK_MAGIC, SL_BK_MAGIC_VALUE},
+        {SL_BK_SCRATCH_SIZE, l->scratch_size},
+        {SL_BK_ALLOC_CURSOR, l->pt_gpa + sl_snapshot_page_table_size(s)},
+        {SL_BK_ALLOC_LIMIT, l->exc_stack_gpa},
+        {SL_BK_PT_GPA, l->pt_gpa},
+        {SL_BK_PT_ROOT, m->root},
+        {SL_BK_GENERATION, sl_snapshot_generation(s)},
+        {SL_BK_EXC_STACK_TOP, bk_gva},
+        {SL_BK_KSTACK, bk_gva & ~15ull},
+        {SL_BK_INPUT_GVA, l->scratch_gva},
+        {SL_BK_INPUT_SIZE, l->input_size},
+        {SL_BK_OUTPUT_GVA, l->scratch_gva + l->input_size},
+        {SL_BK_OUTPUT_SIZE, l->output_size},
+        {SL_BK_SCRATCH_GVA, l->scratch_gva},
+        {SL_BK_SCRATCH_GPA, l->scratch_gpa},
+        {SL_BK_PEB_GVA, l->peb_gpa},
+        {SL_BK_DIRTY_HINT, 0},
+        {SL_BK_DISPATCH, sl_snapshot_next_kind(s) == SL_NEXT_CALL ? sl_snapshot_next_addr(s) : 0},
+        {SL_BK_STACK_TOP, sl_snapshot_stack_top(s)},
+        {SL_BK_NROOTS, sl_snapshot_n_roots(s)},
+    };
+    for (size_t i = 0; i < sizeof slots / sizeof slots[0]; i++)
+        sl_mem_bk_set(m, slots[i].slot, slots[i].value);
+    for (unsigned i = 0; i < sl_snapshot_n_roots(s); i++)
+        sl_mem_bk_set(m, SL_BK_ROOTS + 8 * i, sl_snapshot_root(s, i));
 }
+
 
 void sl_bk_set_rng_seed(sl_mem *m, const uint8_t seed[32])
 {

@@ -17,8 +17,9 @@
 
 /* ---- at a restore: the slots the host sets afresh (the rest are zero) */
 
-/* Writes the slots that describe scratch, the snapshot's page tables and
- * its next entry. (mem.c still writes these itself; it can call this.) */
+/* The bookkeeping page as restore leaves it: where scratch, the tables and
+ * the buffers are, and the snapshot's roots and entry point. The kernel
+ * reads it on every entry, so it is written afresh whatever the guest left. */
 void sl_bk_write_restore(sl_mem *m, const sl_snapshot *s);
 /* SL_BK_RNG_SEED: the guest kernel's getrandom key. */
 void sl_bk_set_rng_seed(sl_mem *m, const uint8_t seed[32]);

@@ -2,11 +2,12 @@
  * restore, which puts a snapshot's tables and bookkeeping into scratch. */
 #include "mem.h"
 
-#include "snapfile.h"
-
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+
+#include "bookkeeping.h"
+#include "snapfile.h"
 
 int sl_mem_create(sl_mem **out, const sl_snapshot *snap, sl_errbuf *e)
 {
@@ -161,44 +162,6 @@ static void copy_tables(sl_mem *m, const sl_snapshot *s)
         sl_mem_mark_dirty(m, l->pt_gpa + pt_size, m->tables_size - pt_size);
 }
 
-/* The bookkeeping page as restore leaves it: where scratch, the tables and
- * the buffers are, and the snapshot's roots and entry point. The kernel
- * reads it on every entry, so it is written afresh whatever the guest left. */
-static void write_bookkeeping(sl_mem *m, const sl_snapshot *s)
-{
-    const sl_layout *l = &m->layout;
-    uint64_t bk_gva = sl_layout_scratch_gva_of(l, l->bk_gpa);
-    const struct {
-        unsigned slot;
-        uint64_t value;
-    } slots[] = {
-        {SL_BK_MAGIC, SL_BK_MAGIC_VALUE},
-        {SL_BK_SCRATCH_SIZE, l->scratch_size},
-        {SL_BK_ALLOC_CURSOR, l->pt_gpa + sl_snapshot_page_table_size(s)},
-        {SL_BK_ALLOC_LIMIT, l->exc_stack_gpa},
-        {SL_BK_PT_GPA, l->pt_gpa},
-        {SL_BK_PT_ROOT, m->root},
-        {SL_BK_GENERATION, sl_snapshot_generation(s)},
-        {SL_BK_EXC_STACK_TOP, bk_gva},
-        {SL_BK_KSTACK, bk_gva & ~15ull},
-        {SL_BK_INPUT_GVA, l->scratch_gva},
-        {SL_BK_INPUT_SIZE, l->input_size},
-        {SL_BK_OUTPUT_GVA, l->scratch_gva + l->input_size},
-        {SL_BK_OUTPUT_SIZE, l->output_size},
-        {SL_BK_SCRATCH_GVA, l->scratch_gva},
-        {SL_BK_SCRATCH_GPA, l->scratch_gpa},
-        {SL_BK_PEB_GVA, l->peb_gpa},
-        {SL_BK_DIRTY_HINT, 0},
-        {SL_BK_DISPATCH, sl_snapshot_next_kind(s) == SL_NEXT_CALL ? sl_snapshot_next_addr(s) : 0},
-        {SL_BK_STACK_TOP, sl_snapshot_stack_top(s)},
-        {SL_BK_NROOTS, sl_snapshot_n_roots(s)},
-    };
-    for (size_t i = 0; i < sizeof slots / sizeof slots[0]; i++)
-        sl_mem_bk_set(m, slots[i].slot, slots[i].value);
-    for (unsigned i = 0; i < sl_snapshot_n_roots(s); i++)
-        sl_mem_bk_set(m, SL_BK_ROOTS + 8 * i, sl_snapshot_root(s, i));
-}
-
 int sl_mem_restore(sl_mem *m, const sl_snapshot *s, sl_errbuf *e)
 {
     const sl_layout *l = &m->layout;
@@ -221,7 +184,7 @@ int sl_mem_restore(sl_mem *m, const sl_snapshot *s, sl_errbuf *e)
     m->tables_size = sl_snapshot_page_table_size(s);
     m->root = sl_snapshot_root(s, sl_snapshot_cur_root(s));
     m->generation = sl_snapshot_generation(s);
-    write_bookkeeping(m, s);
+    sl_bk_write_restore(m, s);
     return 0;
 }
 

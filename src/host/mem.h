@@ -16,15 +16,7 @@ typedef struct sl_mem {
     uint64_t config_id;
     const sl_snapshot *snap; /* currently mapped; the caller keeps it alive */
     uint8_t *scratch;
-    union {
-        sl_pageset dirty_set; /* scratch pages written since the last restore */
-        /* Its words under their old names, until sandbox.c and
-         * test_hostfault.c use sl_mem_dirty_words and the set. */
-        struct {
-            uint64_t *dirty;
-            uint64_t dirty_words;
-        };
-    };
+    sl_pageset dirty_set; /* scratch pages written since the last restore */
     uint64_t root;         /* CR3 after the last restore */
     uint64_t generation;
     uint64_t last_reset_pages; /* pages zeroed by the last restore */

@@ -74,7 +74,7 @@ static int sandbox_create(sl_sandbox **out, sl_snapshot *snap, char *err, size_t
             snprintf(err, errlen, "out of memory");
         return SL_ENOMEM;
     }
-    sb->arch = snap->arch;
+    sb->arch = sl_snapshot_arch(snap);
     sb->print = default_print;
     sb->read = default_read;
     sb->write = default_write;
@@ -84,7 +84,7 @@ static int sandbox_create(sl_sandbox **out, sl_snapshot *snap, char *err, size_t
     }
     if ((rc = sl_vcpu_open(&sb->vcpu, sb->arch, &sb->err)) || (rc = sl_mem_create(&sb->mem, snap, &sb->err)))
         goto fail;
-    sb->dirty_tmp = calloc(sb->mem->dirty_words, sizeof(uint64_t));
+    sb->dirty_tmp = calloc(sl_mem_dirty_words(sb->mem), sizeof(uint64_t));
     if (!sb->dirty_tmp) {
         rc = sl_err(&sb->err, SL_ENOMEM, "out of memory");
         goto fail;
@@ -158,7 +158,7 @@ int sl_sandbox_new_from_snapshot(sl_sandbox **out, sl_snapshot *snap, char *err,
         *out = NULL;
         return rc;
     }
-    sl_sb_table_is_for(*out, snap->hash);
+    sl_sb_table_is_for(*out, sl_snapshot_hash(snap));
     return 0;
 }
 
@@ -292,10 +292,10 @@ int sl_sandbox_info_get(sl_sandbox *sb, sl_sandbox_info *info)
     info->input_size = l->input_size;
     info->output_size = l->output_size;
     info->stack_size = l->stack_size;
-    info->snapshot_memory = sb->snap->visible_size;
+    info->snapshot_memory = sl_snapshot_memory_size(sb->snap);
     info->dirty_pages = sl_mem_dirty_pages(sb->mem);
     info->resident_pages = sl_mem_resident_pages(sb->mem);
-    uint64_t base = l->pt_gpa + sb->snap->pt_size, cur = sl_bk_alloc_cursor(sb->mem);
+    uint64_t base = l->pt_gpa + sl_snapshot_page_table_size(sb->snap), cur = sl_bk_alloc_cursor(sb->mem);
     info->scratch_pages_used = cur > base && cur <= l->bk_gpa ? (cur - base) / SL_PAGE_SIZE : 0;
     info->generation = sb->generation;
     info->status = sb->status;

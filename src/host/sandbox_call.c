@@ -7,9 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "bookkeeping.h"
+#include "kick.h"
 #include "sandbox.h"
 #include "snapfile.h"
 
@@ -20,13 +20,6 @@ void sl_sb_io_written(sl_sandbox *sb, bool output)
     uint64_t top = sl_get64(output ? sl_sb_output(sb) : sl_sb_input(sb));
     /* The stack header, and everything up to the top (bounded by the buffer). */
     sl_mem_mark_dirty(sb->mem, base, top < size - 8 ? top + 8 : size);
-}
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 /* SL_PORT_DONE: the RESULT on top of the output stack, into *res. */
@@ -132,12 +125,12 @@ static int exit_error(sl_sandbox *sb, const sl_exit *ex, bool init)
  * failure poisons. */
 static int run_guest(sl_sandbox *sb, sl_msg *res, bool init)
 {
-    uint64_t deadline = sb->timeout_ms ? now_ns() + sb->timeout_ms * 1000000ull : 0;
+    uint64_t deadline = sb->timeout_ms ? sl_kick_now_ns() + sb->timeout_ms * 1000000ull : 0;
     for (;;) {
         sl_exit ex;
         uint64_t left = 0;
         if (deadline) {
-            uint64_t t = now_ns();
+            uint64_t t = sl_kick_now_ns();
             left = t >= deadline ? 1 : deadline - t;
         }
         int rc = sl_vcpu_run(sb->vcpu, &ex, left, &sb->err);
@@ -162,7 +155,7 @@ static int run_checked(sl_sandbox *sb, sl_msg *res, bool init)
     sb->in_call = true;
     rc = run_guest(sb, res, init);
     sb->in_call = false;
-    if (!sb->snap->file)
+    if (!sl_snapshot_file(sb->snap))
         return rc;
     /* What went wrong, if anything, is part of the story. */
     char during[SL_ERRMSG_MAX];
@@ -226,7 +219,7 @@ int sl_sb_start(sl_sandbox *sb, sl_msg *res)
 {
     if (sb->status != SL_STATUS_NEW)
         return sl_err(&sb->err, SL_ESTATE, "sandbox is already initialised");
-    if (sb->snap->next_kind != SL_NEXT_INITIALISE)
+    if (sl_snapshot_next_kind(sb->snap) != SL_NEXT_INITIALISE)
         return sl_err(&sb->err, SL_ESTATE, "snapshot has no init to run");
     const sl_layout *l = &sb->mem->layout;
     sl_abi_reset(sl_sb_input(sb), l->input_size);
@@ -244,7 +237,7 @@ int sl_sb_start(sl_sandbox *sb, sl_msg *res)
     sl_sb_io_written(sb, true);
     if (rc)
         return sl_err(&sb->err, SL_ERANGE, "arguments do not fit the input buffer");
-    if ((rc = enter(sb, sb->snap->next_addr, sl_bk_exc_stack_top(sb->mem), SL_ENTRY_INIT)))
+    if ((rc = enter(sb, sl_snapshot_next_addr(sb->snap), sl_bk_exc_stack_top(sb->mem), SL_ENTRY_INIT)))
         return rc;
     return run_checked(sb, res, true);
 }

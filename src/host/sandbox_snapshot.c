@@ -12,8 +12,10 @@ static int map_snapshot(sl_sandbox *sb, sl_snapshot *snap)
 {
     if (sb->snap == snap)
         return 0;
-    return sl_vcpu_map(sb->vcpu, SLOT_SNAPSHOT, SL_BASE_ADDRESS, snap->mem, snap->visible_size,
-                       SL_VMEM_READONLY, &sb->err);
+    /* The cast drops const for the memslot's address only: the slot is
+     * read-only, so neither the guest nor KVM writes through it. */
+    return sl_vcpu_map(sb->vcpu, SLOT_SNAPSHOT, SL_BASE_ADDRESS, (void *)sl_snapshot_visible(snap),
+                       sl_snapshot_memory_size(snap), SL_VMEM_READONLY, &sb->err);
 }
 
 /* A fresh getrandom key for the guest kernel after every restore:
@@ -40,9 +42,11 @@ static void reseed(sl_sandbox *sb)
 static int reset_vcpu(sl_sandbox *sb, const sl_snapshot *snap)
 {
     sl_sregs_blob blob, *saved = NULL;
-    if (snap->sregs_len) {
+    uint32_t len;
+    const uint8_t *state = sl_snapshot_cpu_state(snap, &len);
+    if (len) {
         memset(&blob, 0, sizeof blob);
-        memcpy(blob.bytes, snap->sregs, snap->sregs_len < sizeof blob.bytes ? snap->sregs_len : sizeof blob.bytes);
+        memcpy(blob.bytes, state, len < sizeof blob.bytes ? len : sizeof blob.bytes);
         saved = &blob;
     }
     return sl_vcpu_reset(sb->vcpu, sb->mem->root, saved, &sb->err);
@@ -81,13 +85,9 @@ static int restore_memory(sl_sandbox *sb, sl_snapshot *snap)
 
 int sl_sb_restore_raw(sl_sandbox *sb, sl_snapshot *snap)
 {
-    if (snap->config_id != sb->mem->config_id)
-        return sl_err(&sb->err, SL_EFAMILY,
-                      "snapshot belongs to configuration family %llu, this sandbox to family %llu",
-                      (unsigned long long)snap->config_id, (unsigned long long)sb->mem->config_id);
-    if (snap->arch != sb->arch)
-        return sl_err(&sb->err, SL_EFAMILY, "snapshot is for another architecture");
     int rc;
+    if ((rc = sl_family_check(snap, sb->mem->config_id, sb->arch, &sb->err)))
+        return rc;
     if ((rc = restore_memory(sb, snap)))
         return rc;
     if ((rc = sl_vcpu_tables_changed(sb->vcpu, sb->mem->last_tables_copied > 0, &sb->err)) ||
@@ -97,10 +97,10 @@ int sl_sb_restore_raw(sl_sandbox *sb, sl_snapshot *snap)
     reseed(sb);
     sl_bk_set_host_pages(sb->mem, sl_vcpu_is_pvm(sb->vcpu));
     sl_vcpu_get_stats(sb->vcpu, &sb->stats_base);
-    sb->generation = snap->generation;
-    if (snap->next_kind == SL_NEXT_CALL) {
-        sb->dispatch = snap->next_addr;
-        sb->stack_top = snap->stack_top;
+    sb->generation = sl_snapshot_generation(snap);
+    if (sl_snapshot_next_kind(snap) == SL_NEXT_CALL) {
+        sb->dispatch = sl_snapshot_next_addr(snap);
+        sb->stack_top = sl_snapshot_stack_top(snap);
         sb->status = SL_STATUS_READY;
     } else {
         sb->status = SL_STATUS_NEW;
@@ -170,7 +170,7 @@ int sl_sandbox_snapshot(sl_sandbox *sb, sl_snapshot **out)
     }
     if (rc)
         return rc;
-    sl_sb_table_is_for(sb, (*out)->hash); /* the table describes this snapshot's guest too */
+    sl_sb_table_is_for(sb, sl_snapshot_hash(*out)); /* the table describes this snapshot's guest too */
     sb->generation = st.generation;
     sl_bk_set_generation(sb->mem, sb->generation);
     return 0;
@@ -191,7 +191,7 @@ int sl_sandbox_restore(sl_sandbox *sb, sl_snapshot *snap)
      * same family brings its own, so a restore to a snapshot the table was
      * not read for asks again (one call; none in the usual "restore the same
      * snapshot after every call"). */
-    if (sb->sig_hash_set && memcmp(sb->sig_hash, snap->hash, SL_HASH_LEN) == 0)
+    if (sb->sig_hash_set && memcmp(sb->sig_hash, sl_snapshot_hash(snap), SL_HASH_LEN) == 0)
         return 0;
     /* A kill landing during that call is one that came before the restore
      * ended, and a restore discards those: restore again and ask again (a
@@ -201,6 +201,6 @@ int sl_sandbox_restore(sl_sandbox *sb, sl_snapshot *snap)
             return rc;
     if (rc)
         return rc;
-    sl_sb_table_is_for(sb, snap->hash);
+    sl_sb_table_is_for(sb, sl_snapshot_hash(snap));
     return 0;
 }

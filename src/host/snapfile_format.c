@@ -3,6 +3,7 @@
  * bytes save writes around the blob. The checks a loaded file must pass are
  * in snapfile_parse.c. */
 #include "snapfile_format.h"
+#include "snapshot_impl.h" /* the file codec reads and builds the struct */
 
 #include <string.h>
 

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 
 #include "snapfile.h"
+#include "snapshot_impl.h" /* the file codec reads and builds the struct */
 
 void sl_inspect_emit(sl_line_fn line, void *user, const char *fmt, ...)
 {

@@ -13,6 +13,7 @@
 
 #include "family.h"
 #include "fileio.h"
+#include "snapshot_impl.h" /* the file codec reads and builds the struct */
 
 #define WHAT "snapshot file"
 

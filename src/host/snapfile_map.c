@@ -8,6 +8,7 @@
 
 #include "pt.h"
 #include "pt_owners.h"
+#include "snapshot_impl.h" /* the file codec reads and builds the struct */
 
 #define MAP_LINES_MAX 4096u /* per address space; a hostile table could make millions */
 

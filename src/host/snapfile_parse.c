@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "vcpu.h"
+#include "snapshot_impl.h" /* the file codec reads and builds the struct */
 
 static bool page_aligned(uint64_t v) { return (v & (SL_PAGE_SIZE - 1)) == 0; }
 

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include "fileio.h"
+#include "snapshot_impl.h" /* the file codec reads and builds the struct */
 
 #define WHAT "snapshot file"
 

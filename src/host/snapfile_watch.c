@@ -13,6 +13,7 @@
  * which marks the snapshot changed. Whatever was computed from such a read
  * is thrown away by the check that follows it. */
 #include "snapfile.h"
+#include "snapshot_impl.h" /* the file codec reads and builds the struct */
 
 #include <errno.h>
 #include <fcntl.h>

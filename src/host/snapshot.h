@@ -116,5 +116,3 @@ const sl_region *sl_snapshot_region(const sl_snapshot *s, unsigned i);
 
 #endif
 
-/* until every user reads accessors */
-#include "snapshot_impl.h"

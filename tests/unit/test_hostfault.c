@@ -158,7 +158,7 @@ static uint64_t gva_of_scratch(const sl_mem *m, uint64_t gpa)
 static bool page_dirty(const sl_mem *m, uint64_t gpa)
 {
     uint64_t p = (gpa - m->layout.scratch_gpa) / SL_PAGE_SIZE;
-    return m->dirty[p / 64] >> (p % 64) & 1;
+    return sl_pageset_has(&m->dirty_set, p);
 }
 
 static bool page_is_zero(const uint8_t *p)
@@ -223,10 +223,10 @@ static bool refused_tol(sl_mem *m, const char *what, uint64_t addr, uint64_t err
     sl_mem_bk_set(m, SL_BK_PF_ROOT, root);
     sl_mem_bk_set(m, SL_BK_PF_SLOT, 0xdeadbeefdeadbeefull);
     uint8_t *before = copy_scratch(m);
-    uint64_t *dirty = malloc(m->dirty_words * 8);
+    uint64_t *dirty = malloc(m->dirty_set.n_words * 8);
     if (!dirty)
         abort();
-    memcpy(dirty, m->dirty, m->dirty_words * 8);
+    memcpy(dirty, m->dirty_set.words, m->dirty_set.n_words * 8);
     sl_hostfault_serve(m);
     bool ok = true;
     uint64_t slot = bk(m, SL_BK_PF_SLOT), page = 0;
@@ -249,8 +249,8 @@ static bool refused_tol(sl_mem *m, const char *what, uint64_t addr, uint64_t err
             ok = false;
         }
     }
-    for (uint64_t w = 0; w < m->dirty_words; w++) {
-        uint64_t added = m->dirty[w] & ~dirty[w];
+    for (uint64_t w = 0; w < m->dirty_set.n_words; w++) {
+        uint64_t added = m->dirty_set.words[w] & ~dirty[w];
         uint64_t bkbit = (l->bk_gpa - l->scratch_gpa) / SL_PAGE_SIZE;
         if (w == bkbit / 64)
             added &= ~(1ull << (bkbit % 64));
@@ -400,7 +400,7 @@ static void test_cow_from_free_list(void)
     sl_mem_bk_set(m, SL_BK_FREE_LIST, a);
     sl_mem_bk_set(m, SL_BK_FREE_COUNT, 2);
     /* Restore-like state of the dirty record: only the bookkeeping page. */
-    memset(m->dirty, 0, m->dirty_words * 8);
+    memset(m->dirty_set.words, 0, m->dirty_set.n_words * 8);
     uint64_t hint = bk(m, SL_BK_DIRTY_HINT), cow = bk(m, SL_BK_EV_COW), faults = bk(m, SL_BK_EV_FAULTS);
 
     uint64_t slot = serve(m, VA_COW, PF_P | PF_W | PF_U, m->root);

@@ -481,8 +481,9 @@ static void body_host_read_truncated(void)
     CHECK_EQ(counter(sb, &rc), 2);
     REQUIRE(truncate_to(path, 4096) == 0);
     /* The last table page, then the first blob page: both gone. */
-    volatile const uint8_t *blob = l->mem;
-    uint8_t a = blob[l->mem_size - 1], b = blob[0];
+    uint64_t blob_size;
+    volatile const uint8_t *blob = sl_snapshot_blob(l, &blob_size);
+    uint8_t a = blob[blob_size - 1], b = blob[0];
     CHECK_EQ(a, 0);
     CHECK_EQ(b, 0);
     CHECK(sl_snapfile_lost(l));

@@ -16,6 +16,8 @@
 #include "snapshot.h"
 #include "t.h"
 #include "../common/e2e.h"
+/* White-box: reads the compacted tables where the engine put them. */
+#include "snapshot_impl.h"
 
 #define PRIVATE_GVA 0x0000008000000000ull /* guests/multispace.c */
 #define PRIVATE_SLOT 1u                   /* its root-table index */
