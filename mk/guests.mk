@@ -38,7 +38,7 @@ KERNEL_OBJ32 := $(patsubst %.c,$(KERNEL_OUT)/obj32/%.o,$(KERNEL_C)) $(KERNEL_OUT
 
 # The guest library is user code on musl: the normal warnings, musl's headers.
 GUESTLIB_CFLAGS := -std=c11 -O2 -Wall -Wextra -Werror -D_GNU_SOURCE -MMD -MP -Iinclude -Isrc/common -Isrc/guest/lib
-GUESTLIB_C := $(wildcard src/guest/lib/*.c) src/guest/note.c src/common/abi.c
+GUESTLIB_C := $(wildcard src/guest/lib/*.c) src/guest/note.c src/common/abi.c src/common/abi_sig.c
 GUESTLIB_OBJ64 := $(patsubst %.c,$(GUEST_OUT)/obj64/%.o,$(GUESTLIB_C)) $(GUEST_OUT)/obj64/src/guest/lib/entry_amd64.o
 GUESTLIB_OBJ32 := $(patsubst %.c,$(GUEST_OUT)/obj32/%.o,$(GUESTLIB_C)) $(GUEST_OUT)/obj32/src/guest/lib/entry_i686.o
 
