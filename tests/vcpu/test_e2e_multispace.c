@@ -18,6 +18,7 @@
 #include "../common/e2e.h"
 /* White-box: reads the compacted tables where the engine put them. */
 #include "snapshot_impl.h"
+#include "pt_owners.h"
 
 #define PRIVATE_GVA 0x0000008000000000ull /* guests/multispace.c */
 #define PRIVATE_SLOT 1u                   /* its root-table index */
@@ -82,46 +83,6 @@ static void *snap_page(void *ctx, uint64_t gpa)
     if (gpa >= SL_BASE_ADDRESS && gpa - SL_BASE_ADDRESS + SL_PAGE_SIZE <= s->visible_size)
         return s->mem + (gpa - SL_BASE_ADDRESS);
     return NULL;
-}
-
-typedef struct seen_rec {
-    uint64_t table;
-    unsigned owner;
-    uint64_t va;
-    unsigned depth;
-} seen_rec;
-
-typedef struct seen_set {
-    seen_rec *r;
-    size_t n, cap;
-} seen_set;
-
-static bool seen_lookup(void *ctx, uint64_t table, unsigned *owner, uint64_t *va, unsigned *depth)
-{
-    seen_set *s = ctx;
-    for (size_t i = 0; i < s->n; i++)
-        if (s->r[i].table == table) {
-            *owner = s->r[i].owner;
-            *va = s->r[i].va;
-            *depth = s->r[i].depth;
-            return true;
-        }
-    return false;
-}
-
-static bool seen_record(void *ctx, uint64_t table, unsigned owner, uint64_t va, unsigned depth)
-{
-    seen_set *s = ctx;
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 256;
-        seen_rec *r = realloc(s->r, cap * sizeof *r);
-        if (!r)
-            return false;
-        s->r = r;
-        s->cap = cap;
-    }
-    s->r[s->n++] = (seen_rec){table, owner, va, depth};
-    return true;
 }
 
 typedef struct walk_stats {
@@ -249,8 +210,9 @@ static void test_snapshot_shares_tables(void)
      * space 0's tables (ANOTHER_SPACE at the root level) and own nothing but
      * their private page. */
     sl_pt_mem mem = {.ctx = snap, .page = snap_page, .alloc = NULL};
-    seen_set set = {0};
-    sl_pt_seen seen = {.ctx = &set, .lookup = seen_lookup, .record = seen_record};
+    sl_pt_owners tables;
+    sl_pt_owners_init(&tables, 0);
+    sl_pt_seen seen = sl_pt_owners_seen(&tables);
     walk_stats w;
     memset(&w, 0, sizeof w);
     w.snap = snap;
@@ -273,7 +235,7 @@ static void test_snapshot_shares_tables(void)
         CHECK_EQ(w.leaves[r], 1);                    /* only the private page */
         CHECK(w.shared_root_entries[r] >= shared);  /* everything else is space 0's */
     }
-    free(set.r);
+    sl_pt_owners_free(&tables);
 
     /* the live sandbox goes on, and a restore brings the snapshot's state back */
     CHECK_EQ(spaces(sb), NSPACES);
