@@ -37,7 +37,7 @@ static sl_guest_state state_of(guest *g)
 {
     sl_guest_state st = {.layout = &g->l, .snap_mem = g->snap, .snap_size = g->snap_size,
                          .scratch = g->scratch, .roots = g->roots, .n_roots = 1,
-                         .next_kind = SL_NEXT_CALL, .config_id = 1};
+                         .next_kind = SL_NEXT_CALL, .family = 1};
     return st;
 }
 

@@ -90,12 +90,12 @@ static void setup(void)
     sl_guest_state st = {
         .layout = &g.l, .snap_mem = g.snap, .snap_size = g.snap_size, .scratch = g.scratch,
         .roots = g.roots, .n_roots = 1, .cur_root = 0, .stack_top = 0x1234000,
-        .next_kind = SL_NEXT_CALL, .next_addr = 0x5000, .generation = 1, .config_id = 42,
+        .next_kind = SL_NEXT_CALL, .next_addr = 0x5000, .generation = 1, .family = 42,
     };
     sl_errbuf e;
     if (sl_snapshot_from_memory(&snap, &st, &e) || sl_mem_create(&m, snap, &e))
         abort();
-    m->config_id = sl_snapshot_config_id(snap);
+    m->family = sl_snapshot_family(snap);
     if (sl_mem_restore(m, snap, &e))
         abort();
     const sl_layout *l = &m->layout;

@@ -55,7 +55,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     sl_guest_state st = {.layout = l, .snap_mem = snap, .snap_size = snap_size, .scratch = scratch,
                          .roots = roots, .n_roots = n_roots, .cur_root = 0, .next_kind = SL_NEXT_CALL,
-                         .next_addr = 0x5000, .config_id = 1};
+                         .next_addr = 0x5000, .family = 1};
     sl_snapshot *s = NULL, *s2 = NULL;
     sl_errbuf e;
     if (sl_snapshot_from_memory(&s, &st, &e) == 0) {

@@ -388,7 +388,7 @@ static int seal(compaction *c)
     s->next_kind = st->next_kind;
     s->next_addr = st->next_addr;
     s->generation = st->generation;
-    s->config_id = st->config_id;
+    s->family = st->family;
     s->sregs_len = st->sregs_len;
     if (st->sregs_len)
         memcpy(s->sregs, st->sregs, st->sregs_len);

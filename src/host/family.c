@@ -82,9 +82,9 @@ int sl_family_of_layout(const sl_layout *l, uint64_t *id, sl_errbuf *e)
 
 int sl_family_check(const sl_snapshot *s, uint64_t family, unsigned arch, sl_errbuf *e)
 {
-    if (sl_snapshot_config_id(s) != family)
+    if (sl_snapshot_family(s) != family)
         return sl_err(e, SL_EFAMILY, "snapshot belongs to configuration family %llu, this sandbox to family %llu",
-                      (unsigned long long)sl_snapshot_config_id(s), (unsigned long long)family);
+                      (unsigned long long)sl_snapshot_family(s), (unsigned long long)family);
     if (sl_snapshot_arch(s) != arch)
         return sl_err(e, SL_EFAMILY, "snapshot is for another architecture");
     return 0;

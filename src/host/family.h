@@ -1,7 +1,7 @@
 /* Configuration families (DESIGN.md §3): a sandbox restores only snapshots
  * of its own family, the snapshots whose memory layout is the one its
  * scratch, memslots and page-table room were made for. A family is named
- * by a process-wide id (`config_id` in sl_snapshot and sl_mem): a snapshot
+ * by a process-wide id (`family` in sl_snapshot and sl_mem): a snapshot
  * made from a binary starts a family of its own, one compacted from a
  * sandbox stays in the sandbox's, and every file loaded with the same
  * architecture and configuration sizes joins one family, so a sandbox

@@ -15,7 +15,7 @@ int sl_mem_create(sl_mem **out, const sl_snapshot *snap, sl_errbuf *e)
     if (!m)
         return sl_err(e, SL_ENOMEM, "out of memory");
     m->layout = *sl_snapshot_layout(snap);
-    m->config_id = sl_snapshot_config_id(snap);
+    m->family = sl_snapshot_family(snap);
     bool have_set = sl_pageset_init(&m->dirty_set, m->layout.scratch_size / SL_PAGE_SIZE);
     /* Untouched scratch costs nothing: the kernel hands out zero pages on
      * first touch, which is also why a fresh sandbox needs no zeroing. */
@@ -166,7 +166,7 @@ int sl_mem_restore(sl_mem *m, const sl_snapshot *s, sl_errbuf *e)
 {
     const sl_layout *l = &m->layout;
     unsigned n_roots = sl_snapshot_n_roots(s);
-    int rc = sl_family_check(s, m->config_id, m->layout.arch, e);
+    int rc = sl_family_check(s, m->family, m->layout.arch, e);
     if (rc)
         return rc;
     if (sl_snapshot_page_table_size(s) > l->exc_stack_gpa - l->pt_gpa || n_roots == 0 || n_roots > SL_BK_MAX_ROOTS)
@@ -201,6 +201,6 @@ void sl_mem_guest_state(const sl_mem *m, sl_guest_state *st)
     st->snap_mem = m->snap ? sl_snapshot_visible(m->snap) : NULL;
     st->snap_size = m->snap ? sl_snapshot_memory_size(m->snap) : 0;
     st->scratch = m->scratch;
-    st->config_id = m->config_id;
+    st->family = m->family;
     st->generation = m->generation;
 }

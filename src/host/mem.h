@@ -13,7 +13,7 @@
 
 typedef struct sl_mem {
     sl_layout layout;      /* of the configuration family */
-    uint64_t config_id;
+    uint64_t family;       /* configuration family id (family.h) */
     const sl_snapshot *snap; /* currently mapped; the caller keeps it alive */
     uint8_t *scratch;
     sl_pageset dirty_set; /* scratch pages written since the last restore */

@@ -86,7 +86,7 @@ static int restore_memory(sl_sandbox *sb, sl_snapshot *snap)
 int sl_sb_restore_raw(sl_sandbox *sb, sl_snapshot *snap)
 {
     int rc;
-    if ((rc = sl_family_check(snap, sb->mem->config_id, sb->arch, &sb->err)))
+    if ((rc = sl_family_check(snap, sb->mem->family, sb->arch, &sb->err)))
         return rc;
     if ((rc = restore_memory(sb, snap)))
         return rc;

@@ -65,7 +65,7 @@ static int parse_sections(sl_snapshot *s, int fd, const uint8_t *hdr, const sl_s
         goto done;
     }
     if ((rc = sl_snapfile_parse(s, h, meta, regions, e)) == 0)
-        rc = sl_family_of_layout(&s->layout, &s->config_id, e);
+        rc = sl_family_of_layout(&s->layout, &s->family, e);
 done:
     free(meta);
     return rc;

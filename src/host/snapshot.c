@@ -75,7 +75,7 @@ uint64_t sl_snapshot_page_table_size(const sl_snapshot *s) { return s->pt_size; 
 
 unsigned sl_snapshot_arch(const sl_snapshot *s) { return s->arch; }
 const sl_layout *sl_snapshot_layout(const sl_snapshot *s) { return &s->layout; }
-uint64_t sl_snapshot_config_id(const sl_snapshot *s) { return s->config_id; }
+uint64_t sl_snapshot_family(const sl_snapshot *s) { return s->family; }
 const uint8_t *sl_snapshot_hash(const sl_snapshot *s) { return s->hash; }
 const uint8_t *sl_snapshot_visible(const sl_snapshot *s) { return s->mem; }
 const uint8_t *sl_snapshot_tables(const sl_snapshot *s) { return s->mem + s->visible_size; }
@@ -300,7 +300,7 @@ static int seal(binary_build *b)
     s->stack_top = l->stack_top;
     s->next_kind = SL_NEXT_INITIALISE;
     s->next_addr = l->kernel_gpa + b->kimg.entry - b->kimg.base_va;
-    s->config_id = sl_family_new();
+    s->family = sl_family_new();
     s->generation = 0;
     return sl_snapbuild_seal(s, &b->vis, &b->pt, b->e);
 }

@@ -54,7 +54,7 @@ typedef struct sl_guest_state {
     uint32_t next_kind;
     uint64_t next_addr;
     uint64_t generation;
-    uint64_t config_id;
+    uint64_t family; /* configuration family id (family.h) */
     const void *sregs;
     uint32_t sregs_len;
 } sl_guest_state;
@@ -85,7 +85,7 @@ unsigned sl_snapshot_arch(const sl_snapshot *s);
 /* The layout of the snapshot's configuration family (n_regions is 0 after
  * compaction: every page then lives in the blob). */
 const sl_layout *sl_snapshot_layout(const sl_snapshot *s);
-uint64_t sl_snapshot_config_id(const sl_snapshot *s);
+uint64_t sl_snapshot_family(const sl_snapshot *s);
 /* The identity (SL_HASH_LEN bytes, BLAKE3 of the blob and region records),
  * without a copy; sl_snapshot_id copies it out. */
 const uint8_t *sl_snapshot_hash(const sl_snapshot *s);

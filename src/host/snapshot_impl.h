@@ -43,7 +43,7 @@ struct sl_snapshot {
     uint8_t sregs[SL_SREGS_MAX];
     uint32_t next_kind; /* SL_NEXT_* */
     uint64_t next_addr;
-    uint64_t config_id;
+    uint64_t family; /* configuration family id (family.h): where it may be restored */
     uint64_t generation;
     sl_snapshot_stats stats;
     sl_errbuf err;

@@ -85,7 +85,7 @@ static bool fx_init(fx *f)
     sl_guest_state st = {
         .layout = &g->l, .snap_mem = g->snap, .snap_size = g->snap_size, .scratch = g->scratch,
         .roots = g->roots, .n_roots = 1, .cur_root = 0, .stack_top = 0x1234000,
-        .next_kind = SL_NEXT_CALL, .next_addr = 0x5000, .generation = 1, .config_id = 42,
+        .next_kind = SL_NEXT_CALL, .next_addr = 0x5000, .generation = 1, .family = 42,
     };
     sl_errbuf e;
     if (sl_snapshot_from_memory(&f->s, &st, &e)) {
@@ -94,7 +94,7 @@ static bool fx_init(fx *f)
     }
     if (sl_mem_create(&f->m, f->s, &e))
         return false;
-    f->m->config_id = sl_snapshot_config_id(f->s);
+    f->m->family = sl_snapshot_family(f->s);
     if (sl_mem_restore(f->m, f->s, &e))
         return false;
     f->stack_hi = f->m->layout.stack_top & SL_PAGE_MASK;

@@ -49,7 +49,7 @@ static int from_binary(sl_snapshot **out, uint64_t heap)
  * writable, others read-only executable) and, for n_roots > 1, the first
  * half again at 0x10000000 in space 1. */
 static int from_memory(sl_snapshot **out, unsigned arch, unsigned pages, unsigned n_roots, const void *sregs,
-                       uint32_t sregs_len, uint64_t config_id)
+                       uint32_t sregs_len, uint64_t family)
 {
     guest g;
     sl_errbuf e;
@@ -70,7 +70,7 @@ static int from_memory(sl_snapshot **out, unsigned arch, unsigned pages, unsigne
     sl_guest_state st = {
         .layout = &g.l, .snap_mem = g.snap, .snap_size = g.snap_size, .scratch = g.scratch,
         .roots = g.roots, .n_roots = n_roots, .cur_root = n_roots - 1, .stack_top = 0x7ff000,
-        .next_kind = SL_NEXT_CALL, .next_addr = 0x400010, .generation = 7, .config_id = config_id,
+        .next_kind = SL_NEXT_CALL, .next_addr = 0x400010, .generation = 7, .family = family,
         .sregs = sregs, .sregs_len = sregs_len,
     };
     if (!rc)
@@ -167,7 +167,7 @@ static void roundtrip(sl_snapshot *s, const char *name)
     /* The blob follows the header and the CPU state, at a page boundary. */
     const uint64_t blob_at = (0x400 + (uint64_t)s->sregs_len + SL_PAGE_SIZE - 1) & SL_PAGE_MASK;
     CHECK(l->map_base != NULL && l->mem == (uint8_t *)l->map_base + blob_at);
-    CHECK(l->config_id != 0 && l->config_id != s->config_id);
+    CHECK(l->family != 0 && l->family != s->family);
     /* The identity is what the contents hash to. */
     uint8_t id[SL_HASH_LEN];
     sl_snapshot_compute_hash(l, id);
@@ -370,7 +370,7 @@ static void test_two_loads_share_pages(void)
     REQUIRE(sl_snapshot_load(&a, path, err, sizeof err) == 0);
     REQUIRE(sl_snapshot_load(&b, path, err, sizeof err) == 0);
     CHECK(a->map_base != b->map_base);
-    CHECK_EQ(a->config_id, b->config_id);
+    CHECK_EQ(a->family, b->family);
     volatile uint8_t sink = 0;
     for (uint64_t off = 0; off < a->mem_size; off += SL_PAGE_SIZE)
         sink ^= a->mem[off] ^ b->mem[off];
@@ -414,8 +414,8 @@ static void test_families(void)
     REQUIRE(sl_snapshot_load(&a, tpath("f1.snap"), err, sizeof err) == 0);
     REQUIRE(sl_snapshot_load(&b, tpath("f2.snap"), err, sizeof err) == 0);
     REQUIRE(sl_snapshot_load(&c, tpath("f3.snap"), err, sizeof err) == 0);
-    CHECK_EQ(a->config_id, b->config_id);
-    CHECK(a->config_id != c->config_id);
+    CHECK_EQ(a->family, b->family);
+    CHECK(a->family != c->family);
     sl_mem *m;
     REQUIRE(sl_mem_create(&m, a, &e) == 0);
     CHECK_EQ(sl_mem_restore(m, a, &e), 0);
@@ -426,7 +426,7 @@ static void test_families(void)
     sl_mem_free(m);
     sl_snapshot *a2;
     REQUIRE(sl_snapshot_load(&a2, tpath("f1.snap"), err, sizeof err) == 0);
-    CHECK_EQ(a2->config_id, a->config_id);
+    CHECK_EQ(a2->family, a->family);
     sl_snapshot_free(a2);
     sl_snapshot_free(a);
     sl_snapshot_free(b);

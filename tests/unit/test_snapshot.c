@@ -62,7 +62,7 @@ static int take(guest *g, sl_snapshot **out, sl_errbuf *e)
     sl_guest_state st = {
         .layout = &g->l, .snap_mem = g->snap, .snap_size = g->snap_size, .scratch = g->scratch,
         .roots = g->roots, .n_roots = g->n_roots, .cur_root = 0, .stack_top = 0x1234000,
-        .next_kind = SL_NEXT_CALL, .next_addr = 0x5000, .generation = 7, .config_id = 42,
+        .next_kind = SL_NEXT_CALL, .next_addr = 0x5000, .generation = 7, .family = 42,
     };
     return sl_snapshot_from_memory(out, &st, e);
 }
@@ -177,7 +177,7 @@ static void check_compaction(unsigned arch)
 
     sl_mem *m = NULL;
     REQUIRE(sl_mem_create(&m, s, &e) == 0);
-    m->config_id = s->config_id;
+    m->family = s->family;
     REQUIRE(sl_mem_restore(m, s, &e) == 0);
     CHECK_EQ(m->root, g.l.pt_gpa);
     for (unsigned i = 0; i < 8; i++) {
@@ -233,7 +233,7 @@ static void test_dedupe_aliases(void)
     CHECK_EQ(s->stats.leaves, 3);
     sl_mem *m;
     REQUIRE(sl_mem_create(&m, s, &e) == 0);
-    m->config_id = s->config_id;
+    m->family = s->family;
     REQUIRE(sl_mem_restore(m, s, &e) == 0);
     sl_mapping a, b;
     CHECK(m_read_va(m, 0x10000000, &a) && m_read_va(m, 0x20000000, &b));
@@ -255,7 +255,7 @@ static void test_restore_independent_abab(void)
     REQUIRE(take(&g, &a, &e) == 0);
     sl_mem *m;
     REQUIRE(sl_mem_create(&m, a, &e) == 0);
-    m->config_id = a->config_id;
+    m->family = a->family;
     REQUIRE(sl_mem_restore(m, a, &e) == 0);
 
     /* Change two data pages, snapshot as B. */
@@ -318,7 +318,7 @@ static void test_restore_cost_follows_dirty_pages(void)
     REQUIRE(take(&g, &a, &e) == 0);
     sl_mem *m;
     REQUIRE(sl_mem_create(&m, a, &e) == 0);
-    m->config_id = a->config_id;
+    m->family = a->family;
     REQUIRE(sl_mem_restore(m, a, &e) == 0);
     REQUIRE(sl_mem_restore(m, a, &e) == 0);
     uint64_t base = m->last_reset_pages; /* tables + bookkeeping written by a restore */
@@ -339,7 +339,7 @@ static void test_restore_cost_follows_dirty_pages(void)
     guest g2;
     build_basic_guest(&g2, SL_ARCH_AMD64);
     REQUIRE(take(&g2, &other, &e) == 0);
-    other->config_id = 43;
+    other->family = 43;
     CHECK_EQ(sl_mem_restore(m, other, &e), SL_EFAMILY);
     CHECK(strstr(e.msg, "family") != NULL);
     sl_snapshot_free(other);
@@ -377,7 +377,7 @@ static void test_shared_kernel_half(void)
 
     sl_mem *m;
     REQUIRE(sl_mem_create(&m, s, &e) == 0);
-    m->config_id = s->config_id;
+    m->family = s->family;
     REQUIRE(sl_mem_restore(m, s, &e) == 0);
     CHECK_EQ(sl_mem_bk_get(m, SL_BK_NROOTS), 3);
     const uint64_t *n[3];
@@ -535,7 +535,7 @@ static void test_from_binary(void)
     /* Same binary, same bytes and identity; a new configuration family. */
     REQUIRE(sl_snapshot_from_binary(&s2, elf, len, &cfg, &e) == 0);
     CHECK(memcmp(s->hash, s2->hash, SL_HASH_LEN) == 0);
-    CHECK(s->config_id != s2->config_id);
+    CHECK(s->family != s2->family);
     CHECK_EQ(sl_mem_restore(m, s2, &e), SL_EFAMILY);
     sl_snapshot_free(s2);
     sl_mem_free(m);
