@@ -1,26 +1,34 @@
 /* The wire primitives abi.c (messages, stacks) and abi_sig.c (the
- * signature registry) share: little-endian fields of any width, and a writer
+ * signature registry) share: little-endian fields of 1 to 8 bytes, and a writer
  * and a reader that check every length against what remains. Private to
  * src/common; freestanding like them. */
 #ifndef SL_ABI_WIRE_H
 #define SL_ABI_WIRE_H
 
 #include "abi.h"
+#include "le.h"
 
 /* ---- little-endian primitives ---------------------------------------- */
 
+/* Fields are 1, 2, 4 or 8 bytes wide; le.h holds the one byte-order code. */
 static inline uint64_t ld_le(const uint8_t *p, unsigned n)
 {
-    uint64_t v = 0;
-    for (unsigned i = 0; i < n; i++)
-        v |= (uint64_t)p[i] << (8 * i);
-    return v;
+    switch (n) {
+    case 1: return p[0];
+    case 2: return sl_get16(p);
+    case 4: return sl_get32(p);
+    default: return sl_get64(p);
+    }
 }
 
 static inline void st_le(uint8_t *p, uint64_t v, unsigned n)
 {
-    for (unsigned i = 0; i < n; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
+    switch (n) {
+    case 1: p[0] = (uint8_t)v; break;
+    case 2: sl_put16(p, (uint16_t)v); break;
+    case 4: sl_put32(p, (uint32_t)v); break;
+    default: sl_put64(p, v); break;
+    }
 }
 
 /* Two's-complement reinterpretation without implementation-defined casts. */
