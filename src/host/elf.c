@@ -1,3 +1,4 @@
+/* The guest ELF loader (sl_elf.h): parse and check, then load and relocate. */
 #include "sl_elf.h"
 
 #include <elf.h>

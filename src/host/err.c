@@ -1,3 +1,4 @@
+/* sl_err() and sl_strerror(), whose texts come from SL_ERROR_MAP (sandlet.h). */
 #include "err.h"
 
 #include <stdarg.h>

@@ -1,3 +1,4 @@
+/* BLAKE3 through the official C implementation (hash.h). */
 #include "hash.h"
 
 #include <stdlib.h>

@@ -1,3 +1,4 @@
+/* The embedded guest kernels, one per architecture (kernel.h). */
 #include "kernel.h"
 
 #include "sl_layout.h"

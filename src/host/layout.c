@@ -1,3 +1,4 @@
+/* The memory layout of a configuration, and placing a program in it (layout.h). */
 #include "layout.h"
 
 #include <string.h>

@@ -1,3 +1,4 @@
+/* The walk's table GPA -> first owner record (pt_owners.h). */
 #include "pt_owners.h"
 
 #include <stdlib.h>

@@ -1,3 +1,4 @@
+/* Opening a user-named file for reading without blocking on it (regfile.h). */
 #include "regfile.h"
 
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* The open-addressing u64 -> u64 map (u64map.h). */
 #include "u64map.h"
 
 #include <stdlib.h>

@@ -1,7 +1,7 @@
 /* Internal vCPU interface (DESIGN.md §4): one virtual CPU in its own VM, its
  * guest-physical memory slots, registers, and a run loop that returns every
  * exit the caller must handle. It names no hypervisor type: callers
- * (sandbox.c, mem.c, the tests and benchmarks) see only this file.
+ * (the sandbox files, the tests and benchmarks) see only this file.
  *
  * The seam. Behind these functions sit two layers:
  *   - neutral, in src/host/: vcpu.c (argument checks, the memory-slot table,
