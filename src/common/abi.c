@@ -235,11 +235,11 @@ int sl_abi_encode(const sl_msg *m, uint8_t *buf, size_t cap, size_t *len)
         put_le(&w, 0, 1);
     if (w.err)
         return w.err;
-    st_le(buf + 0, size, 4);
-    st_le(buf + 4, SL_ABI_WIRE_VERSION, 2);
-    st_le(buf + 6, m->kind, 2);
-    st_le(buf + 8, 0, 4);
-    st_le(buf + 12, body, 4);
+    sl_put_le(buf + 0, size, 4);
+    sl_put_le(buf + 4, SL_ABI_WIRE_VERSION, 2);
+    sl_put_le(buf + 6, m->kind, 2);
+    sl_put_le(buf + 8, 0, 4);
+    sl_put_le(buf + 12, body, 4);
     if (len)
         *len = (size_t)size;
     return 0;
@@ -250,11 +250,11 @@ static int decode_frame(const uint8_t *buf, size_t len, sl_msg *m, size_t *size)
 {
     if (!buf || len < SL_ABI_HDR_SIZE)
         return SL_ABI_E_TRUNCATED;
-    uint64_t fsize = ld_le(buf, 4);
-    uint64_t version = ld_le(buf + 4, 2);
-    uint64_t kind = ld_le(buf + 6, 2);
-    uint64_t flags = ld_le(buf + 8, 4);
-    uint64_t body = ld_le(buf + 12, 4);
+    uint64_t fsize = sl_get_le(buf, 4);
+    uint64_t version = sl_get_le(buf + 4, 2);
+    uint64_t kind = sl_get_le(buf + 6, 2);
+    uint64_t flags = sl_get_le(buf + 8, 4);
+    uint64_t body = sl_get_le(buf + 12, 4);
     if (fsize < SL_ABI_HDR_SIZE || fsize > (uint64_t)len)
         return SL_ABI_E_TRUNCATED;
     if (version != SL_ABI_WIRE_VERSION)
@@ -294,7 +294,7 @@ static int stack_top(const uint8_t *buf, size_t cap, size_t *top)
 {
     if (!buf || cap < SL_ABI_STACK_HDR)
         return SL_ABI_E_TRUNCATED;
-    uint64_t t = ld_le(buf, 8);
+    uint64_t t = sl_get_le(buf, 8);
     if (t > (uint64_t)(cap - SL_ABI_STACK_HDR))
         return SL_ABI_E_TRUNCATED;
     if (t % SL_ABI_ALIGN)
@@ -314,8 +314,8 @@ static int stack_locate(const uint8_t *buf, size_t cap, size_t *top, size_t *sta
     if (*top < SL_ABI_HDR_SIZE + SL_ABI_FOOTER_SIZE)
         return SL_ABI_E_TRUNCATED;
     size_t foot = SL_ABI_STACK_HDR + *top - SL_ABI_FOOTER_SIZE;
-    uint64_t size = ld_le(buf + foot, 4);
-    if (ld_le(buf + foot + FOOTER_RESERVED_OFF, 4) != 0)
+    uint64_t size = sl_get_le(buf + foot, 4);
+    if (sl_get_le(buf + foot + FOOTER_RESERVED_OFF, 4) != 0)
         return SL_ABI_E_MALFORMED;
     if (size < SL_ABI_HDR_SIZE || size > (uint64_t)(*top - SL_ABI_FOOTER_SIZE))
         return SL_ABI_E_TRUNCATED;
@@ -339,10 +339,10 @@ int sl_abi_push(uint8_t *buf, size_t cap, const sl_msg *m)
     uint8_t *at = buf + SL_ABI_STACK_HDR + top;
     if ((rc = sl_abi_encode(m, at, avail - SL_ABI_FOOTER_SIZE, &n)))
         return rc;
-    st_le(at + n, n, 4);
-    st_le(at + n + FOOTER_RESERVED_OFF, 0, 4);
+    sl_put_le(at + n, n, 4);
+    sl_put_le(at + n + FOOTER_RESERVED_OFF, 0, 4);
     /* top last: the message is complete before it becomes visible. */
-    st_le(buf, (uint64_t)top + n + SL_ABI_FOOTER_SIZE, 8);
+    sl_put_le(buf, (uint64_t)top + n + SL_ABI_FOOTER_SIZE, 8);
     return 0;
 }
 
@@ -361,14 +361,14 @@ int sl_abi_pop(uint8_t *buf, size_t cap)
     int rc = stack_locate(buf, cap, &top, &start, &m);
     if (rc)
         return rc;
-    st_le(buf, (uint64_t)(start - SL_ABI_STACK_HDR), 8);
+    sl_put_le(buf, (uint64_t)(start - SL_ABI_STACK_HDR), 8);
     return 0;
 }
 
 void sl_abi_reset(uint8_t *buf, size_t cap)
 {
     if (buf && cap >= SL_ABI_STACK_HDR)
-        st_le(buf, 0, 8);
+        sl_put_le(buf, 0, 8);
 }
 
 int sl_abi_replace(uint8_t *buf, size_t cap, const sl_msg *m)

@@ -13,7 +13,7 @@ int sl_abi_sig_init(uint8_t *buf, size_t cap, size_t *len)
 {
     if (!buf || !len || cap < 4)
         return SL_ABI_E_SPACE;
-    st_le(buf, 0, 4);
+    sl_put_le(buf, 0, 4);
     *len = 4;
     return 0;
 }
@@ -29,7 +29,7 @@ int sl_abi_sig_add(uint8_t *buf, size_t cap, size_t *len, const sl_abi_sig *s)
     for (unsigned i = 0; i < s->nparams; i++)
         if (!param_type_ok(s->params[i]))
             return SL_ABI_E_TYPE;
-    uint64_t count = ld_le(buf, 4);
+    uint64_t count = sl_get_le(buf, 4);
     if (count == 0xffffffffu)
         return SL_ABI_E_LIMIT;
     struct wr w = {buf, cap, *len, 0};
@@ -39,7 +39,7 @@ int sl_abi_sig_add(uint8_t *buf, size_t cap, size_t *len, const sl_abi_sig *s)
     put_bytes(&w, s->params, s->nparams);
     if (w.err)
         return w.err; /* nothing committed: count and *len unchanged */
-    st_le(buf, count + 1, 4);
+    sl_put_le(buf, count + 1, 4);
     *len = w.pos;
     return 0;
 }

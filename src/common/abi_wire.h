@@ -8,28 +8,7 @@
 #include "abi.h"
 #include "le.h"
 
-/* ---- little-endian primitives ---------------------------------------- */
-
-/* Fields are 1, 2, 4 or 8 bytes wide; le.h holds the one byte-order code. */
-static inline uint64_t ld_le(const uint8_t *p, unsigned n)
-{
-    switch (n) {
-    case 1: return p[0];
-    case 2: return sl_get16(p);
-    case 4: return sl_get32(p);
-    default: return sl_get64(p);
-    }
-}
-
-static inline void st_le(uint8_t *p, uint64_t v, unsigned n)
-{
-    switch (n) {
-    case 1: p[0] = (uint8_t)v; break;
-    case 2: sl_put16(p, (uint16_t)v); break;
-    case 4: sl_put32(p, (uint32_t)v); break;
-    default: sl_put64(p, v); break;
-    }
-}
+/* ---- conversions ----------------------------------------------------- */
 
 /* Two's-complement reinterpretation without implementation-defined casts. */
 static inline int32_t u32_to_i32(uint32_t x)
@@ -64,7 +43,7 @@ static inline void put_le(struct wr *w, uint64_t v, unsigned n)
         w->err = SL_ABI_E_SPACE;
         return;
     }
-    st_le(w->p + w->pos, v, n);
+    sl_put_le(w->p + w->pos, v, n);
     w->pos += n;
 }
 
@@ -108,7 +87,7 @@ static inline int get_le(struct rd *r, unsigned n, uint64_t *out)
 {
     if (n > r->len - r->pos)
         return SL_ABI_E_TRUNCATED;
-    *out = ld_le(r->p + r->pos, n);
+    *out = sl_get_le(r->p + r->pos, n);
     r->pos += n;
     return 0;
 }

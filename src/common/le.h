@@ -39,4 +39,26 @@ static inline void sl_put64(uint8_t *p, uint64_t v)
     sl_put32(p + 4, (uint32_t)(v >> 32));
 }
 
+/* A field 1, 2, 4 or 8 bytes wide (any other width reads and writes 8):
+ * for formats whose field width follows the architecture or a type tag. */
+static inline uint64_t sl_get_le(const uint8_t *p, unsigned n)
+{
+    switch (n) {
+    case 1: return p[0];
+    case 2: return sl_get16(p);
+    case 4: return sl_get32(p);
+    default: return sl_get64(p);
+    }
+}
+
+static inline void sl_put_le(uint8_t *p, uint64_t v, unsigned n)
+{
+    switch (n) {
+    case 1: p[0] = (uint8_t)v; break;
+    case 2: sl_put16(p, (uint16_t)v); break;
+    case 4: sl_put32(p, (uint32_t)v); break;
+    default: sl_put64(p, v); break;
+    }
+}
+
 #endif

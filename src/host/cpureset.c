@@ -16,6 +16,16 @@
 const uint32_t sl_cpu_state_msrs[SL_CPU_NMSR] = {SL_MSR_KERNEL_GS_BASE, SL_MSR_STAR, SL_MSR_LSTAR,
                                                  SL_MSR_CSTAR, SL_MSR_SFMASK};
 
+void sl_cpuid_filter(uint32_t leaf, uint32_t regs[4])
+{
+    if (leaf == 1)
+        regs[2] &= ~(1u << 5); /* ECX.VMX */
+    else if (leaf == 0x80000001u)
+        regs[2] &= ~(1u << 2); /* ECX.SVM */
+}
+
+const sl_msr_range sl_guest_msrs[SL_GUEST_MSR_RANGES] = {{SL_MSR_STAR, 4}, {SL_MSR_FS_BASE, 3}};
+
 /* Intel's VM entry requires a busy TSS in TR. AMD hardware ignores the busy
  * bit of the loaded TR, but KVM's SVM code reports TR as busy whatever it
  * is, and QEMU's emulated SVM (the KVM lab) keeps TR "available" in its CPU

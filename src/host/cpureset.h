@@ -12,6 +12,25 @@
 /* The MSR numbers of sl_cpu_state.msr, in its order. */
 extern const uint32_t sl_cpu_state_msrs[SL_CPU_NMSR];
 
+/* What the guest is shown and allowed, whatever the backend (a backend
+ * applies these when it creates the vCPU). */
+
+/* CPUID: clears, in the registers (eax, ebx, ecx, edx) of one leaf, the
+ * features the guest must not see: VMX and SVM, so it never believes it can
+ * run a hypervisor of its own. */
+void sl_cpuid_filter(uint32_t leaf, uint32_t regs[4]);
+
+/* MSRs: every guest RDMSR/WRMSR is denied (#GP) except in these ranges, the
+ * MSRs a kernel owns for system calls and segment bases: STAR, LSTAR, CSTAR,
+ * SFMASK, then FS_BASE, GS_BASE, KERNEL_GS_BASE, which the guest kernel
+ * writes at boot and for arch_prctl. */
+typedef struct sl_msr_range {
+    uint32_t base;
+    uint32_t count;
+} sl_msr_range;
+#define SL_GUEST_MSR_RANGES 2u
+extern const sl_msr_range sl_guest_msrs[SL_GUEST_MSR_RANGES];
+
 /* The TR type a reset loads on this host's CPU: SL_TSS_BUSY or
  * SL_TSS_AVAILABLE (x86.h). */
 uint8_t sl_cpu_tr_type(void);

@@ -12,14 +12,8 @@
 #include "abi.h"
 #include "sl_elf.h"
 #include "sl_layout.h"
+#include "le.h"
 #include "t.h"
-
-/* ---- little-endian byte helpers ---- */
-
-static void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
-static void put64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
-static uint32_t get32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
-static uint64_t get64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
 
 /* ---- the in-memory image builder ----
  * File layout (offsets), identical for both classes:
@@ -137,11 +131,11 @@ static void ph_put(elf_t *el, unsigned i, const ph *p)
 static void dyn_put(elf_t *el, unsigned i, int64_t tag, uint64_t val)
 {
     if (el->s.is64) {
-        put64(el->b + el->dyn_off + i * 16, (uint64_t)tag);
-        put64(el->b + el->dyn_off + i * 16 + 8, val);
+        sl_put64(el->b + el->dyn_off + i * 16, (uint64_t)tag);
+        sl_put64(el->b + el->dyn_off + i * 16 + 8, val);
     } else {
-        put32(el->b + el->dyn_off + i * 8, (uint32_t)tag);
-        put32(el->b + el->dyn_off + i * 8 + 4, (uint32_t)val);
+        sl_put32(el->b + el->dyn_off + i * 8, (uint32_t)tag);
+        sl_put32(el->b + el->dyn_off + i * 8 + 4, (uint32_t)val);
     }
 }
 
@@ -149,27 +143,27 @@ static void rel_put(elf_t *el, unsigned i, const rel *r)
 {
     uint8_t *p = el->b + TEXT_OFF + REL_AT + i * (el->s.is64 ? 24 : 8);
     if (el->s.is64) {
-        put64(p, r->off);
-        put64(p + 8, ELF64_R_INFO(0, r->type));
-        put64(p + 16, r->addend);
+        sl_put64(p, r->off);
+        sl_put64(p + 8, ELF64_R_INFO(0, r->type));
+        sl_put64(p + 16, r->addend);
         return;
     }
-    put32(p, (uint32_t)r->off);
-    put32(p + 4, ELF32_R_INFO(0, r->type));
+    sl_put32(p, (uint32_t)r->off);
+    sl_put32(p + 4, ELF32_R_INFO(0, r->type));
     /* REL: the addend lives at the target, if that is file-backed. */
     uint64_t text_end = el->text_va + TEXT_SZ, data_end = el->data_va + DATA_FILESZ;
     if (r->type == R_386_RELATIVE && r->off >= el->text_va && r->off + 4 <= text_end)
-        put32(el->b + TEXT_OFF + (r->off - el->text_va), (uint32_t)r->addend);
+        sl_put32(el->b + TEXT_OFF + (r->off - el->text_va), (uint32_t)r->addend);
     if (r->type == R_386_RELATIVE && r->off >= el->data_va && r->off + 4 <= data_end)
-        put32(el->b + DATA_OFF + (r->off - el->data_va), (uint32_t)r->addend);
+        sl_put32(el->b + DATA_OFF + (r->off - el->data_va), (uint32_t)r->addend);
 }
 
 static size_t note_put(uint8_t *p, size_t pos, size_t align, const char *name, uint32_t namesz, const void *desc,
                        uint32_t descsz, uint32_t type)
 {
-    put32(p + pos, namesz);
-    put32(p + pos + 4, descsz);
-    put32(p + pos + 8, type);
+    sl_put32(p + pos, namesz);
+    sl_put32(p + pos + 4, descsz);
+    sl_put32(p + pos + 8, type);
     memcpy(p + pos + 12, name, namesz);
     size_t d = (pos + 12 + namesz + align - 1) & ~(align - 1);
     memcpy(p + d, desc, descsz);
@@ -344,9 +338,9 @@ static void expected_image(const elf_t *el, uint64_t load_addr, uint8_t *want)
             continue;
         uint8_t *t = want + (r->off - base_va);
         if (el->s.is64)
-            put64(t, r->addend + delta);
+            sl_put64(t, r->addend + delta);
         else
-            put32(t, get32(t) + (uint32_t)delta);
+            sl_put32(t, sl_get32(t) + (uint32_t)delta);
     }
 }
 
@@ -413,10 +407,10 @@ static void test_load_pie64(void)
     CHECK_EQ(dst[0x2000 + 0x200], 0);            /* bss, not the note bytes that follow data in the file */
     CHECK_EQ(dst[0x2000 + 0x17ff], 0);
     CHECK_EQ(dst[SPAN - 1], 0);                  /* page tail after bss */
-    CHECK_EQ(get64(dst + 0x2000 + SLOTS_AT), 0x7000000);     /* vaddr 0x1000 relocated */
-    CHECK_EQ(get64(dst + 0x2000 + SLOTS_AT + 8), 0x7000010);
-    CHECK_EQ(get64(dst + 0x2000 + SLOTS_AT + 24), 0x7000030);
-    CHECK_EQ(get64(dst + 0x30), 0x7002040);                  /* text reloc -> vaddr 0x3040 */
+    CHECK_EQ(sl_get64(dst + 0x2000 + SLOTS_AT), 0x7000000);     /* vaddr 0x1000 relocated */
+    CHECK_EQ(sl_get64(dst + 0x2000 + SLOTS_AT + 8), 0x7000010);
+    CHECK_EQ(sl_get64(dst + 0x2000 + SLOTS_AT + 24), 0x7000030);
+    CHECK_EQ(sl_get64(dst + 0x30), 0x7002040);                  /* text reloc -> vaddr 0x3040 */
     free(dst);
     load_and_check(&el, load);
     load_and_check(&el, 0x1000);              /* delta 0 */
@@ -437,10 +431,10 @@ static void test_pie32(void)
     REQUIRE(dst);
     REQUIRE(sl_elf_load(&img, el.b, el.len, dst, SPAN, 0x100000, &e) == 0);
     /* REL: slot i held vaddr 0x1000 + 0x10 i; delta = 0x100000 - 0x1000. */
-    CHECK_EQ(get32(dst + 0x2000 + SLOTS_AT), 0x100000);
-    CHECK_EQ(get32(dst + 0x2000 + SLOTS_AT + 12), 0x100030);
-    CHECK_EQ(get32(dst + 0x30), 0x102040);
-    CHECK_EQ(get32(dst + 0x2000 + SLOTS_AT + 16), get32(el.b + DATA_OFF + SLOTS_AT + 16)); /* untouched */
+    CHECK_EQ(sl_get32(dst + 0x2000 + SLOTS_AT), 0x100000);
+    CHECK_EQ(sl_get32(dst + 0x2000 + SLOTS_AT + 12), 0x100030);
+    CHECK_EQ(sl_get32(dst + 0x30), 0x102040);
+    CHECK_EQ(sl_get32(dst + 0x2000 + SLOTS_AT + 16), sl_get32(el.b + DATA_OFF + SLOTS_AT + 16)); /* untouched */
     free(dst);
     load_and_check(&el, 0x100000);
     load_and_check(&el, 0xFFFFB000ull); /* ends exactly at 4 GiB */
@@ -463,7 +457,7 @@ static void test_pie32_negative_delta(void)
     uint8_t *dst = calloc(1, SPAN);
     REQUIRE(dst);
     REQUIRE(sl_elf_load(&img, el.b, el.len, dst, SPAN, 0x4000, &e) == 0);
-    CHECK_EQ(get32(dst + 0x2000 + SLOTS_AT + 4), 0x4010);
+    CHECK_EQ(sl_get32(dst + 0x2000 + SLOTS_AT + 4), 0x4010);
     free(dst);
     load_and_check(&el, 0x4000);
 }
@@ -558,15 +552,15 @@ static void test_note_malformed(void)
     spec s = spec_default(true, true);
     elf_t el;
     build(&el, &s);
-    put32(el.b + el.sl_note_off + 4, 4); /* descsz 4 */
+    sl_put32(el.b + el.sl_note_off + 4, 4); /* descsz 4 */
     FAILS(&el, SL_EFORMAT, "descsz");
 
     build(&el, &s);
-    put32(el.b + el.sl_note_off + 4, 0xFFFFFFFFu); /* descsz overruns */
+    sl_put32(el.b + el.sl_note_off + 4, 0xFFFFFFFFu); /* descsz overruns */
     FAILS(&el, SL_EFORMAT, "PT_NOTE");
 
     build(&el, &s);
-    put32(el.b + el.sl_note_off, 0xFFFFFFF0u); /* namesz overruns */
+    sl_put32(el.b + el.sl_note_off, 0xFFFFFFF0u); /* namesz overruns */
     FAILS(&el, SL_EFORMAT, "PT_NOTE");
 
     build(&el, &s);
@@ -591,7 +585,7 @@ static void test_note_malformed(void)
 
     /* A "sandlet" note of another type is ignored. */
     build(&el, &s);
-    put32(el.b + el.sl_note_off + 8, SL_NOTE_TYPE_VERSION + 1);
+    sl_put32(el.b + el.sl_note_off + 8, SL_NOTE_TYPE_VERSION + 1);
     sl_elf_image img;
     sl_errbuf e;
     CHECK_EQ(parse(&el, &img, &e), 0);
@@ -999,7 +993,7 @@ static void check_fixture_table(const sl_elf_image *img, const uint8_t *dst, uin
     unsigned w = img->arch == SL_ARCH_AMD64 ? 8 : 4;
     size_t at = SIZE_MAX;
     for (size_t k = 0; k + 8 <= img->span; k += 4)
-        if (get64(dst + k) == FIXTURE_MAGIC) {
+        if (sl_get64(dst + k) == FIXTURE_MAGIC) {
             at = k;
             break;
         }
@@ -1007,7 +1001,7 @@ static void check_fixture_table(const sl_elf_image *img, const uint8_t *dst, uin
     static const char *names[3] = {"alpha", "beta", "gamma"};
     for (unsigned i = 0; i < 4; i++) {
         const uint8_t *p = dst + at + 8 + i * w;
-        uint64_t ga = w == 8 ? get64(p) : get32(p);
+        uint64_t ga = w == 8 ? sl_get64(p) : sl_get32(p);
         REQUIRE(ga >= load_addr && ga - load_addr < img->span);
         uint64_t off = ga - load_addr;
         if (i < 3) {

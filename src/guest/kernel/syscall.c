@@ -4,6 +4,7 @@
  * process, no signal delivery: those calls return the errno a sandboxed
  * program expects. docs/guest-runtime.md has the table of every call. */
 #include "kernel.h"
+#include "le.h"
 
 #define EPERM 1
 #define ENOENT 2
@@ -87,20 +88,6 @@ static bool put_user(uint64_t p, const void *src, size_t n)
     return true;
 }
 
-static void put_le(uint8_t *p, uint64_t v, unsigned n)
-{
-    for (unsigned i = 0; i < n; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_le(const uint8_t *p, unsigned n)
-{
-    uint64_t v = 0;
-    for (unsigned i = n; i-- > 0;)
-        v = v << 8 | p[i];
-    return v;
-}
-
 static long write_user_fd(long fd, uint64_t buf, uint64_t len)
 {
     if (fd != 1 && fd != 2)
@@ -132,7 +119,7 @@ static long vector_io(long fd, uint64_t iov, long cnt, bool write)
     long total = 0;
     for (long i = 0; i < cnt; i++) {
         const uint8_t *e = (const uint8_t *)(uintptr_t)(iov + (uint64_t)i * 2 * w);
-        uint64_t base = get_le(e, w), len = get_le(e + w, w);
+        uint64_t base = sl_get_le(e, w), len = sl_get_le(e + w, w);
         if (len == 0)
             continue;
         long n = write ? write_user_fd(fd, base, len) : read_user_fd(fd, base, len);
@@ -151,8 +138,8 @@ static long clock_gettime_user(long id, uint64_t ts, unsigned field)
     if (id < 0 || id > 15 || k_clock((uint32_t)id, &sec, &nsec) != 0)
         return -EINVAL;
     uint8_t buf[16];
-    put_le(buf, sec, field);
-    put_le(buf + field, nsec, field);
+    sl_put_le(buf, sec, field);
+    sl_put_le(buf + field, nsec, field);
     return put_user(ts, buf, 2 * field) ? 0 : -EFAULT;
 }
 
@@ -177,8 +164,8 @@ static long gettimeofday_user(uint64_t tv)
         return 0;
     const unsigned f = sizeof(uintptr_t);
     uint8_t buf[16];
-    put_le(buf, sec, f);
-    put_le(buf + f, nsec / 1000, f);
+    sl_put_le(buf, sec, f);
+    sl_put_le(buf + f, nsec / 1000, f);
     return put_user(tv, buf, 2 * f) ? 0 : -EFAULT;
 }
 
@@ -242,7 +229,7 @@ static long sigaltstack_old(uint64_t old)
     const unsigned w = sizeof(uintptr_t);
     uint8_t ss[24];
     k_memset(ss, 0, sizeof ss);
-    put_le(ss + w, 2 /* SS_DISABLE */, 4);
+    sl_put_le(ss + w, 2 /* SS_DISABLE */, 4);
     return !old || put_user(old, ss, 3 * w) ? 0 : -EFAULT;
 }
 
@@ -275,8 +262,8 @@ static long set_thread_area_user(uint64_t p)
     if (!k_user_ok(p, 16, true))
         return -EFAULT;
     uint8_t *u = (uint8_t *)(uintptr_t)p;
-    uint32_t entry = (uint32_t)get_le(u, 4), base = (uint32_t)get_le(u + 4, 4), limit = (uint32_t)get_le(u + 8, 4);
-    uint32_t flags = (uint32_t)get_le(u + 12, 4);
+    uint32_t entry = (uint32_t)sl_get_le(u, 4), base = (uint32_t)sl_get_le(u + 4, 4), limit = (uint32_t)sl_get_le(u + 8, 4);
+    uint32_t flags = (uint32_t)sl_get_le(u + 12, 4);
     if (entry == 0xFFFFFFFFu) {
         entry = GDT_TLS_FIRST;
         for (unsigned i = GDT_TLS_FIRST; i < GDT_TLS_FIRST + GDT_TLS_COUNT; i++)
@@ -284,7 +271,7 @@ static long set_thread_area_user(uint64_t p)
                 entry = i;
                 break;
             }
-        put_le(u, entry, 4);
+        sl_put_le(u, entry, 4);
     }
     if (entry < GDT_TLS_FIRST || entry >= GDT_TLS_FIRST + GDT_TLS_COUNT)
         return -EINVAL;

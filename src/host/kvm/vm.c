@@ -88,8 +88,7 @@ static int check_kvm(int kvm_fd, sl_errbuf *e)
     return 0;
 }
 
-/* CPUID as KVM supports it, minus VMX and SVM: the guest must not believe it
- * can run a hypervisor of its own. */
+/* CPUID as KVM supports it, filtered by the policy (sl_cpuid_filter). */
 static int setup_cpuid(int kvm_fd, int vcpu_fd, sl_errbuf *e)
 {
     struct kvm_cpuid2 *c = NULL;
@@ -111,10 +110,12 @@ static int setup_cpuid(int kvm_fd, int vcpu_fd, sl_errbuf *e)
     }
     for (unsigned i = 0; i < c->nent; i++) {
         struct kvm_cpuid_entry2 *ent = &c->entries[i];
-        if (ent->function == 1)
-            ent->ecx &= ~(1u << 5); /* VMX */
-        else if (ent->function == 0x80000001u)
-            ent->ecx &= ~(1u << 2); /* SVM */
+        uint32_t regs[4] = {ent->eax, ent->ebx, ent->ecx, ent->edx};
+        sl_cpuid_filter(ent->function, regs);
+        ent->eax = regs[0];
+        ent->ebx = regs[1];
+        ent->ecx = regs[2];
+        ent->edx = regs[3];
     }
     int rc = 0;
     if (sl_kvm_xioctl(vcpu_fd, KVM_SET_CPUID2, c) < 0)
@@ -123,28 +124,29 @@ static int setup_cpuid(int kvm_fd, int vcpu_fd, sl_errbuf *e)
     return rc;
 }
 
-/* Deny every guest RDMSR/WRMSR (KVM then injects #GP) except the ones a
- * kernel owns for system calls and segment bases: STAR, LSTAR, CSTAR,
- * SFMASK, FS_BASE, GS_BASE and KERNEL_GS_BASE, which the guest kernel
- * writes at boot and for arch_prctl. */
+/* The MSR policy (sl_guest_msrs) as KVM's filter: deny by default (KVM then
+ * injects #GP), allow reads and writes in each range. */
 static int setup_msr_filter(sl_kvm_vcpu *k, sl_errbuf *e)
 {
     if (!check_cap(k->vm_fd, KVM_CAP_X86_MSR_FILTER)) {
         k->base.msr_filter = false; /* old kernel: callers see sl_vcpu_msr_filter_active() */
         return 0;
     }
-    uint8_t syscall_msrs = 0x0F, base_msrs = 0x07;
+    _Static_assert(SL_GUEST_MSR_RANGES <= KVM_MSR_FILTER_MAX_RANGES, "more MSR ranges than KVM's filter holds");
+    uint8_t bitmaps[SL_GUEST_MSR_RANGES][8];
     struct kvm_msr_filter f;
     memset(&f, 0, sizeof f);
+    memset(bitmaps, 0xff, sizeof bitmaps);
     f.flags = KVM_MSR_FILTER_DEFAULT_DENY;
-    f.ranges[0].flags = KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE;
-    f.ranges[0].nmsrs = 4;
-    f.ranges[0].base = SL_MSR_STAR;
-    f.ranges[0].bitmap = &syscall_msrs;
-    f.ranges[1].flags = KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE;
-    f.ranges[1].nmsrs = 3;
-    f.ranges[1].base = SL_MSR_FS_BASE;
-    f.ranges[1].bitmap = &base_msrs;
+    for (unsigned i = 0; i < SL_GUEST_MSR_RANGES; i++) {
+        /* KVM reads ceil(nmsrs / 8) bytes of bitmap, one bit an MSR. */
+        if (sl_guest_msrs[i].count > 8 * sizeof bitmaps[i])
+            return sl_err(e, SL_EHYPERVISOR, "MSR range of %u exceeds the filter bitmap", sl_guest_msrs[i].count);
+        f.ranges[i].flags = KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE;
+        f.ranges[i].nmsrs = sl_guest_msrs[i].count;
+        f.ranges[i].base = sl_guest_msrs[i].base;
+        f.ranges[i].bitmap = bitmaps[i];
+    }
     if (sl_kvm_ioctl(k, k->vm_fd, KVM_X86_SET_MSR_FILTER, &f) < 0)
         return sl_kvm_ioctl_err(e, "KVM_X86_SET_MSR_FILTER");
     k->base.msr_filter = true;
