@@ -8,11 +8,12 @@
 
 #include "pt.h"
 #include "pt_owners.h"
+#include "snapgpa.h"
 #include "snapshot_impl.h" /* the file codec reads and builds the struct */
 
 #define MAP_LINES_MAX 4096u /* per address space; a hostile table could make millions */
 
-enum backing { BK_BLOB, BK_TABLES, BK_SCRATCH, BK_NONE };
+/* Indexed by enum sl_backing (snapgpa.h). */
 static const char *const backing_name[] = {"blob", "page tables", "scratch", "unbacked"};
 static const char *const backing_json[] = {"blob", "page_tables", "scratch", "none"};
 
@@ -21,7 +22,7 @@ typedef struct range {
     uint64_t start, end; /* [start, end) */
     uint8_t kind;
     bool w, x, u;
-    enum backing bk;
+    enum sl_backing bk;
     bool scratch_window;
 } range;
 
@@ -37,42 +38,8 @@ typedef struct inspector {
     range r;
     uint64_t lines, dropped;
     sl_pt_owners tables; /* walk bookkeeping: which tables were reached, from where */
+    const sl_perm *leaf_perm; /* of the leaf being cut into pieces */
 } inspector;
-
-static void *insp_page(void *ctx, uint64_t gpa)
-{
-    const sl_snapshot *s = ((inspector *)ctx)->s;
-    if (gpa >= SL_BASE_ADDRESS && gpa - SL_BASE_ADDRESS < s->visible_size)
-        return s->mem + (gpa - SL_BASE_ADDRESS);
-    if (gpa >= s->layout.pt_gpa && gpa - s->layout.pt_gpa < s->pt_size)
-        return s->mem + s->visible_size + (gpa - s->layout.pt_gpa);
-    return NULL;
-}
-
-/* The memory a restored sandbox has at `gpa` (what compaction,
- * sl_snapshot_from_memory, would copy from there): the guest-visible blob at
- * SL_BASE_ADDRESS, the page tables restore copies to pt_gpa (inside scratch),
- * the rest of scratch, or nothing. *next is the first GPA above `gpa` where
- * that may change, or 0 when it stays the same up to the end of the space. */
-static enum backing backing_at(const sl_snapshot *s, uint64_t gpa, uint64_t *next)
-{
-    const sl_layout *l = &s->layout;
-    enum backing bk = BK_NONE;
-    if (gpa >= SL_BASE_ADDRESS && gpa - SL_BASE_ADDRESS < s->visible_size)
-        bk = BK_BLOB;
-    else if (gpa >= l->pt_gpa && gpa - l->pt_gpa < s->pt_size)
-        bk = BK_TABLES;
-    else if (gpa >= l->scratch_gpa && gpa - l->scratch_gpa < l->scratch_size)
-        bk = BK_SCRATCH;
-    /* Every bound is below 2^37 (load checked the layout), so none wraps. */
-    const uint64_t bounds[] = {SL_BASE_ADDRESS, SL_BASE_ADDRESS + s->visible_size, l->pt_gpa,
-                               l->pt_gpa + s->pt_size, l->scratch_gpa, l->scratch_gpa + l->scratch_size};
-    *next = 0;
-    for (size_t i = 0; i < sizeof bounds / sizeof bounds[0]; i++)
-        if (bounds[i] > gpa && (*next == 0 || bounds[i] < *next))
-            *next = bounds[i];
-    return bk;
-}
 
 static void flush_range(inspector *in)
 {
@@ -121,7 +88,7 @@ static void flush_range(inspector *in)
  * same description, else flushes that range and opens a new one. `end` is
  * exclusive and wraps to 0 for a piece that ends at the top of the amd64
  * space; nothing continues such a range. */
-static void add_piece(inspector *in, uint64_t gva, uint64_t len, const sl_perm *p, enum backing bk, bool win)
+static void add_piece(inspector *in, uint64_t gva, uint64_t len, const sl_perm *p, enum sl_backing bk, bool win)
 {
     range nr = {.open = true, .start = gva, .end = gva + len, .kind = p->kind, .w = p->writable,
                 .x = p->executable, .u = p->user, .bk = bk, .scratch_window = win};
@@ -188,6 +155,14 @@ static void space_header(inspector *in, unsigned root)
          root == in->s->cur_root ? " current" : "");
 }
 
+static bool insp_piece(void *arg, uint64_t gva, uint64_t gpa, uint64_t len, enum sl_backing bk, bool win)
+{
+    (void)gpa;
+    inspector *in = arg;
+    add_piece(in, gva, len, in->leaf_perm, bk, win);
+    return true;
+}
+
 static bool insp_visit(void *arg, const sl_walk_item *it)
 {
     inspector *in = arg;
@@ -212,25 +187,10 @@ static bool insp_visit(void *arg, const sl_walk_item *it)
         }
         return true;
     }
-    /* A leaf of any size (4 KiB, 2 MiB, 1 GiB, 4 MiB) is described piece by
-     * piece, as compaction copies it page by page: split where the scratch
-     * window over its GVAs or the backing of its GPAs changes. At most a few
-     * pieces per leaf, whatever its size. */
-    const sl_mapping *m = &it->map;
-    const sl_layout *l = &s->layout;
-    uint64_t size = m->size ? m->size : SL_PAGE_SIZE;
-    for (uint64_t off = 0; off < size;) {
-        uint64_t gva = m->gva + off, gpa = m->gpa + off, next_gpa, len = size - off;
-        enum backing bk = backing_at(s, gpa, &next_gpa);
-        if (next_gpa && next_gpa - gpa < len)
-            len = next_gpa - gpa;
-        bool win = gva >= l->scratch_gva && gva - l->scratch_gva < l->scratch_size;
-        uint64_t win_bound = win ? l->scratch_gva + l->scratch_size : l->scratch_gva;
-        if (win_bound > gva && win_bound - gva < len)
-            len = win_bound - gva;
-        add_piece(in, gva, len, &m->perm, bk, win);
-        off += len;
-    }
+    /* A leaf of any size is described piece by piece, as compaction copies
+     * it page by page. */
+    in->leaf_perm = &it->map.perm;
+    sl_snapgpa_pieces(s, &it->map, insp_piece, in);
     return true;
 }
 
@@ -238,7 +198,7 @@ void sl_inspect_map(const sl_snapshot *s, sl_line_fn line, void *user, sl_jout *
 {
     inspector in = {.s = s, .line = line, .user = user, .json = json};
     sl_pt_owners_init(&in.tables, 0);
-    sl_pt_mem m = {.ctx = &in, .page = insp_page, .alloc = NULL};
+    sl_pt_mem m = sl_snapgpa_mem(s);
     sl_pt_seen seen = sl_pt_owners_seen(&in.tables);
     /* A root listed twice shares the first one's tables: the walk skips it. */
     for (unsigned i = 0; i < s->n_roots && !json; i++)
