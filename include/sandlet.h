@@ -92,6 +92,11 @@ const char *sl_backend_probe(unsigned arch, char *why, size_t whylen);
 #define SL_PERM_READ 1u
 #define SL_PERM_WRITE 2u
 #define SL_PERM_EXEC 4u
+/* Two more bits of a mapped page, only in what sl_snapshot_diff reports
+ * (init data takes READ, WRITE and EXEC only): */
+#define SL_PERM_USER 8u  /* user mode (the guest program) may touch it, not only the guest kernel */
+#define SL_PERM_COW 16u  /* copy-on-write: the guest's first write copies it (WRITE is clear: the
+                          * page itself is read-only) */
 
 /* Sandbox memory configuration. Zero fields take the defaults below. Sizes are
  * rounded up to whole 4 KiB pages. The sum may not exceed 16 GiB (on i686 the
@@ -437,6 +442,66 @@ int sl_snapshot_save_progress(const sl_snapshot *snap, const char *path, sl_prog
 int sl_snapshot_verify_file_progress(const char *path, sl_progress_fn progress, void *user, char *err,
                                      size_t errlen);
 /* ------------------------------------------------- end of snapshot files */
+
+/* ------------------------------------------------------- snapshot diff */
+
+/* What differs between two snapshots, by guest virtual range: the kinds of
+ * sl_diff_range. Identical pages are not reported. */
+#define SL_DIFF_ADDED 1   /* mapped in B only */
+#define SL_DIFF_REMOVED 2 /* mapped in A only */
+#define SL_DIFF_CHANGED 3 /* mapped in both, with different contents */
+#define SL_DIFF_PERM 4    /* mapped in both, same contents, different permissions */
+
+/* A run of adjacent guest virtual pages of one address space, all of one
+ * kind and with the same permissions in A and in B. */
+typedef struct sl_diff_range {
+    unsigned space;  /* address space: root `space` of A is compared with root `space` of B */
+    int kind;        /* SL_DIFF_* */
+    uint64_t start;  /* first guest virtual address: page-aligned (canonical on amd64) */
+    uint64_t size;   /* bytes, a non-zero multiple of 4096; start + size wraps to 0 for a
+                      * range that ends at the top of the amd64 address space */
+    unsigned perm_a; /* SL_PERM_* bits (READ, WRITE, EXEC, USER, COW) in A; 0 when ADDED */
+    unsigned perm_b; /* the same in B; 0 when REMOVED */
+} sl_diff_range;
+
+/* Called once per range; return 0 to go on, anything else to stop the diff,
+ * which then returns that value (make it positive to tell it from SL_E*).
+ * r is valid during the call only. */
+typedef int (*sl_diff_fn)(void *user, const sl_diff_range *r);
+
+/* Compares snapshot a with snapshot b, of any lineage, configuration or
+ * architecture, made in memory or loaded from files, and calls fn for each
+ * range that differs, in order of address space, then of start, never
+ * overlapping; two adjacent ranges differ in kind or permissions.
+ *
+ * Pages are compared by content: the 4096 bytes a sandbox restored from the
+ * snapshot reads at that virtual address (memory its page tables map outside
+ * the blob reads as zeros when it is scratch and as nothing where there is
+ * no memory), wherever the page lies in the blob, so two snapshots that map
+ * the same contents at the same addresses have no differences. Address
+ * spaces are matched by index; every page of a space only one of them has is
+ * added or removed. The scratch window of each snapshot (mapped afresh by
+ * every restore, not part of the snapshot) is not compared: a page one maps
+ * where the other's scratch window lies is reported as added or removed.
+ *
+ * Time grows with the pages both map (each is read once), memory with the
+ * runs one address space maps. The page tables are hostile input and the
+ * walk is bounded: an address space is refused when walking it visits more
+ * tables than the blob has pages (only tables reached twice in one space can
+ * do that), or when it maps more pages of the blob than its table area holds
+ * entries plus the blob's pages (large pages mapping the blob many times).
+ *
+ * Returns 0 after the last range; fn's non-zero value when it stopped the
+ * diff; SL_EINVAL when a, b or fn is NULL; SL_EPAGETABLE or SL_ERANGE for
+ * page tables past those bounds; SL_ENOMEM; SL_ECHANGED when a file that a
+ * or b was loaded from has changed (before the diff, or while it read the
+ * pages: ranges already reported may then be wrong). Messages go to
+ * err[0..errlen) when err is not NULL. Reads the snapshots only: any number
+ * of threads may diff, restore or run sandboxes on the same snapshots at
+ * once; the caller keeps both alive until it returns. */
+int sl_snapshot_diff(const sl_snapshot *a, const sl_snapshot *b, sl_diff_fn fn, void *user, char *err,
+                     size_t errlen);
+
 
 #ifdef __cplusplus
 }
