@@ -10,6 +10,7 @@
  * call.c      `sandlet call`
  * shell.c     `sandlet shell` and its line tokenizer
  * snap.c      `sandlet snapshot save|inspect|verify` and the snapshot-file glue
+ * snapdiff.c  `sandlet snapshot diff`
  * lab.c       re-executing ourselves inside scripts/kvm-lab; `sandlet backend` */
 #ifndef SANDLET_CLI_H
 #define SANDLET_CLI_H
@@ -225,6 +226,12 @@ int snapfile_open_sandbox(sl_sandbox **out, const char *path, char *err, size_t 
  * unless quiet. Returns 0 or a negative SL_E*. */
 int snapfile_save(sl_snapshot *snap, const char *path, int quiet, char *err, size_t errlen);
 int cmd_snapshot(int argc, char **argv);
+
+/* ------------------------------------------------------------- snapdiff.c */
+
+/* `snapshot diff` with argv[0] "diff"; usage prints the snapshot commands'
+ * help on fd. Returns the exit code. */
+int snap_diff(int argc, char **argv, void (*usage)(int fd));
 
 /* ------------------------------------------------------------- commands */
 

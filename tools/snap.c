@@ -1,4 +1,4 @@
-/* `sandlet snapshot save|inspect|verify` and the glue to the snapshot-file
+/* `sandlet snapshot save|inspect|verify|diff` and the glue to the snapshot-file
  * functions of sandlet.h. */
 #include <errno.h>
 #include <stdio.h>
@@ -101,6 +101,7 @@ static void snap_usage(int fd)
                "usage: sandlet snapshot save [OPTIONS] GUEST FILE [--call NAME [ARGS...]]...\n"
                "       sandlet snapshot inspect [--json] FILE\n"
                "       sandlet snapshot verify [--json] [--quiet] FILE\n"
+               "       sandlet snapshot diff [--json] A B\n"
                "save     creates a sandbox from GUEST (ELF or snapshot file), runs init, then each\n"
                "         --call in order (results on stdout), takes a snapshot and writes it to\n"
                "         FILE atomically. A --call's arguments run up to the next --call, so\n"
@@ -110,10 +111,15 @@ static void snap_usage(int fd)
                "         page counts by kind, address spaces and the guest's address map.\n"
                "verify   checks every field and recomputes the identity: exit 0 when intact,\n"
                "         4 with the reason otherwise (3 when the file cannot be read).\n"
-               "--json   inspect and verify print one JSON object on stdout (docs/cli.md),\n"
+               "diff     lists what differs between snapshot files A and B, by address space\n"
+               "         and guest virtual range: pages added (in B only), removed (in A only),\n"
+               "         changed (other contents) or with other permissions, then a summary.\n"
+               "         Exit 0 when nothing differs, 1 when something does, 3 when a file\n"
+               "         cannot be read or compared.\n"
+               "--json   inspect, verify and diff print one JSON object on stdout (docs/cli.md),\n"
                "         failures included ({\"ok\":false,...}, same exit status).\n"
                "save and verify of large files show their progress on a terminal (stderr);\n"
-               "--quiet turns that off. inspect and verify never need KVM; save does (the\n"
+               "--quiet turns that off. inspect, verify and diff never need KVM; save does (the\n"
                "KVM lab otherwise).\n");
     out_printf(fd, "%s%s", OPT_HELP, EXIT_HELP);
 }
@@ -346,7 +352,7 @@ static int snap_file_cmd(const char *sub, int argc, char **argv)
 int cmd_snapshot(int argc, char **argv)
 {
     if (argc < 2) {
-        cli_err("snapshot: save, inspect or verify?");
+        cli_err("snapshot: save, inspect, verify or diff?");
         snap_usage(2);
         return EXIT_USAGE;
     }
@@ -360,7 +366,9 @@ int cmd_snapshot(int argc, char **argv)
         return snap_save(argc - 1, argv + 1);
     if (strcmp(sub, "inspect") == 0 || strcmp(sub, "verify") == 0)
         return snap_file_cmd(sub, argc - 1, argv + 1);
-    cli_err("snapshot: unknown subcommand '%s' (save, inspect or verify)", sub);
+    if (strcmp(sub, "diff") == 0)
+        return snap_diff(argc - 1, argv + 1, snap_usage);
+    cli_err("snapshot: unknown subcommand '%s' (save, inspect, verify or diff)", sub);
     snap_usage(2);
     if (json) {
         int code;
