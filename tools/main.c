@@ -11,8 +11,9 @@ char **cli_argv;
 
 const char EXIT_HELP[] =
     "Exit status: 0 success; 1 the call or a shell command failed (guest fault, abort,\n"
-    "timeout, unknown function...); 2 usage error; 3 cannot create the sandbox or\n"
-    "read/write a file; 4 snapshot verify found damage; 125 the KVM lab failed.\n";
+    "timeout, unknown function...), or snapshot diff found differences; 2 usage error;\n"
+    "3 cannot create the sandbox or read/write a file; 4 snapshot verify found damage;\n"
+    "125 the KVM lab failed.\n";
 
 static void main_usage(int fd)
 {
@@ -27,10 +28,11 @@ static void main_usage(int fd)
                "                                 initialise, run the calls, save a snapshot file\n"
                "  snapshot inspect FILE          show a snapshot file's header and memory map\n"
                "  snapshot verify FILE           recompute a snapshot file's identity\n"
+               "  snapshot diff A B              pages added, removed or changed from snapshot A to B\n"
                "  backend [amd64|i686|FILE]      where such guests run here: kvm, pvm or lab\n"
                "  help [COMMAND]                 help for a command (also: COMMAND --help)\n"
                "  --version                      print the version\n"
-               "call, shell, snapshot inspect, snapshot verify, backend and --version take --json:\n"
+               "call, shell, snapshot inspect, verify and diff, backend and --version take --json:\n"
                "JSON on stdout (docs/cli.md, \"JSON output\").\n"
                "GUEST is a guest ELF (a static x86-64 or i686 program) or a snapshot file.\n"
                "Guests run on hardware KVM, x86-64 guests also on PVM (kvm_pvm). Where neither can\n"
