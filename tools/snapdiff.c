@@ -192,5 +192,9 @@ int snap_diff(int argc, char **argv, void (*usage)(int fd))
                    p[SL_DIFF_ADDED], p[SL_DIFF_REMOVED], p[SL_DIFF_CHANGED], p[SL_DIFF_PERM]);
     }
     free(w.p);
+    /* Exit 1 is an answer, not a failure: an answer that never reached
+     * stdout is exit 3 (main says why), whatever it was. */
+    if (rc == EXIT_OK && out_stdout_error())
+        return EXIT_SETUP;
     return rc != EXIT_OK ? rc : differ ? EXIT_FAIL : EXIT_OK;
 }

@@ -288,6 +288,27 @@ if ! "$S" snapshot verify "$T/junk" 2>&1 | grep -q 'not supported by this build'
         else
             fail "$g shell save: $out"
         fi
+        # diff: the shell's file holds one more Counter, on the counter's page.
+        t "$g snapshot diff of a file with itself" 0 "pages: 0 added, 0 removed, 0 changed, 0 permissions changed" \
+            snapshot diff "$SNAP" "$SNAP"
+        out=$("$S" snapshot diff "$SNAP" "$T/sh.snap" 2>"$T/err")
+        rc=$?
+        if [ $rc = 1 ] && [ "$(echo "$out" | wc -l)" = 2 ] && [ ! -s "$T/err" ] &&
+            echo "$out" | head -n 1 | grep -Eq '^space 0 changed +0x[0-9a-f]{16}-0x[0-9a-f]{16} \(1 page\) cow r-. user$' &&
+            [ "$(echo "$out" | tail -n 1)" = "pages: 0 added, 0 removed, 1 changed, 0 permissions changed" ]; then
+            pass "$g snapshot diff: one call later, the counter's page changed (exit 1)"
+        else
+            fail "$g snapshot diff: rc=$rc $out $(cat "$T/err")"
+        fi
+        if [ -w /dev/full ]; then
+            "$S" snapshot diff "$SNAP" "$T/sh.snap" >/dev/full 2>"$T/err"
+            rc=$?
+            if [ $rc = 3 ] && grep -q 'cannot write standard output' "$T/err"; then
+                pass "$g snapshot diff to a full disk: exit 3, not 1"
+            else
+                fail "$g snapshot diff to /dev/full: rc=$rc $(cat "$T/err")"
+            fi
+        fi
         # Corrupt one byte in the middle of the file: verify must fail with 4.
         size=$(wc -c <"$SNAP")
         cp "$SNAP" "$T/bad.snap"
@@ -310,6 +331,22 @@ if ! "$S" snapshot verify "$T/junk" 2>&1 | grep -q 'not supported by this build'
     te "snapshot save usage" 2 'GUEST and FILE are required' snapshot save "$G/demo"
     te "snapshot save --call without NAME" 2 '--call needs a function NAME' snapshot save "$G/demo" "$T/x.snap" --call
     te "snapshot unknown subcommand" 2 "unknown subcommand 'frob'" snapshot frob
+    te "snapshot diff needs two files" 2 'two snapshot files A and B are required' snapshot diff "$T/demo.snap"
+    te "snapshot diff takes two files only" 2 "unexpected argument 'c'" snapshot diff a b c
+    te "snapshot diff missing file" 3 'nonexistent' snapshot diff "$T/nonexistent" "$T/nonexistent"
+    te "snapshot diff on junk" 3 'junk: snapshot file: ' snapshot diff "$T/junk" "$T/junk"
+    if arch_need amd64 && [ -x "$G/multispace" ] &&
+        "$S" snapshot save "$G/multispace" "$T/ms.snap" >/dev/null 2>&1; then
+        # demo has one address space, multispace four: theirs are all added.
+        out=$("$S" snapshot diff "$T/demo.snap" "$T/ms.snap" 2>"$T/err")
+        rc=$?
+        if [ $rc = 1 ] && echo "$out" | grep -Eq '^space 3 added ' && ! echo "$out" | grep -Eq '^space [123] (removed|changed|permissions)' &&
+            echo "$out" | tail -n 1 | grep -Eq '^pages: [1-9][0-9]* added, [0-9]+ removed, [0-9]+ changed, [0-9]+ permissions changed$'; then
+            pass "snapshot diff of different guests: the extra address spaces added"
+        else
+            fail "snapshot diff of different guests: rc=$rc $(echo "$out" | tail -n 3) $(cat "$T/err")"
+        fi
+    fi
     if arch_need amd64; then
         te "snapshot save failing call" 1 'Add takes 2 arguments|WriteReadOnly' snapshot save "$F" "$T/f.snap" --call WriteReadOnly
         if [ ! -e "$T/f.snap" ]; then pass "no file after a failed save"; else fail "a failed save left $T/f.snap"; fi

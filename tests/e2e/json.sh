@@ -1,8 +1,8 @@
 #!/bin/sh
 # The CLI's --json output (docs/cli.md, "JSON output"), parsed with jq and
 # checked value by value: call (every value kind the test guests return,
-# failures with their codes and exit statuses), shell --json, snapshot inspect
-# and verify, backend and --version. Usage: tests/e2e/json.sh BUILD_DIR
+# failures with their codes and exit statuses), shell --json, snapshot inspect,
+# verify and diff, backend and --version. Usage: tests/e2e/json.sh BUILD_DIR
 # Prints one "PASS name" / "FAIL name: why" line per check. Checks that run a
 # guest run where its architecture runs and this run covers it
 # (tests/e2e/arch.sh); the others always run. POSIX sh (busybox ash in the lab).
@@ -78,6 +78,12 @@ j "verify --json junk: exit 4, SL_EFORMAT" 4 '.ok == false and .exit == 4 and .c
     snapshot verify --json "$T/junk"
 j "inspect --json junk: exit 3, SL_EFORMAT" 3 '.ok == false and .exit == 3 and .code == -4' snapshot inspect --json "$T/junk"
 j "verify --json without FILE" 2 '.ok == false and .exit == 2 and .file == null' snapshot verify --json
+j "diff --json with one file: exit 2" 2 '.ok == false and .exit == 2 and .code == null and (.error | test("two snapshot files"))' \
+    snapshot diff --json "$T/junk"
+j "diff --json missing file: exit 3, SL_ENOTFOUND" 3 \
+    ".ok == false and .exit == 3 and .code == -17 and .a == \"$T/none\" and .b == \"$T/junk\" and (.error | test(\"No such file\"))" \
+    snapshot diff --json "$T/none" "$T/junk"
+j "diff --json junk: exit 3, SL_EFORMAT" 3 '.ok == false and .exit == 3 and .code == -4' snapshot diff --json "$T/junk" "$T/junk"
 # An answer that cannot be written (a full disk) is no success: exit 3 and
 # a message on stderr, never 0 with an empty file for the script to read.
 if [ -w /dev/full ]; then
@@ -261,7 +267,39 @@ for g in demo demo32; do
     j "$g verify --json corrupted: exit 4, SL_EHASH" 4 \
         '.ok == false and .exit == 4 and .code == -22 and (.error | test("identity mismatch"))' snapshot verify --json "$T/bad.snap"
     j "$g call --json on the snapshot file" 0 '.value == "3"' call --json "$SNAP" Counter
+    j "$g diff --json of a file with itself: exit 0" 0 "
+        .ok == true and .a == \"$SNAP\" and .b == \"$SNAP\" and .differ == false and .ranges == [] and
+        .pages == {\"added\": 0, \"removed\": 0, \"changed\": 0, \"permissions\": 0}" snapshot diff --json "$SNAP" "$SNAP"
+    # One call later in the same sandbox (the shell): the counter's page.
+    if printf 'call Counter\nsnapshot t\nsave t %s\n' "$T/more.snap" | "$S" shell "$SNAP" >/dev/null 2>"$T/err"; then
+        "$S" snapshot diff "$SNAP" "$T/more.snap" >"$T/text"
+        j "$g diff --json: the counter's page, as in the text (exit 1)" 1 "
+            .ok == true and .differ == true and (.ranges | length) == 1 and .ranges[0].space == 0 and
+            .ranges[0].kind == \"changed\" and .ranges[0].pages == 1 and
+            .ranges[0].in_a == .ranges[0].in_b and .ranges[0].in_a.kind == \"cow\" and .ranges[0].in_a.user == true and
+            (.ranges[0].in_a.perm | test(\"^r-[x-]\$\")) and
+            (\"space 0 changed     \" + (.ranges[0].start | ltrimstr(\"0x\") | (\"0x\" + \"0\" * (16 - length) + .)) + \"-\") ==
+                \"$(head -n 1 "$T/text" | cut -c1-39)\" and
+            .pages == {\"added\": 0, \"removed\": 0, \"changed\": 1, \"permissions\": 0}" \
+            snapshot diff --json "$SNAP" "$T/more.snap"
+    else
+        fail "$g shell save for diff: $(cat "$T/err")"
+    fi
 done
+# Guests with different address spaces: every range of the text in the JSON.
+if arch_need amd64 && [ -x "$G/multispace" ] && "$S" snapshot save "$G/demo" "$T/d.snap" >/dev/null 2>&1 &&
+    "$S" snapshot save "$G/multispace" "$T/m.snap" >/dev/null 2>&1; then
+    "$S" snapshot diff "$T/d.snap" "$T/m.snap" >"$T/text"
+    n=$(grep -c '^space ' "$T/text")
+    added=$(sed -n 's/^pages: \([0-9]*\) added, .*/\1/p' "$T/text")
+    j "diff --json of two guests: ranges and pages as in the text" 1 "
+        .differ == true and (.ranges | length) == $n and .pages.added == $added and
+        ([.ranges[] | .pages] | add) == (.pages | .added + .removed + .changed + .permissions) and
+        ([.ranges[] | select(.kind == \"added\") | .in_a == null and .in_b != null] | all) and
+        ([.ranges[] | select(.kind == \"removed\") | .in_b == null and .in_a != null] | all) and
+        ([.ranges[] | .space] | max) == 3 and ([.ranges[] | (.start | test(\"^0x[0-9a-f]+\$\")) and (.end | test(\"^0x[0-9a-f]+\$\"))] | all)" \
+        snapshot diff --json "$T/d.snap" "$T/m.snap"
+fi
 # Several address spaces that share page tables (guests/multispace.c).
 if arch_need amd64 && [ -x "$G/multispace" ]; then
     if "$S" snapshot save "$G/multispace" "$T/ms.snap" --call Spaces >/dev/null 2>"$T/err"; then
