@@ -83,6 +83,11 @@ int json_string_valid(const void *s, size_t n);
  * on stdout; command and function are left out when NULL, exit when < 0,
  * code is null when 0 (the failure is the CLI's own, not the library's). */
 void json_error(const char *command, const char *function, const char *msg, int code, int exit_code);
+/* The same for a failure about files: {"ok":false,"K1":F1[,"K2":F2],"error":..,"code":..,"exit":..}
+ * (F1, F2 null when NULL; K2 NULL leaves the second out), e.g. "file" for
+ * inspect and verify, "a" and "b" for diff. */
+void json_error_files(const char *k1, const char *f1, const char *k2, const char *f2, const char *msg, int code,
+                      int exit_code);
 /* 1 when one of argv[0..argc) before a "--" is "--json": a command line the
  * CLI cannot make sense of still gets its usage error in JSON then. */
 int json_wanted(int argc, char **argv);

@@ -282,6 +282,20 @@ void jw_emit(jw *w, int fd)
     memset(w, 0, sizeof *w);
 }
 
+/* "error", "code" and "exit" of a failure object, which they close and print. */
+static void error_tail(jw *w, const char *msg, int code, int exit_code)
+{
+    jw_str(w, "error", msg && *msg ? msg : "failed");
+    if (code)
+        jw_i64(w, "code", code);
+    else
+        jw_null(w, "code");
+    if (exit_code >= 0)
+        jw_i64(w, "exit", exit_code);
+    jw_close(w, '}');
+    jw_emit(w, 1);
+}
+
 void json_error(const char *command, const char *function, const char *msg, int code, int exit_code)
 {
     jw w = {0};
@@ -291,15 +305,19 @@ void json_error(const char *command, const char *function, const char *msg, int 
         jw_str(&w, "command", command);
     if (function)
         jw_str(&w, "function", function);
-    jw_str(&w, "error", msg && *msg ? msg : "failed");
-    if (code)
-        jw_i64(&w, "code", code);
-    else
-        jw_null(&w, "code");
-    if (exit_code >= 0)
-        jw_i64(&w, "exit", exit_code);
-    jw_close(&w, '}');
-    jw_emit(&w, 1);
+    error_tail(&w, msg, code, exit_code);
+}
+
+void json_error_files(const char *k1, const char *f1, const char *k2, const char *f2, const char *msg, int code,
+                      int exit_code)
+{
+    jw w = {0};
+    jw_open(&w, NULL, '{');
+    jw_bool(&w, "ok", 0);
+    jw_str(&w, k1, f1);
+    if (k2)
+        jw_str(&w, k2, f2);
+    error_tail(&w, msg, code, exit_code);
 }
 
 int json_wanted(int argc, char **argv)

@@ -79,18 +79,7 @@ static int snapfile_inspect(const char *path, int json, char *err, size_t errlen
 /* {"ok":false,"file":..,"error":..,"code":..,"exit":..} for inspect and verify. */
 static void file_json_error(const char *file, const char *msg, int code, int exit_code)
 {
-    jw w = {0};
-    jw_open(&w, NULL, '{');
-    jw_bool(&w, "ok", 0);
-    jw_str(&w, "file", file);
-    jw_str(&w, "error", msg);
-    if (code)
-        jw_i64(&w, "code", code);
-    else
-        jw_null(&w, "code");
-    jw_i64(&w, "exit", exit_code);
-    jw_close(&w, '}');
-    jw_emit(&w, 1);
+    json_error_files("file", file, NULL, NULL, msg, code, exit_code);
 }
 
 /* ---------------------------------------------------------------- commands */

@@ -91,22 +91,9 @@ static const char *last_err(void)
     return cli_last_err(&code);
 }
 
-/* {"ok":false,"a":..,"b":..,"error":..,"code":..,"exit":..} */
 static void diff_json_error(const char *fa, const char *fb, const char *msg, int code, int exit_code)
 {
-    jw w = {0};
-    jw_open(&w, NULL, '{');
-    jw_bool(&w, "ok", 0);
-    jw_str(&w, "a", fa);
-    jw_str(&w, "b", fb);
-    jw_str(&w, "error", msg);
-    if (code)
-        jw_i64(&w, "code", code);
-    else
-        jw_null(&w, "code");
-    jw_i64(&w, "exit", exit_code);
-    jw_close(&w, '}');
-    jw_emit(&w, 1);
+    json_error_files("a", fa, "b", fb, msg, code, exit_code);
 }
 
 /* Loads both files, diffs them and prints the ranges (the JSON object is
