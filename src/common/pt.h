@@ -177,7 +177,10 @@ typedef bool (*sl_pt_walk_fn)(void *arg, const sl_walk_item *item);
  * Non-present entries and entries whose table page is not backed are skipped.
  * A root that is not backed, or was already reached, is skipped. Returns
  * SL_PT_OK, SL_PT_ESTOPPED when `visit` returned false, or SL_PT_ELIMIT when
- * `seen->record` failed. */
+ * `seen->record` failed. A `seen` whose lookup never finds a table makes the
+ * walk descend every table each time it is reached, as the MMU does (every
+ * space's whole map, shared tables included); levels still bound its depth,
+ * and its record must then bound the number of visits (snapdiff.c). */
 int sl_pt_walk_spaces(unsigned arch, const sl_pt_mem *mem, const uint64_t *roots, unsigned n_roots,
                       const sl_pt_seen *seen, sl_pt_walk_fn visit, void *arg);
 
