@@ -389,6 +389,9 @@ static int seal(compaction *c)
     s->next_addr = st->next_addr;
     s->generation = st->generation;
     s->family = st->family;
+    s->has_parent = st->parent != NULL;
+    if (st->parent)
+        memcpy(s->parent, st->parent, SL_HASH_LEN);
     s->sregs_len = st->sregs_len;
     if (st->sregs_len)
         memcpy(s->sregs, st->sregs, st->sregs_len);
