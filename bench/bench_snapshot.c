@@ -1,6 +1,10 @@
 /* Snapshot engine benchmarks (host only, no vCPU):
  *  - snapshot from memory of 1, 64 and 256 MiB of live pages, against a
  *    baseline of memcpy into fresh memory + BLAKE3 of the same bytes;
+ *  - stable compaction: a snapshot of a guest on a 64 MiB parent that
+ *    changed k pages (copied into scratch, as copy-on-write does), against
+ *    the snapshot of the same guest unchanged, with how many pages kept
+ *    their position;
  *  - restore after the guest dirtied N pages, against memcpy of N pages, and
  *    against the same restore in a 16x larger scratch (cost must follow the
  *    dirtied pages, not the region size). */
@@ -82,6 +86,76 @@ static void bench_snapshot_size(uint64_t mib, int reps)
     guest_free(&g);
 }
 
+/* The guest's pages k, 2k, ... (`changed` of them, spread over the whole
+ * parent) copied into scratch and remapped there, as the guest kernel's
+ * copy-on-write does; returns how many it changed. */
+static uint64_t guest_change(guest *g, uint64_t changed)
+{
+    uint64_t n = g->snap_size / SL_PAGE_SIZE, step = changed ? n / changed : 0, done = 0;
+    sl_pt_mem m = g_mem(g);
+    sl_perm rw = {.kind = SL_MAP_BASIC, .readable = true, .writable = true};
+    for (uint64_t i = 0; i < changed && i * step < n; i++) {
+        uint64_t copy;
+        if (!g_alloc(g, &copy))
+            break;
+        uint8_t *p = g_page(g, copy);
+        memcpy(p, g->snap + i * step * SL_PAGE_SIZE, SL_PAGE_SIZE);
+        p[0] ^= 1;
+        if (sl_pt_map(SL_ARCH_AMD64, &m, g->roots[0], 0x10000000 + i * step * SL_PAGE_SIZE, copy, SL_PAGE_SIZE, rw))
+            break;
+        done++;
+    }
+    return done;
+}
+
+static double time_take(const sl_guest_state *st, int reps, uint64_t *kept, uint64_t *pages)
+{
+    double t[32];
+    for (int r = 0; r < reps; r++) {
+        sl_snapshot *s;
+        sl_errbuf e;
+        double t0 = bench_now();
+        if (sl_snapshot_from_memory(&s, st, &e)) {
+            fprintf(stderr, "snapshot: %s\n", e.msg);
+            exit(1);
+        }
+        t[r] = bench_now() - t0;
+        *kept = sl_snapshot_page_stats(s)->pages_kept;
+        *pages = sl_snapshot_memory_size(s) / SL_PAGE_SIZE;
+        sl_snapshot_free(s);
+    }
+    return bench_median(t, reps);
+}
+
+/* Stable compaction on a 64 MiB parent: k changed pages against none. */
+static void bench_stable(int reps)
+{
+    static const uint8_t parent[32] = {1};
+    static const uint64_t ks[] = {1, 64, 4096};
+    uint64_t kept, pages;
+    guest g;
+    guest_make(&g, 64u << 20, 64u << 20);
+    sl_guest_state st = state_of(&g);
+    st.parent = parent;
+    double base = time_take(&st, reps, &kept, &pages);
+    printf("# stable compaction, 64 MiB parent: unchanged, %llu of %llu pages kept their position\n",
+           (unsigned long long)kept, (unsigned long long)pages);
+    guest_free(&g);
+    for (unsigned i = 0; i < sizeof ks / sizeof ks[0]; i++) {
+        guest_make(&g, 64u << 20, 64u << 20);
+        st = state_of(&g);
+        st.parent = parent;
+        uint64_t k = guest_change(&g, ks[i]);
+        double t = time_take(&st, reps, &kept, &pages);
+        printf("# %llu changed: %llu of %llu pages kept their position\n", (unsigned long long)k,
+               (unsigned long long)kept, (unsigned long long)pages);
+        char name[64];
+        snprintf(name, sizeof name, "snapshot_stable_64MiB_k%llu_vs_unchanged", (unsigned long long)ks[i]);
+        bench_report(name, t, base, "ms");
+        guest_free(&g);
+    }
+}
+
 /* Restore after `dirty` pages of scratch were written. */
 static double time_restore(uint64_t scratch, uint64_t dirty, int reps, double *baseline)
 {
@@ -122,6 +196,7 @@ int main(void)
     bench_snapshot_size(1, bench_reps(21));
     bench_snapshot_size(64, bench_reps(7));
     bench_snapshot_size(256, bench_reps(5));
+    bench_stable(bench_reps(7));
 
     static const uint64_t dirty[] = {1, 16, 256, 2048};
     double small[4];

@@ -34,6 +34,12 @@ static void check_invariants(const sl_snapshot *s)
     for (unsigned i = 0; i < s->n_roots; i++)
         if (s->roots[i] < l->pt_gpa || s->roots[i] - l->pt_gpa >= s->pt_size)
             abort();
+    /* Lineage (format 4): a parent is an identity; without one, nothing kept. */
+    static const uint8_t zero[SL_HASH_LEN];
+    if (s->has_parent ? memcmp(s->parent, zero, SL_HASH_LEN) == 0 : s->stats.pages_kept != 0)
+        abort();
+    if (s->stats.pages_kept > s->visible_size / SL_PAGE_SIZE)
+        abort();
     /* Touch the first and last byte of the blob: they must be mapped. */
     volatile uint8_t b = s->mem[0];
     b ^= s->mem[s->mem_size - 1];

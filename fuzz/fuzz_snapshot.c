@@ -3,7 +3,8 @@
  * (where the page tables live); its first bytes choose the architecture and
  * up to four roots. Compaction must never crash or read outside that memory;
  * a snapshot it produces must restore, and compacting the restored guest
- * again must give the same identity (compaction is idempotent). */
+ * again, with the snapshot as its parent, must never grow it, and must keep
+ * every page where it was when it is as large (stable compaction). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,9 +73,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         again.cur_root = sl_snapshot_cur_root(s);
         again.next_kind = SL_NEXT_CALL;
         again.next_addr = 0x5000;
+        again.parent = sl_snapshot_hash(s);
         if (sl_snapshot_from_memory(&s2, &again, &e) == 0) {
+            uint64_t pages = sl_snapshot_memory_size(s2) / SL_PAGE_SIZE;
             if (sl_snapshot_memory_size(s2) > sl_snapshot_memory_size(s))
                 abort(); /* compacting a compacted guest never grows it */
+            if (sl_snapshot_page_stats(s2)->pages_kept > pages)
+                abort();
+            if (sl_snapshot_memory_size(s2) == sl_snapshot_memory_size(s) &&
+                sl_snapshot_page_stats(s2)->pages_kept != pages)
+                abort(); /* every page of a compacted guest is its parent's, and stays */
             sl_snapshot_free(s2);
         }
         sl_mem_free(m);

@@ -178,6 +178,16 @@ void sl_snapshot_free(sl_snapshot *snap);
 void sl_snapshot_id(const sl_snapshot *snap, uint8_t out[32]);
 /* The identity as 64 lowercase hex digits plus NUL. */
 void sl_snapshot_id_hex(const sl_snapshot *snap, char out[65]);
+/* Lineage: the identity (32 bytes) of the snapshot's parent, the snapshot the
+ * sandbox it was taken of ran on: the one that sandbox was started from
+ * (sl_sandbox_new_from_snapshot) or last restored to (sl_sandbox_restore).
+ * Returns 0 with out filled, or SL_ENOTFOUND (out untouched) when there is
+ * none: a snapshot of a sandbox made from an ELF and not restored since
+ * (it ran on the snapshot the library made from the ELF, which no caller
+ * holds), or one loaded from a version-3 file. Snapshot files keep the
+ * parent (format version 4). The parent is not part of the identity: it may
+ * even equal it, for a sandbox that changed nothing since. Thread-safe. */
+int sl_snapshot_parent_id(const sl_snapshot *snap, uint8_t out[32]);
 uint64_t sl_snapshot_generation(const sl_snapshot *snap);
 /* Bytes of guest-visible memory and of page tables in the snapshot. */
 uint64_t sl_snapshot_memory_size(const sl_snapshot *snap);

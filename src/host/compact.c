@@ -49,10 +49,16 @@ typedef struct compaction {
     bool oom;
     /* Phase 2's output: the rebuilt root of each space. */
     uint64_t new_roots[SL_BK_MAX_ROOTS];
-    /* Phase 3: source GPA -> new GPA of each page copied, so aliases (two
-     * VAs, or two spaces, mapping one page) share one copy. */
+    /* Phase 3: source GPA -> new GPA of each page copied (0 until 3b
+     * places it), so aliases (two VAs, or two spaces, mapping one page)
+     * share one copy; n_pages distinct pages in all. from_parent has a bit
+     * per page of the parent's visible memory (parent_pages of them): set
+     * when the guest still maps it. next_free: 3b's cursor over the slots. */
     sl_u64map copied;
-    uint64_t n4k; /* 4 KiB pieces visited, against SL_MAX_LEAVES */
+    uint64_t n_pages;
+    uint64_t *from_parent;
+    uint64_t parent_pages;
+    uint64_t next_free;
     sl_pagebuf vis; /* the new visible pages, from SL_BASE_ADDRESS */
     sl_ptbuild pt;  /* the new tables, from layout.pt_gpa */
 } compaction;
@@ -149,6 +155,7 @@ static void compaction_free(compaction *c)
     sl_pagebuf_free(&c->pt.buf);
     sl_pt_owners_free(&c->tables);
     sl_u64map_free(&c->copied);
+    free(c->from_parent);
     free(c->leaves);
     free(c->links);
 }
@@ -252,73 +259,42 @@ static int make_roots(compaction *c)
     return 0;
 }
 
-/* ---- phase 3: copy and map every private leaf ---- */
+/* ---- phase 3: copy and map every private leaf, stably ---- */
+
+/* Stable compaction (issue 11): a page the guest did not change since the
+ * snapshot it runs on is still that snapshot's page, at GPA SL_BASE_ADDRESS
+ * + o (the slot maps the parent's blob read-only, so the guest can change a
+ * page only by copying it elsewhere). Such a page keeps offset o in the new
+ * blob; every other page (copied into scratch, or in an extra region) fills
+ * the slots left free, in walk order. The blob stays dense: it holds exactly
+ * the N distinct pages the spaces map, so a parent page whose offset is N
+ * or more cannot stay and moves into a free slot like a new page. Phase 3a
+ * counts the pages and marks the parent's pages that stay; phase 3b copies
+ * and maps. Where each page goes depends only on the guest's memory and
+ * tables (which of the parent's pages back which addresses), so the same
+ * guest still gets the same identity, and a snapshot of a sandbox that
+ * changed nothing since its parent is byte for byte the parent's blob. */
+
+/* A 4 KiB piece of leaf lf that the new blob holds, at gva, read from the
+ * source page gpa (host copy src). */
+typedef int (*piece_fn)(compaction *c, const leaf *lf, uint64_t gva, uint64_t gpa, const uint8_t *src);
 
 static bool in_window(uint64_t va, uint64_t base, uint64_t size)
 {
     return va >= base && va - base < size;
 }
 
-/* The new GPA of the source page at `gpa`, copying it on first use: 0 with
- * *new_gpa set, or an error when the blob's reservation is used up. */
-static int copy_page(compaction *c, uint64_t gpa, const uint8_t *src, sl_perm perm, uint64_t *new_gpa)
+/* Calls fn for every piece the new blob holds, in walk order; both passes
+ * go through here, so they see the same pieces in the same order. A large
+ * page is split into its 4 KiB pieces, visiting only the pieces backed by
+ * guest memory: the rest would read as not present anyway, and a hostile
+ * table full of 1 GiB entries must not cost a walk over every piece.
+ * Skipped: the scratch window (mapped afresh), page tables seen as data (a
+ * self-map: tables are rebuilt, not copied), unbacked pages (they could only
+ * fault, so they read as not present). */
+static int for_each_piece(compaction *c, piece_fn fn)
 {
-    uint64_t *have = sl_u64map_get(&c->copied, gpa);
-    if (have) {
-        *new_gpa = *have;
-        return 0;
-    }
-    int64_t off = sl_pagebuf_add(&c->vis, src);
-    if (off < 0)
-        return sl_err(c->e, SL_ERANGE, "snapshot larger than its reservation");
-    *new_gpa = SL_BASE_ADDRESS + (uint64_t)off;
-    if (!sl_u64map_put(&c->copied, gpa, *new_gpa))
-        return sl_err(c->e, SL_ENOMEM, "out of memory");
-    if (perm.writable || perm.kind == SL_MAP_COW)
-        c->s->stats.pages_cow++;
-    else
-        c->s->stats.pages_ro++;
-    return 0;
-}
-
-/* Copies (once per source page) and maps one 4 KiB leaf in the rebuilt
- * tables. Writable pages become copy-on-write, since the blob is shared and
- * read-only; CoW stays CoW; read-only stays. */
-static int place_leaf(compaction *c, uint64_t gva, uint64_t gpa, sl_perm perm, uint32_t root)
-{
-    if (in_window(gva, c->l->scratch_gva, c->l->scratch_size))
-        return 0; /* the scratch window is mapped afresh */
-    if (sl_pt_owners_get(&c->tables, gpa))
-        return 0; /* a page table seen as data (self-map): tables are rebuilt, not copied */
-    const uint8_t *src = src_page(c->st, gpa);
-    if (!src)
-        return 0; /* unbacked: it could only fault, so it reads as not present */
-    uint64_t ngpa = 0;
-    int rc = copy_page(c, gpa, src, perm, &ngpa);
-    if (rc)
-        return rc;
-    if (perm.writable || perm.kind == SL_MAP_COW) {
-        perm.kind = SL_MAP_COW;
-        perm.writable = false;
-    } else {
-        perm.kind = SL_MAP_BASIC;
-    }
-    perm.readable = true;
-    sl_pt_mem m = sl_ptbuild_mem(&c->pt);
-    if ((rc = sl_pt_map(c->arch, &m, c->new_roots[root], gva, ngpa, SL_PAGE_SIZE, perm)))
-        return sl_snapbuild_pt_error(rc, c->e, "a page", gva);
-    c->s->stats.leaves++;
-    return 0;
-}
-
-/* A large page is split into its 4 KiB pieces, visiting only the pieces
- * backed by guest memory: the rest would read as not present anyway, and a
- * hostile table full of 1 GiB entries must not cost a walk over every
- * piece. Leaves are taken in walk order, so pages land in the blob in the
- * order the spaces map them. */
-static int copy_leaves(compaction *c)
-{
-    uint64_t ranges[2 + SL_MAX_EXTRA][2];
+    uint64_t ranges[2 + SL_MAX_EXTRA][2], n4k = 0;
     unsigned n_ranges = backed_ranges(c->st, ranges);
     for (size_t i = 0; i < c->n_leaves; i++) {
         const leaf *lf = &c->leaves[i];
@@ -328,16 +304,123 @@ static int copy_leaves(compaction *c)
             uint64_t end = lf->gpa + size, rend = ranges[r][0] + ranges[r][1];
             uint64_t hi = end < rend ? end : rend;
             for (uint64_t p = lo; p < hi; p += SL_PAGE_SIZE) {
-                if (++c->n4k > SL_MAX_LEAVES)
+                if (++n4k > SL_MAX_LEAVES)
                     return sl_err(c->e, SL_ERANGE, "guest maps more than %llu pages",
                                   (unsigned long long)SL_MAX_LEAVES);
-                int rc = place_leaf(c, lf->gva + (p - lf->gpa), p, lf->perm, lf->root);
+                uint64_t gva = lf->gva + (p - lf->gpa);
+                const uint8_t *src;
+                if (in_window(gva, c->l->scratch_gva, c->l->scratch_size) || sl_pt_owners_get(&c->tables, p) ||
+                    !(src = src_page(c->st, p)))
+                    continue;
+                int rc = fn(c, lf, gva, p, src);
                 if (rc)
                     return rc;
             }
         }
     }
     return 0;
+}
+
+/* Whether the source page at gpa is the parent's (the snapshot the guest
+ * runs on), and at which page offset of its blob. */
+static bool parent_page(const compaction *c, uint64_t gpa, uint64_t *off)
+{
+    if (!c->st->snap_mem || gpa < SL_BASE_ADDRESS || gpa - SL_BASE_ADDRESS >= c->st->snap_size)
+        return false;
+    *off = (gpa - SL_BASE_ADDRESS) / SL_PAGE_SIZE;
+    return true;
+}
+
+/* Slot s of the new blob is taken by the parent page that keeps it. */
+static bool slot_kept(const compaction *c, uint64_t s)
+{
+    return s < c->n_pages && s < c->parent_pages && (c->from_parent[s / 64] >> (s % 64) & 1);
+}
+
+/* 3a: each distinct source page once (the `copied` map, with no slot yet),
+ * and which of the parent's pages are mapped. */
+static int count_piece(compaction *c, const leaf *lf, uint64_t gva, uint64_t gpa, const uint8_t *src)
+{
+    (void)lf, (void)gva, (void)src;
+    if (sl_u64map_get(&c->copied, gpa))
+        return 0;
+    if (!sl_u64map_put(&c->copied, gpa, 0))
+        return sl_err(c->e, SL_ENOMEM, "out of memory");
+    c->n_pages++;
+    uint64_t o;
+    if (parent_page(c, gpa, &o))
+        c->from_parent[o / 64] |= 1ull << (o % 64);
+    return 0;
+}
+
+/* The slot (page offset in the new blob) of a page placed for the first
+ * time: its own offset for a parent page that stays, else the next free one. */
+static int take_slot(compaction *c, uint64_t gpa, uint64_t *slot)
+{
+    uint64_t o;
+    if (parent_page(c, gpa, &o) && slot_kept(c, o)) {
+        if (c->st->parent)
+            c->s->stats.pages_kept++;
+        *slot = o;
+        return 0;
+    }
+    while (slot_kept(c, c->next_free))
+        c->next_free++;
+    if (c->next_free >= c->n_pages)
+        return sl_err(c->e, SL_ERANGE, "internal: more pages placed than counted");
+    *slot = c->next_free++;
+    return 0;
+}
+
+/* 3b: copies (once per source page) and maps one piece in the rebuilt
+ * tables. Writable pages become copy-on-write, since the blob is shared and
+ * read-only; CoW stays CoW; read-only stays. */
+static int place_piece(compaction *c, const leaf *lf, uint64_t gva, uint64_t gpa, const uint8_t *src)
+{
+    sl_perm perm = lf->perm;
+    uint64_t *new_gpa = sl_u64map_get(&c->copied, gpa), slot = 0;
+    if (!new_gpa)
+        return sl_err(c->e, SL_ERANGE, "internal: a page placed that was not counted");
+    if (!*new_gpa) {
+        int rc = take_slot(c, gpa, &slot);
+        if (rc)
+            return rc;
+        memcpy(c->vis.p + slot * SL_PAGE_SIZE, src, SL_PAGE_SIZE);
+        *new_gpa = SL_BASE_ADDRESS + slot * SL_PAGE_SIZE;
+        if (perm.writable || perm.kind == SL_MAP_COW)
+            c->s->stats.pages_cow++;
+        else
+            c->s->stats.pages_ro++;
+    }
+    if (perm.writable || perm.kind == SL_MAP_COW) {
+        perm.kind = SL_MAP_COW;
+        perm.writable = false;
+    } else {
+        perm.kind = SL_MAP_BASIC;
+    }
+    perm.readable = true;
+    sl_pt_mem m = sl_ptbuild_mem(&c->pt);
+    int rc = sl_pt_map(c->arch, &m, c->new_roots[lf->root], gva, *new_gpa, SL_PAGE_SIZE, perm);
+    if (rc)
+        return sl_snapbuild_pt_error(rc, c->e, "a page", gva);
+    c->s->stats.leaves++;
+    return 0;
+}
+
+/* The two passes, with the blob sized in between: N pages, each slot
+ * written once by 3b (the buffer is fresh zeroed memory). */
+static int copy_leaves(compaction *c)
+{
+    c->parent_pages = c->st->snap_mem ? c->st->snap_size / SL_PAGE_SIZE : 0;
+    if (c->parent_pages && !(c->from_parent = calloc((c->parent_pages + 63) / 64, sizeof(uint64_t))))
+        return sl_err(c->e, SL_ENOMEM, "out of memory");
+    int rc = for_each_piece(c, count_piece);
+    if (rc)
+        return rc;
+    if (c->n_pages > (c->vis.cap - c->pt.buf.cap) / SL_PAGE_SIZE)
+        return sl_err(c->e, SL_ERANGE, "snapshot larger than its reservation");
+    c->vis.len = c->n_pages * SL_PAGE_SIZE;
+    return for_each_piece(c, place_piece);
 }
 
 /* ---- phase 4: link shared sub-tables ---- */
@@ -389,6 +472,9 @@ static int seal(compaction *c)
     s->next_addr = st->next_addr;
     s->generation = st->generation;
     s->family = st->family;
+    s->has_parent = st->parent != NULL;
+    if (st->parent)
+        memcpy(s->parent, st->parent, SL_HASH_LEN);
     s->sregs_len = st->sregs_len;
     if (st->sregs_len)
         memcpy(s->sregs, st->sregs, st->sregs_len);

@@ -116,6 +116,8 @@ int sl_sandbox_new_from_elf(sl_sandbox **out, const void *elf, size_t len, const
         return rc;
     }
     rc = sandbox_create(out, snap, err, errlen);
+    if (rc == 0)
+        (*out)->snap_from_elf = true;
     sl_snapshot_free(snap); /* the sandbox holds its own reference */
     return rc;
 }

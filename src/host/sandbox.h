@@ -42,6 +42,10 @@ struct sl_sandbox {
     sl_vcpu *vcpu;
     sl_mem *mem;
     sl_snapshot *snap; /* the snapshot mapped now (a reference is held) */
+    /* snap is the one sl_sandbox_new_from_elf made: the caller never held
+     * it, so it is no parent of the snapshots taken here (lineage). A
+     * restore to any snapshot clears it. */
+    bool snap_from_elf;
     sl_func *host;
     size_t n_host;
     sl_func *guest;

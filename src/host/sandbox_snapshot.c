@@ -73,6 +73,7 @@ static int restore_memory(sl_sandbox *sb, sl_snapshot *snap)
         sl_snapshot_ref(snap);
         sl_snapshot_free(sb->snap);
         sb->snap = snap;
+        sb->snap_from_elf = false; /* the caller holds snap: it is the next snapshots' parent */
     }
     if ((rc = sl_mem_restore(sb->mem, snap, &sb->err))) {
         /* Its old snapshot may be gone with the reference dropped above:
@@ -156,6 +157,7 @@ int sl_sandbox_snapshot(sl_sandbox *sb, sl_snapshot **out)
     st.next_kind = SL_NEXT_CALL;
     st.next_addr = sb->dispatch;
     st.generation = sb->generation + 1;
+    st.parent = sb->snap_from_elf ? NULL : sl_snapshot_hash(sb->snap);
     st.sregs = blob.bytes;
     st.sregs_len = (uint32_t)sl_sregs_blob_len(&blob);
     rc = sl_snapshot_from_memory(out, &st, &sb->err);

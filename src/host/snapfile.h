@@ -25,6 +25,7 @@
 
 /* Fields as the loader sees them (after validation), for inspect. */
 typedef struct sl_snapfile_info {
+    uint32_t version; /* the file's format version (SL_SNAPFILE_VERSION_MIN..SL_SNAPFILE_VERSION) */
     uint64_t file_size, blob_offset, blob_size, regions_offset, regions_size, sregs_offset, sregs_size;
 } sl_snapfile_info;
 

@@ -146,6 +146,9 @@ static void header_sections(const sl_snapshot *s, sl_snapfile_header *h)
     h->sregs_offset = s->sregs_len ? SL_SNAPFILE_SREGS_AT : 0;
     h->sregs_size = s->sregs_len;
     h->n_regions = s->n_regions;
+    h->lineage_flags = s->has_parent ? SL_SNAPFILE_HAS_PARENT : 0;
+    if (!s->has_parent) /* whatever the member holds, a file without a parent says zeros */
+        memset(h->parent, 0, sizeof h->parent);
     if (s->load_info.valid)
         h->load_flags = 1u | (s->load_info.pie ? 2u : 0u);
     else

@@ -18,7 +18,12 @@
 #include "snapshot.h"
 
 #define SL_SNAPFILE_MAGIC "SLSNAPF\0" /* 8 bytes */
-#define SL_SNAPFILE_VERSION 3u /* 3: the CPU state in architectural form (cpustate.h) */
+/* 3: the CPU state in architectural form (cpustate.h); 4: lineage (the
+ * parent's identity, pages kept in place). Writers write 4; readers accept
+ * 3 (whose bytes at 0x1A0..0x200 are zero: no parent) and 4. */
+#define SL_SNAPFILE_VERSION 4u
+#define SL_SNAPFILE_VERSION_MIN 3u
+#define SL_SNAPFILE_HAS_PARENT 1u /* lineage_flags bit 0: `parent` holds an identity */
 #define SL_SNAPFILE_HEADER_SIZE 0x400u  /* fixed header, at offset 0 */
 #define SL_SNAPFILE_META_MAX 0x10000u   /* header + small sections: at most 64 KiB */
 #define SL_SNAPFILE_SREGS_AT SL_SNAPFILE_HEADER_SIZE /* where writers put the CPU state */
@@ -86,7 +91,11 @@
     X(ENTRY, entry, 0x158, 8, u64, SNAP(load_info.entry))                                                    \
     X(IDENTITY, identity, 0x160, 32, bytes, SNAP(hash))                                                      \
     X(CHECKSUM, checksum, 0x180, 32, bytes, NONE)                                                            \
-    X(RESERVED2, reserved2, 0x1A0, 0x60, bytes, NONE)                                                        \
+    X(PARENT, parent, 0x1A0, 32, bytes, SNAP(parent)) /* version 4: the parent's identity, or zeros */      \
+    X(LINEAGE_FLAGS, lineage_flags, 0x1C0, 4, u32, NONE) /* bit 0 SL_SNAPFILE_HAS_PARENT */                  \
+    X(RESERVED2, reserved2, 0x1C4, 4, u32, NONE)                                                             \
+    X(PAGES_KEPT, pages_kept, 0x1C8, 8, u64, SNAP(stats.pages_kept))                                         \
+    X(RESERVED3, reserved3, 0x1D0, 0x30, bytes, NONE)                                                        \
     X(ROOTS, roots, 0x200, 8 * SL_BK_MAX_ROOTS, roots, NONE) /* unused entries zero */
 
 /* SF_VERSION, SF_ROOTS, ...: the offset of each field. */

@@ -84,10 +84,17 @@ static void text_header(const sl_snapshot *s, const sl_snapfile_info *fi, sl_lin
     const sl_layout *l = &s->layout;
     char hex[2 * SL_HASH_LEN + 1], perm[4];
     sl_hash_hex(s->hash, hex);
-    sl_inspect_emit(line, user, "format: sandlet snapshot file version %u", SL_SNAPFILE_VERSION);
+    sl_inspect_emit(line, user, "format: sandlet snapshot file version %u", fi->version);
     sl_inspect_emit(line, user, "arch: %s", sl_snapfile_arch_name(s->arch));
     sl_inspect_emit(line, user, "file size: %" PRIu64 " bytes", fi->file_size);
     sl_inspect_emit(line, user, "identity: %s", hex);
+    if (s->has_parent) {
+        sl_hash_hex(s->parent, hex);
+        sl_inspect_emit(line, user, "parent: %s (%" PRIu64 " of %" PRIu64 " pages kept at their offsets in its blob)",
+                        hex, s->stats.pages_kept, s->visible_size / SL_PAGE_SIZE);
+    } else {
+        sl_inspect_emit(line, user, "parent: none");
+    }
     sl_inspect_emit(line, user,
                     "blob: offset=%" PRIu64 " size=%" PRIu64 " (guest-visible %" PRIu64 " + page tables %" PRIu64 ")",
                     fi->blob_offset, fi->blob_size, s->visible_size, s->pt_size);
@@ -147,7 +154,13 @@ static void json_header(const sl_snapshot *s, const sl_snapfile_info *fi, sl_jou
     char hex[2 * SL_HASH_LEN + 1], perm[4];
     sl_hash_hex(s->hash, hex);
     sl_jput(j, "{\"format_version\":%u,\"arch\":\"%s\",\"file_size\":%" PRIu64 ",\"identity\":\"%s\"",
-            SL_SNAPFILE_VERSION, sl_snapfile_arch_name(s->arch), fi->file_size, hex);
+            fi->version, sl_snapfile_arch_name(s->arch), fi->file_size, hex);
+    if (s->has_parent) {
+        sl_hash_hex(s->parent, hex);
+        sl_jput(j, ",\"parent\":{\"identity\":\"%s\",\"pages_kept\":%" PRIu64 "}", hex, s->stats.pages_kept);
+    } else {
+        sl_jput(j, ",\"parent\":null");
+    }
     sl_jput(j,
             ",\"blob\":{\"offset\":%" PRIu64 ",\"size\":%" PRIu64 ",\"visible_size\":%" PRIu64
             ",\"page_table_size\":%" PRIu64 "}",

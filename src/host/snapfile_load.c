@@ -132,7 +132,8 @@ int sl_snapfile_load_file(sl_snapshot **out, int fd, const char *path, unsigned 
         return rc;
     }
     if (info)
-        *info = (sl_snapfile_info){.file_size = h.file_size,
+        *info = (sl_snapfile_info){.version = h.version,
+                                   .file_size = h.file_size,
                                    .blob_offset = h.blob_offset,
                                    .blob_size = h.blob_size,
                                    .regions_offset = h.regions_offset,

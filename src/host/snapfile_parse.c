@@ -74,8 +74,9 @@ int sl_snapfile_check_geometry(const sl_snapfile_header *h, uint64_t actual_size
 {
     if (memcmp(h->magic, SL_SNAPFILE_MAGIC, sizeof h->magic) != 0)
         return sl_err(e, SL_EFORMAT, "snapshot file: bad magic (not a sandlet snapshot file)");
-    if (h->version != SL_SNAPFILE_VERSION)
-        return BAD(SL_EVERSION, version, "is not the supported format version %u", SL_SNAPFILE_VERSION);
+    if (h->version < SL_SNAPFILE_VERSION_MIN || h->version > SL_SNAPFILE_VERSION)
+        return BAD(SL_EVERSION, version, "is not a supported format version (%u to %u)", SL_SNAPFILE_VERSION_MIN,
+                   SL_SNAPFILE_VERSION);
     if (h->header_size != SL_SNAPFILE_HEADER_SIZE)
         return BAD(SL_EFORMAT, header_size, "must be 0x%x", SL_SNAPFILE_HEADER_SIZE);
     if (h->file_size != actual_size)
@@ -277,6 +278,29 @@ static int check_stats(const sl_snapfile_header *h, sl_errbuf *e)
     return 0;
 }
 
+/* Lineage (format version 4): the parent's identity behind a flag, and the
+ * pages kept at their offsets in the parent's blob. Version 3 reserved these
+ * bytes, zero, which reads as "no parent". */
+static int parse_lineage(sl_snapshot *s, const sl_snapfile_header *h, sl_errbuf *e)
+{
+    bool parent_zero = all_zero(h->parent, 0, sizeof h->parent);
+    if (h->version < 4 && (h->lineage_flags || h->pages_kept || !parent_zero))
+        return sl_err(e, SL_EFORMAT, "snapshot file: reserved header bytes are not zero (version %u has no lineage)",
+                      h->version);
+    if (h->lineage_flags & ~SL_SNAPFILE_HAS_PARENT)
+        return BAD(SL_EFORMAT, lineage_flags, "has unknown bits");
+    s->has_parent = h->lineage_flags & SL_SNAPFILE_HAS_PARENT;
+    if (!s->has_parent && (!parent_zero || h->pages_kept))
+        return BAD(SL_EFORMAT, lineage_flags, "says no parent, yet `parent` or `pages_kept` is not zero");
+    /* No BLAKE3 output is all zeros in practice: such a parent is a forgery. */
+    if (s->has_parent && parent_zero)
+        return BAD(SL_EFORMAT, lineage_flags, "says there is a parent, yet `parent` is all zeros");
+    if (h->pages_kept > h->pages_ro + h->pages_cow) /* check_stats bounded the sum */
+        return BAD(SL_EFORMAT, pages_kept, "exceeds the blob's pages (pages_ro + pages_cow = 0x%" PRIx64 ")",
+                   h->pages_ro + h->pages_cow);
+    return 0;
+}
+
 /* Load info (debug only). */
 static int parse_load_info(sl_snapshot *s, const sl_snapfile_header *h, sl_errbuf *e)
 {
@@ -364,12 +388,13 @@ int sl_snapfile_parse(sl_snapshot *s, const sl_snapfile_header *h, const uint8_t
         return BAD(SL_EFORMAT, arch, "is not a known architecture (1 amd64, 2 i686)");
     if (h->flags)
         return BAD(SL_EFORMAT, flags, "must be 0");
-    if (h->reserved0 || h->reserved1 || !all_zero(h->reserved2, 0, sizeof h->reserved2))
+    if (h->reserved0 || h->reserved1 || h->reserved2 || !all_zero(h->reserved3, 0, sizeof h->reserved3))
         return sl_err(e, SL_EFORMAT, "snapshot file: reserved header bytes are not zero");
     int rc;
     if ((rc = parse_layout(h, s->arch, &s->layout, e)) || (rc = check_blob(s, h, e)) ||
         (rc = parse_roots(s, h, e)) || (rc = check_next(s, h, e)) || (rc = check_stats(h, e)) ||
-        (rc = parse_load_info(s, h, e)) || (rc = parse_sregs(s, h, meta, e)) || (rc = parse_regions(s, h, regions, e)))
+        (rc = parse_lineage(s, h, e)) || (rc = parse_load_info(s, h, e)) || (rc = parse_sregs(s, h, meta, e)) ||
+        (rc = parse_regions(s, h, regions, e)))
         return rc;
     return 0;
 }

@@ -69,6 +69,14 @@ void sl_snapshot_id_hex(const sl_snapshot *s, char out[65])
     sl_hash_hex(s->hash, out);
 }
 
+int sl_snapshot_parent_id(const sl_snapshot *s, uint8_t out[32])
+{
+    if (!s->has_parent)
+        return SL_ENOTFOUND;
+    memcpy(out, s->parent, SL_HASH_LEN);
+    return 0;
+}
+
 uint64_t sl_snapshot_generation(const sl_snapshot *s) { return s->generation; }
 uint64_t sl_snapshot_memory_size(const sl_snapshot *s) { return s->visible_size; }
 uint64_t sl_snapshot_page_table_size(const sl_snapshot *s) { return s->pt_size; }
@@ -77,6 +85,7 @@ unsigned sl_snapshot_arch(const sl_snapshot *s) { return s->arch; }
 const sl_layout *sl_snapshot_layout(const sl_snapshot *s) { return &s->layout; }
 uint64_t sl_snapshot_family(const sl_snapshot *s) { return s->family; }
 const uint8_t *sl_snapshot_hash(const sl_snapshot *s) { return s->hash; }
+const uint8_t *sl_snapshot_parent(const sl_snapshot *s) { return s->has_parent ? s->parent : NULL; }
 const uint8_t *sl_snapshot_visible(const sl_snapshot *s) { return s->mem; }
 const uint8_t *sl_snapshot_tables(const sl_snapshot *s) { return s->mem + s->visible_size; }
 unsigned sl_snapshot_n_roots(const sl_snapshot *s) { return s->n_roots; }

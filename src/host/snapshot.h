@@ -30,6 +30,8 @@ typedef struct sl_snapshot_stats {
     uint64_t pages_cow; /* copy-on-write pages */
     uint64_t pages_pt;  /* page-table pages */
     uint64_t leaves;    /* mapped 4 KiB VAs (>= pages: aliases share a page) */
+    uint64_t pages_kept; /* visible pages at the offset they have in the parent's blob (0 without a
+                          * parent): what stable compaction kept in place */
 } sl_snapshot_stats;
 
 typedef struct sl_snapshot sl_snapshot;
@@ -55,6 +57,10 @@ typedef struct sl_guest_state {
     uint64_t next_addr;
     uint64_t generation;
     uint64_t family; /* configuration family id (family.h) */
+    /* The identity of the snapshot snap_mem is the visible memory of, which
+     * becomes the new snapshot's parent; NULL: none (the sandbox runs on
+     * the snapshot made from its ELF). */
+    const uint8_t *parent;
     const void *sregs;
     uint32_t sregs_len;
 } sl_guest_state;
@@ -89,6 +95,9 @@ uint64_t sl_snapshot_family(const sl_snapshot *s);
 /* The identity (SL_HASH_LEN bytes, BLAKE3 of the blob and region records),
  * without a copy; sl_snapshot_id copies it out. */
 const uint8_t *sl_snapshot_hash(const sl_snapshot *s);
+/* The parent's identity (SL_HASH_LEN bytes) without a copy, or NULL when
+ * the snapshot has none (sandlet.h's sl_snapshot_parent_id copies it). */
+const uint8_t *sl_snapshot_parent(const sl_snapshot *s);
 /* The whole blob: the visible memory, then the page tables. */
 const uint8_t *sl_snapshot_blob(const sl_snapshot *s, uint64_t *size);
 /* Guest-visible memory at GPA SL_BASE_ADDRESS, sl_snapshot_memory_size bytes. */

@@ -38,6 +38,15 @@ struct sl_snapshot {
     /* Identity, computed once when the blob is final (a loaded file carries
      * it and verify recomputes it): never recomputed on the restore path. */
     uint8_t hash[SL_HASH_LEN];
+    /* Lineage (issue 11): the identity of the parent, the snapshot whose
+     * blob the sandbox this one was taken of ran on (the one it was started
+     * from or last restored to). has_parent is false for a snapshot made
+     * from a binary, and for one taken of a sandbox still on the snapshot
+     * sl_sandbox_new_from_elf made (which no caller ever holds). Not part of
+     * the identity: the same memory image is the same snapshot whatever it
+     * descends from. */
+    bool has_parent;
+    uint8_t parent[SL_HASH_LEN];
     uint64_t stack_top;
     uint32_t sregs_len; /* 0: none (a snapshot made from a binary) */
     uint8_t sregs[SL_SREGS_MAX];

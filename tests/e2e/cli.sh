@@ -309,6 +309,29 @@ if ! "$S" snapshot verify "$T/junk" 2>&1 | grep -q 'not supported by this build'
                 fail "$g snapshot diff to /dev/full: rc=$rc $(cat "$T/err")"
             fi
         fi
+        # Lineage: a file saved from the ELF has no parent; one saved from a
+        # sandbox started from that file (shell, snapshot save FILE) names it.
+        "$S" snapshot inspect "$SNAP" >"$T/parent.txt" 2>&1
+        pid=$(sed -n 's/^identity: \([0-9a-f]\{64\}\)$/\1/p' "$T/parent.txt")
+        pages=$(($(sed -n 's/^blob: .*(guest-visible \([0-9]*\) .*/\1/p' "$T/parent.txt") / 4096))
+        "$S" snapshot inspect "$T/sh.snap" >"$T/child.txt" 2>&1
+        if grep -qx 'parent: none' "$T/parent.txt" && grep -qx 'format: sandlet snapshot file version 4' "$T/parent.txt" &&
+            [ -n "$pid" ] && grep -Eq "^parent: $pid \([0-9]+ of [0-9]+ pages kept at their offsets in its blob\)\$" "$T/child.txt"; then
+            pass "$g snapshot inspect: the parent (none from the ELF, the file for its shell's save)"
+        else
+            fail "$g snapshot inspect parent: id $pid; $(grep -E '^(parent|format):' "$T/parent.txt" "$T/child.txt")"
+        fi
+        out=$("$S" snapshot save "$SNAP" "$T/child.snap" 2>"$T/err")
+        rc=$?
+        "$S" snapshot inspect "$T/child.snap" >"$T/child.txt" 2>&1
+        cid=$(sed -n 's/^identity: //p' "$T/child.txt")
+        # Nothing ran since the file (save runs no call): every page kept, the same identity.
+        if [ $rc = 0 ] && [ "$cid" = "$pid" ] &&
+            grep -qx "parent: $pid ($pages of $pages pages kept at their offsets in its blob)" "$T/child.txt"; then
+            pass "$g snapshot save FILE: parent is FILE, all $pages pages kept, same identity"
+        else
+            fail "$g snapshot save FILE: rc=$rc $(cat "$T/err") $(grep -E '^(identity|parent):' "$T/child.txt")"
+        fi
         # Corrupt one byte in the middle of the file: verify must fail with 4.
         size=$(wc -c <"$SNAP")
         cp "$SNAP" "$T/bad.snap"

@@ -242,7 +242,8 @@ for g in demo demo32; do
     blob_size=$(sed -n 's/^blob: offset=[0-9]* size=\([0-9]*\) .*/\1/p' "$T/text")
     ranges=$(grep -c '^  0x' "$T/text")
     j "$g inspect --json: header fields" 0 "
-        .ok == true and .file == \"$SNAP\" and .format_version >= 1 and .arch == \"$a\" and .identity == \"$id\" and
+        .ok == true and .file == \"$SNAP\" and .format_version == 4 and .arch == \"$a\" and .identity == \"$id\" and
+        .parent == null and
         .file_size == $size and .blob.offset == $blob_off and .blob.size == $blob_size and
         .blob.size == .blob.visible_size + .blob.page_table_size and
         .region_records.offset + .region_records.size == .file_size and
@@ -260,6 +261,16 @@ for g in demo demo32; do
         ([.spaces[].ranges[] | select(.kind == \"ro\" or .kind == \"cow\" or .kind == \"rw\") | .backing] - [\"blob\", \"page_tables\", \"scratch\", \"none\"] == []) and
         ([.spaces[].ranges[] | select(.kind == \"scratch_window\")] | length) >= 1" \
         snapshot inspect --json "$SNAP"
+    # A file saved from a sandbox started from $SNAP names it as its parent;
+    # one call (Counter) copied one page, every other stayed in place.
+    if "$S" snapshot save "$SNAP" "$T/$g.child.snap" --call Counter >/dev/null 2>"$T/err"; then
+        j "$g inspect --json: the parent of a file saved from a file" 0 "
+            .parent.identity == \"$id\" and .parent.pages_kept > 0 and
+            .parent.pages_kept < .blob.visible_size / 4096 and .parent.pages_kept <= .pages.read_only + .pages.cow" \
+            snapshot inspect --json "$T/$g.child.snap"
+    else
+        fail "$g snapshot save from a file: $(cat "$T/err")"
+    fi
     j "$g verify --json intact" 0 ".ok == true and .file == \"$SNAP\"" snapshot verify --json "$SNAP"
     cp "$SNAP" "$T/bad.snap"
     printf '\377' | dd of="$T/bad.snap" bs=1 seek=$((size / 2)) conv=notrunc 2>/dev/null

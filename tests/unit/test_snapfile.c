@@ -47,9 +47,10 @@ static int from_binary(sl_snapshot **out, uint64_t heap)
 
 /* `pages` pages of pattern, mapped at 0x400000 in space 0 (every third page
  * writable, others read-only executable) and, for n_roots > 1, the first
- * half again at 0x10000000 in space 1. */
-static int from_memory(sl_snapshot **out, unsigned arch, unsigned pages, unsigned n_roots, const void *sregs,
-                       uint32_t sregs_len, uint64_t family)
+ * half again at 0x10000000 in space 1; `parent` (NULL: none) is the
+ * identity of the snapshot the simulated guest runs on. */
+static int from_memory_of(sl_snapshot **out, unsigned arch, unsigned pages, unsigned n_roots, const void *sregs,
+                          uint32_t sregs_len, uint64_t family, const uint8_t *parent)
 {
     guest g;
     sl_errbuf e;
@@ -71,7 +72,7 @@ static int from_memory(sl_snapshot **out, unsigned arch, unsigned pages, unsigne
         .layout = &g.l, .snap_mem = g.snap, .snap_size = g.snap_size, .scratch = g.scratch,
         .roots = g.roots, .n_roots = n_roots, .cur_root = n_roots - 1, .stack_top = 0x7ff000,
         .next_kind = SL_NEXT_CALL, .next_addr = 0x400010, .generation = 7, .family = family,
-        .sregs = sregs, .sregs_len = sregs_len,
+        .parent = parent, .sregs = sregs, .sregs_len = sregs_len,
     };
     if (!rc)
         rc = sl_snapshot_from_memory(out, &st, &e);
@@ -80,6 +81,16 @@ static int from_memory(sl_snapshot **out, unsigned arch, unsigned pages, unsigne
     guest_free(&g);
     return rc;
 }
+
+static int from_memory(sl_snapshot **out, unsigned arch, unsigned pages, unsigned n_roots, const void *sregs,
+                       uint32_t sregs_len, uint64_t family)
+{
+    return from_memory_of(out, arch, pages, n_roots, sregs, sregs_len, family, NULL);
+}
+
+/* A parent identity for the tests: any 32 bytes that are not all zero. */
+static const uint8_t test_parent[SL_HASH_LEN] = {0xA5, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
+                                                 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 0x5A};
 
 /* ---------------- comparing ---------------- */
 
@@ -134,6 +145,9 @@ static void check_same(const sl_snapshot *a, const sl_snapshot *b)
     CHECK_EQ(a->stats.pages_cow, b->stats.pages_cow);
     CHECK_EQ(a->stats.pages_pt, b->stats.pages_pt);
     CHECK_EQ(a->stats.leaves, b->stats.leaves);
+    CHECK_EQ(a->stats.pages_kept, b->stats.pages_kept);
+    CHECK_EQ(a->has_parent, b->has_parent);
+    CHECK(memcmp(a->parent, b->parent, SL_HASH_LEN) == 0);
 }
 
 /* b3sum (the command) over `size` bytes of the file from `offset`. */
@@ -461,6 +475,9 @@ static int try_bytes(const uint8_t *f, size_t len, bool verify, char *err, size_
         CHECK(s->pt_size <= s->layout.exc_stack_gpa - s->layout.pt_gpa);
         CHECK(SL_BASE_ADDRESS + s->visible_size <= s->layout.scratch_gpa);
         CHECK((uint8_t *)s->mem + s->mem_size <= (uint8_t *)s->map_base + s->map_len);
+        static const uint8_t zero[SL_HASH_LEN];
+        CHECK(s->has_parent ? memcmp(s->parent, zero, SL_HASH_LEN) != 0 : s->stats.pages_kept == 0);
+        CHECK(s->stats.pages_kept <= s->visible_size / SL_PAGE_SIZE);
         sl_snapshot_free(s);
     } else {
         CHECK(s == NULL);
@@ -550,7 +567,7 @@ static void test_every_header_field_forged(void)
     } cases[] = {
         {SF_VERSION, 1, true, "`version`"},
         {SF_VERSION, 2, true, "`version`"},
-        {SF_VERSION, 4, true, "`version`"},
+        {SF_VERSION, 5, true, "`version`"},
         {SF_ARCH, 3, true, "`arch`"},
         {SF_FLAGS, 1, true, "`flags`"},
         {SF_PT_SIZE, 1ull << 40, false, "`pt_size`"},
@@ -596,7 +613,7 @@ static void test_every_header_field_forged(void)
     }
     /* Reserved bytes and padding must be zero. */
     memcpy(g, f, len);
-    g[SF_RESERVED2 + 5] = 1;
+    g[SF_RESERVED3 + 5] = 1;
     sl_snapfile_reseal(g, len);
     char err[256];
     CHECK(try_bytes(g, len, false, err, sizeof err) != 0 && strstr(err, "reserved"));
@@ -851,6 +868,186 @@ static void test_inspect(void)
     CHECK(strstr(err, "nope.snap") != NULL);
 }
 
+/* ---------------- lineage (format version 4) ---------------- */
+
+/* The parent travels in the file (header 0x1A0..0x1D0) and comes back
+ * through the public call; it is not part of the identity. */
+static void test_lineage_roundtrip(void)
+{
+    sl_snapshot *s, *orphan;
+    REQUIRE(from_memory_of(&s, SL_ARCH_AMD64, 12, 2, NULL, 0, 11, test_parent) == 0);
+    REQUIRE(from_memory(&orphan, SL_ARCH_AMD64, 12, 2, NULL, 0, 11) == 0);
+    CHECK(s->has_parent && !orphan->has_parent);
+    /* Every page the guest maps is the parent's, so each stays where it was. */
+    CHECK_EQ(s->stats.pages_kept, 12);
+    CHECK_EQ(orphan->stats.pages_kept, 0);
+    CHECK(memcmp(s->hash, orphan->hash, SL_HASH_LEN) == 0); /* the parent is not in the identity */
+    uint8_t id[SL_HASH_LEN];
+    memset(id, 0xEE, sizeof id);
+    CHECK_EQ(sl_snapshot_parent_id(orphan, id), SL_ENOTFOUND);
+    CHECK_EQ(id[0], 0xEE); /* untouched */
+    CHECK_EQ(sl_snapshot_parent_id(s, id), 0);
+    CHECK(memcmp(id, test_parent, SL_HASH_LEN) == 0);
+    roundtrip(s, "lineage.snap"); /* check_same compares parent and pages_kept */
+    roundtrip(orphan, "orphan.snap");
+    size_t len;
+    uint8_t *f = read_file(tpath("lineage.snap"), &len);
+    REQUIRE(f);
+    CHECK_EQ(rd64(f, SF_VERSION) & 0xffffffff, 4);
+    CHECK_EQ(rd64(f, SF_LINEAGE_FLAGS) & 0xffffffff, SL_SNAPFILE_HAS_PARENT);
+    CHECK(memcmp(f + SF_PARENT, test_parent, SL_HASH_LEN) == 0);
+    CHECK_EQ(rd64(f, SF_PAGES_KEPT), 12);
+    free(f);
+    sl_snapshot *l;
+    char err[256], hex[65], want[160];
+    REQUIRE(sl_snapshot_load(&l, tpath("lineage.snap"), err, sizeof err) == 0);
+    CHECK_EQ(sl_snapshot_parent_id(l, id), 0);
+    CHECK(memcmp(id, test_parent, SL_HASH_LEN) == 0);
+    sl_snapshot_free(l);
+    /* inspect names it, text and JSON, and says how many pages stayed. */
+    sl_hash_hex(test_parent, hex);
+    lines out = {0};
+    REQUIRE(sl_snapshot_inspect(tpath("lineage.snap"), collect, &out, err, sizeof err) == 0);
+    snprintf(want, sizeof want, "\nparent: %s (12 of 12 pages kept at their offsets in its blob)\n", hex);
+    CHECK(out.buf && strstr(out.buf, want) && strstr(out.buf, "format: sandlet snapshot file version 4\n"));
+    free(out.buf);
+    char *json = NULL;
+    REQUIRE(sl_snapshot_inspect_json(tpath("lineage.snap"), &json, err, sizeof err) == 0);
+    snprintf(want, sizeof want, "\"parent\":{\"identity\":\"%s\",\"pages_kept\":12}", hex);
+    CHECK(json && strstr(json, want) && strstr(json, "\"format_version\":4,"));
+    free(json);
+    out = (lines){0};
+    REQUIRE(sl_snapshot_inspect(tpath("orphan.snap"), collect, &out, err, sizeof err) == 0);
+    CHECK(out.buf && strstr(out.buf, "\nparent: none\n"));
+    free(out.buf);
+    sl_snapshot_free(s);
+    sl_snapshot_free(orphan);
+}
+
+/* A version-3 file (what the previous release wrote: the lineage bytes were
+ * reserved, zero) loads as a snapshot without a parent; one with anything
+ * in those bytes is refused, as version 3 readers refused it. */
+static void test_version3_loads(void)
+{
+    size_t len;
+    uint8_t *f = saved_file(&len, false);
+    REQUIRE(f);
+    wr32(f, SF_VERSION, 3);
+    REQUIRE(sl_snapfile_reseal(f, len) == 0);
+    char err[256] = "";
+    int rc = try_bytes(f, len, false, err, sizeof err);
+    if (rc)
+        printf("  version 3: %s\n", err);
+    CHECK_EQ(rc, 0);
+    CHECK_EQ(try_bytes(f, len, true, err, sizeof err), 0);
+    REQUIRE(write_file(tpath("v3.snap"), f, len) == 0);
+    sl_snapshot *l = NULL;
+    REQUIRE(sl_snapshot_load(&l, tpath("v3.snap"), err, sizeof err) == 0);
+    uint8_t id[SL_HASH_LEN];
+    CHECK_EQ(sl_snapshot_parent_id(l, id), SL_ENOTFOUND);
+    sl_snapshot_free(l);
+    lines out = {0};
+    REQUIRE(sl_snapshot_inspect(tpath("v3.snap"), collect, &out, err, sizeof err) == 0);
+    CHECK(out.buf && strstr(out.buf, "format: sandlet snapshot file version 3\n") &&
+          strstr(out.buf, "\nparent: none\n"));
+    free(out.buf);
+    char *json = NULL;
+    REQUIRE(sl_snapshot_inspect_json(tpath("v3.snap"), &json, err, sizeof err) == 0);
+    CHECK(json && strstr(json, "\"format_version\":3,") && strstr(json, "\"parent\":null"));
+    free(json);
+    /* Real version-3 files, written by the release before lineage: the fuzz
+     * seeds whose mode byte (the first) is 0 are whole files with a valid
+     * checksum (fuzz/fuzz_snapfile.c). Paths from the repository's root,
+     * where tests/run runs the tests. */
+    static const char *seeds[] = {"fuzz/corpus/fuzz_snapfile/mem_amd64_sregs_raw",
+                                  "fuzz/corpus/fuzz_snapfile/mem_i686_raw"};
+    for (size_t i = 0; i < sizeof seeds / sizeof seeds[0]; i++) {
+        size_t n;
+        uint8_t *seed = read_file(seeds[i], &n);
+        if (!seed)
+            printf("  %s: missing (run from the repository's root)\n", seeds[i]);
+        REQUIRE(seed && n > SL_SNAPFILE_HEADER_SIZE && seed[0] == 0 && rd64(seed + 1, SF_VERSION) % (1ull << 32) == 3);
+        CHECK_EQ(try_bytes(seed + 1, n - 1, true, err, sizeof err), 0);
+        REQUIRE(write_file(tpath("seed.snap"), seed + 1, n - 1) == 0);
+        REQUIRE(sl_snapshot_load(&l, tpath("seed.snap"), err, sizeof err) == 0);
+        CHECK_EQ(sl_snapshot_parent_id(l, id), SL_ENOTFOUND);
+        sl_snapshot_free(l);
+        free(seed);
+    }
+    /* Lineage bytes in a version-3 file: each one alone is refused. */
+    static const unsigned at[] = {SF_PARENT, SF_PARENT + 31, SF_LINEAGE_FLAGS, SF_PAGES_KEPT};
+    for (size_t i = 0; i < sizeof at / sizeof at[0]; i++) {
+        uint8_t keep = f[at[i]];
+        f[at[i]] = 1;
+        REQUIRE(sl_snapfile_reseal(f, len) == 0);
+        err[0] = 0;
+        rc = try_bytes(f, len, false, err, sizeof err);
+        CHECK(rc == SL_EFORMAT && strstr(err, "reserved") && strstr(err, "version 3"));
+        f[at[i]] = keep;
+    }
+    free(f);
+}
+
+/* Hostile lineage fields, with a valid checksum: each is refused with the
+ * field named. */
+static void test_lineage_hostile(void)
+{
+    sl_snapshot *s;
+    char err[256];
+    REQUIRE(from_memory_of(&s, SL_ARCH_AMD64, 6, 1, NULL, 0, 9, test_parent) == 0);
+    REQUIRE(sl_snapshot_save(s, tpath("hostile.snap"), err, sizeof err) == 0);
+    sl_snapshot_free(s);
+    size_t len, olen;
+    uint8_t *f = read_file(tpath("hostile.snap"), &len), *orphan = saved_file(&olen, false);
+    REQUIRE(f && orphan);
+    uint8_t *g = malloc(len > olen ? len : olen);
+    REQUIRE(g);
+    REQUIRE(try_bytes(f, len, false, err, sizeof err) == 0);
+    static const struct {
+        bool orphan;     /* start from the file without a parent */
+        unsigned off;    /* what to change */
+        uint64_t val;    /* written as u32 at SF_LINEAGE_FLAGS, u64 at SF_PAGES_KEPT, a byte elsewhere */
+        const char *want;
+    } cases[] = {
+        {false, SF_LINEAGE_FLAGS, 2, "`lineage_flags` (0x2) has unknown bits"},
+        {false, SF_LINEAGE_FLAGS, 0x80000001u, "`lineage_flags`"},
+        {false, SF_LINEAGE_FLAGS, 0, "says no parent"},            /* parent bytes without the flag */
+        {false, SF_PAGES_KEPT, 7, "`pages_kept` (0x7) exceeds"},    /* 6 pages in the blob */
+        {false, SF_PAGES_KEPT, UINT64_MAX, "`pages_kept`"},
+        {true, SF_LINEAGE_FLAGS, 1, "`parent` is all zeros"},      /* the flag without a parent */
+        {true, SF_PAGES_KEPT, 1, "says no parent"},                /* kept pages without a parent */
+        {true, SF_PARENT + 7, 0x40, "says no parent"},             /* a parent byte without the flag */
+        {false, SF_RESERVED2, 1, "reserved"},
+        {false, SF_RESERVED3 + 0x2F, 1, "reserved"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t n = cases[i].orphan ? olen : len;
+        memcpy(g, cases[i].orphan ? orphan : f, n);
+        if (cases[i].off == SF_LINEAGE_FLAGS)
+            wr32(g, SF_LINEAGE_FLAGS, (uint32_t)cases[i].val);
+        else if (cases[i].off == SF_PAGES_KEPT)
+            wr64(g, SF_PAGES_KEPT, cases[i].val);
+        else
+            g[cases[i].off] = (uint8_t)cases[i].val;
+        REQUIRE(sl_snapfile_reseal(g, n) == 0);
+        err[0] = 0;
+        int rc = try_bytes(g, n, false, err, sizeof err);
+        if (rc != SL_EFORMAT || !strstr(err, cases[i].want))
+            printf("  case %zu (%s): rc %d, message: %s\n", i, cases[i].want, rc, err);
+        CHECK(rc == SL_EFORMAT && strstr(err, cases[i].want));
+    }
+    /* Any parent that is not all zeros is an identity (the library cannot
+     * know every snapshot): one byte set is enough. */
+    memcpy(g, orphan, olen);
+    wr32(g, SF_LINEAGE_FLAGS, 1);
+    g[SF_PARENT + 31] = 1;
+    REQUIRE(sl_snapfile_reseal(g, olen) == 0);
+    CHECK_EQ(try_bytes(g, olen, false, err, sizeof err), 0);
+    free(g);
+    free(f);
+    free(orphan);
+}
+
 static void rm_tree(const char *dir)
 {
     DIR *d = opendir(dir);
@@ -911,6 +1108,9 @@ int main(void)
     RUN(test_atomic_save);
     RUN(test_inspect);
     RUN(test_special_files);
+    RUN(test_lineage_roundtrip);
+    RUN(test_version3_loads);
+    RUN(test_lineage_hostile);
     rm_tree(g_dir);
     T_EXIT();
 }

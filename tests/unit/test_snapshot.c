@@ -452,6 +452,226 @@ static void test_hash_matches_b3sum(void)
     guest_free(&g);
 }
 
+/* ---------------- stable compaction (issue 11) ---------------- */
+
+/* A guest on `parent`'s blob (restored into m) snapshotted with it as parent. */
+static sl_snapshot *take_on(sl_mem *m, const sl_snapshot *parent)
+{
+    uint64_t root;
+    sl_guest_state st = mem_state(m, &root);
+    st.parent = parent->hash;
+    sl_snapshot *s = NULL;
+    sl_errbuf e;
+    if (sl_snapshot_from_memory(&s, &st, &e))
+        printf("  snapshot: %s\n", e.msg);
+    return s;
+}
+
+/* The GPA that va maps to in snapshot s's tables (0: unmapped). */
+static uint64_t gpa_in(const sl_snapshot *s, uint64_t va)
+{
+    sl_mem *m;
+    sl_errbuf e;
+    sl_mapping mp;
+    if (sl_mem_create(&m, s, &e) || sl_mem_restore(m, s, &e))
+        return 0;
+    uint64_t gpa = m_lookup(m, m->root, va, &mp, NULL) ? mp.gpa : 0;
+    sl_mem_free(m);
+    return gpa;
+}
+
+/* A snapshot of a guest that changed nothing since its parent keeps every
+ * page where it was: the blob, hence the identity, is the parent's. The
+ * parent is recorded, and is not part of the identity. */
+static void test_stable_unchanged(void)
+{
+    guest g;
+    build_basic_guest(&g, SL_ARCH_AMD64);
+    sl_snapshot *a, *b, *c;
+    sl_errbuf e;
+    REQUIRE(take(&g, &a, &e) == 0);
+    CHECK(!a->has_parent && a->stats.pages_kept == 0);
+    sl_mem *m;
+    REQUIRE(sl_mem_create(&m, a, &e) == 0);
+    REQUIRE(sl_mem_restore(m, a, &e) == 0);
+    REQUIRE((b = take_on(m, a)));
+    uint64_t pages = b->visible_size / SL_PAGE_SIZE;
+    printf("  unchanged guest: %llu of %llu pages kept their position\n", (unsigned long long)b->stats.pages_kept,
+           (unsigned long long)pages);
+    CHECK_EQ(pages, 8);
+    CHECK_EQ(b->stats.pages_kept, pages);
+    CHECK(b->has_parent && memcmp(b->parent, a->hash, SL_HASH_LEN) == 0);
+    CHECK(b->mem_size == a->mem_size && memcmp(b->mem, a->mem, a->mem_size) == 0);
+    CHECK(memcmp(b->hash, a->hash, SL_HASH_LEN) == 0);
+    /* and again, on b: still all of them */
+    REQUIRE(sl_mem_restore(m, b, &e) == 0);
+    REQUIRE((c = take_on(m, b)));
+    CHECK_EQ(c->stats.pages_kept, pages);
+    CHECK(memcmp(c->hash, a->hash, SL_HASH_LEN) == 0);
+    sl_snapshot_free(c);
+    sl_snapshot_free(b);
+    sl_mem_free(m);
+    sl_snapshot_free(a);
+    guest_free(&g);
+}
+
+#define STABLE_CODE 16u
+#define STABLE_DATA 48u
+#define VA_ALIAS (VA_DATA + 0x100000)
+
+/* k of the data pages written (copied into scratch by copy-on-write): every
+ * other page keeps its position, and each changed page takes a position its
+ * old copy left free, which in walk order is its own: every address maps
+ * the same GPA as in the parent. Deduplication still holds (an alias of a
+ * changed page and one of a kept page share their copies). */
+/* A guest with STABLE_CODE code and STABLE_DATA data pages, snapshotted as
+ * *a, then running on it in *m. */
+static void stable_guest(guest *g, sl_snapshot **a, sl_mem **m)
+{
+    sl_errbuf e;
+    guest_init(g, SL_ARCH_AMD64, STABLE_CODE + STABLE_DATA + 4, 1);
+    for (unsigned i = 0; i < STABLE_CODE; i++)
+        gmap(g, 0, VA_CODE + i * SL_PAGE_SIZE, fill_page(g, i, i + 1), basic(false, true));
+    for (unsigned i = 0; i < STABLE_DATA; i++)
+        gmap(g, 0, VA_DATA + i * SL_PAGE_SIZE, fill_page(g, STABLE_CODE + i, 100 + i), basic(true, false));
+    gmap_scratch(g);
+    if (take(g, a, &e) || sl_mem_create(m, *a, &e) || sl_mem_restore(*m, *a, &e)) {
+        printf("  %s\n", e.msg);
+        abort();
+    }
+}
+
+static void check_k_changed(unsigned k)
+{
+    guest g;
+    sl_snapshot *a, *b;
+    sl_mem *m;
+    sl_errbuf e;
+    stable_guest(&g, &a, &m);
+    /* Change every (STABLE_DATA / k)-th data page; alias the first changed
+     * page and the first code page at new addresses (in the leaf table that
+     * maps the data: this simulation allocates no table). */
+    unsigned step = STABLE_DATA / k;
+    for (unsigned j = 0; j < k; j++)
+        REQUIRE(m_write_va(m, VA_DATA + (uint64_t)j * step * SL_PAGE_SIZE + 9, (uint8_t)(0xC0 + j)));
+    sl_mapping changed, code;
+    REQUIRE(m_lookup(m, m->root, VA_DATA, &changed, NULL) && m_lookup(m, m->root, VA_CODE, &code, NULL));
+    sl_pt_mem pm = {.ctx = m, .page = m_wpage};
+    REQUIRE(sl_pt_map(SL_ARCH_AMD64, &pm, m->root, VA_ALIAS, changed.gpa, SL_PAGE_SIZE, basic(false, false)) == 0);
+    REQUIRE(sl_pt_map(SL_ARCH_AMD64, &pm, m->root, VA_ALIAS + SL_PAGE_SIZE, code.gpa, SL_PAGE_SIZE,
+                      basic(false, false)) == 0);
+    REQUIRE((b = take_on(m, a)));
+    uint64_t pages = b->visible_size / SL_PAGE_SIZE;
+    printf("  %u changed page%s: %llu of %llu pages kept their position\n", k, k == 1 ? "" : "s",
+           (unsigned long long)b->stats.pages_kept, (unsigned long long)pages);
+    CHECK_EQ(pages, STABLE_CODE + STABLE_DATA); /* dense, aliases deduplicated */
+    CHECK_EQ(b->stats.pages_kept, pages - k);
+    CHECK_EQ(b->stats.leaves, pages + 2);
+    for (unsigned i = 0; i < STABLE_CODE + STABLE_DATA; i++) {
+        uint64_t va = i < STABLE_CODE ? VA_CODE + i * SL_PAGE_SIZE : VA_DATA + (i - STABLE_CODE) * SL_PAGE_SIZE;
+        CHECK_EQ(gpa_in(b, va), gpa_in(a, va));
+    }
+    CHECK_EQ(gpa_in(b, VA_ALIAS), gpa_in(a, VA_DATA));
+    CHECK_EQ(gpa_in(b, VA_ALIAS + SL_PAGE_SIZE), gpa_in(a, VA_CODE));
+    /* The contents are the guest's: the changed bytes in, the rest as before. */
+    sl_mem *mb;
+    REQUIRE(sl_mem_create(&mb, b, &e) == 0);
+    REQUIRE(sl_mem_restore(mb, b, &e) == 0);
+    for (unsigned i = 0; i < STABLE_DATA; i++) {
+        const uint8_t *p = m_read_va(mb, VA_DATA + i * SL_PAGE_SIZE, NULL);
+        REQUIRE(p);
+        uint8_t want[SL_PAGE_SIZE];
+        memcpy(want, g.snap + (STABLE_CODE + i) * SL_PAGE_SIZE, SL_PAGE_SIZE);
+        if (i % step == 0 && i / step < k)
+            want[9] = (uint8_t)(0xC0 + i / step);
+        CHECK(memcmp(p, want, SL_PAGE_SIZE) == 0);
+    }
+    /* Same guest, same identity, whatever the parent recorded. */
+    uint64_t root;
+    sl_guest_state st = mem_state(m, &root);
+    sl_snapshot *orphan;
+    REQUIRE(sl_snapshot_from_memory(&orphan, &st, &e) == 0);
+    CHECK(memcmp(orphan->hash, b->hash, SL_HASH_LEN) == 0);
+    CHECK(!orphan->has_parent && orphan->stats.pages_kept == 0);
+    sl_snapshot_free(orphan);
+    sl_mem_free(mb);
+    sl_snapshot_free(b);
+    sl_mem_free(m);
+    sl_snapshot_free(a);
+    guest_free(&g);
+}
+
+static void test_stable_k_changed(void)
+{
+    check_k_changed(1);
+    check_k_changed(6);
+    check_k_changed(STABLE_DATA);
+}
+
+/* The guest unmaps one data page and maps a new one (a scratch page) at a
+ * higher address: the new page takes the freed position, and nothing else
+ * moves (dense packing in walk order would shift every later page down). */
+static void test_stable_fills_holes(void)
+{
+    guest g;
+    sl_snapshot *a, *b;
+    sl_mem *m;
+    stable_guest(&g, &a, &m);
+    sl_mapping mp;
+    uint64_t pte_gpa;
+    REQUIRE(m_lookup(m, m->root, VA_DATA + 3 * SL_PAGE_SIZE, &mp, &pte_gpa));
+    memset(sl_mem_write_ptr(m, pte_gpa, 8), 0, 8); /* the PTE (amd64: 8 bytes) */
+    uint64_t fresh = sl_mem_bk_get(m, SL_BK_ALLOC_CURSOR);
+    sl_mem_bk_set(m, SL_BK_ALLOC_CURSOR, fresh + SL_PAGE_SIZE);
+    memset(sl_mem_write_ptr(m, fresh, SL_PAGE_SIZE), 0x77, SL_PAGE_SIZE);
+    sl_pt_mem pm = {.ctx = m, .page = m_wpage};
+    REQUIRE(sl_pt_map(SL_ARCH_AMD64, &pm, m->root, VA_ALIAS, fresh, SL_PAGE_SIZE, basic(true, false)) == 0);
+    REQUIRE((b = take_on(m, a)));
+    CHECK_EQ(b->visible_size, a->visible_size);
+    CHECK_EQ(b->stats.pages_kept, STABLE_CODE + STABLE_DATA - 1);
+    CHECK_EQ(gpa_in(b, VA_DATA + 3 * SL_PAGE_SIZE), 0);
+    CHECK_EQ(gpa_in(b, VA_ALIAS), gpa_in(a, VA_DATA + 3 * SL_PAGE_SIZE));
+    for (unsigned i = 0; i < STABLE_DATA; i++)
+        if (i != 3)
+            CHECK_EQ(gpa_in(b, VA_DATA + i * SL_PAGE_SIZE), gpa_in(a, VA_DATA + i * SL_PAGE_SIZE));
+    CHECK_EQ(b->mem[gpa_in(b, VA_ALIAS) - SL_BASE_ADDRESS], 0x77);
+    sl_snapshot_free(b);
+    sl_mem_free(m);
+    sl_snapshot_free(a);
+    guest_free(&g);
+}
+
+/* The blob stays dense: a parent page whose offset is past the new blob's
+ * size moves into a free slot, in walk order, like a new page. */
+static void test_stable_stays_dense(void)
+{
+    guest g;
+    guest_init(&g, SL_ARCH_AMD64, 8, 1);
+    gmap(&g, 0, 0x10000000, fill_page(&g, 6, 6), basic(false, false)); /* offset 6: cannot stay */
+    gmap(&g, 0, 0x20000000, fill_page(&g, 1, 1), basic(false, false)); /* offset 1: stays */
+    gmap(&g, 0, 0x30000000, fill_page(&g, 7, 7), basic(false, false)); /* offset 7: cannot stay */
+    gmap_scratch(&g);
+    uint8_t parent[SL_HASH_LEN] = {1};
+    sl_guest_state st = {
+        .layout = &g.l, .snap_mem = g.snap, .snap_size = g.snap_size, .scratch = g.scratch,
+        .roots = g.roots, .n_roots = 1, .next_kind = SL_NEXT_CALL, .next_addr = 0x5000, .family = 42,
+        .parent = parent,
+    };
+    sl_snapshot *s;
+    sl_errbuf e;
+    REQUIRE(sl_snapshot_from_memory(&s, &st, &e) == 0);
+    CHECK_EQ(s->visible_size, 3 * SL_PAGE_SIZE);
+    CHECK_EQ(s->stats.pages_kept, 1);
+    CHECK_EQ(gpa_in(s, 0x20000000), SL_BASE_ADDRESS + 1 * SL_PAGE_SIZE);
+    CHECK_EQ(gpa_in(s, 0x10000000), SL_BASE_ADDRESS);                     /* first free slot */
+    CHECK_EQ(gpa_in(s, 0x30000000), SL_BASE_ADDRESS + 2 * SL_PAGE_SIZE);  /* the next one */
+    CHECK(memcmp(s->mem, g.snap + 6 * SL_PAGE_SIZE, SL_PAGE_SIZE) == 0);
+    CHECK(memcmp(s->mem + SL_PAGE_SIZE, g.snap + 1 * SL_PAGE_SIZE, SL_PAGE_SIZE) == 0);
+    CHECK(memcmp(s->mem + 2 * SL_PAGE_SIZE, g.snap + 7 * SL_PAGE_SIZE, SL_PAGE_SIZE) == 0);
+    sl_snapshot_free(s);
+    guest_free(&g);
+}
+
 /* ---------------- from a binary ---------------- */
 
 static void test_from_binary(void)
@@ -641,6 +861,10 @@ int main(void)
     RUN(test_restore_cost_follows_dirty_pages);
     RUN(test_shared_kernel_half);
     RUN(test_hash_matches_b3sum);
+    RUN(test_stable_unchanged);
+    RUN(test_stable_k_changed);
+    RUN(test_stable_fills_holes);
+    RUN(test_stable_stays_dense);
     RUN(test_from_binary);
     RUN(test_layout_limits);
     RUN(test_hostile_tables);
