@@ -38,6 +38,9 @@ struct sl_snapshot {
     /* Identity, computed once when the blob is final (a loaded file carries
      * it and verify recomputes it): never recomputed on the restore path. */
     uint8_t hash[SL_HASH_LEN];
+    /* The CVs that identity was computed from (the seal keeps them; NULL
+     * for a loaded file): owned, freed with the snapshot. */
+    sl_hashtree *tree;
     uint64_t stack_top;
     uint32_t sregs_len; /* 0: none (a snapshot made from a binary) */
     uint8_t sregs[SL_SREGS_MAX];

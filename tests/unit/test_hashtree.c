@@ -4,7 +4,8 @@
  * page (4 KiB) boundaries, for odd and power-of-two page counts, with and
  * without a tail; CVs computed in any split, on any number of threads,
  * updated page by page or copied from another tree must all give it too.
- * A randomized pass tries many sizes, splits and thread counts. */
+ * A randomized pass tries many sizes, splits and thread counts; a snapshot
+ * keeps the tree of its identity, ready for a child to reuse. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -12,7 +13,9 @@
 
 #include "blake3.h"
 #include "hashtree.h"
+#include "snapshot.h"
 #include "t.h"
+#include "../common/min_elf.h"
 #include "../common/rng.h"
 
 #define PAGE SL_HASHTREE_PAGE
@@ -270,6 +273,44 @@ static void test_report_and_touch(void)
     free(blob);
 }
 
+/* A snapshot keeps the tree its identity came from (its region records are
+ * the tail); a copy of the blob with pages changed, as a child would hold
+ * it, hashes to the new identity from a copy of that tree updated in those
+ * pages only. */
+static void test_snapshot_keeps_tree(void)
+{
+    static uint8_t elf[MIN_ELF_SIZE];
+    size_t len = min_elf64(elf, (min_elf){.data_memsz = 0x2000, .data_byte = 0x5A, .relocation = true});
+    sl_config cfg = {.heap_size = 3u << 20, .scratch_size = 1 << 20};
+    sl_snapshot *s;
+    sl_errbuf e;
+    REQUIRE(sl_snapshot_from_binary(&s, elf, len, &cfg, &e) == 0);
+    uint8_t tail[SL_SNAPSHOT_TAIL_MAX], got[32];
+    sl_hash_job job = sl_snapshot_hash_input(s, tail);
+    CHECK(job.tail_len > 0);
+    const sl_hashtree *t = sl_snapshot_hashtree(s);
+    REQUIRE(t);
+    CHECK_EQ(sl_hashtree_n_pages(t), job.blob_size / PAGE);
+    sl_hashtree_root(t, job.blob, job.blob_size, job.tail, job.tail_len, got);
+    CHECK(memcmp(got, sl_snapshot_hash(s), 32) == 0);
+
+    uint8_t *child = malloc(job.blob_size), want[32];
+    sl_hashtree *ct = sl_hashtree_dup(t);
+    REQUIRE(child && ct);
+    memcpy(child, job.blob, job.blob_size);
+    uint64_t changed[] = {0, 5, 6, 7, job.blob_size / PAGE - 1};
+    for (size_t i = 0; i < sizeof changed / sizeof *changed; i++)
+        child[changed[i] * PAGE + 99] ^= 1;
+    sl_hashtree_update(ct, child, changed, sizeof changed / sizeof *changed);
+    sl_hashtree_root(ct, child, job.blob_size, job.tail, job.tail_len, got);
+    reference(child, job.blob_size, job.tail, job.tail_len, want);
+    CHECK(memcmp(got, want, 32) == 0);
+    CHECK(memcmp(got, sl_snapshot_hash(s), 32) != 0);
+    sl_hashtree_free(ct);
+    free(child);
+    sl_snapshot_free(s);
+}
+
 int main(void)
 {
     RUN(test_sizes);
@@ -279,5 +320,6 @@ int main(void)
     RUN(test_large);
     RUN(test_update_and_reuse);
     RUN(test_report_and_touch);
+    RUN(test_snapshot_keeps_tree);
     T_EXIT();
 }
