@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "blake3.h"
+#include "blake3_impl.h" /* blake3_simd_degree */
 
 #define UNIT_PAGES ((uint64_t)1 << SL_HASHTREE_UNIT_LOG2)
 
@@ -106,6 +107,9 @@ static void hash_units(shared *sh, unsigned threads)
     pthread_t tid[SL_HASHTREE_MAX_THREADS];
     unsigned started = 0;
     if (threads > 1) {
+        /* BLAKE3's dispatcher caches the CPU's features in a plain global
+         * on first use: have it written here, before the helpers read it. */
+        (void)blake3_simd_degree();
         /* The helpers take no signal meant for the program: only those
          * their own faults raise. */
         sigset_t mask, old;
