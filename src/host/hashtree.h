@@ -77,7 +77,8 @@ void sl_hashtree_update(sl_hashtree *t, const uint8_t *blob, const uint64_t *pag
  * those of blob's floor(blob_size / SL_HASHTREE_PAGE) whole pages (t may be
  * NULL when there are none). Reads only the bytes after the last whole
  * page, and the page itself when it is the only one and nothing follows
- * it (that page is then the root). Thread-safe for concurrent readers. */
+ * it (that page is then the root). A tree of another page count gives 32
+ * zero bytes (no input's hash). Thread-safe for concurrent readers. */
 void sl_hashtree_root(const sl_hashtree *t, const uint8_t *blob, uint64_t blob_size, const uint8_t *tail,
                       size_t tail_len, uint8_t out[SL_HASH_LEN]);
 
@@ -94,11 +95,10 @@ typedef struct sl_hash_job {
     void (*touch)(void *arg, uint64_t off, uint64_t len);
     /* Called on the calling thread only, in order: report(arg, k * every)
      * once every byte of the blob before k * every is hashed, for each k
-     * with k * every < blob_size (0 first, before anything is hashed);
-     * `every` must be a positive multiple of SL_HASHTREE_UNIT. The hashing
-     * goes on, on the other threads, while it runs. */
+     * with k * every < blob_size (0 first, before anything is hashed).
+     * The hashing goes on, on the other threads, while it runs. */
     void (*report)(void *arg, uint64_t done);
-    uint64_t every;
+    uint64_t every;       /* bytes; 0: SL_HASHTREE_UNIT */
     void *arg;            /* for touch and report */
     unsigned max_threads; /* 0: one per CPU this thread may run on (sched_getaffinity), capped */
     uint64_t thread_min;  /* bytes of blob per thread at least; 0: SL_HASHTREE_THREAD_MIN */
@@ -111,13 +111,14 @@ typedef struct sl_hash_job {
 /* BLAKE3 of the job's blob followed by its tail, into out, on up to one
  * thread per SL_HASHTREE_THREAD_MIN bytes of blob (the calling thread
  * among them; below that size a thread costs more than it saves) and at
- * most SL_HASHTREE_MAX_THREADS. When tree
- * is not NULL, *tree receives the input's page tree (its CVs all current;
- * the caller frees it), or NULL where there was no memory for it. The hash
- * is computed in any case: without the memory for a tree, on the calling
- * thread alone. The extra threads block every signal but those a fault
- * raises (SIGBUS, SIGSEGV, SIGILL, SIGFPE), which reach them as on the
- * calling thread: the SIGBUS handler of snapfile_watch.c covers them.
+ * most SL_HASHTREE_MAX_THREADS. When tree is not NULL, *tree receives the
+ * input's page tree (its CVs all current; the caller frees it), or NULL
+ * where there was no memory for it. The hash is computed in any case:
+ * without the memory for a tree, on the calling thread alone; a thread
+ * that cannot be created leaves its share to the others. The extra
+ * threads block every signal but those a fault raises (SIGBUS, SIGSEGV,
+ * SIGILL, SIGFPE), which reach them as on the calling thread: the SIGBUS
+ * handler of snapfile_watch.c covers their reads of a loaded file.
  * Thread-safe: any number of jobs may run at once; no global state. */
 void sl_hashtree_hash(const sl_hash_job *job, sl_hashtree **tree, uint8_t out[SL_HASH_LEN]);
 #define SL_HASHTREE_THREAD_MIN ((uint64_t)1 << 20)
