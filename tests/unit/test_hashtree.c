@@ -11,10 +11,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "blake3.h"
 #include "hashtree.h"
 #include "snapshot.h"
 #include "t.h"
+#include "../common/blake3_ref.h"
 #include "../common/min_elf.h"
 #include "../common/rng.h"
 
@@ -28,16 +28,6 @@ static uint8_t *random_bytes(size_t n)
     for (size_t i = 0; p && i < n; i++)
         p[i] = (uint8_t)rnd(256);
     return p;
-}
-
-/* What the identity must be: the official hasher over blob, then tail. */
-static void reference(const uint8_t *blob, size_t size, const uint8_t *tail, size_t tail_len, uint8_t out[32])
-{
-    blake3_hasher h;
-    blake3_hasher_init(&h);
-    blake3_hasher_update(&h, blob, size);
-    blake3_hasher_update(&h, tail, tail_len);
-    blake3_hasher_finalize(&h, out, 32);
 }
 
 /* The root from a tree whose pages were hashed in random pieces. */
@@ -82,7 +72,7 @@ static void test_sizes(void)
             for (size_t k = 0; k < sizeof tails / sizeof *tails; k++) {
                 size_t size = pages[p] * PAGE + extra[x];
                 uint8_t want[32], got[32], threaded[32];
-                reference(blob, size, tail, tails[k], want);
+                blake3_ref(blob, size, tail, tails[k], want);
                 REQUIRE(tree_root_in_pieces(blob, size, tails[k] ? tail : NULL, tails[k], got));
                 job_root(blob, size, tails[k] ? tail : NULL, tails[k], 1 + (unsigned)(n % 4), threaded);
                 if (memcmp(want, got, 32) || memcmp(want, threaded, 32)) {
@@ -102,7 +92,7 @@ static void test_sizes(void)
 static void test_empty(void)
 {
     uint8_t want[32], got[32];
-    reference(NULL, 0, NULL, 0, want);
+    blake3_ref(NULL, 0, NULL, 0, want);
     sl_hashtree_root(NULL, NULL, 0, NULL, 0, got);
     CHECK(memcmp(want, got, 32) == 0);
     job_root(NULL, 0, NULL, 0, 4, got);
@@ -136,7 +126,7 @@ static void test_randomized(void)
             size &= ~(size_t)(PAGE - 1); /* whole pages */
         size_t tail_len = r % 4 ? rnd(2000) : 0;
         uint8_t want[32], got[32], threaded[32];
-        reference(blob, size, tail, tail_len, want);
+        blake3_ref(blob, size, tail, tail_len, want);
         REQUIRE(tree_root_in_pieces(blob, size, tail, tail_len, got));
         job_root(blob, size, tail, tail_len, 1 + (unsigned)rnd(8), threaded);
         if ((memcmp(want, got, 32) || memcmp(want, threaded, 32)) && bad++ < 5)
@@ -156,7 +146,7 @@ static void test_large(void)
     REQUIRE(blob);
     memset(tail, 7, sizeof tail);
     uint8_t want[32], got[32], again[32];
-    reference(blob, size, tail, sizeof tail, want);
+    blake3_ref(blob, size, tail, sizeof tail, want);
     sl_hash_job job = {.blob = blob, .blob_size = size, .tail = tail, .tail_len = sizeof tail};
     sl_hashtree *t;
     sl_hashtree_hash(&job, &t, got);
@@ -197,7 +187,7 @@ static void test_update_and_reuse(void)
                 blob[changed[j] * PAGE + rnd(PAGE)] ^= 0x80;
 
             uint8_t want[32], updated[32], reused[32];
-            reference(blob, size, tail, tail_len, want);
+            blake3_ref(blob, size, tail, tail_len, want);
             sl_hashtree *u = sl_hashtree_dup(old);
             REQUIRE(changed && u);
             sl_hashtree_update(u, blob, changed, m);
@@ -252,7 +242,7 @@ static void test_report_and_touch(void)
     size_t size = (5u << 20) + 3 * PAGE + 17;
     uint8_t *blob = random_bytes(size), want[32], got[32];
     REQUIRE(blob);
-    reference(blob, size, NULL, 0, want);
+    blake3_ref(blob, size, NULL, 0, want);
     for (unsigned threads = 1; threads <= 5; threads += 2) {
         watch w = {.caller = pthread_self(), .every = 1u << 20, .order_ok = true, .thread_ok = true};
         w.touched = calloc(size / PAGE, sizeof *w.touched);
@@ -303,7 +293,7 @@ static void test_snapshot_keeps_tree(void)
         child[changed[i] * PAGE + 99] ^= 1;
     sl_hashtree_update(ct, child, changed, sizeof changed / sizeof *changed);
     sl_hashtree_root(ct, child, job.blob_size, job.tail, job.tail_len, got);
-    reference(child, job.blob_size, job.tail, job.tail_len, want);
+    blake3_ref(child, job.blob_size, job.tail, job.tail_len, want);
     CHECK(memcmp(got, want, 32) == 0);
     CHECK(memcmp(got, sl_snapshot_hash(s), 32) != 0);
     sl_hashtree_free(ct);
