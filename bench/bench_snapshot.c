@@ -5,6 +5,10 @@
  *    changed k pages (copied into scratch, as copy-on-write does), against
  *    the snapshot of the same guest unchanged, with how many pages kept
  *    their position;
+ *  - the identity of a 64 MiB snapshot that differs from another in k pages,
+ *    from the other's kept page tree (sl_hashtree_update, then the root),
+ *    against hashing it whole on every core (what issue 11's child take
+ *    needs: k = 1, 64, 4096);
  *  - restore after the guest dirtied N pages, against memcpy of N pages, and
  *    against the same restore in a 16x larger scratch (cost must follow the
  *    dirtied pages, not the region size). */
@@ -14,6 +18,7 @@
 
 #include "bench.h"
 #include "blake3.h"
+#include "hashtree.h"
 #include "mem.h"
 #include "pt.h"
 #include "snapshot.h"
@@ -156,6 +161,62 @@ static void bench_stable(int reps)
     }
 }
 
+/* The identity of s with k pages changed, from a copy of s's tree updated
+ * in those pages, against sl_snapshot_compute_hash (every core, whole). */
+static void bench_rehash(const sl_snapshot *s, uint64_t k, int reps)
+{
+    uint8_t tail[SL_SNAPSHOT_TAIL_MAX], id[32];
+    sl_hash_job job = sl_snapshot_hash_input(s, tail);
+    uint64_t n = job.blob_size / SL_PAGE_SIZE;
+    sl_hashtree *t = sl_hashtree_dup(sl_snapshot_hashtree(s));
+    uint8_t *child = malloc(job.blob_size);
+    uint64_t *pages = malloc(k * sizeof *pages);
+    if (!t || !child || !pages) {
+        fprintf(stderr, "out of memory\n");
+        exit(1);
+    }
+    memcpy(child, job.blob, job.blob_size);
+    for (uint64_t i = 0; i < k; i++) /* spread over the blob, ascending */
+        pages[i] = i * (n / k);
+    double t_up[32], t_full[32];
+    for (int r = 0; r < reps; r++) {
+        for (uint64_t i = 0; i < k; i++)
+            child[pages[i] * SL_PAGE_SIZE + (uint64_t)r] ^= 1;
+        double t0 = bench_now();
+        sl_hashtree_update(t, child, pages, k);
+        sl_hashtree_root(t, child, job.blob_size, job.tail, job.tail_len, id);
+        t_up[r] = bench_now() - t0;
+        t0 = bench_now();
+        sl_snapshot_compute_hash(s, id);
+        t_full[r] = bench_now() - t0;
+    }
+    char name[64];
+    snprintf(name, sizeof name, "snapshot_rehash_64MiB_k%llu_vs_full", (unsigned long long)k);
+    bench_report(name, bench_median(t_up, reps), bench_median(t_full, reps), "us");
+    free(pages);
+    free(child);
+    sl_hashtree_free(t);
+}
+
+/* A 64 MiB snapshot, rehashed after k = 1, 64 and 4096 changed pages. */
+static void bench_rehash_all(int reps)
+{
+    guest g;
+    guest_make(&g, 64u << 20, 16u << 20);
+    sl_guest_state st = state_of(&g);
+    sl_snapshot *s;
+    sl_errbuf e;
+    if (sl_snapshot_from_memory(&s, &st, &e) || !sl_snapshot_hashtree(s)) {
+        fprintf(stderr, "snapshot: %s\n", e.msg);
+        exit(1);
+    }
+    static const uint64_t ks[] = {1, 64, 4096};
+    for (unsigned i = 0; i < 3; i++)
+        bench_rehash(s, ks[i], reps);
+    sl_snapshot_free(s);
+    guest_free(&g);
+}
+
 /* Restore after `dirty` pages of scratch were written. */
 static double time_restore(uint64_t scratch, uint64_t dirty, int reps, double *baseline)
 {
@@ -197,6 +258,7 @@ int main(void)
     bench_snapshot_size(64, bench_reps(7));
     bench_snapshot_size(256, bench_reps(5));
     bench_stable(bench_reps(7));
+    bench_rehash_all(bench_reps(15));
 
     static const uint64_t dirty[] = {1, 16, 256, 2048};
     double small[4];

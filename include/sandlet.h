@@ -324,7 +324,8 @@ typedef struct sl_run_opts {
 int sl_run_file(const char *path, const sl_run_opts *opts, sl_run_result *res, char *err, size_t errlen);
 
 /* Takes a snapshot of the sandbox between calls. SL_ECHANGED (and POISONED)
- * when it runs on a loaded file that changed before or while it was read. */
+ * when it runs on a loaded file that changed before or while it was read.
+ * Its identity is hashed on threads as sl_snapshot_verify_file's is. */
 int sl_sandbox_snapshot(sl_sandbox *sb, sl_snapshot **out);
 /* Restores a snapshot of the same configuration family in place (SL_EFAMILY
  * otherwise). Cost follows the pages the guest dirtied since the last restore.
@@ -420,7 +421,10 @@ int sl_snapshot_save(const sl_snapshot *snap, const char *path, char *err, size_
 int sl_snapshot_load(sl_snapshot **out, const char *path, char *err, size_t errlen);
 /* Full check: everything load checks, plus the identity recomputed from the
  * blob and region records (SL_EHASH on a mismatch). 0 when intact;
- * SL_ECHANGED when the file changed while it was read. */
+ * SL_ECHANGED when the file changed while it was read. The hash runs on up
+ * to one thread per CPU the caller may use (at most 32, and one per MiB of
+ * blob), created and joined inside the call; they take no signal but those
+ * their own faults raise. */
 int sl_snapshot_verify_file(const char *path, char *err, size_t errlen);
 /* Describes the file one text line at a time (no newline), as printed by
  * `sandlet snapshot inspect`: header fields, the identity, the sections with

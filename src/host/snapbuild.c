@@ -128,6 +128,10 @@ int sl_snapbuild_seal(sl_snapshot *s, sl_pagebuf *vis, sl_ptbuild *pt, sl_errbuf
     s->pt_size = pt->buf.len;
     s->stats.pages_pt = pt->buf.len / SL_PAGE_SIZE;
     vis->p = NULL;
-    sl_snapshot_compute_hash(s, s->hash);
+    /* On every core for a large blob; the tree stays with the snapshot for
+     * a later one that shares its pages (sl_snapshot_hashtree). */
+    uint8_t tail[SL_SNAPSHOT_TAIL_MAX];
+    sl_hash_job job = sl_snapshot_hash_input(s, tail);
+    sl_hashtree_hash(&job, &s->tree, s->hash);
     return 0;
 }

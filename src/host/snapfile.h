@@ -33,7 +33,6 @@ typedef struct sl_snapfile_info {
  * blob is mapped, never read). info may be NULL. */
 int sl_snapfile_load_fd(sl_snapshot **out, int fd, sl_snapfile_info *info, sl_errbuf *e);
 
-#define SL_SNAPFILE_POPULATE 1u /* prefault the whole mapping (verify reads all of it) */
 #define SL_SNAPFILE_FOR_USE 2u  /* sl_snapshot_load: refuse a file others may write */
 /* sl_snapfile_load_fd for the file named path (in messages and for the
  * watch; NULL for a bare descriptor), with SL_SNAPFILE_* flags. */

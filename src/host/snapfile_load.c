@@ -95,9 +95,9 @@ static int parse_fd(sl_snapshot **out, int fd, const char *path, unsigned flags,
 }
 
 static int map_file(sl_snapshot *s, int fd, const char *path, const sl_snapfile_header *h, const struct stat *st,
-                    bool populate, sl_errbuf *e)
+                    sl_errbuf *e)
 {
-    void *p = mmap(NULL, h->file_size, PROT_READ, MAP_PRIVATE | (populate ? MAP_POPULATE : 0), fd, 0);
+    void *p = mmap(NULL, h->file_size, PROT_READ, MAP_PRIVATE, fd, 0);
     if (p == MAP_FAILED)
         return sl_err(e, SL_EIO, "snapshot file: mmap of %" PRIu64 " bytes failed: %s", h->file_size,
                       strerror(errno));
@@ -127,7 +127,7 @@ int sl_snapfile_load_file(sl_snapshot **out, int fd, const char *path, unsigned 
     int rc = parse_fd(&s, fd, path, flags, &h, &st, e);
     if (rc)
         return rc;
-    if ((rc = map_file(s, fd, path, &h, &st, flags & SL_SNAPFILE_POPULATE, e))) {
+    if ((rc = map_file(s, fd, path, &h, &st, e))) {
         free(s);
         return rc;
     }
@@ -151,48 +151,56 @@ int sl_snapfile_load_fd(sl_snapshot **out, int fd, sl_snapfile_info *info, sl_er
 }
 
 
-typedef struct hash_progress {
+typedef struct verify_watch {
     const sl_snapshot *s;
     sl_progress_fn progress;
     void *user;
     uint64_t total;
-} hash_progress;
+} verify_watch;
 
-/* Before each chunk of the blob is hashed: tell how far the hash got, and
- * prefault the chunk, so that the time goes where progress shows it (where
- * MADV_POPULATE_READ is missing, the hash's own page faults read it). */
-static void hash_step(void *arg, uint64_t off, uint64_t len)
+/* On the thread about to hash them (sl_hash_job.touch): read the pages in
+ * one go, cheaper than a page fault per page, and on every hashing thread
+ * at once (where MADV_POPULATE_READ is missing, the hash's own page faults
+ * read them). A page the file lost is the SIGBUS handler's, whichever
+ * thread reads it (snapfile_watch.c). */
+static void verify_touch(void *arg, uint64_t off, uint64_t len)
 {
-    const hash_progress *hp = arg;
-    hp->progress(hp->user, off, hp->total);
+    const verify_watch *w = arg;
 #ifdef MADV_POPULATE_READ
-    /* madvise takes a page-aligned start (chunks of the blob are). */
-    uintptr_t a = (uintptr_t)(hp->s->mem + off) & ~(uintptr_t)(SL_PAGE_SIZE - 1);
-    (void)madvise((void *)a, (size_t)((uintptr_t)(hp->s->mem + off + len) - a), MADV_POPULATE_READ);
+    /* madvise takes a page-aligned start (the pieces of the blob are). */
+    uintptr_t a = (uintptr_t)(w->s->mem + off) & ~(uintptr_t)(SL_PAGE_SIZE - 1);
+    (void)madvise((void *)a, (size_t)((uintptr_t)(w->s->mem + off + len) - a), MADV_POPULATE_READ);
 #else
-    (void)len;
+    (void)w, (void)off, (void)len;
 #endif
 }
 
-/* The identity, telling progress in SL_SNAPFILE_PROGRESS_CHUNK steps when asked (without
- * a callback the load prefaulted the whole mapping in one go). */
+/* On the calling thread, once every SL_SNAPFILE_PROGRESS_CHUNK bytes hashed. */
+static void verify_report(void *arg, uint64_t done)
+{
+    const verify_watch *w = arg;
+    w->progress(w->user, done, w->total);
+}
+
+/* The identity, on every core, telling progress when asked. */
 static void hash_with_progress(const sl_snapshot *s, sl_progress_fn progress, void *user, uint8_t out[SL_HASH_LEN])
 {
-    if (!progress) {
-        sl_snapshot_compute_hash(s, out);
-        return;
-    }
-    hash_progress hp = {s, progress, user, s->mem_size + (uint64_t)s->n_regions * SL_REGION_RECORD_SIZE};
-    sl_snapshot_compute_hash_in_steps(s, SL_SNAPFILE_PROGRESS_CHUNK, hash_step, &hp, out);
-    progress(user, hp.total, hp.total);
+    uint8_t tail[SL_SNAPSHOT_TAIL_MAX];
+    sl_hash_job job = sl_snapshot_hash_input(s, tail);
+    verify_watch w = {s, progress, user, job.blob_size + job.tail_len};
+    job.touch = verify_touch;
+    job.report = progress ? verify_report : NULL;
+    job.every = SL_SNAPFILE_PROGRESS_CHUNK;
+    job.arg = &w;
+    sl_hashtree_hash(&job, NULL, out);
+    if (progress)
+        progress(user, w.total, w.total);
 }
 
 int sl_snapfile_verify_progress(int fd, sl_progress_fn progress, void *user, sl_errbuf *e)
 {
     sl_snapshot *s;
-    /* Verify reads every byte anyway: prefaulting the mapping in one go is
-     * cheaper than taking a page fault per page while hashing. */
-    int rc = sl_snapfile_load_file(&s, fd, NULL, progress ? 0 : SL_SNAPFILE_POPULATE, NULL, e);
+    int rc = sl_snapfile_load_file(&s, fd, NULL, 0, NULL, e);
     if (rc)
         return rc;
     uint8_t id[SL_HASH_LEN];

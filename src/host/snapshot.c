@@ -15,32 +15,19 @@
 #include "sl_elf.h"
 #include "pt.h"
 
-void sl_snapshot_compute_hash_in_steps(const sl_snapshot *s, uint64_t chunk, sl_hash_step_fn step, void *arg,
-                                       uint8_t out[SL_HASH_LEN])
+sl_hash_job sl_snapshot_hash_input(const sl_snapshot *s, uint8_t tail[SL_SNAPSHOT_TAIL_MAX])
 {
-    sl_hasher *h = sl_hasher_new();
-    if (!h) {
-        memset(out, 0, SL_HASH_LEN);
-        return;
-    }
-    for (uint64_t off = 0, n; off < s->mem_size; off += n) {
-        n = chunk && s->mem_size - off > chunk ? chunk : s->mem_size - off;
-        if (step)
-            step(arg, off, n);
-        sl_hasher_update(h, s->mem + off, (size_t)n);
-    }
-    for (unsigned i = 0; i < s->n_regions; i++) {
-        uint8_t rec[SL_REGION_RECORD_SIZE];
-        sl_region_record(&s->regions[i], rec);
-        sl_hasher_update(h, rec, sizeof rec);
-    }
-    sl_hasher_final(h, out);
+    for (unsigned i = 0; i < s->n_regions; i++)
+        sl_region_record(&s->regions[i], tail + i * SL_REGION_RECORD_SIZE);
+    return (sl_hash_job){.blob = s->mem, .blob_size = s->mem_size, .tail = tail,
+                         .tail_len = (size_t)s->n_regions * SL_REGION_RECORD_SIZE};
 }
 
-/* The blob in one update: the hasher sees it whole. */
 void sl_snapshot_compute_hash(const sl_snapshot *s, uint8_t out[SL_HASH_LEN])
 {
-    sl_snapshot_compute_hash_in_steps(s, 0, NULL, NULL, out);
+    uint8_t tail[SL_SNAPSHOT_TAIL_MAX];
+    sl_hash_job job = sl_snapshot_hash_input(s, tail);
+    sl_hashtree_hash(&job, NULL, out);
 }
 
 sl_snapshot *sl_snapshot_ref(sl_snapshot *s)
@@ -54,6 +41,7 @@ void sl_snapshot_free(sl_snapshot *s)
     if (!s || atomic_fetch_sub(&s->refs, 1) != 1)
         return;
     sl_snapfile_release(s); /* a loaded file: closed and unregistered before the unmap */
+    sl_hashtree_free(s->tree);
     if (s->map_base)
         munmap(s->map_base, s->map_len);
     free(s);
@@ -86,6 +74,7 @@ const sl_layout *sl_snapshot_layout(const sl_snapshot *s) { return &s->layout; }
 uint64_t sl_snapshot_family(const sl_snapshot *s) { return s->family; }
 const uint8_t *sl_snapshot_hash(const sl_snapshot *s) { return s->hash; }
 const uint8_t *sl_snapshot_parent(const sl_snapshot *s) { return s->has_parent ? s->parent : NULL; }
+const sl_hashtree *sl_snapshot_hashtree(const sl_snapshot *s) { return s->tree; }
 const uint8_t *sl_snapshot_visible(const sl_snapshot *s) { return s->mem; }
 const uint8_t *sl_snapshot_tables(const sl_snapshot *s) { return s->mem + s->visible_size; }
 unsigned sl_snapshot_n_roots(const sl_snapshot *s) { return s->n_roots; }

@@ -9,7 +9,7 @@
 
 #include "err.h"
 #include "family.h"
-#include "hash.h"
+#include "hashtree.h"
 #include "layout.h"
 
 #define SL_NEXT_INITIALISE 1u /* run the ELF entry (init) */
@@ -76,14 +76,13 @@ int sl_snapshot_from_memory(sl_snapshot **out, const sl_guest_state *st, sl_errb
 sl_snapshot *sl_snapshot_ref(sl_snapshot *s);
 void sl_snapshot_free(sl_snapshot *s);
 
-/* Recomputes the identity of s (BLAKE3 of the blob, then the region records). */
+/* Recomputes the identity of s (BLAKE3 of the blob, then the region
+ * records), on every core for a large blob (sl_hashtree_hash). */
 void sl_snapshot_compute_hash(const sl_snapshot *s, uint8_t out[SL_HASH_LEN]);
-/* The same identity, with the blob hashed `chunk` bytes at a time and
- * step(arg, offset, length) called before each chunk (to prefault it, to
- * tell progress); BLAKE3 gives the same hash whatever the chunking. */
-typedef void (*sl_hash_step_fn)(void *arg, uint64_t off, uint64_t len);
-void sl_snapshot_compute_hash_in_steps(const sl_snapshot *s, uint64_t chunk, sl_hash_step_fn step, void *arg,
-                                       uint8_t out[SL_HASH_LEN]);
+/* The identity's input as a job for sl_hashtree_hash: the blob, and the
+ * region records written into tail; add touch and report to watch it. */
+#define SL_SNAPSHOT_TAIL_MAX (SL_MAX_REGIONS * SL_REGION_RECORD_SIZE)
+sl_hash_job sl_snapshot_hash_input(const sl_snapshot *s, uint8_t tail[SL_SNAPSHOT_TAIL_MAX]);
 
 /* ---- what a snapshot holds (the struct is private: snapshot_impl.h) ---- */
 
@@ -98,6 +97,12 @@ const uint8_t *sl_snapshot_hash(const sl_snapshot *s);
 /* The parent's identity (SL_HASH_LEN bytes) without a copy, or NULL when
  * the snapshot has none (sandlet.h's sl_snapshot_parent_id copies it). */
 const uint8_t *sl_snapshot_parent(const sl_snapshot *s);
+/* The identity's page tree (hashtree.h): every CV of the blob's pages, kept
+ * since the snapshot was built, so that a snapshot that differs from this
+ * one in a few pages can reuse the others' CVs (sl_hashtree_dup, then
+ * sl_hashtree_update). NULL for a snapshot loaded from a file (load never
+ * reads the blob) or when there was no memory for it. Read-only. */
+const sl_hashtree *sl_snapshot_hashtree(const sl_snapshot *s);
 /* The whole blob: the visible memory, then the page tables. */
 const uint8_t *sl_snapshot_blob(const sl_snapshot *s, uint64_t *size);
 /* Guest-visible memory at GPA SL_BASE_ADDRESS, sl_snapshot_memory_size bytes. */

@@ -47,6 +47,9 @@ struct sl_snapshot {
      * descends from. */
     bool has_parent;
     uint8_t parent[SL_HASH_LEN];
+    /* The CVs that identity was computed from (the seal keeps them; NULL
+     * for a loaded file): owned, freed with the snapshot. */
+    sl_hashtree *tree;
     uint64_t stack_top;
     uint32_t sregs_len; /* 0: none (a snapshot made from a binary) */
     uint8_t sregs[SL_SREGS_MAX];

@@ -8,6 +8,7 @@
 
 #include "pageset.h"
 #include "t.h"
+#include "../common/rng.h"
 
 #define MAX_PAGES 700
 
@@ -16,15 +17,7 @@ typedef struct ref {
     uint64_t n;
 } ref;
 
-static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-
-static uint64_t rnd(uint64_t below)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return below ? rng_state % below : 0;
-}
+uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 
 static bool same(const sl_pageset *s, const ref *r)
 {
