@@ -284,9 +284,14 @@ static int check_stats(const sl_snapfile_header *h, sl_errbuf *e)
 static int parse_lineage(sl_snapshot *s, const sl_snapfile_header *h, sl_errbuf *e)
 {
     bool parent_zero = all_zero(h->parent, 0, sizeof h->parent);
-    if (h->version < 4 && (h->lineage_flags || h->pages_kept || !parent_zero))
+    /* Version 3 reserved all of 0x1A0..0x200, the bytes version 4 keeps
+     * reserved among them included. */
+    bool reserved = h->reserved2 || !all_zero(h->reserved3, 0, sizeof h->reserved3);
+    if (h->version < 4 && (h->lineage_flags || h->pages_kept || !parent_zero || reserved))
         return sl_err(e, SL_EFORMAT, "snapshot file: reserved header bytes are not zero (version %u has no lineage)",
                       h->version);
+    if (reserved)
+        return sl_err(e, SL_EFORMAT, "snapshot file: reserved header bytes are not zero");
     if (h->lineage_flags & ~SL_SNAPFILE_HAS_PARENT)
         return BAD(SL_EFORMAT, lineage_flags, "has unknown bits");
     s->has_parent = h->lineage_flags & SL_SNAPFILE_HAS_PARENT;
@@ -388,7 +393,7 @@ int sl_snapfile_parse(sl_snapshot *s, const sl_snapfile_header *h, const uint8_t
         return BAD(SL_EFORMAT, arch, "is not a known architecture (1 amd64, 2 i686)");
     if (h->flags)
         return BAD(SL_EFORMAT, flags, "must be 0");
-    if (h->reserved0 || h->reserved1 || h->reserved2 || !all_zero(h->reserved3, 0, sizeof h->reserved3))
+    if (h->reserved0 || h->reserved1) /* those among the lineage bytes: parse_lineage */
         return sl_err(e, SL_EFORMAT, "snapshot file: reserved header bytes are not zero");
     int rc;
     if ((rc = parse_layout(h, s->arch, &s->layout, e)) || (rc = check_blob(s, h, e)) ||

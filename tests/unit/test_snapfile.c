@@ -975,7 +975,8 @@ static void test_version3_loads(void)
         free(seed);
     }
     /* Lineage bytes in a version-3 file: each one alone is refused. */
-    static const unsigned at[] = {SF_PARENT, SF_PARENT + 31, SF_LINEAGE_FLAGS, SF_PAGES_KEPT};
+    static const unsigned at[] = {SF_PARENT,     SF_PARENT + 31, SF_LINEAGE_FLAGS,
+                                  SF_PAGES_KEPT, SF_RESERVED2,   SF_RESERVED3 + 0x2F};
     for (size_t i = 0; i < sizeof at / sizeof at[0]; i++) {
         uint8_t keep = f[at[i]];
         f[at[i]] = 1;
