@@ -499,7 +499,11 @@ typedef int (*sl_diff_fn)(void *user, const sl_diff_range *r);
  * where the other's scratch window lies is reported as added or removed.
  *
  * Time grows with the pages both map (each is read once), memory with the
- * runs one address space maps. The page tables are hostile input and the
+ * runs one address space maps. Each address space is walked on its own, so
+ * tables that spaces share are walked once per space: on hostile files the
+ * cost can reach the number of table entries (one per 8 bytes of the table
+ * area) times the number of spaces, in time, and 32 bytes per run of
+ * unlike entries, in memory. The page tables are hostile input and the
  * walk is bounded: an address space is refused when walking it visits more
  * tables than the blob has pages (only tables reached twice in one space can
  * do that), or when it maps more pages of the blob than its table area holds

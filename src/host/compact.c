@@ -272,8 +272,10 @@ static int make_roots(compaction *c)
  * counts the pages and marks the parent's pages that stay; phase 3b copies
  * and maps. Where each page goes depends only on the guest's memory and
  * tables (which of the parent's pages back which addresses), so the same
- * guest still gets the same identity, and a snapshot of a sandbox that
- * changed nothing since its parent is byte for byte the parent's blob. */
+ * guest on the same parent gets the same identity, and a snapshot of a
+ * sandbox that changed nothing since its parent is byte for byte the
+ * parent's blob. The same image reached from another parent may be laid
+ * out, and so identified, differently. */
 
 /* A 4 KiB piece of leaf lf that the new blob holds, at gva, read from the
  * source page gpa (host copy src). */
