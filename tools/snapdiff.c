@@ -123,13 +123,16 @@ static int diff_files(const char *fa, const char *fb, diff_out *o, int json)
 int snap_diff(int argc, char **argv, void (*usage)(int fd))
 {
     const char *pos[2] = {NULL, NULL};
-    int npos = 0, help = 0, json = 0, bad = 0;
+    int npos = 0, help = 0, json = 0, bad = 0, opts = 1;
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+        /* "--" ends the options, so a file may be named "-x". */
+        if (opts && strcmp(argv[i], "--") == 0)
+            opts = 0;
+        else if (opts && (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0))
             help = 1;
-        else if (strcmp(argv[i], "--json") == 0)
+        else if (opts && strcmp(argv[i], "--json") == 0)
             json = 1;
-        else if (npos == 2 || (argv[i][0] == '-' && argv[i][1] == '-')) {
+        else if (npos == 2 || (opts && argv[i][0] == '-' && argv[i][1] != '\0')) {
             if (!bad)
                 cli_err("snapshot diff: unexpected argument '%s'", argv[i]);
             bad = 1;

@@ -289,6 +289,9 @@ if ! "$S" snapshot verify "$T/junk" 2>&1 | grep -q 'not supported by this build'
             fail "$g shell save: $out"
         fi
         # diff: the shell's file holds one more Counter, on the counter's page.
+        t "$g snapshot diff: an unknown option is refused (2)" 2 "" snapshot diff -x "$SNAP"
+        t "$g snapshot diff: -- ends the options" 0 "pages: 0 added, 0 removed, 0 changed, 0 permissions changed" \
+            snapshot diff -- "$SNAP" "$SNAP"
         t "$g snapshot diff of a file with itself" 0 "pages: 0 added, 0 removed, 0 changed, 0 permissions changed" \
             snapshot diff "$SNAP" "$SNAP"
         out=$("$S" snapshot diff "$SNAP" "$T/sh.snap" 2>"$T/err")
