@@ -73,7 +73,6 @@ unsigned sl_snapshot_arch(const sl_snapshot *s) { return s->arch; }
 const sl_layout *sl_snapshot_layout(const sl_snapshot *s) { return &s->layout; }
 uint64_t sl_snapshot_family(const sl_snapshot *s) { return s->family; }
 const uint8_t *sl_snapshot_hash(const sl_snapshot *s) { return s->hash; }
-const uint8_t *sl_snapshot_parent(const sl_snapshot *s) { return s->has_parent ? s->parent : NULL; }
 const sl_hashtree *sl_snapshot_hashtree(const sl_snapshot *s) { return s->tree; }
 const uint8_t *sl_snapshot_visible(const sl_snapshot *s) { return s->mem; }
 const uint8_t *sl_snapshot_tables(const sl_snapshot *s) { return s->mem + s->visible_size; }
@@ -85,12 +84,6 @@ uint64_t sl_snapshot_next_addr(const sl_snapshot *s) { return s->next_addr; }
 uint64_t sl_snapshot_stack_top(const sl_snapshot *s) { return s->stack_top; }
 struct sl_snapfile_watch *sl_snapshot_file(const sl_snapshot *s) { return s->file; }
 const sl_snapshot_stats *sl_snapshot_page_stats(const sl_snapshot *s) { return &s->stats; }
-unsigned sl_snapshot_n_regions(const sl_snapshot *s) { return s->n_regions; }
-
-const sl_region *sl_snapshot_region(const sl_snapshot *s, unsigned i)
-{
-    return i < s->n_regions ? &s->regions[i] : NULL;
-}
 
 const uint8_t *sl_snapshot_blob(const sl_snapshot *s, uint64_t *size)
 {

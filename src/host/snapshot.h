@@ -94,9 +94,6 @@ uint64_t sl_snapshot_family(const sl_snapshot *s);
 /* The identity (SL_HASH_LEN bytes, BLAKE3 of the blob and region records),
  * without a copy; sl_snapshot_id copies it out. */
 const uint8_t *sl_snapshot_hash(const sl_snapshot *s);
-/* The parent's identity (SL_HASH_LEN bytes) without a copy, or NULL when
- * the snapshot has none (sandlet.h's sl_snapshot_parent_id copies it). */
-const uint8_t *sl_snapshot_parent(const sl_snapshot *s);
 /* The identity's page tree (hashtree.h): every CV of the blob's pages, kept
  * since the snapshot was built, so that a snapshot that differs from this
  * one in a few pages can reuse the others' CVs (sl_hashtree_dup, then
@@ -124,9 +121,6 @@ uint64_t sl_snapshot_stack_top(const sl_snapshot *s);
 /* The file a loaded snapshot maps (snapfile.h); NULL when made in memory. */
 struct sl_snapfile_watch *sl_snapshot_file(const sl_snapshot *s);
 const sl_snapshot_stats *sl_snapshot_page_stats(const sl_snapshot *s);
-/* Regions of a snapshot made from a binary (none after compaction). */
-unsigned sl_snapshot_n_regions(const sl_snapshot *s);
-const sl_region *sl_snapshot_region(const sl_snapshot *s, unsigned i);
 
 #endif
 
