@@ -15,6 +15,13 @@ int sl_err(sl_errbuf *e, int code, const char *fmt, ...)
     return code;
 }
 
+int sl_err_report(int rc, const sl_errbuf *e, char *err, size_t errlen)
+{
+    if (rc && err && errlen)
+        snprintf(err, errlen, "%s", e->msg);
+    return rc;
+}
+
 const char *sl_strerror(int code)
 {
     switch (code) {

@@ -14,4 +14,8 @@ typedef struct sl_errbuf {
 /* Formats the message into e (if not NULL) and returns code. */
 int sl_err(sl_errbuf *e, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* For a public call that takes char *err, size_t errlen: copies e's message
+ * there when rc is non-zero and err is not NULL, and returns rc. */
+int sl_err_report(int rc, const sl_errbuf *e, char *err, size_t errlen);
+
 #endif

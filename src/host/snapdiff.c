@@ -10,13 +10,11 @@
  * sorted list of extents; the two lists of space i are then merged by
  * address, pages mapped on both sides compared by content, and the result
  * handed out as ranges of one kind. */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "snapfile.h"
 #include "snapgpa.h"
-#include "snapshot_impl.h" /* the blob's geometry and the roots */
 
 #define PAGE_SHIFT 12
 
@@ -126,11 +124,12 @@ static int collect(side *sd, unsigned space, sl_errbuf *e)
     sd->n = 0;
     sd->tables = sd->pages = 0;
     sd->err = 0;
-    if (space >= s->n_roots)
+    if (space >= sl_snapshot_n_roots(s))
         return 0;
     sl_pt_mem m = sl_snapgpa_mem(s);
     sl_pt_seen seen = {.ctx = sd, .lookup = never_seen, .record = count_table};
-    int rc = sl_pt_walk_spaces(s->arch, &m, &s->roots[space], 1, &seen, on_item, sd);
+    uint64_t root = sl_snapshot_root(s, space);
+    int rc = sl_pt_walk_spaces(sl_snapshot_arch(s), &m, &root, 1, &seen, on_item, sd);
     if (sd->err == SL_ENOMEM)
         return sl_err(e, SL_ENOMEM, "snapshot diff: out of memory");
     if (sd->err == SL_ERANGE)
@@ -157,9 +156,10 @@ static void side_init(side *sd, const sl_snapshot *s, const char *name)
     memset(sd, 0, sizeof *sd);
     sd->s = s;
     sd->name = name;
-    uint64_t blob_pages = (s->visible_size + s->pt_size) >> PAGE_SHIFT;
+    uint64_t pt_size = sl_snapshot_page_table_size(s);
+    uint64_t blob_pages = (sl_snapshot_memory_size(s) + pt_size) >> PAGE_SHIFT;
     sd->table_max = blob_pages;
-    sd->page_max = s->pt_size / (s->arch == SL_ARCH_I686 ? 4 : 8) + blob_pages;
+    sd->page_max = pt_size / (sl_snapshot_arch(s) == SL_ARCH_I686 ? 4 : 8) + blob_pages;
 }
 
 /* ---- the ranges ---- */
@@ -266,7 +266,7 @@ static int diff(const sl_snapshot *a, const sl_snapshot *b, sl_diff_fn fn, void 
     side_init(&sa, a, "A");
     side_init(&sb, b, "B");
     emitter em = {.fn = fn, .user = user};
-    unsigned n = a->n_roots > b->n_roots ? a->n_roots : b->n_roots;
+    unsigned na = sl_snapshot_n_roots(a), nb = sl_snapshot_n_roots(b), n = na > nb ? na : nb;
     for (unsigned space = 0; space < n && !rc && !em.stop; space++)
         if (!(rc = collect(&sa, space, e)) && !(rc = collect(&sb, space, e)))
             compare_space(&em, space, &sa, &sb);
@@ -288,7 +288,5 @@ int sl_snapshot_diff(const sl_snapshot *a, const sl_snapshot *b, sl_diff_fn fn, 
     sl_errbuf e = {{0}};
     int rc = !a || !b || !fn ? sl_err(&e, SL_EINVAL, "snapshot diff: no snapshot or no callback")
                              : diff(a, b, fn, user, &e);
-    if (rc < 0 && err && errlen)
-        snprintf(err, errlen, "%s", e.msg);
-    return rc;
+    return rc < 0 ? sl_err_report(rc, &e, err, errlen) : rc;
 }

@@ -3,18 +3,10 @@
  * the caller's buffer. */
 #include "snapfile.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 #include "regfile.h"
-
-static int report(int rc, const sl_errbuf *e, char *err, size_t errlen)
-{
-    if (rc && err && errlen)
-        snprintf(err, errlen, "%s", e->msg);
-    return rc;
-}
 
 static int open_ro(const char *path, sl_errbuf *e) { return sl_open_regular(path, "snapshot file", e); }
 
@@ -29,21 +21,21 @@ int sl_snapshot_save_progress(const sl_snapshot *snap, const char *path, sl_prog
     sl_errbuf e = {{0}};
     int rc = !snap || !path ? sl_err(&e, SL_EINVAL, "snapshot file: no snapshot or no path")
                             : sl_snapfile_save(snap, path, progress, user, &e);
-    return report(rc, &e, err, errlen);
+    return sl_err_report(rc, &e, err, errlen);
 }
 
 int sl_snapshot_load(sl_snapshot **out, const char *path, char *err, size_t errlen)
 {
     sl_errbuf e = {{0}};
     if (!out)
-        return report(sl_err(&e, SL_EINVAL, "snapshot file: no output"), &e, err, errlen);
+        return sl_err_report(sl_err(&e, SL_EINVAL, "snapshot file: no output"), &e, err, errlen);
     *out = NULL;
     int fd = open_ro(path, &e);
     if (fd < 0)
-        return report(fd, &e, err, errlen);
+        return sl_err_report(fd, &e, err, errlen);
     int rc = sl_snapfile_load_file(out, fd, path, SL_SNAPFILE_FOR_USE, NULL, &e);
     close(fd); /* the snapshot keeps a descriptor of its own */
-    return report(rc, &e, err, errlen);
+    return sl_err_report(rc, &e, err, errlen);
 }
 
 int sl_snapshot_verify_file(const char *path, char *err, size_t errlen)
@@ -57,10 +49,10 @@ int sl_snapshot_verify_file_progress(const char *path, sl_progress_fn progress, 
     sl_errbuf e = {{0}};
     int fd = open_ro(path, &e);
     if (fd < 0)
-        return report(fd, &e, err, errlen);
+        return sl_err_report(fd, &e, err, errlen);
     int rc = sl_snapfile_verify_progress(fd, progress, user, &e);
     close(fd);
-    return report(rc, &e, err, errlen);
+    return sl_err_report(rc, &e, err, errlen);
 }
 
 int sl_snapshot_inspect(const char *path, void (*line)(void *user, const char *text), void *user, char *err,
@@ -68,25 +60,25 @@ int sl_snapshot_inspect(const char *path, void (*line)(void *user, const char *t
 {
     sl_errbuf e = {{0}};
     if (!line)
-        return report(sl_err(&e, SL_EINVAL, "snapshot inspect: no line callback"), &e, err, errlen);
+        return sl_err_report(sl_err(&e, SL_EINVAL, "snapshot inspect: no line callback"), &e, err, errlen);
     int fd = open_ro(path, &e);
     if (fd < 0)
-        return report(fd, &e, err, errlen);
+        return sl_err_report(fd, &e, err, errlen);
     int rc = sl_snapfile_inspect_fd(fd, line, user, &e);
     close(fd);
-    return report(rc, &e, err, errlen);
+    return sl_err_report(rc, &e, err, errlen);
 }
 
 int sl_snapshot_inspect_json(const char *path, char **json, char *err, size_t errlen)
 {
     sl_errbuf e = {{0}};
     if (!json)
-        return report(sl_err(&e, SL_EINVAL, "snapshot inspect: no output"), &e, err, errlen);
+        return sl_err_report(sl_err(&e, SL_EINVAL, "snapshot inspect: no output"), &e, err, errlen);
     *json = NULL;
     int fd = open_ro(path, &e);
     if (fd < 0)
-        return report(fd, &e, err, errlen);
+        return sl_err_report(fd, &e, err, errlen);
     int rc = sl_snapfile_inspect_json_fd(fd, json, &e);
     close(fd);
-    return report(rc, &e, err, errlen);
+    return sl_err_report(rc, &e, err, errlen);
 }
