@@ -59,7 +59,8 @@ unsigned sl_version_number(void);
     X(ENOSCRATCH, -21, "guest out of scratch memory")                                                         \
     X(EHASH, -22, "identity mismatch")                      /* data corrupted */                              \
     X(ENOHYPERVISOR, -23, "no hypervisor available")        /* Linux: /dev/kvm cannot be opened */            \
-    X(ECHANGED, -24, "snapshot file changed while loaded")  /* see "snapshot files" */
+    X(ECHANGED, -24, "snapshot file changed while loaded")  /* see "snapshot files" */                    \
+    X(EPARENT, -25, "parent snapshot missing or different") /* a child file's chain: see "child files" */
 
 #define SL_ERROR_ENUM_(name, value, text) SL_##name = value,
 enum { SL_ERROR_MAP(SL_ERROR_ENUM_) };
@@ -455,6 +456,60 @@ int sl_snapshot_save_progress(const sl_snapshot *snap, const char *path, sl_prog
  * may save and verify at the same time, each with its own callback. */
 int sl_snapshot_verify_file_progress(const char *path, sl_progress_fn progress, void *user, char *err,
                                      size_t errlen);
+/* ---- child files (docs/snapshot-format.md §9) ----
+ * A child file holds only what its parent file lacks: runs of pages taken
+ * from the files of its chain (its parent, the parent's parent, ...) and the
+ * pages found in none of them, matched by content (a BLAKE3 hash per page,
+ * stored in every file so that a later child need not rehash its parent).
+ * Its identity is the identity the same snapshot has saved in full.
+ * Loading one maps each run from the file that holds it (MAP_PRIVATE,
+ * read-only): time grows with the number of runs, never with the size, and
+ * no page is read. Every file of the chain must stay unchanged while the
+ * snapshot is alive, as for a full file (see above); sandboxes and processes
+ * that load children of one parent share the parent's pages (page cache).
+ * Chains are at most SL_CHAIN_MAX children deep.
+ *
+ * Where load looks for a child's parent, in this order, taking the first
+ * file whose identity is the one the child names: (1) each entry of
+ * `parents` (a ':'-separated list of files and directories; NULL or "" for
+ * none); (2) the child's own directory; (3) each entry of the environment
+ * variable SANDLET_SNAPSHOT_PATH (same syntax). In a directory it tries the
+ * parent's file name as the child recorded it at save, then "<identity in
+ * hex>.snap". The grandparent is looked for the same way, next to the
+ * parent. */
+#define SL_CHAIN_MAX 16 /* child files in one chain, the loaded one included */
+
+/* Writes snap to path as a child of the snapshot file parent_path (any
+ * snapshot file, full or child, whose chain loads as sl_snapshot_load_chain
+ * would load it with parents = NULL): pages the sandbox did not change since
+ * it ran on that parent are runs into it without being read or hashed; every
+ * other page is hashed and, when a file of the chain holds the same bytes
+ * (compared, not only hashed), taken from there, else stored in the child.
+ * Written atomically and durably as sl_snapshot_save. progress may be NULL.
+ * Errors: as sl_snapshot_save; SL_EPARENT when the parent's chain cannot be
+ * loaded, SL_ERANGE when the child would be more than SL_CHAIN_MAX deep
+ * (save it in full or from a flattened parent). */
+int sl_snapshot_save_child(const sl_snapshot *snap, const char *parent_path, const char *path,
+                           sl_progress_fn progress, void *user, char *err, size_t errlen);
+/* sl_snapshot_load for any file, full or child, looking for a child's
+ * parents in `parents` first (see above). A missing parent is SL_EPARENT
+ * with a message naming the identity it needs and where it looked; so is a
+ * file found by an explicit path whose identity differs. A chain that loops
+ * or is more than SL_CHAIN_MAX deep, and a run outside the file it names,
+ * are SL_EFORMAT. sl_snapshot_load(out, path, ...) is
+ * sl_snapshot_load_chain(out, path, NULL, ...). */
+int sl_snapshot_load_chain(sl_snapshot **out, const char *path, const char *parents, char *err, size_t errlen);
+/* sl_snapshot_verify_file for any file: a child is checked with every file
+ * of its chain (each one's identity recomputed from its pages), found as
+ * sl_snapshot_load_chain finds them. */
+int sl_snapshot_verify_chain(const char *path, const char *parents, sl_progress_fn progress, void *user,
+                             char *err, size_t errlen);
+/* The path a snapshot was loaded from (as given to load), or NULL for a
+ * snapshot made in memory. Valid while snap is. */
+const char *sl_snapshot_file(const sl_snapshot *snap);
+/* How many child files the snapshot's chain has (0: a full file or a
+ * snapshot in memory; 1: a child of a full file; ...). */
+unsigned sl_snapshot_chain_depth(const sl_snapshot *snap);
 /* ------------------------------------------------- end of snapshot files */
 
 /* ------------------------------------------------------- snapshot diff */
