@@ -166,9 +166,19 @@ static int check_runs(const sl_snapshot *s, sl_errbuf *e)
     return 0;
 }
 
+/* A run that takes the root's page at the same offset: stable compaction
+ * keeps pages where the parent had them, so along a chain most pages are
+ * the full file's at their own offset, which one mapping covers. */
+static bool at_home(const sl_snapshot *s, const sl_snaprun *r, uint64_t home_pages)
+{
+    return r->level == s->depth && r->src == r->page && r->page + r->count <= home_pages;
+}
+
 /* The runs, each mapped from the file that holds it over a reservation of
  * the blob's size, read-only and private: the pages are the page cache's,
- * shared with every other mapping of those files. */
+ * shared with every other mapping of those files. The root's pages go in
+ * first, in one mapping at their own offsets; the runs that take a page
+ * from anywhere else are laid over it. */
 static int map_runs(sl_snapshot *s, sl_errbuf *e)
 {
     uint8_t *base = mmap(NULL, s->mem_size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -177,8 +187,15 @@ static int map_runs(sl_snapshot *s, sl_errbuf *e)
                       strerror(errno));
     s->composite = base;
     s->composite_len = s->mem_size;
+    const sl_snapshot *root = ancestor(s, s->depth);
+    uint64_t home = root->own_pages < s->mem_size / SL_PAGE_SIZE ? root->own_pages : s->mem_size / SL_PAGE_SIZE;
+    if (home && mmap(base, (size_t)home * SL_PAGE_SIZE, PROT_READ, MAP_PRIVATE | MAP_FIXED, sl_snapfile_fd(root),
+                     (off_t)root->own_offset) == MAP_FAILED)
+        return sl_err(e, SL_EIO, "snapshot file: mapping the chain's full file failed: %s", strerror(errno));
     for (uint64_t i = 0; i < s->n_runs; i++) {
         const sl_snaprun *r = &s->runs[i];
+        if (at_home(s, r, home))
+            continue;
         /* The writer merges what it can; so does the kernel, for runs
          * adjacent in the same file. */
         const sl_snapshot *a = ancestor(s, r->level);
@@ -229,9 +246,10 @@ int sl_snapfile_chain_load(sl_snapshot *s, const char *path, unsigned flags, sl_
     if (memcmp(s->hash, s->parent, SL_HASH_LEN) == 0)
         return sl_err(e, SL_EFORMAT, "snapshot file: the chain loops (the child names itself as its parent)");
     memcpy(chain->seen[chain->children++], s->hash, SL_HASH_LEN);
+    bool asked = chain->children == 1; /* the file loaded, not one of its ancestors */
     char parent_path[4096];
     int rc = find_parent(s, path, chain->parents, parent_path, sizeof parent_path, e);
     if (rc || (rc = load_parent(s, parent_path, flags, chain, e)) || (rc = check_runs(s, e)))
         return rc;
-    return map_runs(s, e);
+    return asked || chain->map_ancestors ? map_runs(s, e) : 0;
 }
