@@ -10,7 +10,7 @@ B=${1:-build}
 S=$B/sandlet
 G=${SANDLET_GUESTS:-build/guests}
 export SANDLET_NO_LAB=1
-unset SANDLET_FORCE_LAB
+unset SANDLET_FORCE_LAB SANDLET_SNAPSHOT_PATH
 if [ ! -x "$S" ]; then
     echo "FAIL json: no $S (make test builds the CLI in every variant)"
     exit 1
