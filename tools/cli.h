@@ -22,6 +22,10 @@
 
 #include "sandlet.h"
 
+/* Room for the library's messages: a missing parent file's names where it
+ * looked. */
+#define ERR_MAX 4096
+
 /* Exit codes (docs/cli.md). */
 #define EXIT_OK 0
 #define EXIT_FAIL 1   /* a call or a shell command failed */

@@ -256,16 +256,22 @@ usage:
 }
 
 /* Takes the guest's snapshot and writes it to file: a child of parent
- * when that is not NULL (a parent picked for the user, auto, gives way to a
- * full file when the chain would be too deep). */
+ * when that is not NULL. A parent picked for the user (autop: the GUEST
+ * file the sandbox ran on) gives way to a full file when the snapshot is
+ * that file's (nothing changed: a file cannot be its own child) and when
+ * the chain would be too deep. */
 static int save_snapshot(cli_guest *g, const char *file, const char *parent, int autop, int quiet)
 {
     sl_snapshot *snap;
-    char err[512] = "";
+    char err[ERR_MAX] = "";
     if (sl_sandbox_snapshot(g->sb, &snap) != 0) {
         cli_err("snapshot: %s", sl_sandbox_errmsg(g->sb));
         return EXIT_FAIL;
     }
+    uint8_t id[32], pid[32];
+    sl_snapshot_id(snap, id);
+    if (autop && sl_snapshot_parent_id(snap, pid) == 0 && memcmp(id, pid, sizeof id) == 0)
+        parent = NULL;
     int rc = EXIT_OK;
     lab_prepare_output(file);
     int src = parent ? snapfile_save_child(snap, parent, file, quiet, err, sizeof err)
@@ -395,7 +401,7 @@ static int snap_file_cmd(const char *sub, int argc, char **argv)
         return EXIT_SETUP;
     }
     close(fd);
-    char err[512] = "";
+    char err[ERR_MAX] = "";
     if (verify) {
         int rc = snapfile_verify(file, parents, quiet, err, sizeof err);
         /* A missing or different parent is no damage of the file: it cannot
@@ -474,7 +480,7 @@ static int snap_flatten(int argc, char **argv)
         return EXIT_SETUP;
     }
     close(fd);
-    char err[512] = "";
+    char err[ERR_MAX] = "";
     sl_snapshot *snap;
     int rc = sl_snapshot_load_chain(&snap, pos[0], parents, err, sizeof err);
     if (rc != 0) {

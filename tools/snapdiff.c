@@ -103,7 +103,7 @@ static int diff_files(const char *fa, const char *fb, const char *parents, diff_
 {
     sl_snapshot *s[2] = {NULL, NULL};
     const char *files[2] = {fa, fb};
-    char err[512] = "";
+    char err[ERR_MAX] = "";
     int rc = 0;
     for (int i = 0; i < 2 && !rc; i++)
         if ((rc = sl_snapshot_load_chain(&s[i], files[i], parents, err, sizeof err)) != 0) {

@@ -455,7 +455,7 @@ if ! "$S" snapshot verify "$T/junk" 2>&1 | grep -q 'not supported by this build'
             fail "$g verify, parent replaced: rc=$rc $out $(cat "$T/err")"
         fi
         te "$g call on a child whose parent file was replaced" 3 "$pid" call "$C/kid.snap" Counter
-        tl "$g snapshot verify --parent FILE of another snapshot: exit 3" 3 "$C/grandkid.snap: FAILED: .*$pid" \
+        tl "$g snapshot verify --parent FILE of another snapshot: exit 3" 3 "$C/grandkid.snap: FAILED: .*$pid.*" \
             snapshot verify --parent "$C/base.snap" "$C/grandkid.snap"
         # Corrupt one byte in the middle of the file: verify must fail with 4.
         size=$(wc -c <"$SNAP")
@@ -510,6 +510,28 @@ if ! "$S" snapshot verify "$T/junk" 2>&1 | grep -q 'not supported by this build'
         fi
     fi
     if arch_need amd64; then
+        # A chain as deep as it may be (16 children): a child of its last is
+        # saved in full when the parent was picked (with a note), refused
+        # when it was named.
+        D=$T/deep
+        mkdir -p "$D"
+        "$S" snapshot save "$G/demo" "$D/c0.snap" >/dev/null 2>&1
+        i=1
+        while [ $i -le 16 ] && "$S" snapshot save "$D/c$((i - 1)).snap" "$D/c$i.snap" --call Counter >/dev/null 2>"$T/err" &&
+            grep -q 'child of' "$T/err"; do
+            i=$((i + 1))
+        done
+        out=$("$S" snapshot save "$D/c16.snap" "$D/c17.snap" --call Counter 2>"$T/err")
+        rc=$?
+        if [ $i = 17 ] && [ $rc = 0 ] && [ "$out" = 17 ] && grep -q 'more than 16.*saving it in full' "$T/err" &&
+            grep -Eq "^sandlet: saved $D/c17.snap \(id [0-9a-f]{64}\)\$" "$T/err" && [ "$("$S" call "$D/c17.snap" Counter 2>&1)" = 18 ]; then
+            pass "snapshot save from a child 16 deep: saved in full, with a note"
+        else
+            fail "snapshot save 17 deep: chain stopped at $i, rc=$rc out '$out' $(cat "$T/err")"
+        fi
+        te "snapshot save --parent of a child 16 deep: exit 3" 3 'more than 16' \
+            snapshot save --parent "$D/c16.snap" "$D/c16.snap" "$D/c17b.snap"
+        t "call on a child 16 deep" 0 17 call "$D/c16.snap" Counter
         te "snapshot save failing call" 1 'Add takes 2 arguments|WriteReadOnly' snapshot save "$F" "$T/f.snap" --call WriteReadOnly
         if [ ! -e "$T/f.snap" ]; then pass "no file after a failed save"; else fail "a failed save left $T/f.snap"; fi
     fi
