@@ -177,7 +177,7 @@ static int save_operands(save_args *a, int argc, char **argv)
             return -1;
         if (r) {
             if (a->parent || !*v) {
-                cli_err(a->parent ? "snapshot save: --parent given twice" : "snapshot save: --parent: an empty file name");
+                cli_err("snapshot save: %s", a->parent ? "--parent given twice" : "--parent: an empty file name");
                 return -1;
             }
             a->parent = v;
@@ -268,9 +268,9 @@ static int save_snapshot(cli_guest *g, const char *file, const char *parent, int
         cli_err("snapshot: %s", sl_sandbox_errmsg(g->sb));
         return EXIT_FAIL;
     }
-    uint8_t id[32], pid[32];
-    sl_snapshot_id(snap, id);
-    if (autop && sl_snapshot_parent_id(snap, pid) == 0 && memcmp(id, pid, sizeof id) == 0)
+    uint8_t self[32], ran_on[32];
+    sl_snapshot_id(snap, self);
+    if (autop && sl_snapshot_parent_id(snap, ran_on) == 0 && memcmp(self, ran_on, sizeof self) == 0)
         parent = NULL;
     int rc = EXIT_OK;
     lab_prepare_output(file);
