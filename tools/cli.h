@@ -299,8 +299,8 @@ void lab_prepare_output(const char *path);
 /* The parent files of the child snapshot file at path, nearest first, as
  * sl_snapshot_load_chain would find them without an explicit list (next to
  * each child, then $SANDLET_SNAPSHOT_PATH): at most max paths into out
- * (malloc'd), their number returned; 0 for anything that is no child. For
- * the lab to copy them in; it validates nothing. */
+ * (malloc'd), their number returned; 0 for anything that does not load as
+ * a child. For the lab to copy them in. */
 size_t lab_chain_files(const char *path, char **out, size_t max);
 
 #endif

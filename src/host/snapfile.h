@@ -118,6 +118,8 @@ bool sl_snapfile_lost(const sl_snapshot *s);
 /* The path a loaded file was loaded by ("" for a bare descriptor), or NULL
  * for a snapshot made in memory; the descriptor load keeps of it (-1). */
 const char *sl_snapfile_path(const sl_snapshot *s);
+/* The file `level` steps up the chain of s (0: s), or NULL past its end. */
+const sl_snapshot *sl_snapfile_ancestor(const sl_snapshot *s, unsigned level);
 int sl_snapfile_fd(const sl_snapshot *s);
 /* Registers a child's blob (s->mem, the runs mapped from its chain) with
  * the SIGBUS handler as the file's: a page a file of the chain lost reads

@@ -138,16 +138,9 @@ static int find_parent(const sl_snapshot *s, const char *child_path, const char 
     if (try_list(&q, getenv("SANDLET_SNAPSHOT_PATH"), out, out_len))
         return 0;
     return sl_err(e, SL_EPARENT,
-                  "parent snapshot %s%s%s%s not found: give its path (--parent) or put it next to the child (%s)",
+                  "parent snapshot %s%s%s%s not found (%s): give its path (--parent), or put it next to the child or "
+                  "in SANDLET_SNAPSHOT_PATH",
                   q.want_hex, *q.name ? " ('" : "", q.name, *q.name ? "')" : "", q.tried_len ? q.tried : "no place to look");
-}
-
-/* The file `level` steps up the chain of s (0: s). */
-static const sl_snapshot *ancestor(const sl_snapshot *s, unsigned level)
-{
-    while (s && level--)
-        s = s->chain_parent;
-    return s;
 }
 
 /* Every run names a file of the chain and pages that file holds. */
@@ -155,7 +148,7 @@ static int check_runs(const sl_snapshot *s, sl_errbuf *e)
 {
     for (uint64_t i = 0; i < s->n_runs; i++) {
         const sl_snaprun *r = &s->runs[i];
-        const sl_snapshot *a = ancestor(s, r->level);
+        const sl_snapshot *a = sl_snapfile_ancestor(s, r->level);
         if (!a || (r->level && !a->file))
             return sl_err(e, SL_EFORMAT, "snapshot file: run %" PRIu64 " names level %u; the chain has %u files above "
                           "this one", i, r->level, s->depth);
@@ -187,7 +180,7 @@ static int map_runs(sl_snapshot *s, sl_errbuf *e)
                       strerror(errno));
     s->composite = base;
     s->composite_len = s->mem_size;
-    const sl_snapshot *root = ancestor(s, s->depth);
+    const sl_snapshot *root = sl_snapfile_ancestor(s, s->depth);
     uint64_t home = root->own_pages < s->mem_size / SL_PAGE_SIZE ? root->own_pages : s->mem_size / SL_PAGE_SIZE;
     if (home && mmap(base, (size_t)home * SL_PAGE_SIZE, PROT_READ, MAP_PRIVATE | MAP_FIXED, sl_snapfile_fd(root),
                      (off_t)root->own_offset) == MAP_FAILED)
@@ -198,7 +191,7 @@ static int map_runs(sl_snapshot *s, sl_errbuf *e)
             continue;
         /* The writer merges what it can; so does the kernel, for runs
          * adjacent in the same file. */
-        const sl_snapshot *a = ancestor(s, r->level);
+        const sl_snapshot *a = sl_snapfile_ancestor(s, r->level);
         void *at = base + r->page * SL_PAGE_SIZE;
         if (mmap(at, (size_t)r->count * SL_PAGE_SIZE, PROT_READ, MAP_PRIVATE | MAP_FIXED, sl_snapfile_fd(a),
                  (off_t)(a->own_offset + r->src * SL_PAGE_SIZE)) == MAP_FAILED)

@@ -16,6 +16,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "le.h"
@@ -103,10 +104,7 @@ static bool locate(const sl_snapshot *p, uint64_t pj, uint64_t *src, uint32_t *l
 /* The file `level` steps up from the child (1: the parent). */
 static const sl_snapshot *up(const child *c, uint32_t level)
 {
-    const sl_snapshot *a = c->parent;
-    while (a && --level)
-        a = a->chain_parent;
-    return a;
+    return level ? sl_snapfile_ancestor(c->parent, level - 1) : NULL;
 }
 
 /* The parent's page j, unchanged: where the parent has it. */
@@ -265,6 +263,36 @@ static int write_child(child *c, const char *parent_path, const char *path, sl_p
     return rc;
 }
 
+/* Saving over a file of the chain would replace what the child needs. */
+static int check_target(const sl_snapshot *parent, const char *path, sl_errbuf *e)
+{
+    struct stat at, f;
+    if (stat(path, &at) != 0)
+        return 0;
+    for (unsigned level = 0; sl_snapfile_ancestor(parent, level); level++) {
+        const sl_snapshot *a = sl_snapfile_ancestor(parent, level);
+        if (fstat(sl_snapfile_fd(a), &f) == 0 && f.st_dev == at.st_dev && f.st_ino == at.st_ino)
+            return sl_err(e, SL_EINVAL, "'%s' is a file of the child's own chain (%u level%s up): saving over it "
+                          "would orphan the child", path, level + 1, level ? "s" : "");
+    }
+    return 0;
+}
+
+/* What a child of parent written to path may not be. */
+static int check_child(const sl_snapshot *s, const sl_snapshot *parent, const char *parent_path, const char *path,
+                       sl_errbuf *e)
+{
+    int rc = check_target(parent, path, e);
+    if (rc)
+        return rc;
+    if (parent->depth + 1 > SL_CHAIN_MAX)
+        return sl_err(e, SL_ERANGE, "a child of '%s' would make a chain of %u child files, more than %u: save it in "
+                      "full or flatten the parent", parent_path, parent->depth + 1, SL_CHAIN_MAX);
+    if (memcmp(s->hash, parent->hash, SL_HASH_LEN) == 0)
+        return sl_err(e, SL_EINVAL, "the snapshot is '%s' itself: a file cannot be its own child", parent_path);
+    return 0;
+}
+
 int sl_snapfile_save_child(const sl_snapshot *s, const char *parent_path, const char *path, sl_progress_fn progress,
                            void *user, sl_errbuf *e)
 {
@@ -277,11 +305,7 @@ int sl_snapfile_save_child(const sl_snapshot *s, const char *parent_path, const 
     child c = {.s = s, .parent = parent, .parent_pages = parent->mem_size / SL_PAGE_SIZE, .e = e};
     c.use_kept = s->kept && s->has_parent && memcmp(s->parent, parent->hash, SL_HASH_LEN) == 0;
     sl_u64map_init(&c.own_by_hash);
-    if (parent->depth + 1 > SL_CHAIN_MAX)
-        rc = sl_err(e, SL_ERANGE, "a child of '%s' would make a chain of %u child files, more than %u: save it in full "
-                    "or flatten the parent", parent_path, parent->depth + 1, SL_CHAIN_MAX);
-    else if (memcmp(s->hash, parent->hash, SL_HASH_LEN) == 0)
-        rc = sl_err(e, SL_EINVAL, "the snapshot is '%s' itself: a file cannot be its own child", parent_path);
+    rc = check_child(s, parent, parent_path, path, e);
     /* The chain's pages compared while planning must be what its files
      * still hold (a page a file lost read as zeros). */
     if (!rc && !(rc = plan_pages(&c)) && !(rc = sl_snapfile_check(parent, "while a child of it was planned", e)))
