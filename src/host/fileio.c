@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int sl_file_read_at(int fd, void *buf, size_t len, uint64_t off, const char *what, sl_errbuf *e)
@@ -121,6 +122,11 @@ static int sync_dir_of(const char *path, const char *what, sl_errbuf *e)
 
 int sl_file_replace(const char *path, const char *what, const sl_file_writer *w, sl_errbuf *e)
 {
+    /* A rename replaces whatever has the name: a device, a FIFO or a
+     * directory's entry there is no file this should overwrite. */
+    struct stat st;
+    if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode))
+        return sl_err(e, SL_EINVAL, "%s: %s exists and is not a regular file; not replacing it", what, path);
     char tmp[4096];
     int fd = open_temp(path, tmp, sizeof tmp, what, e);
     if (fd < 0)

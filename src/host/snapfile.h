@@ -118,6 +118,10 @@ bool sl_snapfile_lost(const sl_snapshot *s);
 /* The path a loaded file was loaded by ("" for a bare descriptor), or NULL
  * for a snapshot made in memory; the descriptor load keeps of it (-1). */
 const char *sl_snapfile_path(const sl_snapshot *s);
+/* 0 unless path names (by device and inode) a file of the chain from
+ * `first` up (NULL: none): then SL_EINVAL, as saving there would replace a
+ * file children need. */
+int sl_snapfile_check_target(const sl_snapshot *first, const char *path, sl_errbuf *e);
 /* The file `level` steps up the chain of s (0: s), or NULL past its end. */
 const sl_snapshot *sl_snapfile_ancestor(const sl_snapshot *s, unsigned level);
 int sl_snapfile_fd(const sl_snapshot *s);

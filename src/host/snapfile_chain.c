@@ -27,10 +27,14 @@
 /* One parent search: what it needs and what it saw, for the message. */
 typedef struct search {
     const uint8_t *want; /* the identity the child names */
+    uint64_t want_layout; /* and which file of it (sl_snapfile_layout_pin) */
     char want_hex[2 * SL_HASH_LEN + 1];
-    const char *name;    /* the name the child recorded, or "" */
+    char name[256];      /* the name the child recorded, or "", shown safely */
+    const char *raw_name; /* the same as recorded, for opening */
     char tried[TRIED_MAX];
     size_t tried_len;
+    int failed;          /* the first candidate that failed other than by absence or mismatch */
+    char failed_msg[SL_ERRMSG_MAX];
 } search;
 
 static void note(search *q, const char *fmt, const char *a, const char *b)
@@ -51,8 +55,12 @@ static int open_wanted(search *q, const char *path)
     sl_errbuf e;
     int fd = sl_open_regular(path, "snapshot file", &e);
     if (fd < 0) {
+        if (fd != SL_ENOTFOUND && !q->failed) { /* out of descriptors, no permission, ...: say so */
+            q->failed = fd;
+            snprintf(q->failed_msg, sizeof q->failed_msg, "%s", e.msg);
+        }
         if (fd != SL_ENOTFOUND)
-            note(q, "%s%s cannot be opened as a snapshot file%s", path, "");
+            note(q, "%s%s cannot be opened%s", path, "");
         return -1;
     }
     uint8_t hdr[SL_SNAPFILE_HEADER_SIZE];
@@ -63,6 +71,9 @@ static int open_wanted(search *q, const char *path)
         char hex[2 * SL_HASH_LEN + 1];
         sl_hash_hex(hdr + SF_IDENTITY, hex);
         note(q, "%s%s is snapshot %.16s..., another", path, hex);
+    } else if (sl_snapfile_layout_pin(hdr) != q->want_layout) {
+        note(q, "%s%s is that snapshot saved another way (re-saved or flattened), not the file the child was "
+                "saved against%s", path, "");
     } else {
         return fd;
     }
@@ -82,7 +93,7 @@ static int try_dir(search *q, const char *dir, size_t len, char *out, size_t out
 {
     char by_id[2 * SL_HASH_LEN + 8];
     snprintf(by_id, sizeof by_id, "%s.snap", q->want_hex);
-    const char *names[2] = {q->name, by_id};
+    const char *names[2] = {q->raw_name, by_id};
     for (int i = 0; i < 2; i++) {
         int fd;
         if (*names[i] && join(out, out_len, dir, len, names[i]) && (fd = open_wanted(q, out)) >= 0)
@@ -129,8 +140,12 @@ static int try_list(search *q, const char *list, char *out, size_t out_len)
 static int find_parent(const sl_snapshot *s, const char *child_path, const char *parents, char *out, size_t out_len,
                        sl_errbuf *e)
 {
-    search q = {.want = s->parent, .name = s->parent_name};
+    search q = {.want = s->parent, .want_layout = s->parent_layout, .raw_name = s->parent_name};
     sl_hash_hex(s->parent, q.want_hex);
+    size_t n = 0; /* the recorded name is the file's bytes: shown with '?' for what a terminal would act on */
+    for (; s->parent_name[n] && n < sizeof q.name - 1; n++)
+        q.name[n] = s->parent_name[n] >= 0x20 && s->parent_name[n] < 0x7F ? s->parent_name[n] : '?';
+    q.name[n] = 0;
     int fd = try_list(&q, parents, out, out_len);
     if (fd < 0 && child_path && *child_path) {
         const char *slash = strrchr(child_path, '/');
@@ -141,6 +156,8 @@ static int find_parent(const sl_snapshot *s, const char *child_path, const char 
         fd = try_list(&q, getenv("SANDLET_SNAPSHOT_PATH"), out, out_len);
     if (fd >= 0)
         return fd;
+    if (q.failed)
+        return sl_err(e, q.failed, "parent snapshot %.16s...: %s", q.want_hex, q.failed_msg);
     return sl_err(e, SL_EPARENT,
                   "parent snapshot %s%s%s%s not found (%s): give its path (--parent), or put it next to the child or "
                   "in SANDLET_SNAPSHOT_PATH",
@@ -199,7 +216,11 @@ static int map_runs(sl_snapshot *s, sl_errbuf *e)
         void *at = base + r->page * SL_PAGE_SIZE;
         if (mmap(at, (size_t)r->count * SL_PAGE_SIZE, PROT_READ, MAP_PRIVATE | MAP_FIXED, sl_snapfile_fd(a),
                  (off_t)(a->own_offset + r->src * SL_PAGE_SIZE)) == MAP_FAILED)
-            return sl_err(e, SL_EIO, "snapshot file: mapping run %" PRIu64 " failed: %s", i, strerror(errno));
+            return errno == ENOMEM ? sl_err(e, SL_ENOMEM, "snapshot file: mapping run %" PRIu64 " of %" PRIu64 " failed:"
+                                            " out of mappings (each run is one; see vm.max_map_count) or memory", i,
+                                            s->n_runs)
+                                   : sl_err(e, SL_EIO, "snapshot file: mapping run %" PRIu64 " failed: %s", i,
+                                            strerror(errno));
     }
     s->mem = base;
     return sl_snapfile_watch_blob(s, e);
@@ -214,6 +235,10 @@ static int load_parent(sl_snapshot *s, int fd, const char *path, unsigned flags,
     sl_snapshot *p = NULL;
     int rc = sl_snapfile_load_chained(&p, fd, path, flags, chain, NULL, &pe);
     close(fd);
+    /* The deepest failure names its own file; the levels above add nothing
+     * a message of SL_ERRMSG_MAX bytes has room for. */
+    if (rc && strncmp(pe.msg, "parent ", 7) == 0)
+        return sl_err(e, rc, "%s", pe.msg);
     if (rc)
         return sl_err(e, rc, "parent file '%s': %s", path, pe.msg);
     /* The header named the identity; the load may have read another file
@@ -225,6 +250,11 @@ static int load_parent(sl_snapshot *s, int fd, const char *path, unsigned flags,
         sl_snapshot_free(p);
         return sl_err(e, SL_EPARENT, "parent file '%s' is snapshot %s, not %s, the one this child needs", path, got,
                       want);
+    }
+    if (p->layout_pin != s->parent_layout) {
+        sl_snapshot_free(p);
+        return sl_err(e, SL_EPARENT, "parent file '%s' is the snapshot this child needs saved another way (re-saved or "
+                      "flattened): the child needs the file it was saved against", path);
     }
     s->chain_parent = p;
     s->depth = p->depth + 1;

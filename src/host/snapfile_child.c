@@ -256,6 +256,8 @@ static int write_child(child *c, const char *parent_path, const char *path, sl_p
                              .progress = progress,
                              .user = user};
         memcpy(o.plan.parent, c->parent->hash, SL_HASH_LEN);
+        o.plan.parent_layout = c->parent->layout_pin;
+        o.plan.other_parent = !c->s->has_parent || memcmp(c->s->parent, c->parent->hash, SL_HASH_LEN) != 0;
         rc = sl_snapfile_write(&o, path, c->e);
     }
     free(index);
@@ -263,33 +265,21 @@ static int write_child(child *c, const char *parent_path, const char *path, sl_p
     return rc;
 }
 
-/* Saving over a file of the chain would replace what the child needs. */
-static int check_target(const sl_snapshot *parent, const char *path, sl_errbuf *e)
-{
-    struct stat at, f;
-    if (stat(path, &at) != 0)
-        return 0;
-    for (unsigned level = 0; sl_snapfile_ancestor(parent, level); level++) {
-        const sl_snapshot *a = sl_snapfile_ancestor(parent, level);
-        if (fstat(sl_snapfile_fd(a), &f) == 0 && f.st_dev == at.st_dev && f.st_ino == at.st_ino)
-            return sl_err(e, SL_EINVAL, "'%s' is a file of the child's own chain (%u level%s up): saving over it "
-                          "would orphan the child", path, level + 1, level ? "s" : "");
-    }
-    return 0;
-}
-
 /* What a child of parent written to path may not be. */
 static int check_child(const sl_snapshot *s, const sl_snapshot *parent, const char *parent_path, const char *path,
                        sl_errbuf *e)
 {
-    int rc = check_target(parent, path, e);
+    int rc = sl_snapfile_check_target(parent, path, e);
     if (rc)
         return rc;
     if (parent->depth + 1 > SL_CHAIN_MAX)
         return sl_err(e, SL_ERANGE, "a child of '%s' would make a chain of %u child files, more than %u: save it in "
                       "full or flatten the parent", parent_path, parent->depth + 1, SL_CHAIN_MAX);
-    if (memcmp(s->hash, parent->hash, SL_HASH_LEN) == 0)
-        return sl_err(e, SL_EINVAL, "the snapshot is '%s' itself: a file cannot be its own child", parent_path);
+    /* A chain names each snapshot once (load refuses a loop). */
+    for (const sl_snapshot *a = parent; a; a = a->chain_parent)
+        if (memcmp(s->hash, a->hash, SL_HASH_LEN) == 0)
+            return sl_err(e, SL_EINVAL, "the snapshot is already in the chain of '%s' (%s): a file cannot be its own "
+                          "descendant; it is that file", parent_path, a == parent ? "the parent itself" : "an ancestor");
     return 0;
 }
 

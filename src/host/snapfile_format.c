@@ -171,6 +171,9 @@ static void header_sections(const sl_snapshot *s, const sl_snapfile_plan *p, sl_
     if (p->child) {
         h->lineage_flags = SL_SNAPFILE_HAS_PARENT | SL_SNAPFILE_CHILD;
         memcpy(h->parent, p->parent, sizeof h->parent);
+        h->parent_layout = p->parent_layout;
+        if (p->other_parent) /* kept pages count against the parent the header names */
+            h->pages_kept = 0;
     } else {
         h->lineage_flags = s->has_parent ? SL_SNAPFILE_HAS_PARENT : 0;
         if (!s->has_parent) /* whatever the member holds, a file without a parent says zeros */

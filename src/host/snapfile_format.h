@@ -105,7 +105,7 @@
     X(RUNS_SIZE, runs_size, 0x1E0, 8, u64, NONE)                                                             \
     X(INDEX_OFFSET, index_offset, 0x1E8, 8, u64, NONE) /* v5: the content index (advisory) */              \
     X(INDEX_SIZE, index_size, 0x1F0, 8, u64, NONE)                                                           \
-    X(RESERVED3, reserved3, 0x1F8, 8, bytes, NONE)                                                           \
+    X(PARENT_LAYOUT, parent_layout, 0x1F8, 8, u64, NONE) /* v5, child: which file of that identity */     \
     X(ROOTS, roots, 0x200, 8 * SL_BK_MAX_ROOTS, roots, NONE) /* unused entries zero */
 
 /* SF_VERSION, SF_ROOTS, ...: the offset of each field. */
@@ -144,6 +144,23 @@ const char *sl_snapfile_arch_name(unsigned arch);
  * reads every version alike. */
 int sl_snapfile_check_geometry(sl_snapfile_header *h, uint64_t actual_size, sl_errbuf *e);
 
+/* Which file of its identity a file is, as far as its children care: a run
+ * names own pages of a file, and one snapshot may be saved as several
+ * child files that hold different pages (or in full). 0 for a full file
+ * (its own pages are its blob, whatever else its header says); for a
+ * child, the first 8 bytes of its header checksum, which covers its run
+ * table and so where each own page goes. A child records its parent's. */
+static inline uint64_t sl_snapfile_layout_pin(const uint8_t *raw_header)
+{
+    uint32_t version = (uint32_t)raw_header[8] | (uint32_t)raw_header[9] << 8 | (uint32_t)raw_header[10] << 16 |
+                       (uint32_t)raw_header[11] << 24;
+    uint64_t pin = 0;
+    if (version >= 5 && (raw_header[0x1C0] & 2))
+        for (int i = 7; i >= 0; i--)
+            pin = pin << 8 | raw_header[0x180 + i];
+    return pin;
+}
+
 /* Whether the decoded header is a child file's. */
 static inline int sl_snapfile_is_child(const sl_snapfile_header *h)
 {
@@ -174,6 +191,8 @@ typedef struct sl_snapfile_plan {
     int child;
     uint8_t parent[SL_HASH_LEN];     /* child: the parent file's identity */
     const char *parent_name;         /* child: its file name hint, or NULL */
+    uint64_t parent_layout;          /* child: the parent file's layout pin (sl_snapfile_layout_pin) */
+    int other_parent;                /* child: the parent file is not the snapshot it ran on (pages_kept 0) */
 } sl_snapfile_plan;
 
 /* The bytes before the blob for plan p: header, CPU state, the parent's

@@ -115,6 +115,7 @@ static int map_file(sl_snapshot *s, int fd, const char *path, const sl_snapfile_
     int rc = sl_snapfile_watch(s, fd, path, st, e);
     if (rc)
         return rc;
+    s->layout_pin = sl_snapfile_layout_pin(p);
     s->own = (const uint8_t *)p + h->blob_offset;
     s->own_offset = h->blob_offset;
     s->own_pages = h->own_size / SL_PAGE_SIZE;

@@ -78,7 +78,7 @@ static int complete_old_version(sl_snapfile_header *h, sl_errbuf *e)
     if (h->version >= 5)
         return 0;
     if (h->own_size || h->runs_offset || h->runs_size || h->index_offset || h->index_size ||
-        h->parent_name_size || h->parent_name_offset)
+        h->parent_name_size || h->parent_name_offset || h->parent_layout)
         return sl_err(e, SL_EFORMAT, "snapshot file: reserved header bytes are not zero (version %u has no child "
                       "files)", h->version);
     h->own_size = h->blob_size;
@@ -110,13 +110,15 @@ static int check_tables(const sl_snapfile_header *h, sl_errbuf *e)
     bool child = sl_snapfile_is_child(h);
     if (h->runs_size % SL_SNAPFILE_RUN_SIZE || h->runs_size / SL_SNAPFILE_RUN_SIZE > blob_pages ||
         (child ? h->runs_size == 0 : h->runs_size != 0))
-        return BAD(SL_EFORMAT, runs_size, "must be %s a multiple of %u bytes, at most one run per page of the blob",
-                   child ? "(in a child file) a non-zero" : "(in a full file) 0, not", SL_SNAPFILE_RUN_SIZE);
+        return BAD(SL_EFORMAT, runs_size, "must be %s of %u bytes, at most one run per page of the blob",
+                   child ? "(in a child file) a non-zero multiple" : "(in a full file) 0, not a multiple",
+                   SL_SNAPFILE_RUN_SIZE);
     /* A full file ends with what its identity hashes, and nothing else. */
     if (h->index_size % SL_SNAPFILE_INDEX_ENTRY || h->index_size / SL_SNAPFILE_INDEX_ENTRY > own_pages ||
         (!child && h->index_size))
-        return BAD(SL_EFORMAT, index_size, "must be %s a multiple of %u bytes, at most one entry per own page",
-                   child ? "(in a child file)" : "(in a full file) 0, not", SL_SNAPFILE_INDEX_ENTRY);
+        return BAD(SL_EFORMAT, index_size, "must be %s of %u bytes, at most one entry per own page",
+                   child ? "(in a child file) a multiple" : "(in a full file) 0, not a multiple",
+                   SL_SNAPFILE_INDEX_ENTRY);
     return 0;
 }
 
@@ -353,7 +355,7 @@ static int parse_lineage(sl_snapshot *s, const sl_snapfile_header *h, sl_errbuf 
     bool parent_zero = all_zero(h->parent, 0, sizeof h->parent);
     /* Version 3 reserved all of 0x1A0..0x200, the bytes version 4 keeps
      * reserved among them included. */
-    bool reserved = h->reserved2 || !all_zero(h->reserved3, 0, sizeof h->reserved3);
+    bool reserved = h->reserved2 != 0;
     if (h->version < 4 && (h->lineage_flags || h->pages_kept || !parent_zero || reserved))
         return sl_err(e, SL_EFORMAT, "snapshot file: reserved header bytes are not zero (version %u has no lineage)",
                       h->version);
@@ -364,6 +366,9 @@ static int parse_lineage(sl_snapshot *s, const sl_snapfile_header *h, sl_errbuf 
         return BAD(SL_EFORMAT, lineage_flags, "has unknown bits");
     if ((h->lineage_flags & SL_SNAPFILE_CHILD) && !(h->lineage_flags & SL_SNAPFILE_HAS_PARENT))
         return BAD(SL_EFORMAT, lineage_flags, "says child file (bit 1) without a parent (bit 0)");
+    if (!sl_snapfile_is_child(h) && h->parent_layout)
+        return BAD(SL_EFORMAT, parent_layout, "must be 0 in a full file");
+    s->parent_layout = h->parent_layout;
     s->has_parent = h->lineage_flags & SL_SNAPFILE_HAS_PARENT;
     if (!s->has_parent && (!parent_zero || h->pages_kept))
         return BAD(SL_EFORMAT, lineage_flags, "says no parent, yet `parent` or `pages_kept` is not zero");

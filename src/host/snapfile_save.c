@@ -47,7 +47,7 @@ static int write_pages(const save_job *j, int fd, sl_errbuf *e)
     int rc = 0;
     for (uint64_t i = 0, n; !rc && i < n_own; i += n) {
         n = n_own - i < chunk ? n_own - i : chunk;
-        if (o->progress)
+        if (o->progress && i)
             o->progress(o->user, j->meta_size + i * SL_PAGE_SIZE, j->total);
         if (!o->own) {
             rc = sl_file_write_all(fd, o->s->mem + i * SL_PAGE_SIZE, n * SL_PAGE_SIZE, WHAT, e);
@@ -64,6 +64,8 @@ static int write_file(void *arg, int fd, sl_errbuf *e)
 {
     const save_job *j = arg;
     const sl_snapfile_out *o = j->o;
+    if (o->progress)
+        o->progress(o->user, 0, j->total);
     int rc = sl_file_write_all(fd, j->meta, j->meta_size, WHAT, e);
     if (!rc)
         rc = write_pages(j, fd, e);
@@ -73,6 +75,10 @@ static int write_file(void *arg, int fd, sl_errbuf *e)
         rc = sl_file_write_all(fd, o->runs, o->plan.runs_size, WHAT, e);
     if (!rc)
         rc = sl_file_write_all(fd, o->index, o->plan.index_size, WHAT, e);
+    /* write() from a page a loaded file lost fails (EFAULT) rather than
+     * raising SIGBUS: the file changed, and that is the error. */
+    if (rc && sl_snapfile_lost(o->s))
+        rc = sl_snapfile_check(o->s, "while it was saved", e);
     if (!rc && o->progress)
         o->progress(o->user, j->total, j->total);
     return rc;
@@ -113,8 +119,12 @@ int sl_snapfile_save(const sl_snapshot *s, const char *path, sl_progress_fn prog
     int rc = sl_snapfile_check(s, "before it was saved", e);
     if (rc)
         return rc;
+    /* Saving a chain in full over one of the files it maps would orphan
+     * the children of that file (flatten CHILD ANCESTOR). */
+    if ((rc = sl_snapfile_check_target(s->chain_parent, path, e)))
+        return rc;
     /* A full file has no index: its bytes from the blob on are exactly what
-     * its identity hashes (docs/decisions.md, "No index in full files"). */
+     * its identity hashes (docs/decisions.md, "Child files"). */
     sl_snapfile_out o = {.s = s, .plan = {.own_size = s->mem_size}, .progress = progress, .user = user};
     return sl_snapfile_write(&o, path, e);
 }

@@ -77,6 +77,8 @@ struct sl_snapshot {
     void *composite; /* a child's blob reservation, composite_len bytes, to munmap */
     uint64_t composite_len;
     char parent_name[256]; /* SL_SNAPFILE_NAME_MAX bytes at most, NUL-terminated */
+    uint64_t layout_pin;    /* this file's (sl_snapfile_layout_pin) */
+    uint64_t parent_layout; /* the pin of the parent file a child was saved against */
     /* From compaction: bit i set when page i of the blob is the page at
      * offset i of the parent's blob (`parent`), untouched; kept_pages bits.
      * A child file takes those from its parent without reading them. */

@@ -613,7 +613,7 @@ static void test_every_header_field_forged(void)
     }
     /* Reserved bytes and padding must be zero. */
     memcpy(g, f, len);
-    g[SF_RESERVED3 + 5] = 1;
+    g[SF_RESERVED2 + 1] = 1;
     sl_snapfile_reseal(g, len);
     char err[256];
     CHECK(try_bytes(g, len, false, err, sizeof err) != 0 && strstr(err, "reserved"));
@@ -929,7 +929,7 @@ static void test_lineage_roundtrip(void)
 static void as_old_version(uint8_t *f, uint32_t version)
 {
     wr32(f, SF_VERSION, version);
-    for (unsigned off = SF_OWN_SIZE; off < SF_RESERVED3; off += 8)
+    for (unsigned off = SF_OWN_SIZE; off <= SF_PARENT_LAYOUT; off += 8)
         wr64(f, off, 0);
 }
 
@@ -985,7 +985,7 @@ static void test_version3_loads(void)
     }
     /* Lineage bytes in a version-3 file: each one alone is refused. */
     static const unsigned at[] = {SF_PARENT,     SF_PARENT + 31, SF_LINEAGE_FLAGS,
-                                  SF_PAGES_KEPT, SF_RESERVED2,   SF_RESERVED3 + 7};
+                                  SF_PAGES_KEPT, SF_RESERVED2,   SF_RESERVED2 + 3};
     for (size_t i = 0; i < sizeof at / sizeof at[0]; i++) {
         uint8_t keep = f[at[i]];
         f[at[i]] = 1;
@@ -998,7 +998,7 @@ static void test_version3_loads(void)
     /* The fields of version 5 (child files) in a version-3 file: refused
      * before the checksum, which cannot say which bytes it covers. */
     static const unsigned v5[] = {SF_PARENT_NAME_SIZE, SF_PARENT_NAME_OFFSET, SF_OWN_SIZE,  SF_RUNS_OFFSET,
-                                  SF_RUNS_SIZE,        SF_INDEX_OFFSET,       SF_INDEX_SIZE + 7};
+                                  SF_RUNS_SIZE,        SF_INDEX_OFFSET,       SF_INDEX_SIZE + 7, SF_PARENT_LAYOUT + 7};
     for (size_t i = 0; i < sizeof v5 / sizeof v5[0]; i++) {
         uint8_t keep = f[v5[i]];
         f[v5[i]] = 1;
@@ -1040,7 +1040,7 @@ static void test_lineage_hostile(void)
         {true, SF_PAGES_KEPT, 1, "says no parent"},                /* kept pages without a parent */
         {true, SF_PARENT + 7, 0x40, "says no parent"},             /* a parent byte without the flag */
         {false, SF_RESERVED2, 1, "reserved"},
-        {false, SF_RESERVED3 + 7, 1, "reserved"},
+        {false, SF_PARENT_LAYOUT + 7, 1, "`parent_layout`"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         size_t n = cases[i].orphan ? olen : len;
