@@ -269,17 +269,25 @@ static void json_regions(const sl_snapshot *s, sl_jout *j)
 /* ---------------- the report ---------------- */
 
 /* A child's chain, for the address map: its parents found as load finds
- * them. Without them the report says why and shows no map (the header and
- * sections need no chain). */
+ * them. Without them (missing, another file, a loop, too deep) the report
+ * says why and shows no map: the header and sections need no chain. */
 static int load_for_report(int fd, const char *path, sl_snapshot **s, sl_snapfile_info *fi, char *why, size_t len,
                            sl_errbuf *e)
 {
     sl_snapfile_chain chain = {0};
     int rc = sl_snapfile_load_chained(s, fd, path, 0, &chain, fi, e);
-    if (rc != SL_EPARENT)
-        return rc;
+    if (rc == 0)
+        return 0;
     snprintf(why, len, "%s", e->msg);
-    return sl_snapfile_load_chained(s, fd, path, 0, NULL, fi, e);
+    sl_errbuf alone;
+    if (sl_snapfile_load_chained(s, fd, path, 0, NULL, fi, &alone) != 0)
+        return rc;
+    if (!fi->child) { /* the file itself failed, not its chain */
+        sl_snapshot_free(*s);
+        *s = NULL;
+        return rc;
+    }
+    return 0;
 }
 
 /* Loads the file on fd (named path, or NULL) and reports it as text lines,
