@@ -71,7 +71,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check_invariants(s);
         sl_snapshot_free(s);
         size_t n = 0;
-        if (sl_snapfile_inspect_fd(fd, sink, &n, &e) != 0)
+        if (sl_snapfile_inspect_fd(fd, NULL, sink, &n, &e) != 0)
             abort(); /* what loads can be inspected */
         sl_snapfile_verify_fd(fd, &e);
     } else if (s || !e.msg[0]) {

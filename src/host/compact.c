@@ -483,6 +483,21 @@ static int seal(compaction *c)
     return sl_snapbuild_seal(s, &c->vis, &c->pt, c->e);
 }
 
+/* The new snapshot remembers which of its pages are its parent's, unread,
+ * at the same offset (slot_kept): a child file takes those from the parent
+ * file without reading or hashing them. */
+static void keep_kept(compaction *c)
+{
+    uint64_t n = c->parent_pages < c->n_pages ? c->parent_pages : c->n_pages;
+    if (!c->from_parent || !n)
+        return;
+    if (n % 64)
+        c->from_parent[n / 64] &= (1ull << (n % 64)) - 1;
+    c->s->kept = c->from_parent;
+    c->s->kept_pages = n;
+    c->from_parent = NULL;
+}
+
 int sl_snapshot_from_memory(sl_snapshot **out, const sl_guest_state *st, sl_errbuf *e)
 {
     int rc = check_guest_state(st, e);
@@ -492,6 +507,8 @@ int sl_snapshot_from_memory(sl_snapshot **out, const sl_guest_state *st, sl_errb
     if (!(rc = compaction_init(&c, st, e)) && !(rc = walk_spaces(&c)) && !(rc = make_roots(&c)) &&
         !(rc = copy_leaves(&c)) && !(rc = link_shared(&c)))
         rc = seal(&c);
+    if (!rc && st->parent)
+        keep_kept(&c);
     compaction_free(&c);
     if (rc) {
         free(c.s);

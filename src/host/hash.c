@@ -28,6 +28,14 @@ void sl_hasher_final(sl_hasher *h, uint8_t out[SL_HASH_LEN])
     free(h);
 }
 
+void sl_hash_bytes(const void *data, size_t len, uint8_t out[SL_HASH_LEN])
+{
+    blake3_hasher b3;
+    blake3_hasher_init(&b3);
+    blake3_hasher_update(&b3, data, len);
+    blake3_hasher_finalize(&b3, out, SL_HASH_LEN);
+}
+
 void sl_hash_hex(const uint8_t hash[SL_HASH_LEN], char out[2 * SL_HASH_LEN + 1])
 {
     static const char digits[] = "0123456789abcdef";

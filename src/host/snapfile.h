@@ -27,7 +27,19 @@
 typedef struct sl_snapfile_info {
     uint32_t version; /* the file's format version (SL_SNAPFILE_VERSION_MIN..SL_SNAPFILE_VERSION) */
     uint64_t file_size, blob_offset, blob_size, regions_offset, regions_size, sregs_offset, sregs_size;
+    uint64_t own_size, runs_offset, runs_size, index_offset, index_size; /* version 5 (§9) */
+    int child;                                                          /* a child file */
 } sl_snapfile_info;
+
+/* Loading a chain (snapfile_chain.c): where to look for parents (a
+ * ':'-separated list of files and directories, or NULL), and what the
+ * loads above this one on the way down saw: children is how many child
+ * files, seen their identities (a chain that names one twice loops). */
+typedef struct sl_snapfile_chain {
+    const char *parents;
+    unsigned children;
+    uint8_t seen[SL_CHAIN_MAX + 1][SL_HASH_LEN];
+} sl_snapfile_chain;
 
 /* Loads and validates the snapshot file open on fd (O(1) in its size: the
  * blob is mapped, never read). info may be NULL. */
@@ -38,6 +50,24 @@ int sl_snapfile_load_fd(sl_snapshot **out, int fd, sl_snapfile_info *info, sl_er
  * watch; NULL for a bare descriptor), with SL_SNAPFILE_* flags. */
 int sl_snapfile_load_file(sl_snapshot **out, int fd, const char *path, unsigned flags, sl_snapfile_info *info,
                           sl_errbuf *e);
+
+/* sl_snapfile_load_file, loading a child's chain as `chain` says (NULL:
+ * not at all; then a child has no blob, mem is NULL: for inspect, which
+ * reads its header and sections only). */
+int sl_snapfile_load_chained(sl_snapshot **out, int fd, const char *path, unsigned flags, sl_snapfile_chain *chain,
+                             sl_snapfile_info *info, sl_errbuf *e);
+/* For a child s just mapped (own pages, runs parsed): finds and loads its
+ * parent (recursively, its chain), checks the runs against the chain and
+ * maps them into a reservation that becomes s->mem (snapfile_chain.c). */
+int sl_snapfile_chain_load(sl_snapshot *s, const char *path, unsigned flags, sl_snapfile_chain *chain, sl_errbuf *e);
+/* Full check of the file on fd (named path for finding a child's parents;
+ * may be NULL) and of every file of its chain: each identity recomputed. */
+int sl_snapfile_verify_chain(int fd, const char *path, const char *parents, sl_progress_fn progress, void *user,
+                             sl_errbuf *e);
+/* Writes s to path as a child of the snapshot file parent_path
+ * (snapfile_child.c; sl_snapshot_save_child in sandlet.h). */
+int sl_snapfile_save_child(const sl_snapshot *s, const char *parent_path, const char *path, sl_progress_fn progress,
+                           void *user, sl_errbuf *e);
 
 /* Full check: load, then recompute the identity (SL_EHASH on mismatch). */
 int sl_snapfile_verify_fd(int fd, sl_errbuf *e);
@@ -52,10 +82,14 @@ int sl_snapfile_verify_progress(int fd, sl_progress_fn progress, void *user, sl_
  * the blob is written. Never writes a file that load would refuse. */
 int sl_snapfile_save(const sl_snapshot *s, const char *path, sl_progress_fn progress, void *user, sl_errbuf *e);
 
-/* Lines of `sandlet snapshot inspect` for the file open on fd. */
-int sl_snapfile_inspect_fd(int fd, void (*line)(void *user, const char *text), void *user, sl_errbuf *e);
+/* Lines of `sandlet snapshot inspect` for the file open on fd, named path
+ * (NULL: a bare descriptor; then a child's parents are looked for in
+ * SANDLET_SNAPSHOT_PATH only). A child whose chain is not found is reported
+ * without its address map, saying why. */
+int sl_snapfile_inspect_fd(int fd, const char *path, void (*line)(void *user, const char *text), void *user,
+                           sl_errbuf *e);
 /* The same report as one JSON object, in *json (the caller frees it). */
-int sl_snapfile_inspect_json_fd(int fd, char **json, sl_errbuf *e);
+int sl_snapfile_inspect_json_fd(int fd, const char *path, char **json, sl_errbuf *e);
 
 /* ---- a loaded file must not change (docs/snapshot-format.md §8, "While
  * loaded"; snapfile_watch.c) ----
@@ -77,6 +111,14 @@ int sl_snapfile_check(const sl_snapshot *s, const char *during, sl_errbuf *e);
 /* Whether s is already known to have changed (an atomic load, no fstat):
  * for the points right after a host read of its pages. */
 bool sl_snapfile_lost(const sl_snapshot *s);
+/* The path a loaded file was loaded by ("" for a bare descriptor), or NULL
+ * for a snapshot made in memory; the descriptor load keeps of it (-1). */
+const char *sl_snapfile_path(const sl_snapshot *s);
+int sl_snapfile_fd(const sl_snapshot *s);
+/* Registers a child's blob (s->mem, the runs mapped from its chain) with
+ * the SIGBUS handler as the file's: a page a file of the chain lost reads
+ * as zeros and marks s changed. */
+int sl_snapfile_watch_blob(sl_snapshot *s, sl_errbuf *e);
 /* Closes the file of s and unregisters its mapping (sl_snapshot_free, before
  * it unmaps). */
 void sl_snapfile_release(sl_snapshot *s);

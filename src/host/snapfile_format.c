@@ -108,13 +108,24 @@ const char *sl_snapfile_arch_name(unsigned arch)
     return arch == SL_ARCH_AMD64 ? "amd64" : arch == SL_ARCH_I686 ? "i686" : "?";
 }
 
-uint64_t sl_snapfile_meta_size(const sl_snapshot *s)
+/* Where the parent's name goes in meta: after the CPU state, 8-aligned. */
+static uint64_t name_at(const sl_snapshot *s)
 {
-    return (SL_SNAPFILE_SREGS_AT + (uint64_t)s->sregs_len + SL_PAGE_SIZE - 1) & SL_PAGE_MASK;
+    return (SL_SNAPFILE_SREGS_AT + (uint64_t)s->sregs_len + 7) & ~7ull;
+}
+
+static size_t plan_name_len(const sl_snapfile_plan *p)
+{
+    return p->child && p->parent_name ? strlen(p->parent_name) : 0;
+}
+
+uint64_t sl_snapfile_plan_meta_size(const sl_snapshot *s, const sl_snapfile_plan *p)
+{
+    return (name_at(s) + plan_name_len(p) + SL_PAGE_SIZE - 1) & SL_PAGE_MASK;
 }
 
 void sl_snapfile_checksum(const uint8_t *meta, uint64_t meta_len, const uint8_t *regions, uint64_t regions_len,
-                          uint8_t out[SL_HASH_LEN])
+                          const uint8_t *runs, uint64_t runs_len, uint8_t out[SL_HASH_LEN])
 {
     static const uint8_t zero[SL_HASH_LEN];
     sl_hasher *h = sl_hasher_new();
@@ -127,28 +138,44 @@ void sl_snapfile_checksum(const uint8_t *meta, uint64_t meta_len, const uint8_t 
     sl_hasher_update(h, meta + SF_CHECKSUM + SL_HASH_LEN, meta_len - SF_CHECKSUM - SL_HASH_LEN);
     if (regions_len)
         sl_hasher_update(h, regions, regions_len);
+    if (runs_len)
+        sl_hasher_update(h, runs, runs_len);
     sl_hasher_final(h, out);
 }
 
 /* The fields no snapshot member holds: constants, where the sections go,
- * and the load-info flags (the load-info fields are all zero without them). */
-static void header_sections(const sl_snapshot *s, sl_snapfile_header *h)
+ * lineage as the plan says, and the load-info flags (the load-info fields
+ * are all zero without them). */
+static void header_sections(const sl_snapshot *s, const sl_snapfile_plan *p, sl_snapfile_header *h)
 {
-    uint64_t meta = sl_snapfile_meta_size(s), regions_size = (uint64_t)s->n_regions * SL_REGION_RECORD_SIZE;
+    uint64_t meta = sl_snapfile_plan_meta_size(s, p), regions_size = (uint64_t)s->n_regions * SL_REGION_RECORD_SIZE;
     memcpy(h->magic, SL_SNAPFILE_MAGIC, sizeof h->magic);
     h->version = SL_SNAPFILE_VERSION;
     h->header_size = SL_SNAPFILE_HEADER_SIZE;
-    h->file_size = meta + s->mem_size + regions_size;
     h->blob_offset = meta;
     h->blob_size = s->mem_size;
-    h->regions_offset = meta + s->mem_size;
+    h->own_size = p->own_size;
+    h->regions_offset = meta + p->own_size;
     h->regions_size = regions_size;
+    h->runs_offset = h->regions_offset + regions_size;
+    h->runs_size = p->runs_size;
+    h->index_offset = h->runs_offset + p->runs_size;
+    h->index_size = p->index_size;
+    h->file_size = h->index_offset + p->index_size;
     h->sregs_offset = s->sregs_len ? SL_SNAPFILE_SREGS_AT : 0;
     h->sregs_size = s->sregs_len;
     h->n_regions = s->n_regions;
-    h->lineage_flags = s->has_parent ? SL_SNAPFILE_HAS_PARENT : 0;
-    if (!s->has_parent) /* whatever the member holds, a file without a parent says zeros */
-        memset(h->parent, 0, sizeof h->parent);
+    size_t name_len = plan_name_len(p);
+    h->parent_name_size = (uint32_t)name_len;
+    h->parent_name_offset = name_len ? (uint32_t)name_at(s) : 0;
+    if (p->child) {
+        h->lineage_flags = SL_SNAPFILE_HAS_PARENT | SL_SNAPFILE_CHILD;
+        memcpy(h->parent, p->parent, sizeof h->parent);
+    } else {
+        h->lineage_flags = s->has_parent ? SL_SNAPFILE_HAS_PARENT : 0;
+        if (!s->has_parent) /* whatever the member holds, a file without a parent says zeros */
+            memset(h->parent, 0, sizeof h->parent);
+    }
     if (s->load_info.valid)
         h->load_flags = 1u | (s->load_info.pie ? 2u : 0u);
     else
@@ -156,23 +183,27 @@ static void header_sections(const sl_snapshot *s, sl_snapfile_header *h)
     memcpy(h->roots, s->roots, s->n_roots * sizeof s->roots[0]);
 }
 
-int sl_snapfile_build(const sl_snapshot *s, uint8_t *meta, uint8_t regions[SL_SNAPFILE_REGIONS_MAX], sl_errbuf *e)
+int sl_snapfile_build(const sl_snapshot *s, const sl_snapfile_plan *p, const uint8_t *runs, uint8_t *meta,
+                      uint8_t regions[SL_SNAPFILE_REGIONS_MAX], sl_errbuf *e)
 {
     if (!s->mem || s->mem_size != s->visible_size + s->pt_size || s->n_roots == 0 ||
-        s->n_roots > SL_BK_MAX_ROOTS || s->sregs_len > SL_SREGS_MAX || s->n_regions > SL_MAX_REGIONS)
+        s->n_roots > SL_BK_MAX_ROOTS || s->sregs_len > SL_SREGS_MAX || s->n_regions > SL_MAX_REGIONS ||
+        plan_name_len(p) > SL_SNAPFILE_NAME_MAX || p->own_size > s->mem_size || (!p->child && p->runs_size))
         return sl_err(e, SL_EINVAL, "snapshot is inconsistent; refusing to save it");
     sl_snapfile_header h;
     memset(&h, 0, sizeof h);
     header_from_snapshot(s, &h);
-    header_sections(s, &h);
-    uint64_t meta_size = sl_snapfile_meta_size(s);
+    header_sections(s, p, &h);
+    uint64_t meta_size = sl_snapfile_plan_meta_size(s, p);
     memset(meta, 0, meta_size);
     header_encode(&h, meta);
     if (s->sregs_len)
         memcpy(meta + SL_SNAPFILE_SREGS_AT, s->sregs, s->sregs_len);
+    if (h.parent_name_size)
+        memcpy(meta + h.parent_name_offset, p->parent_name, h.parent_name_size);
     for (unsigned i = 0; i < s->n_regions; i++)
         sl_region_record(&s->regions[i], regions + i * SL_REGION_RECORD_SIZE);
-    sl_snapfile_checksum(meta, meta_size, regions, h.regions_size, h.checksum);
+    sl_snapfile_checksum(meta, meta_size, regions, h.regions_size, runs, h.runs_size, h.checksum);
     memcpy(meta + SF_CHECKSUM, h.checksum, SL_HASH_LEN);
     return 0;
 }
@@ -185,7 +216,8 @@ int sl_snapfile_reseal(uint8_t *file, size_t len)
     sl_snapfile_header_decode(file, &h);
     if (sl_snapfile_check_geometry(&h, len, NULL))
         return -1;
-    sl_snapfile_checksum(file, h.blob_offset, file + h.regions_offset, h.regions_size, h.checksum);
+    sl_snapfile_checksum(file, h.blob_offset, file + h.regions_offset, h.regions_size, file + h.runs_offset,
+                         h.runs_size, h.checksum);
     memcpy(file + SF_CHECKSUM, h.checksum, SL_HASH_LEN);
     return 0;
 }

@@ -19,11 +19,16 @@
 
 #define SL_SNAPFILE_MAGIC "SLSNAPF\0" /* 8 bytes */
 /* 3: the CPU state in architectural form (cpustate.h); 4: lineage (the
- * parent's identity, pages kept in place). Writers write 4; readers accept
- * 3 (whose bytes at 0x1A0..0x200 are zero: no parent) and 4. */
-#define SL_SNAPFILE_VERSION 4u
+ * parent's identity, pages kept in place); 5: child files and the content
+ * index (§9). Writers write 5; readers accept 3 and 4, whose bytes for
+ * the later fields are zero (no parent; no child, no index). */
+#define SL_SNAPFILE_VERSION 5u
 #define SL_SNAPFILE_VERSION_MIN 3u
 #define SL_SNAPFILE_HAS_PARENT 1u /* lineage_flags bit 0: `parent` holds an identity */
+#define SL_SNAPFILE_CHILD 2u      /* lineage_flags bit 1: a child file of the file `parent` names */
+#define SL_SNAPFILE_RUN_SIZE 24u  /* a run record (§9) */
+#define SL_SNAPFILE_INDEX_ENTRY 40u /* a content-index record (§9) */
+#define SL_SNAPFILE_NAME_MAX 255u /* bytes of the parent's file-name hint */
 #define SL_SNAPFILE_HEADER_SIZE 0x400u  /* fixed header, at offset 0 */
 #define SL_SNAPFILE_META_MAX 0x10000u   /* header + small sections: at most 64 KiB */
 #define SL_SNAPFILE_SREGS_AT SL_SNAPFILE_HEADER_SIZE /* where writers put the CPU state */
@@ -79,13 +84,13 @@
     X(STACK_TOP, stack_top, 0x108, 8, u64, SNAP(stack_top))                                                  \
     X(GENERATION, generation, 0x110, 8, u64, SNAP(generation))                                               \
     X(CUR_ROOT, cur_root, 0x118, 4, u32, SNAP(cur_root))                                                     \
-    X(RESERVED0, reserved0, 0x11C, 4, u32, NONE)                                                             \
+    X(PARENT_NAME_SIZE, parent_name_size, 0x11C, 4, u32, NONE) /* v5, child: the parent's file name */       \
     X(PAGES_RO, pages_ro, 0x120, 8, u64, SNAP(stats.pages_ro))                                               \
     X(PAGES_COW, pages_cow, 0x128, 8, u64, SNAP(stats.pages_cow))                                            \
     X(PAGES_PT, pages_pt, 0x130, 8, u64, SNAP(stats.pages_pt))                                               \
     X(LEAVES, leaves, 0x138, 8, u64, SNAP(stats.leaves))                                                     \
     X(LOAD_FLAGS, load_flags, 0x140, 4, u32, NONE) /* bit 0 load info valid, bit 1 PIE */                    \
-    X(RESERVED1, reserved1, 0x144, 4, u32, NONE)                                                             \
+    X(PARENT_NAME_OFFSET, parent_name_offset, 0x144, 4, u32, NONE) /* v5: where that name is in meta */      \
     X(BASE_VA, base_va, 0x148, 8, u64, SNAP(load_info.base_va))                                              \
     X(LOAD_ADDR, load_addr, 0x150, 8, u64, SNAP(load_info.load_addr))                                        \
     X(ENTRY, entry, 0x158, 8, u64, SNAP(load_info.entry))                                                    \
@@ -95,7 +100,12 @@
     X(LINEAGE_FLAGS, lineage_flags, 0x1C0, 4, u32, NONE) /* bit 0 SL_SNAPFILE_HAS_PARENT */                  \
     X(RESERVED2, reserved2, 0x1C4, 4, u32, NONE)                                                             \
     X(PAGES_KEPT, pages_kept, 0x1C8, 8, u64, SNAP(stats.pages_kept))                                         \
-    X(RESERVED3, reserved3, 0x1D0, 0x30, bytes, NONE)                                                        \
+    X(OWN_SIZE, own_size, 0x1D0, 8, u64, NONE) /* v5: bytes of pages this file holds, at blob_offset */     \
+    X(RUNS_OFFSET, runs_offset, 0x1D8, 8, u64, NONE) /* v5, child: the run table */                       \
+    X(RUNS_SIZE, runs_size, 0x1E0, 8, u64, NONE)                                                             \
+    X(INDEX_OFFSET, index_offset, 0x1E8, 8, u64, NONE) /* v5: the content index (advisory) */              \
+    X(INDEX_SIZE, index_size, 0x1F0, 8, u64, NONE)                                                           \
+    X(RESERVED3, reserved3, 0x1F8, 8, bytes, NONE)                                                           \
     X(ROOTS, roots, 0x200, 8 * SL_BK_MAX_ROOTS, roots, NONE) /* unused entries zero */
 
 /* SF_VERSION, SF_ROOTS, ...: the offset of each field. */
@@ -125,32 +135,57 @@ void sl_snapfile_header_to_snapshot(const sl_snapfile_header *h, sl_snapshot *s)
 /* "amd64", "i686", or "?": how messages and reports name an architecture. */
 const char *sl_snapfile_arch_name(unsigned arch);
 
-/* What save writes before the blob: the header and the CPU state, in whole
- * pages (one page unless the CPU state is large: AVX-512, AMX). */
-uint64_t sl_snapfile_meta_size(const sl_snapshot *s);
-
 /* Checks where the sections are, from the header alone (magic, version,
- * header size, file size against actual_size, blob and region-record
- * offsets and sizes): everything the checksum needs before it can be
- * computed. */
-int sl_snapfile_check_geometry(const sl_snapfile_header *h, uint64_t actual_size, sl_errbuf *e);
+ * header size, file size against actual_size, the offsets and sizes of the
+ * own pages, region records, runs and index): everything the checksum needs
+ * before it can be computed. A version 3 or 4 header, whose later fields
+ * must be zero, is completed as the full file it is (own_size = blob_size,
+ * runs and index empty at the end of the file), so that everything after
+ * reads every version alike. */
+int sl_snapfile_check_geometry(sl_snapfile_header *h, uint64_t actual_size, sl_errbuf *e);
+
+/* Whether the decoded header is a child file's. */
+static inline int sl_snapfile_is_child(const sl_snapfile_header *h)
+{
+    return h->version >= 5 && (h->lineage_flags & SL_SNAPFILE_CHILD);
+}
 
 /* The header checksum: BLAKE3 of the bytes before the blob (meta, meta_len
  * bytes, at least the header) with the checksum field zeroed, then the
- * region records. */
+ * region records, then the run table (a child's; none in a full file). The
+ * content index is not covered (§9: advisory). */
 void sl_snapfile_checksum(const uint8_t *meta, uint64_t meta_len, const uint8_t *regions, uint64_t regions_len,
-                          uint8_t out[SL_HASH_LEN]);
+                          const uint8_t *runs, uint64_t runs_len, uint8_t out[SL_HASH_LEN]);
 
 /* Everything but the geometry and the checksum (both checked before):
- * fills s from the decoded header h, the bytes before the blob (meta) and
- * the region records, checking every field (snapfile_parse.c). */
+ * fills s from the decoded header h, the bytes before the blob (meta), the
+ * region records and a child's run table (runs, h->runs_size bytes),
+ * checking every field (snapfile_parse.c). A child's runs are checked on
+ * their own here (order, tiling, this file's pages); the levels they name
+ * are checked against the chain when it is loaded (snapfile_chain.c). */
 int sl_snapfile_parse(sl_snapshot *s, const sl_snapfile_header *h, const uint8_t *meta, const uint8_t *regions,
-                      sl_errbuf *e);
+                      const uint8_t *runs, sl_errbuf *e);
 
-/* The bytes save writes around the blob: meta (sl_snapfile_meta_size(s)
- * bytes: header, CPU state, padding; checksum set) and the region records
- * (n_regions * SL_REGION_RECORD_SIZE bytes). SL_EINVAL for a snapshot too
+/* What a file holds besides the snapshot's own fields: a full file holds
+ * every page (own_size = the blob); a child holds own_size bytes of pages,
+ * a run table and names its parent file. */
+typedef struct sl_snapfile_plan {
+    uint64_t own_size, runs_size, index_size;
+    int child;
+    uint8_t parent[SL_HASH_LEN];     /* child: the parent file's identity */
+    const char *parent_name;         /* child: its file name hint, or NULL */
+} sl_snapfile_plan;
+
+/* The bytes before the blob for plan p: header, CPU state, the parent's
+ * name, in whole pages (one page unless the CPU state is large). */
+uint64_t sl_snapfile_plan_meta_size(const sl_snapshot *s, const sl_snapfile_plan *p);
+
+/* The bytes save writes around the pages: meta (sl_snapfile_plan_meta_size
+ * bytes: header, CPU state, name, padding), and the region records
+ * (n_regions * SL_REGION_RECORD_SIZE bytes); the checksum is set over them
+ * and the runs (p->runs_size bytes at runs). SL_EINVAL for a snapshot too
  * inconsistent to describe. */
-int sl_snapfile_build(const sl_snapshot *s, uint8_t *meta, uint8_t regions[SL_SNAPFILE_REGIONS_MAX], sl_errbuf *e);
+int sl_snapfile_build(const sl_snapshot *s, const sl_snapfile_plan *p, const uint8_t *runs, uint8_t *meta,
+                      uint8_t regions[SL_SNAPFILE_REGIONS_MAX], sl_errbuf *e);
 
 #endif

@@ -53,6 +53,20 @@ void sl_jput(sl_jout *j, const char *fmt, ...)
     }
 }
 
+void sl_jput_string(sl_jout *j, const char *str)
+{
+    sl_jput(j, "\"");
+    for (const unsigned char *p = (const unsigned char *)str; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            sl_jput(j, "\\%c", *p);
+        else if (*p < 0x20 || *p > 0x7E)
+            sl_jput(j, "\\u%04x", *p);
+        else
+            sl_jput(j, "%c", *p);
+    }
+    sl_jput(j, "\"");
+}
+
 /* "rwx" with '-' for what is missing, from r/w/x bits 1, 2 and 4 (SL_PERM_*
  * and SL_RF_* agree on them). */
 static void perm_str(uint32_t perm, char out[4])
@@ -95,15 +109,32 @@ static void text_header(const sl_snapshot *s, const sl_snapfile_info *fi, sl_lin
     } else {
         sl_inspect_emit(line, user, "parent: none");
     }
+    if (fi->child) {
+        char name[sizeof s->parent_name]; /* the file's bytes, shown safely on a terminal */
+        size_t n = 0;
+        for (; s->parent_name[n]; n++)
+            name[n] = s->parent_name[n] >= 0x20 && s->parent_name[n] < 0x7F ? s->parent_name[n] : '?';
+        name[n] = 0;
+        sl_inspect_emit(line, user,
+                        "child file: %" PRIu64 " own pages at offset=%" PRIu64 ", %" PRIu64 " runs at offset=%" PRIu64
+                        ", %" PRIu64 " index entries at offset=%" PRIu64 "; parent file name '%s'",
+                        fi->own_size / SL_PAGE_SIZE, fi->blob_offset, s->n_runs, fi->runs_offset,
+                        fi->index_size / SL_SNAPFILE_INDEX_ENTRY, fi->index_offset, name);
+    }
     sl_inspect_emit(line, user,
-                    "blob: offset=%" PRIu64 " size=%" PRIu64 " (guest-visible %" PRIu64 " + page tables %" PRIu64 ")",
-                    fi->blob_offset, fi->blob_size, s->visible_size, s->pt_size);
+                    "blob: offset=%" PRIu64 " size=%" PRIu64 " (guest-visible %" PRIu64 " + page tables %" PRIu64 ")%s",
+                    fi->blob_offset, fi->blob_size, s->visible_size, s->pt_size,
+                    fi->child ? ", in runs from its chain" : "");
     sl_inspect_emit(line, user, "regions: offset=%" PRIu64 " size=%" PRIu64 " (%u records)", fi->regions_offset,
                     fi->regions_size, s->n_regions);
-    sl_inspect_emit(line, user,
-                    "identity covers: offset=%" PRIu64 " size=%" PRIu64
-                    " (blob then region records, to the end of the file)",
-                    fi->blob_offset, fi->blob_size + fi->regions_size);
+    if (fi->child)
+        sl_inspect_emit(line, user, "identity covers: the blob (from its chain) then the region records, as in the "
+                                    "full file");
+    else
+        sl_inspect_emit(line, user,
+                        "identity covers: offset=%" PRIu64 " size=%" PRIu64
+                        " (blob then region records, to the end of the file)",
+                        fi->blob_offset, fi->blob_size + fi->regions_size);
     sl_inspect_emit(line, user, "sregs: offset=%" PRIu64 " size=%" PRIu64, fi->sregs_offset, fi->sregs_size);
     perm_str(l->init_data_perm, perm);
     sl_inspect_emit(line, user,
@@ -161,14 +192,27 @@ static void json_header(const sl_snapshot *s, const sl_snapfile_info *fi, sl_jou
     } else {
         sl_jput(j, ",\"parent\":null");
     }
+    if (fi->child) {
+        sl_jput(j,
+                ",\"child\":{\"own_size\":%" PRIu64 ",\"runs\":{\"offset\":%" PRIu64 ",\"count\":%" PRIu64
+                "},\"index\":{\"offset\":%" PRIu64 ",\"entries\":%" PRIu64 "},\"parent_name\":",
+                fi->own_size, fi->runs_offset, s->n_runs, fi->index_offset, fi->index_size / SL_SNAPFILE_INDEX_ENTRY);
+        sl_jput_string(j, s->parent_name);
+        sl_jput(j, "}");
+    } else {
+        sl_jput(j, ",\"child\":null");
+    }
     sl_jput(j,
             ",\"blob\":{\"offset\":%" PRIu64 ",\"size\":%" PRIu64 ",\"visible_size\":%" PRIu64
             ",\"page_table_size\":%" PRIu64 "}",
             fi->blob_offset, fi->blob_size, s->visible_size, s->pt_size);
     sl_jput(j, ",\"region_records\":{\"offset\":%" PRIu64 ",\"size\":%" PRIu64 ",\"count\":%u}", fi->regions_offset,
             fi->regions_size, s->n_regions);
-    sl_jput(j, ",\"identity_covers\":{\"offset\":%" PRIu64 ",\"size\":%" PRIu64 "}", fi->blob_offset,
-            fi->blob_size + fi->regions_size);
+    if (fi->child)
+        sl_jput(j, ",\"identity_covers\":null");
+    else
+        sl_jput(j, ",\"identity_covers\":{\"offset\":%" PRIu64 ",\"size\":%" PRIu64 "}", fi->blob_offset,
+                fi->blob_size + fi->regions_size);
     sl_jput(j, ",\"sregs\":{\"offset\":%" PRIu64 ",\"size\":%" PRIu64 "}", fi->sregs_offset, fi->sregs_size);
     sl_jput(j,
             ",\"config\":{\"input_size\":%" PRIu64 ",\"output_size\":%" PRIu64 ",\"heap_size\":%" PRIu64
@@ -224,13 +268,28 @@ static void json_regions(const sl_snapshot *s, sl_jout *j)
 
 /* ---------------- the report ---------------- */
 
-/* Loads the file on fd and reports it as text lines, or as JSON into json
- * when that is not NULL. */
-static int inspect(int fd, sl_line_fn line, void *user, sl_jout *json, sl_errbuf *e)
+/* A child's chain, for the address map: its parents found as load finds
+ * them. Without them the report says why and shows no map (the header and
+ * sections need no chain). */
+static int load_for_report(int fd, const char *path, sl_snapshot **s, sl_snapfile_info *fi, char *why, size_t len,
+                           sl_errbuf *e)
+{
+    sl_snapfile_chain chain = {0};
+    int rc = sl_snapfile_load_chained(s, fd, path, 0, &chain, fi, e);
+    if (rc != SL_EPARENT)
+        return rc;
+    snprintf(why, len, "%s", e->msg);
+    return sl_snapfile_load_chained(s, fd, path, 0, NULL, fi, e);
+}
+
+/* Loads the file on fd (named path, or NULL) and reports it as text lines,
+ * or as JSON into json when that is not NULL. */
+static int inspect(int fd, const char *path, sl_line_fn line, void *user, sl_jout *json, sl_errbuf *e)
 {
     sl_snapshot *s;
     sl_snapfile_info fi;
-    int rc = sl_snapfile_load_fd(&s, fd, &fi, e);
+    char why[SL_ERRMSG_MAX] = "";
+    int rc = load_for_report(fd, path, &s, &fi, why, sizeof why, e);
     if (rc)
         return rc;
     if (json) {
@@ -240,22 +299,29 @@ static int inspect(int fd, sl_line_fn line, void *user, sl_jout *json, sl_errbuf
         text_header(s, &fi, line, user);
         text_regions(s, line, user);
     }
-    sl_inspect_map(s, line, user, json);
+    if (s->mem) {
+        sl_inspect_map(s, line, user, json);
+    } else if (json) {
+        sl_jput(json, ",\"map_unavailable\":");
+        sl_jput_string(json, why);
+    } else {
+        sl_inspect_emit(line, user, "map: unavailable: %s", why);
+    }
     if (json)
         sl_jput(json, "}");
     sl_snapshot_free(s);
     return json && json->oom ? sl_err(e, SL_ENOMEM, "snapshot inspect: out of memory") : 0;
 }
 
-int sl_snapfile_inspect_fd(int fd, sl_line_fn line, void *user, sl_errbuf *e)
+int sl_snapfile_inspect_fd(int fd, const char *path, sl_line_fn line, void *user, sl_errbuf *e)
 {
-    return inspect(fd, line, user, NULL, e);
+    return inspect(fd, path, line, user, NULL, e);
 }
 
-int sl_snapfile_inspect_json_fd(int fd, char **json, sl_errbuf *e)
+int sl_snapfile_inspect_json_fd(int fd, const char *path, char **json, sl_errbuf *e)
 {
     sl_jout j = {0};
-    int rc = inspect(fd, NULL, NULL, &j, e);
+    int rc = inspect(fd, path, NULL, NULL, &j, e);
     if (rc)
         free(j.p);
     else

@@ -25,6 +25,10 @@ typedef struct sl_jout {
 
 /* Appends formatted text to j (sets j->oom when it cannot). */
 void sl_jput(sl_jout *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A JSON string of the NUL-terminated bytes at str, quoted: '"', '\\' and
+ * every byte below 0x20 or above 0x7E escaped (\u00XX), so that whatever a
+ * hostile file holds comes out as valid JSON, byte for byte recoverable. */
+void sl_jput_string(sl_jout *j, const char *str);
 
 /* The address map of s: every address space's mapped ranges, as text lines
  * (json NULL) or as the "spaces" and "walk_error" members of the JSON

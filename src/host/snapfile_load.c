@@ -38,17 +38,21 @@ static int stat_file(int fd, const char *path, unsigned flags, struct stat *st, 
     return 0;
 }
 
-/* Reads the bytes before the blob (meta, h->blob_offset bytes) and the
- * region records, checks the checksum over them and parses them into s. */
+/* Reads the bytes before the blob (meta, h->blob_offset bytes), the region
+ * records and a child's run table, checks the checksum over them and
+ * parses them into s. */
 static int parse_sections(sl_snapshot *s, int fd, const uint8_t *hdr, const sl_snapfile_header *h, sl_errbuf *e)
 {
     uint8_t regions[SL_SNAPFILE_REGIONS_MAX];
-    uint8_t *meta = malloc(h->blob_offset);
-    if (!meta)
-        return sl_err(e, SL_ENOMEM, "out of memory");
+    uint8_t *meta = malloc(h->blob_offset), *runs = malloc(h->runs_size ? h->runs_size : 1);
     int rc;
+    if (!meta || !runs) {
+        rc = sl_err(e, SL_ENOMEM, "out of memory");
+        goto done;
+    }
     if ((rc = sl_file_read_at(fd, meta, h->blob_offset, 0, WHAT, e)) ||
-        (rc = sl_file_read_at(fd, regions, h->regions_size, h->regions_offset, WHAT, e)))
+        (rc = sl_file_read_at(fd, regions, h->regions_size, h->regions_offset, WHAT, e)) ||
+        (rc = sl_file_read_at(fd, runs, h->runs_size, h->runs_offset, WHAT, e)))
         goto done;
     /* The header read first (which sized everything) must be the one about
      * to be checksummed and parsed: the file could have changed in between. */
@@ -58,15 +62,16 @@ static int parse_sections(sl_snapshot *s, int fd, const uint8_t *hdr, const sl_s
     }
     /* The checksum covers exactly the bytes parsed below. */
     uint8_t sum[SL_HASH_LEN];
-    sl_snapfile_checksum(meta, h->blob_offset, regions, h->regions_size, sum);
+    sl_snapfile_checksum(meta, h->blob_offset, regions, h->regions_size, runs, h->runs_size, sum);
     if (memcmp(sum, h->checksum, SL_HASH_LEN) != 0) {
-        rc = sl_err(e, SL_EFORMAT, "snapshot file: header checksum mismatch (header, small sections or "
-                                   "region records corrupted)");
+        rc = sl_err(e, SL_EFORMAT, "snapshot file: header checksum mismatch (header, small sections, region "
+                                   "records or runs corrupted)");
         goto done;
     }
-    if ((rc = sl_snapfile_parse(s, h, meta, regions, e)) == 0)
+    if ((rc = sl_snapfile_parse(s, h, meta, regions, runs, e)) == 0)
         rc = sl_family_of_layout(&s->layout, &s->family, e);
 done:
+    free(runs);
     free(meta);
     return rc;
 }
@@ -86,14 +91,16 @@ static int parse_fd(sl_snapshot **out, int fd, const char *path, unsigned flags,
     sl_snapshot *s = calloc(1, sizeof *s);
     if (!s)
         return sl_err(e, SL_ENOMEM, "out of memory");
+    atomic_store(&s->refs, 1);
     if ((rc = parse_sections(s, fd, hdr, h, e))) {
-        free(s);
+        sl_snapshot_free(s);
         return rc;
     }
     *out = s;
     return 0;
 }
 
+/* Maps the whole file and watches it; a full file's blob is its own pages. */
 static int map_file(sl_snapshot *s, int fd, const char *path, const sl_snapfile_header *h, const struct stat *st,
                     sl_errbuf *e)
 {
@@ -106,43 +113,67 @@ static int map_file(sl_snapshot *s, int fd, const char *path, const sl_snapfile_
     /* From here on the file is watched (a change while we looked at it is
      * caught now; a later one by every use, sl_snapfile_check). */
     int rc = sl_snapfile_watch(s, fd, path, st, e);
-    if (rc) {
-        munmap(p, h->file_size);
-        s->map_base = NULL;
+    if (rc)
         return rc;
-    }
-    s->mem = (uint8_t *)p + h->blob_offset;
+    s->own = (const uint8_t *)p + h->blob_offset;
+    s->own_offset = h->blob_offset;
+    s->own_pages = h->own_size / SL_PAGE_SIZE;
+    s->index = h->index_size ? (const uint8_t *)p + h->index_offset : NULL;
+    s->n_index = h->index_size / SL_SNAPFILE_INDEX_ENTRY;
     s->mem_size = h->blob_size;
-    atomic_store(&s->refs, 1);
+    if (!sl_snapfile_is_child(h))
+        s->mem = (uint8_t *)p + h->blob_offset;
     return 0;
 }
 
-int sl_snapfile_load_file(sl_snapshot **out, int fd, const char *path, unsigned flags, sl_snapfile_info *info,
-                          sl_errbuf *e)
+static int fill_info(const sl_snapshot *s, const sl_snapfile_header *h, sl_snapfile_info *info)
+{
+    if (info)
+        *info = (sl_snapfile_info){.version = h->version,
+                                   .file_size = h->file_size,
+                                   .blob_offset = h->blob_offset,
+                                   .blob_size = h->blob_size,
+                                   .own_size = h->own_size,
+                                   .regions_offset = h->regions_offset,
+                                   .regions_size = h->regions_size,
+                                   .runs_offset = h->runs_offset,
+                                   .runs_size = h->runs_size,
+                                   .index_offset = h->index_offset,
+                                   .index_size = h->index_size,
+                                   .child = sl_snapfile_is_child(h),
+                                   /* where writers put it, as load always said */
+                                   .sregs_offset = s->sregs_len ? SL_SNAPFILE_SREGS_AT : 0,
+                                   .sregs_size = s->sregs_len};
+    return 0;
+}
+
+int sl_snapfile_load_chained(sl_snapshot **out, int fd, const char *path, unsigned flags, sl_snapfile_chain *chain,
+                             sl_snapfile_info *info, sl_errbuf *e)
 {
     sl_snapfile_header h;
     sl_snapshot *s = NULL;
     struct stat st;
     *out = NULL;
     int rc = parse_fd(&s, fd, path, flags, &h, &st, e);
-    if (rc)
-        return rc;
-    if ((rc = map_file(s, fd, path, &h, &st, e))) {
-        free(s);
+    if (!rc)
+        rc = map_file(s, fd, path, &h, &st, e);
+    /* A child's blob is its chain's: without one (inspect) it has none. */
+    if (!rc && sl_snapfile_is_child(&h) && chain)
+        rc = sl_snapfile_chain_load(s, path, flags, chain, e);
+    if (rc) {
+        sl_snapshot_free(s);
         return rc;
     }
-    if (info)
-        *info = (sl_snapfile_info){.version = h.version,
-                                   .file_size = h.file_size,
-                                   .blob_offset = h.blob_offset,
-                                   .blob_size = h.blob_size,
-                                   .regions_offset = h.regions_offset,
-                                   .regions_size = h.regions_size,
-                                   /* where writers put it, as load always said */
-                                   .sregs_offset = s->sregs_len ? SL_SNAPFILE_SREGS_AT : 0,
-                                   .sregs_size = s->sregs_len};
+    fill_info(s, &h, info);
     *out = s;
     return 0;
+}
+
+int sl_snapfile_load_file(sl_snapshot **out, int fd, const char *path, unsigned flags, sl_snapfile_info *info,
+                          sl_errbuf *e)
+{
+    sl_snapfile_chain chain = {0};
+    return sl_snapfile_load_chained(out, fd, path, flags, &chain, info, e);
 }
 
 int sl_snapfile_load_fd(sl_snapshot **out, int fd, sl_snapfile_info *info, sl_errbuf *e)
@@ -197,29 +228,46 @@ static void hash_with_progress(const sl_snapshot *s, sl_progress_fn progress, vo
         progress(user, w.total, w.total);
 }
 
-int sl_snapfile_verify_progress(int fd, sl_progress_fn progress, void *user, sl_errbuf *e)
+/* Recomputes the identity of s and compares it with the one it carries. */
+static int verify_one(const sl_snapshot *s, sl_progress_fn progress, void *user, sl_errbuf *e)
 {
-    sl_snapshot *s;
-    int rc = sl_snapfile_load_file(&s, fd, NULL, 0, NULL, e);
-    if (rc)
-        return rc;
     uint8_t id[SL_HASH_LEN];
     hash_with_progress(s, progress, user, id);
     /* A file that changed under the hash (a truncated page reads as zeros)
      * says so, rather than "corrupted". */
-    if ((rc = sl_snapfile_check(s, "while it was verified", e))) {
-        sl_snapshot_free(s);
+    int rc = sl_snapfile_check(s, "while it was verified", e);
+    if (rc)
         return rc;
-    }
     if (memcmp(id, s->hash, SL_HASH_LEN) != 0) {
         char want[2 * SL_HASH_LEN + 1], got[2 * SL_HASH_LEN + 1];
         sl_hash_hex(s->hash, want);
         sl_hash_hex(id, got);
-        rc = sl_err(e, SL_EHASH, "snapshot file: identity mismatch: header says %.16s..., contents hash to %.16s...",
-                    want, got);
+        const char *path = sl_snapfile_path(s);
+        return sl_err(e, SL_EHASH, "snapshot file%s%s%s: identity mismatch: header says %.16s..., contents hash to "
+                      "%.16s...", path && *path ? " '" : "", path ? path : "", path && *path ? "'" : "", want, got);
     }
+    return 0;
+}
+
+int sl_snapfile_verify_chain(int fd, const char *path, const char *parents, sl_progress_fn progress, void *user,
+                             sl_errbuf *e)
+{
+    sl_snapshot *s;
+    sl_snapfile_chain chain = {.parents = parents};
+    int rc = sl_snapfile_load_chained(&s, fd, path, 0, &chain, NULL, e);
+    if (rc)
+        return rc;
+    /* The child first (its pages are the chain's), then each file above
+     * it on its own; progress is told about the child. */
+    for (const sl_snapshot *a = s; a && !rc; a = a->chain_parent, progress = NULL)
+        rc = verify_one(a, progress, user, e);
     sl_snapshot_free(s);
     return rc;
+}
+
+int sl_snapfile_verify_progress(int fd, sl_progress_fn progress, void *user, sl_errbuf *e)
+{
+    return sl_snapfile_verify_chain(fd, NULL, NULL, progress, user, e);
 }
 
 int sl_snapfile_verify_fd(int fd, sl_errbuf *e)

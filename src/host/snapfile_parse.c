@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "vcpu.h"
@@ -70,7 +71,56 @@ static uint64_t u64_at(const void *base, size_t at)
 
 /* ---------------- the sections ---------------- */
 
-int sl_snapfile_check_geometry(const sl_snapfile_header *h, uint64_t actual_size, sl_errbuf *e)
+/* Versions 3 and 4 have no child files and no index: their bytes for
+ * those fields are zero, and they read as the full file they are. */
+static int complete_old_version(sl_snapfile_header *h, sl_errbuf *e)
+{
+    if (h->version >= 5)
+        return 0;
+    if (h->own_size || h->runs_offset || h->runs_size || h->index_offset || h->index_size ||
+        h->parent_name_size || h->parent_name_offset)
+        return sl_err(e, SL_EFORMAT, "snapshot file: reserved header bytes are not zero (version %u has no child "
+                      "files)", h->version);
+    h->own_size = h->blob_size;
+    h->runs_offset = h->index_offset = h->file_size; /* checked below: the region records end the file */
+    return 0;
+}
+
+/* One section after the other: `off` must be where the previous one ended,
+ * and `size` must fit in what is left of the file. */
+static int section_at(const char *off_field, uint64_t off, const char *size_field, uint64_t size, uint64_t expect,
+                      uint64_t file_size, sl_errbuf *e)
+{
+    if (off != expect)
+        return bad_field(e, SL_EFORMAT, off_field, off,
+                         "must follow the previous section directly (expected 0x%" PRIx64 ")", expect);
+    if (size > file_size - off)
+        return bad_field(e, SL_EFORMAT, size_field, size,
+                         "runs past the end of the file (section at 0x%" PRIx64 ", file 0x%" PRIx64 " bytes)", off,
+                         file_size);
+    return 0;
+}
+
+/* A child's run table and every file's index: record multiples, bounded by
+ * the pages they describe (a run covers at least one page; the index holds
+ * at most one entry per own page). */
+static int check_tables(const sl_snapfile_header *h, sl_errbuf *e)
+{
+    uint64_t blob_pages = h->blob_size / SL_PAGE_SIZE, own_pages = h->own_size / SL_PAGE_SIZE;
+    bool child = sl_snapfile_is_child(h);
+    if (h->runs_size % SL_SNAPFILE_RUN_SIZE || h->runs_size / SL_SNAPFILE_RUN_SIZE > blob_pages ||
+        (child ? h->runs_size == 0 : h->runs_size != 0))
+        return BAD(SL_EFORMAT, runs_size, "must be %s a multiple of %u bytes, at most one run per page of the blob",
+                   child ? "(in a child file) a non-zero" : "(in a full file) 0, not", SL_SNAPFILE_RUN_SIZE);
+    /* A full file ends with what its identity hashes, and nothing else. */
+    if (h->index_size % SL_SNAPFILE_INDEX_ENTRY || h->index_size / SL_SNAPFILE_INDEX_ENTRY > own_pages ||
+        (!child && h->index_size))
+        return BAD(SL_EFORMAT, index_size, "must be %s a multiple of %u bytes, at most one entry per own page",
+                   child ? "(in a child file)" : "(in a full file) 0, not", SL_SNAPFILE_INDEX_ENTRY);
+    return 0;
+}
+
+int sl_snapfile_check_geometry(sl_snapfile_header *h, uint64_t actual_size, sl_errbuf *e)
 {
     if (memcmp(h->magic, SL_SNAPFILE_MAGIC, sizeof h->magic) != 0)
         return sl_err(e, SL_EFORMAT, "snapshot file: bad magic (not a sandlet snapshot file)");
@@ -82,27 +132,44 @@ int sl_snapfile_check_geometry(const sl_snapfile_header *h, uint64_t actual_size
     if (h->file_size != actual_size)
         return BAD(SL_EFORMAT, file_size, "differs from the file's size 0x%" PRIx64 " (truncated or extended file)",
                    actual_size);
-    uint64_t blob_off = h->blob_offset, blob_size = h->blob_size, file_size = h->file_size;
+    int rc = complete_old_version(h, e);
+    if (rc)
+        return rc;
+    uint64_t blob_off = h->blob_offset, file_size = h->file_size;
     if (!page_aligned(blob_off) || blob_off < SL_PAGE_SIZE || blob_off > SL_SNAPFILE_META_MAX)
         return BAD(SL_EFORMAT, blob_offset, "must be page-aligned and in 0x%x..0x%x", SL_PAGE_SIZE,
                    SL_SNAPFILE_META_MAX);
     if (blob_off > file_size)
         return BAD(SL_EFORMAT, blob_offset, "is past the end of the file (0x%" PRIx64 ")", file_size);
-    if (!page_aligned(blob_size) || blob_size == 0)
+    if (!page_aligned(h->blob_size) || h->blob_size == 0)
         return BAD(SL_EFORMAT, blob_size, "must be a non-zero multiple of the page size");
-    if (blob_size > file_size - blob_off)
+    if (!sl_snapfile_is_child(h) && h->blob_size > file_size - blob_off)
         return BAD(SL_EFORMAT, blob_size,
                    "runs past the end of the file (blob at 0x%" PRIx64 ", file 0x%" PRIx64 " bytes)", blob_off,
                    file_size);
-    if (h->regions_offset != blob_off + blob_size)
-        return BAD(SL_EFORMAT, regions_offset, "must follow the blob directly (expected 0x%" PRIx64 ")",
-                   blob_off + blob_size);
+    /* A full file holds the whole blob; a child the pages its chain lacks. */
+    if (!page_aligned(h->own_size) || h->own_size > h->blob_size ||
+        (!sl_snapfile_is_child(h) && h->own_size != h->blob_size))
+        return BAD(SL_EFORMAT, own_size, "must be a multiple of the page size, blob_size in a full file and at most "
+                   "blob_size (0x%" PRIx64 ") in a child", h->blob_size);
+    if (h->own_size > file_size - blob_off)
+        return BAD(SL_EFORMAT, own_size,
+                   "runs past the end of the file (pages at 0x%" PRIx64 ", file 0x%" PRIx64 " bytes)", blob_off,
+                   file_size);
     if (h->regions_size > SL_SNAPFILE_REGIONS_MAX || h->regions_size % SL_REGION_RECORD_SIZE)
         return BAD(SL_ERANGE, regions_size, "must be a multiple of %u and at most %u", SL_REGION_RECORD_SIZE,
                    SL_SNAPFILE_REGIONS_MAX);
-    if (h->regions_size != file_size - h->regions_offset)
-        return BAD(SL_EFORMAT, regions_size, "must end the file exactly (0x%" PRIx64 " bytes left after the blob)",
-                   file_size - h->regions_offset);
+    if ((rc = section_at("regions_offset", h->regions_offset, "regions_size", h->regions_size,
+                         blob_off + h->own_size, file_size, e)) ||
+        (rc = section_at("runs_offset", h->runs_offset, "runs_size", h->runs_size,
+                         h->regions_offset + h->regions_size, file_size, e)) ||
+        (rc = section_at("index_offset", h->index_offset, "index_size", h->index_size,
+                         h->runs_offset + h->runs_size, file_size, e)) ||
+        (rc = check_tables(h, e)))
+        return rc;
+    if (h->index_size != file_size - h->index_offset)
+        return BAD(SL_EFORMAT, index_size, "must end the file exactly (0x%" PRIx64 " bytes left after the runs)",
+                   file_size - h->index_offset);
     return 0;
 }
 
@@ -292,8 +359,11 @@ static int parse_lineage(sl_snapshot *s, const sl_snapfile_header *h, sl_errbuf 
                       h->version);
     if (reserved)
         return sl_err(e, SL_EFORMAT, "snapshot file: reserved header bytes are not zero");
-    if (h->lineage_flags & ~SL_SNAPFILE_HAS_PARENT)
+    uint32_t known = SL_SNAPFILE_HAS_PARENT | (h->version >= 5 ? SL_SNAPFILE_CHILD : 0);
+    if (h->lineage_flags & ~known)
         return BAD(SL_EFORMAT, lineage_flags, "has unknown bits");
+    if ((h->lineage_flags & SL_SNAPFILE_CHILD) && !(h->lineage_flags & SL_SNAPFILE_HAS_PARENT))
+        return BAD(SL_EFORMAT, lineage_flags, "says child file (bit 1) without a parent (bit 0)");
     s->has_parent = h->lineage_flags & SL_SNAPFILE_HAS_PARENT;
     if (!s->has_parent && (!parent_zero || h->pages_kept))
         return BAD(SL_EFORMAT, lineage_flags, "says no parent, yet `parent` or `pages_kept` is not zero");
@@ -318,6 +388,88 @@ static int parse_load_info(sl_snapshot *s, const sl_snapfile_header *h, sl_errbu
     return 0;
 }
 
+/* The bytes before the blob other than the header, the CPU state and the
+ * parent's name (each checked to lie inside meta) are zero. */
+static bool padding_zero(const sl_snapfile_header *h, const uint8_t *meta)
+{
+    uint64_t used[2][2] = {{h->sregs_offset, h->sregs_offset + h->sregs_size},
+                           {h->parent_name_offset, (uint64_t)h->parent_name_offset + h->parent_name_size}};
+    if (used[1][0] < used[0][0]) {
+        uint64_t t0 = used[0][0], t1 = used[0][1];
+        used[0][0] = used[1][0], used[0][1] = used[1][1], used[1][0] = t0, used[1][1] = t1;
+    }
+    uint64_t at = SL_SNAPFILE_HEADER_SIZE;
+    for (int i = 0; i < 2; i++) {
+        if (used[i][1] == used[i][0])
+            continue;
+        if (!all_zero(meta, at, used[i][0]))
+            return false;
+        at = used[i][1];
+    }
+    return all_zero(meta, at, h->blob_offset);
+}
+
+/* The parent's file name (format version 5, a child's hint for finding its
+ * parent): a plain file name in meta, clear of the CPU state. */
+static int parse_parent_name(sl_snapshot *s, const sl_snapfile_header *h, const uint8_t *meta, sl_errbuf *e)
+{
+    uint64_t no = h->parent_name_offset, ns = h->parent_name_size, blob_off = h->blob_offset;
+    uint64_t so = h->sregs_offset, se = h->sregs_offset + h->sregs_size;
+    if (ns == 0)
+        return no ? BAD(SL_EFORMAT, parent_name_offset, "must be 0 when parent_name_size is 0") : 0;
+    if (!sl_snapfile_is_child(h) || ns > SL_SNAPFILE_NAME_MAX)
+        return BAD(SL_EFORMAT, parent_name_size, "must be 0 in a full file and at most %u in a child",
+                   SL_SNAPFILE_NAME_MAX);
+    if (no < SL_SNAPFILE_HEADER_SIZE || no > blob_off || ns > blob_off - no || (h->sregs_size && no < se && so < no + ns))
+        return BAD(SL_EFORMAT, parent_name_offset, "must lie between the header and the blob (0x%" PRIx64
+                   "), clear of the CPU state", blob_off);
+    const uint8_t *n = meta + no;
+    if (memchr(n, '/', ns) || memchr(n, 0, ns) || (ns == 1 && n[0] == '.') || (ns == 2 && n[0] == '.' && n[1] == '.'))
+        return BAD(SL_EFORMAT, parent_name_size, "names no plain file (a '/', a NUL byte, '.' or '..')");
+    memcpy(s->parent_name, n, ns);
+    s->parent_name[ns] = 0;
+    return 0;
+}
+
+/* A child's run table (format version 5, §9): runs in order that tile the
+ * blob exactly, each of 1 or more pages from a file at most SL_CHAIN_MAX
+ * levels up; those of this file (level 0) inside its own pages. The other
+ * levels are checked against the chain when it is loaded. */
+static int parse_runs(sl_snapshot *s, const sl_snapfile_header *h, const uint8_t *rec, sl_errbuf *e)
+{
+    uint64_t n = h->runs_size / SL_SNAPFILE_RUN_SIZE, blob_pages = h->blob_size / SL_PAGE_SIZE;
+    uint64_t own_pages = h->own_size / SL_PAGE_SIZE, next = 0;
+    if (!n)
+        return 0;
+    if (!(s->runs = calloc(n, sizeof *s->runs)))
+        return sl_err(e, SL_ENOMEM, "out of memory");
+    s->n_runs = n;
+    for (uint64_t i = 0; i < n; i++, rec += SL_SNAPFILE_RUN_SIZE) {
+        sl_snaprun *r = &s->runs[i];
+        r->page = sl_get64(rec);
+        r->src = sl_get64(rec + 8);
+        r->count = sl_get32(rec + 16);
+        r->level = sl_get32(rec + 20);
+        if (r->page != next)
+            return sl_err(e, SL_EFORMAT, "snapshot file: run %" PRIu64 " starts at page 0x%" PRIx64 ", not where the "
+                          "runs before it end (0x%" PRIx64 "): runs overlap or leave a gap", i, r->page, next);
+        if (r->count == 0 || r->count > blob_pages - next)
+            return sl_err(e, SL_EFORMAT, "snapshot file: run %" PRIu64 " (page 0x%" PRIx64 ", %u pages) is empty or "
+                          "runs past the blob's 0x%" PRIx64 " pages", i, r->page, r->count, blob_pages);
+        if (r->level > SL_CHAIN_MAX)
+            return sl_err(e, SL_EFORMAT, "snapshot file: run %" PRIu64 " names level %u, more than a chain holds (%u)",
+                          i, r->level, SL_CHAIN_MAX);
+        if (r->level == 0 && (r->src > own_pages || r->count > own_pages - r->src))
+            return sl_err(e, SL_EFORMAT, "snapshot file: run %" PRIu64 " takes pages 0x%" PRIx64 "+%u of this file, "
+                          "which holds 0x%" PRIx64 "", i, r->src, r->count, own_pages);
+        next += r->count;
+    }
+    if (next != blob_pages)
+        return sl_err(e, SL_EFORMAT, "snapshot file: the runs end at page 0x%" PRIx64 ", not at the blob's end (0x%"
+                      PRIx64 ")", next, blob_pages);
+    return 0;
+}
+
 /* The CPU state: a small section in the bytes before the blob (meta), whose
  * other bytes are padding. */
 static int parse_sregs(sl_snapshot *s, const sl_snapfile_header *h, const uint8_t *meta, sl_errbuf *e)
@@ -330,7 +482,7 @@ static int parse_sregs(sl_snapshot *s, const sl_snapfile_header *h, const uint8_
     if (ss && (so % 8 || so < SL_SNAPFILE_HEADER_SIZE || so > blob_off || ss > blob_off - so))
         return BAD(SL_EFORMAT, sregs_offset, "must be 8-aligned between the header (0x%x) and the blob (0x%" PRIx64 ")",
                    SL_SNAPFILE_HEADER_SIZE, blob_off);
-    if (!all_zero(meta, SL_SNAPFILE_HEADER_SIZE, ss ? so : blob_off) || (ss && !all_zero(meta, so + ss, blob_off)))
+    if (!padding_zero(h, meta))
         return sl_err(e, SL_EFORMAT, "snapshot file: padding before the blob is not zero");
     s->sregs_len = (uint32_t)ss;
     if (!ss)
@@ -384,7 +536,7 @@ static int parse_regions(sl_snapshot *s, const sl_snapfile_header *h, const uint
 }
 
 int sl_snapfile_parse(sl_snapshot *s, const sl_snapfile_header *h, const uint8_t *meta, const uint8_t *regions,
-                      sl_errbuf *e)
+                      const uint8_t *runs, sl_errbuf *e)
 {
     /* The members the table maps, unchecked until the checks below pass;
      * parse_layout then derives the layout again, replacing its fields. */
@@ -393,13 +545,13 @@ int sl_snapfile_parse(sl_snapshot *s, const sl_snapfile_header *h, const uint8_t
         return BAD(SL_EFORMAT, arch, "is not a known architecture (1 amd64, 2 i686)");
     if (h->flags)
         return BAD(SL_EFORMAT, flags, "must be 0");
-    if (h->reserved0 || h->reserved1) /* those among the lineage bytes: parse_lineage */
-        return sl_err(e, SL_EFORMAT, "snapshot file: reserved header bytes are not zero");
     int rc;
     if ((rc = parse_layout(h, s->arch, &s->layout, e)) || (rc = check_blob(s, h, e)) ||
         (rc = parse_roots(s, h, e)) || (rc = check_next(s, h, e)) || (rc = check_stats(h, e)) ||
-        (rc = parse_lineage(s, h, e)) || (rc = parse_load_info(s, h, e)) || (rc = parse_sregs(s, h, meta, e)) ||
-        (rc = parse_regions(s, h, regions, e)))
+        (rc = parse_lineage(s, h, e)) || (rc = parse_load_info(s, h, e)) ||
+        (rc = parse_parent_name(s, h, meta, e)) || (rc = parse_sregs(s, h, meta, e)) ||
+        (rc = parse_regions(s, h, regions, e)) ||
+        (rc = parse_runs(s, h, runs, e)))
         return rc;
     return 0;
 }

@@ -38,6 +38,7 @@ struct sl_snapfile_watch {
     struct stat at_load; /* what the file was when it was validated */
     uintptr_t map_start, map_end; /* the mapping (file offset 0), end page-aligned */
     watch_slot *slot;    /* in the SIGBUS registry */
+    watch_slot *blob_slot; /* a child's blob (its chain's runs), or NULL */
     _Atomic int state;
     _Atomic uint64_t lost_off; /* WATCH_SIGBUS: the file offset that had no page */
     char what[112];      /* WATCH_STAT: how the file changed (set before the state) */
@@ -100,11 +101,17 @@ static int changed_error(struct sl_snapfile_watch *w, const char *during, sl_err
                   during ? during : "");
 }
 
+/* A child is as loaded when its file and every file of its chain are. */
 int sl_snapfile_check(const sl_snapshot *s, const char *during, sl_errbuf *e)
 {
     struct sl_snapfile_watch *w = s ? s->file : NULL;
     if (!w)
         return 0;
+    if (s->chain_parent) {
+        int rc = sl_snapfile_check(s->chain_parent, during, e);
+        if (rc)
+            return rc;
+    }
     if (atomic_load_explicit(&w->state, memory_order_acquire) == WATCH_OK) {
         struct stat now;
         char what[sizeof w->what];
@@ -119,7 +126,20 @@ int sl_snapfile_check(const sl_snapshot *s, const char *during, sl_errbuf *e)
 
 bool sl_snapfile_lost(const sl_snapshot *s)
 {
-    return s && s->file && atomic_load_explicit(&s->file->state, memory_order_acquire) != WATCH_OK;
+    for (; s && s->file; s = s->chain_parent)
+        if (atomic_load_explicit(&s->file->state, memory_order_acquire) != WATCH_OK)
+            return true;
+    return false;
+}
+
+const char *sl_snapfile_path(const sl_snapshot *s)
+{
+    return s && s->file ? s->file->path : NULL;
+}
+
+int sl_snapfile_fd(const sl_snapshot *s)
+{
+    return s && s->file ? s->file->fd : -1;
 }
 
 /* ---- the SIGBUS registry ----
@@ -248,7 +268,8 @@ static void sigbus_install(void)
         sigaction(SIGBUS, &sa, NULL);
 }
 
-static int watch_register(struct sl_snapfile_watch *w, sl_errbuf *e)
+static int watch_register(struct sl_snapfile_watch *w, uintptr_t start, uintptr_t end, watch_slot **out,
+                          sl_errbuf *e)
 {
     pthread_once(&sigbus_once, sigbus_install);
     pthread_mutex_lock(&slots_lock);
@@ -267,8 +288,8 @@ static int watch_register(struct sl_snapfile_watch *w, sl_errbuf *e)
         atomic_store_explicit(&last->next, n, memory_order_release);
         free_slot = &n->slot[0];
     }
-    slot_write(free_slot, w->map_start, w->map_end, w);
-    w->slot = free_slot;
+    slot_write(free_slot, start, end, w);
+    *out = free_slot;
     pthread_mutex_unlock(&slots_lock);
     return 0;
 }
@@ -280,6 +301,8 @@ void sl_snapfile_release(sl_snapshot *s)
         return;
     pthread_mutex_lock(&slots_lock);
     slot_write(w->slot, 0, 0, NULL);
+    if (w->blob_slot)
+        slot_write(w->blob_slot, 0, 0, NULL);
     pthread_mutex_unlock(&slots_lock);
     close(w->fd);
     free(w);
@@ -312,7 +335,7 @@ int sl_snapfile_watch(sl_snapshot *s, int fd, const char *path, const struct sta
         free(w);
         return sl_err(e, SL_EIO, "snapshot file: the file changed while loading");
     }
-    int rc = watch_register(w, e);
+    int rc = watch_register(w, w->map_start, w->map_end, &w->slot, e);
     if (rc) {
         close(w->fd);
         free(w);
@@ -320,4 +343,13 @@ int sl_snapfile_watch(sl_snapshot *s, int fd, const char *path, const struct sta
     }
     s->file = w;
     return 0;
+}
+
+int sl_snapfile_watch_blob(sl_snapshot *s, sl_errbuf *e)
+{
+    struct sl_snapfile_watch *w = s->file;
+    if (!w || w->blob_slot || !s->mem)
+        return sl_err(e, SL_EINVAL, "internal: no file, or its blob is already watched");
+    uintptr_t start = (uintptr_t)s->mem;
+    return watch_register(w, start, start + s->mem_size, &w->blob_slot, e);
 }

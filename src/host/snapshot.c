@@ -42,8 +42,13 @@ void sl_snapshot_free(sl_snapshot *s)
         return;
     sl_snapfile_release(s); /* a loaded file: closed and unregistered before the unmap */
     sl_hashtree_free(s->tree);
+    if (s->composite)
+        munmap(s->composite, s->composite_len);
     if (s->map_base)
         munmap(s->map_base, s->map_len);
+    sl_snapshot_free(s->chain_parent);
+    free(s->runs);
+    free(s->kept);
     free(s);
 }
 
@@ -66,6 +71,7 @@ int sl_snapshot_parent_id(const sl_snapshot *s, uint8_t out[32])
 }
 
 uint64_t sl_snapshot_generation(const sl_snapshot *s) { return s->generation; }
+unsigned sl_snapshot_chain_depth(const sl_snapshot *s) { return s ? s->depth : 0; }
 uint64_t sl_snapshot_memory_size(const sl_snapshot *s) { return s->visible_size; }
 uint64_t sl_snapshot_page_table_size(const sl_snapshot *s) { return s->pt_size; }
 
@@ -82,7 +88,6 @@ unsigned sl_snapshot_cur_root(const sl_snapshot *s) { return s->cur_root; }
 uint32_t sl_snapshot_next_kind(const sl_snapshot *s) { return s->next_kind; }
 uint64_t sl_snapshot_next_addr(const sl_snapshot *s) { return s->next_addr; }
 uint64_t sl_snapshot_stack_top(const sl_snapshot *s) { return s->stack_top; }
-struct sl_snapfile_watch *sl_snapshot_file(const sl_snapshot *s) { return s->file; }
 const sl_snapshot_stats *sl_snapshot_page_stats(const sl_snapshot *s) { return &s->stats; }
 
 const uint8_t *sl_snapshot_blob(const sl_snapshot *s, uint64_t *size)

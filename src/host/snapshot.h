@@ -118,8 +118,6 @@ const uint8_t *sl_snapshot_cpu_state(const sl_snapshot *s, uint32_t *len);
 uint32_t sl_snapshot_next_kind(const sl_snapshot *s);
 uint64_t sl_snapshot_next_addr(const sl_snapshot *s);
 uint64_t sl_snapshot_stack_top(const sl_snapshot *s);
-/* The file a loaded snapshot maps (snapfile.h); NULL when made in memory. */
-struct sl_snapfile_watch *sl_snapshot_file(const sl_snapshot *s);
 const sl_snapshot_stats *sl_snapshot_page_stats(const sl_snapshot *s);
 
 #endif

@@ -8,6 +8,14 @@
 
 #include "snapshot.h"
 
+/* A run of a child file's blob (format version 5, §9): count pages from
+ * page `page` on are pages src.. of the own pages of the file `level` steps
+ * up its chain (0: the child itself). */
+typedef struct sl_snaprun {
+    uint64_t page, src;
+    uint32_t count, level;
+} sl_snaprun;
+
 struct sl_snapshot {
     unsigned arch;
     sl_layout layout;
@@ -50,6 +58,30 @@ struct sl_snapshot {
     /* The CVs that identity was computed from (the seal keeps them; NULL
      * for a loaded file): owned, freed with the snapshot. */
     sl_hashtree *tree;
+    /* Where a loaded file's pages are (format version 5): own_pages pages
+     * at `own` in the file's mapping, from file offset own_offset; a full
+     * file's are its blob. A child's blob (mem) is a reservation with its
+     * runs mapped in from the files of its chain: chain_parent is the
+     * parent file's snapshot (a reference held), depth the child files in
+     * the chain, this one included (0: a full file or one made in memory).
+     * index: the file's content index (n_index records, advisory), in the
+     * mapping. parent_name: the name a child recorded for its parent. */
+    const uint8_t *own;
+    uint64_t own_pages, own_offset;
+    sl_snaprun *runs; /* owned; NULL for a full file */
+    uint64_t n_runs;
+    const uint8_t *index;
+    uint64_t n_index;
+    unsigned depth;
+    struct sl_snapshot *chain_parent;
+    void *composite; /* a child's blob reservation, composite_len bytes, to munmap */
+    uint64_t composite_len;
+    char parent_name[256]; /* SL_SNAPFILE_NAME_MAX bytes at most, NUL-terminated */
+    /* From compaction: bit i set when page i of the blob is the page at
+     * offset i of the parent's blob (`parent`), untouched; kept_pages bits.
+     * A child file takes those from its parent without reading them. */
+    uint64_t *kept;
+    uint64_t kept_pages;
     uint64_t stack_top;
     uint32_t sregs_len; /* 0: none (a snapshot made from a binary) */
     uint8_t sregs[SL_SREGS_MAX];

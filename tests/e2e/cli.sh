@@ -318,7 +318,7 @@ if ! "$S" snapshot verify "$T/junk" 2>&1 | grep -q 'not supported by this build'
         pid=$(sed -n 's/^identity: \([0-9a-f]\{64\}\)$/\1/p' "$T/parent.txt")
         pages=$(($(sed -n 's/^blob: .*(guest-visible \([0-9]*\) .*/\1/p' "$T/parent.txt") / 4096))
         "$S" snapshot inspect "$T/sh.snap" >"$T/child.txt" 2>&1
-        if grep -qx 'parent: none' "$T/parent.txt" && grep -qx 'format: sandlet snapshot file version 4' "$T/parent.txt" &&
+        if grep -qx 'parent: none' "$T/parent.txt" && grep -qx 'format: sandlet snapshot file version 5' "$T/parent.txt" &&
             [ -n "$pid" ] && grep -Eq "^parent: $pid \([0-9]+ of [0-9]+ pages kept at their offsets in its blob\)\$" "$T/child.txt"; then
             pass "$g snapshot inspect: the parent (none from the ELF, the file for its shell's save)"
         else

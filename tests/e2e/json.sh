@@ -242,7 +242,7 @@ for g in demo demo32; do
     blob_size=$(sed -n 's/^blob: offset=[0-9]* size=\([0-9]*\) .*/\1/p' "$T/text")
     ranges=$(grep -c '^  0x' "$T/text")
     j "$g inspect --json: header fields" 0 "
-        .ok == true and .file == \"$SNAP\" and .format_version == 4 and .arch == \"$a\" and .identity == \"$id\" and
+        .ok == true and .file == \"$SNAP\" and .format_version == 5 and .arch == \"$a\" and .identity == \"$id\" and
         .parent == null and
         .file_size == $size and .blob.offset == $blob_off and .blob.size == $blob_size and
         .blob.size == .blob.visible_size + .blob.page_table_size and

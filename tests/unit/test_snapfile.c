@@ -567,7 +567,7 @@ static void test_every_header_field_forged(void)
     } cases[] = {
         {SF_VERSION, 1, true, "`version`"},
         {SF_VERSION, 2, true, "`version`"},
-        {SF_VERSION, 5, true, "`version`"},
+        {SF_VERSION, 6, true, "`version`"},
         {SF_ARCH, 3, true, "`arch`"},
         {SF_FLAGS, 1, true, "`flags`"},
         {SF_PT_SIZE, 1ull << 40, false, "`pt_size`"},
@@ -893,7 +893,7 @@ static void test_lineage_roundtrip(void)
     size_t len;
     uint8_t *f = read_file(tpath("lineage.snap"), &len);
     REQUIRE(f);
-    CHECK_EQ(rd64(f, SF_VERSION) & 0xffffffff, 4);
+    CHECK_EQ(rd64(f, SF_VERSION) & 0xffffffff, SL_SNAPFILE_VERSION);
     CHECK_EQ(rd64(f, SF_LINEAGE_FLAGS) & 0xffffffff, SL_SNAPFILE_HAS_PARENT);
     CHECK(memcmp(f + SF_PARENT, test_parent, SL_HASH_LEN) == 0);
     CHECK_EQ(rd64(f, SF_PAGES_KEPT), 12);
@@ -909,12 +909,12 @@ static void test_lineage_roundtrip(void)
     lines out = {0};
     REQUIRE(sl_snapshot_inspect(tpath("lineage.snap"), collect, &out, err, sizeof err) == 0);
     snprintf(want, sizeof want, "\nparent: %s (12 of 12 pages kept at their offsets in its blob)\n", hex);
-    CHECK(out.buf && strstr(out.buf, want) && strstr(out.buf, "format: sandlet snapshot file version 4\n"));
+    CHECK(out.buf && strstr(out.buf, want) && strstr(out.buf, "format: sandlet snapshot file version 5\n"));
     free(out.buf);
     char *json = NULL;
     REQUIRE(sl_snapshot_inspect_json(tpath("lineage.snap"), &json, err, sizeof err) == 0);
     snprintf(want, sizeof want, "\"parent\":{\"identity\":\"%s\",\"pages_kept\":12}", hex);
-    CHECK(json && strstr(json, want) && strstr(json, "\"format_version\":4,"));
+    CHECK(json && strstr(json, want) && strstr(json, "\"format_version\":5,"));
     free(json);
     out = (lines){0};
     REQUIRE(sl_snapshot_inspect(tpath("orphan.snap"), collect, &out, err, sizeof err) == 0);
@@ -922,6 +922,15 @@ static void test_lineage_roundtrip(void)
     free(out.buf);
     sl_snapshot_free(s);
     sl_snapshot_free(orphan);
+}
+
+/* The bytes a version 3 or 4 writer wrote for a full file written now:
+ * the version, and zeros for the fields version 5 added. */
+static void as_old_version(uint8_t *f, uint32_t version)
+{
+    wr32(f, SF_VERSION, version);
+    for (unsigned off = SF_OWN_SIZE; off < SF_RESERVED3; off += 8)
+        wr64(f, off, 0);
 }
 
 /* A version-3 file (what the previous release wrote: the lineage bytes were
@@ -932,7 +941,7 @@ static void test_version3_loads(void)
     size_t len;
     uint8_t *f = saved_file(&len, false);
     REQUIRE(f);
-    wr32(f, SF_VERSION, 3);
+    as_old_version(f, 3);
     REQUIRE(sl_snapfile_reseal(f, len) == 0);
     char err[256] = "";
     int rc = try_bytes(f, len, false, err, sizeof err);
@@ -976,7 +985,7 @@ static void test_version3_loads(void)
     }
     /* Lineage bytes in a version-3 file: each one alone is refused. */
     static const unsigned at[] = {SF_PARENT,     SF_PARENT + 31, SF_LINEAGE_FLAGS,
-                                  SF_PAGES_KEPT, SF_RESERVED2,   SF_RESERVED3 + 0x2F};
+                                  SF_PAGES_KEPT, SF_RESERVED2,   SF_RESERVED3 + 7};
     for (size_t i = 0; i < sizeof at / sizeof at[0]; i++) {
         uint8_t keep = f[at[i]];
         f[at[i]] = 1;
@@ -985,6 +994,18 @@ static void test_version3_loads(void)
         rc = try_bytes(f, len, false, err, sizeof err);
         CHECK(rc == SL_EFORMAT && strstr(err, "reserved") && strstr(err, "version 3"));
         f[at[i]] = keep;
+    }
+    /* The fields of version 5 (child files) in a version-3 file: refused
+     * before the checksum, which cannot say which bytes it covers. */
+    static const unsigned v5[] = {SF_PARENT_NAME_SIZE, SF_PARENT_NAME_OFFSET, SF_OWN_SIZE,  SF_RUNS_OFFSET,
+                                  SF_RUNS_SIZE,        SF_INDEX_OFFSET,       SF_INDEX_SIZE + 7};
+    for (size_t i = 0; i < sizeof v5 / sizeof v5[0]; i++) {
+        uint8_t keep = f[v5[i]];
+        f[v5[i]] = 1;
+        err[0] = 0;
+        rc = try_bytes(f, len, false, err, sizeof err);
+        CHECK(rc == SL_EFORMAT && strstr(err, "reserved") && strstr(err, "version 3 has no child files"));
+        f[v5[i]] = keep;
     }
     free(f);
 }
@@ -1010,7 +1031,7 @@ static void test_lineage_hostile(void)
         uint64_t val;    /* written as u32 at SF_LINEAGE_FLAGS, u64 at SF_PAGES_KEPT, a byte elsewhere */
         const char *want;
     } cases[] = {
-        {false, SF_LINEAGE_FLAGS, 2, "`lineage_flags` (0x2) has unknown bits"},
+        {false, SF_LINEAGE_FLAGS, 4, "`lineage_flags` (0x4) has unknown bits"},
         {false, SF_LINEAGE_FLAGS, 0x80000001u, "`lineage_flags`"},
         {false, SF_LINEAGE_FLAGS, 0, "says no parent"},            /* parent bytes without the flag */
         {false, SF_PAGES_KEPT, 7, "`pages_kept` (0x7) exceeds"},    /* 6 pages in the blob */
@@ -1019,7 +1040,7 @@ static void test_lineage_hostile(void)
         {true, SF_PAGES_KEPT, 1, "says no parent"},                /* kept pages without a parent */
         {true, SF_PARENT + 7, 0x40, "says no parent"},             /* a parent byte without the flag */
         {false, SF_RESERVED2, 1, "reserved"},
-        {false, SF_RESERVED3 + 0x2F, 1, "reserved"},
+        {false, SF_RESERVED3 + 7, 1, "reserved"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         size_t n = cases[i].orphan ? olen : len;

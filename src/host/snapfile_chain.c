@@ -1,0 +1,237 @@
+/* A child file's chain (docs/snapshot-format.md §9): finding the parent
+ * file by its identity, loading it (and so, recursively, its own parent),
+ * checking the child's runs against the files they name, and mapping them
+ * into one reservation that becomes the child's blob. Time grows with the
+ * number of runs and files, never with their sizes; no page is read.
+ *
+ * Every file of the chain is hostile on its own: a parent is taken only
+ * when its header names the identity the child needs, the loads below it
+ * check it as any file, and a chain that names an identity twice or holds
+ * more than SL_CHAIN_MAX children is refused before it is followed. */
+#include "snapfile.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "regfile.h"
+#include "snapshot_impl.h" /* the file codec reads and builds the struct */
+
+#define TRIED_MAX 1024 /* bytes of "where we looked" kept for the message */
+
+/* One parent search: what it needs and what it saw, for the message. */
+typedef struct search {
+    const uint8_t *want; /* the identity the child names */
+    char want_hex[2 * SL_HASH_LEN + 1];
+    const char *name;    /* the name the child recorded, or "" */
+    char tried[TRIED_MAX];
+    size_t tried_len;
+} search;
+
+static void note(search *q, const char *fmt, const char *a, const char *b)
+{
+    if (q->tried_len >= sizeof q->tried - 1)
+        return;
+    int n = snprintf(q->tried + q->tried_len, sizeof q->tried - q->tried_len, fmt, q->tried_len ? "; " : "", a, b);
+    if (n > 0)
+        q->tried_len += (size_t)n < sizeof q->tried - q->tried_len ? (size_t)n : sizeof q->tried - q->tried_len - 1;
+}
+
+/* Whether the file at path is a snapshot file whose header names the
+ * identity wanted (one header read; the load that follows checks it all). */
+static bool is_wanted(search *q, const char *path)
+{
+    sl_errbuf e;
+    int fd = sl_open_regular(path, "snapshot file", &e);
+    if (fd < 0)
+        return false;
+    uint8_t hdr[SL_SNAPFILE_HEADER_SIZE];
+    ssize_t n = pread(fd, hdr, sizeof hdr, 0);
+    close(fd);
+    if (n != (ssize_t)sizeof hdr || memcmp(hdr, SL_SNAPFILE_MAGIC, 8) != 0) {
+        note(q, "%s%s is not a snapshot file%s", path, "");
+        return false;
+    }
+    if (memcmp(hdr + SF_IDENTITY, q->want, SL_HASH_LEN) != 0) {
+        char hex[2 * SL_HASH_LEN + 1];
+        sl_hash_hex(hdr + SF_IDENTITY, hex);
+        note(q, "%s%s is snapshot %.16s..., another", path, hex);
+        return false;
+    }
+    return true;
+}
+
+/* dir/name into buf; false when it does not fit. */
+static bool join(char *buf, size_t len, const char *dir, size_t dir_len, const char *name)
+{
+    int n = snprintf(buf, len, "%.*s%s%s", (int)dir_len, dir, dir_len && dir[dir_len - 1] != '/' ? "/" : "", name);
+    return n > 0 && (size_t)n < len;
+}
+
+/* Looks in one entry of a list: a file is taken if it is the one; in a
+ * directory, the recorded name, then "<identity>.snap". */
+static bool try_entry(search *q, const char *entry, size_t len, char *out, size_t out_len)
+{
+    char path[4096];
+    struct stat st;
+    if (!len || len >= sizeof path)
+        return false;
+    memcpy(path, entry, len);
+    path[len] = 0;
+    if (stat(path, &st) != 0) {
+        note(q, "%s%s does not exist%s", path, "");
+        return false;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        if (!is_wanted(q, path))
+            return false;
+        snprintf(out, out_len, "%s", path);
+        return true;
+    }
+    char by_id[2 * SL_HASH_LEN + 8];
+    snprintf(by_id, sizeof by_id, "%s.snap", q->want_hex);
+    const char *names[2] = {q->name, by_id};
+    for (int i = 0; i < 2; i++) {
+        if (!*names[i] || !join(out, out_len, entry, len, names[i]))
+            continue;
+        if (access(out, F_OK) == 0 && is_wanted(q, out))
+            return true;
+    }
+    note(q, "%s%s holds neither '%s' nor '<identity>.snap'", path, q->name);
+    return false;
+}
+
+/* Each ':'-separated entry of list, in order. */
+static bool try_list(search *q, const char *list, char *out, size_t out_len)
+{
+    for (const char *p = list; p && *p;) {
+        const char *end = strchr(p, ':');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (try_entry(q, p, len, out, out_len))
+            return true;
+        p = end ? end + 1 : p + len;
+    }
+    return false;
+}
+
+/* Where the parent of the child at child_path is: the explicit list, the
+ * child's directory, SANDLET_SNAPSHOT_PATH. */
+static int find_parent(const sl_snapshot *s, const char *child_path, const char *parents, char *out, size_t out_len,
+                       sl_errbuf *e)
+{
+    search q = {.want = s->parent, .name = s->parent_name};
+    sl_hash_hex(s->parent, q.want_hex);
+    if (try_list(&q, parents, out, out_len))
+        return 0;
+    if (child_path && *child_path) {
+        const char *slash = strrchr(child_path, '/');
+        const char *dir = slash ? child_path : ".";
+        size_t dir_len = slash ? (size_t)(slash - child_path) + 1 : 1;
+        if (try_entry(&q, dir, dir_len, out, out_len))
+            return 0;
+    }
+    if (try_list(&q, getenv("SANDLET_SNAPSHOT_PATH"), out, out_len))
+        return 0;
+    return sl_err(e, SL_EPARENT,
+                  "parent snapshot %s%s%s%s not found: give its path (--parent) or put it next to the child (%s)",
+                  q.want_hex, *q.name ? " ('" : "", q.name, *q.name ? "')" : "", q.tried_len ? q.tried : "no place to look");
+}
+
+/* The file `level` steps up the chain of s (0: s). */
+static const sl_snapshot *ancestor(const sl_snapshot *s, unsigned level)
+{
+    while (s && level--)
+        s = s->chain_parent;
+    return s;
+}
+
+/* Every run names a file of the chain and pages that file holds. */
+static int check_runs(const sl_snapshot *s, sl_errbuf *e)
+{
+    for (uint64_t i = 0; i < s->n_runs; i++) {
+        const sl_snaprun *r = &s->runs[i];
+        const sl_snapshot *a = ancestor(s, r->level);
+        if (!a || (r->level && !a->file))
+            return sl_err(e, SL_EFORMAT, "snapshot file: run %" PRIu64 " names level %u; the chain has %u files above "
+                          "this one", i, r->level, s->depth);
+        if (r->src > a->own_pages || r->count > a->own_pages - r->src)
+            return sl_err(e, SL_EFORMAT, "snapshot file: run %" PRIu64 " takes pages 0x%" PRIx64 "+%u of the file %u "
+                          "level(s) up, which holds 0x%" PRIx64 " pages", i, r->src, r->count, r->level, a->own_pages);
+    }
+    return 0;
+}
+
+/* The runs, each mapped from the file that holds it over a reservation of
+ * the blob's size, read-only and private: the pages are the page cache's,
+ * shared with every other mapping of those files. */
+static int map_runs(sl_snapshot *s, sl_errbuf *e)
+{
+    uint8_t *base = mmap(NULL, s->mem_size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (base == MAP_FAILED)
+        return sl_err(e, SL_ENOMEM, "snapshot file: cannot reserve %" PRIu64 " bytes for the blob: %s", s->mem_size,
+                      strerror(errno));
+    s->composite = base;
+    s->composite_len = s->mem_size;
+    for (uint64_t i = 0; i < s->n_runs; i++) {
+        const sl_snaprun *r = &s->runs[i];
+        /* The writer merges what it can; so does the kernel, for runs
+         * adjacent in the same file. */
+        const sl_snapshot *a = ancestor(s, r->level);
+        void *at = base + r->page * SL_PAGE_SIZE;
+        if (mmap(at, (size_t)r->count * SL_PAGE_SIZE, PROT_READ, MAP_PRIVATE | MAP_FIXED, sl_snapfile_fd(a),
+                 (off_t)(a->own_offset + r->src * SL_PAGE_SIZE)) == MAP_FAILED)
+            return sl_err(e, SL_EIO, "snapshot file: mapping run %" PRIu64 " failed: %s", i, strerror(errno));
+    }
+    s->mem = base;
+    return sl_snapfile_watch_blob(s, e);
+}
+
+/* Loads the parent at path for s, one level further down the chain. */
+static int load_parent(sl_snapshot *s, const char *path, unsigned flags, sl_snapfile_chain *chain, sl_errbuf *e)
+{
+    sl_errbuf pe = {{0}};
+    int fd = sl_open_regular(path, "snapshot file", &pe);
+    if (fd < 0)
+        return sl_err(e, SL_EPARENT, "parent of this snapshot file: %s", pe.msg);
+    sl_snapshot *p = NULL;
+    int rc = sl_snapfile_load_chained(&p, fd, path, flags, chain, NULL, &pe);
+    close(fd);
+    if (rc)
+        return sl_err(e, rc, "parent file '%s': %s", path, pe.msg);
+    /* The header named the identity; the load may have read another file
+     * if the path was replaced in between. */
+    if (memcmp(p->hash, s->parent, SL_HASH_LEN) != 0) {
+        char want[2 * SL_HASH_LEN + 1], got[2 * SL_HASH_LEN + 1];
+        sl_hash_hex(s->parent, want);
+        sl_hash_hex(p->hash, got);
+        sl_snapshot_free(p);
+        return sl_err(e, SL_EPARENT, "parent file '%s' is snapshot %s, not %s, the one this child needs", path, got,
+                      want);
+    }
+    s->chain_parent = p;
+    s->depth = p->depth + 1;
+    return 0;
+}
+
+int sl_snapfile_chain_load(sl_snapshot *s, const char *path, unsigned flags, sl_snapfile_chain *chain, sl_errbuf *e)
+{
+    /* This child joins the chain: it must be new to it, and fit. */
+    if (chain->children >= SL_CHAIN_MAX)
+        return sl_err(e, SL_EFORMAT, "snapshot file: the chain holds more than %u child files", SL_CHAIN_MAX);
+    for (unsigned i = 0; i < chain->children; i++)
+        if (memcmp(chain->seen[i], s->hash, SL_HASH_LEN) == 0 || memcmp(chain->seen[i], s->parent, SL_HASH_LEN) == 0)
+            return sl_err(e, SL_EFORMAT, "snapshot file: the chain loops (a snapshot is its own ancestor)");
+    if (memcmp(s->hash, s->parent, SL_HASH_LEN) == 0)
+        return sl_err(e, SL_EFORMAT, "snapshot file: the chain loops (the child names itself as its parent)");
+    memcpy(chain->seen[chain->children++], s->hash, SL_HASH_LEN);
+    char parent_path[4096];
+    int rc = find_parent(s, path, chain->parents, parent_path, sizeof parent_path, e);
+    if (rc || (rc = load_parent(s, parent_path, flags, chain, e)) || (rc = check_runs(s, e)))
+        return rc;
+    return map_runs(s, e);
+}
