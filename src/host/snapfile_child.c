@@ -230,7 +230,9 @@ int sl_snapfile_save_child(const sl_snapshot *s, const char *parent_path, const 
                     "or flatten the parent", parent_path, parent->depth + 1, SL_CHAIN_MAX);
     else if (memcmp(s->hash, parent->hash, SL_HASH_LEN) == 0)
         rc = sl_err(e, SL_EINVAL, "the snapshot is '%s' itself: a file cannot be its own child", parent_path);
-    if (!rc && !(rc = plan_pages(&c)))
+    /* The chain's pages compared while planning must be what its files
+     * still hold (a page a file lost read as zeros). */
+    if (!rc && !(rc = plan_pages(&c)) && !(rc = sl_snapfile_check(parent, "while a child of it was planned", e)))
         rc = write_child(&c, parent_path, path, progress, user);
     sl_u64map_free(&c.own_by_hash);
     for (unsigned i = 0; i <= SL_CHAIN_MAX; i++)

@@ -9,12 +9,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "sandlet.h"
 #include "t.h"
 #include "../common/e2e.h"
+/* White-box: where a loaded snapshot's pages are and which file each run
+ * maps (the runs of a loaded child). */
+#include "snapshot_impl.h"
 
 typedef struct world {
     const char *guest;
@@ -306,6 +311,105 @@ static void big(void)
     rmdir(w.dir);
 }
 
+/* The physical frame behind va in this process (0: none, or no right to
+ * see it: reading frame numbers takes CAP_SYS_ADMIN). */
+static uint64_t pfn_of(const volatile uint8_t *va);
+
+/* Whether page `page` of the loaded child s comes from its parent file. */
+static int from_parent(const sl_snapshot *s, uint64_t page)
+{
+    for (uint64_t i = 0; i < s->n_runs; i++)
+        if (page >= s->runs[i].page && page - s->runs[i].page < s->runs[i].count)
+            return s->runs[i].level == 1 && s->runs[i].src == s->runs[i].page;
+    return 0;
+}
+
+static uint64_t pfn_of(const volatile uint8_t *va)
+{
+    (void)*va; /* fault it in */
+    int pm = open("/proc/self/pagemap", O_RDONLY);
+    uint64_t ent = 0;
+    if (pm < 0 || pread(pm, &ent, 8, (off_t)((uintptr_t)va / 4096 * 8)) != 8)
+        ent = 0;
+    if (pm >= 0)
+        close(pm);
+    return ent & (1ull << 63) ? ent & ((1ull << 55) - 1) : 0;
+}
+
+/* Children of one parent, loaded by two snapshots of this process and by
+ * another process, map the parent's pages themselves: the same physical
+ * frames, the page cache's. */
+static void shared(void)
+{
+    world w = {.guest = "demo"};
+    snprintf(w.dir, sizeof w.dir, "/tmp/sandlet-child-XXXXXX");
+    REQUIRE(mkdtemp(w.dir));
+    char err[512] = "";
+    const char *P = path_in(&w, "p.snap"), *C = path_in(&w, "c.snap"), *D = path_in(&w, "d.snap");
+    sl_sandbox *elf = NULL, *b = NULL;
+    sl_snapshot *s0 = NULL, *p = NULL, *c = NULL, *d = NULL, *lc = NULL, *ld = NULL;
+    REQUIRE(sl_sandbox_new_from_file(&elf, guest_path("demo"), NULL, err, sizeof err) == 0);
+    REQUIRE(sl_sandbox_init(elf) == 0 && sl_sandbox_snapshot(elf, &s0) == 0);
+    REQUIRE(sl_snapshot_save(s0, P, err, sizeof err) == 0 && sl_snapshot_load(&p, P, err, sizeof err) == 0);
+    REQUIRE(sl_sandbox_new_from_snapshot(&b, p, err, sizeof err) == 0);
+    REQUIRE(counter(b) == 1 && sl_sandbox_snapshot(b, &c) == 0);
+    REQUIRE(sl_sandbox_restore(b, p) == 0 && fill(b, 4096) && sl_sandbox_snapshot(b, &d) == 0);
+    REQUIRE(sl_snapshot_save_child(c, P, C, NULL, NULL, err, sizeof err) == 0);
+    REQUIRE(sl_snapshot_save_child(d, P, D, NULL, NULL, err, sizeof err) == 0);
+    REQUIRE(sl_snapshot_load(&lc, C, err, sizeof err) == 0 && sl_snapshot_load(&ld, D, err, sizeof err) == 0);
+    uint64_t n = 0, size = 0, same = 0, seen = 0, pipe_same = 0;
+    const uint8_t *bp = sl_snapshot_blob(p, &size), *bc = sl_snapshot_blob(lc, &n), *bd = sl_snapshot_blob(ld, &n);
+    int fds[2];
+    REQUIRE(pipe(fds) == 0);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) { /* another process: its own load of the child */
+        sl_snapshot *o = NULL;
+        uint64_t m = 0;
+        if (sl_snapshot_load(&o, C, err, sizeof err) != 0)
+            _exit(1);
+        const uint8_t *bo = sl_snapshot_blob(o, &m);
+        for (uint64_t off = 0; off < m; off += 4096) {
+            uint64_t f = pfn_of(bo + off);
+            if (write(fds[1], &f, 8) != 8)
+                _exit(1);
+        }
+        _exit(0);
+    }
+    close(fds[1]);
+    for (uint64_t off = 0; off < n && off < size; off += 4096) {
+        uint64_t fp = pfn_of(bp + off), fc = pfn_of(bc + off), fd = pfn_of(bd + off), fo = 0;
+        if (read(fds[0], &fo, 8) != 8)
+            fo = 0;
+        if (!from_parent(lc, off / 4096) || !from_parent(ld, off / 4096))
+            continue; /* a page one of them changed */
+        seen++;
+        same += fp && fp == fc && fp == fd;
+        pipe_same += fp && fp == fo;
+    }
+    close(fds[0]);
+    int status = 0;
+    REQUIRE(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    printf("  %llu pages the children have from the parent: %llu on the parent's frames in both, %llu in the "
+           "other process too\n", (unsigned long long)seen, (unsigned long long)same, (unsigned long long)pipe_same);
+    if (!pfn_of(bp))
+        printf("  (no frame numbers: not privileged; nothing more to compare)\n");
+    else
+        CHECK(seen > 100 && same == seen && pipe_same == seen);
+    sl_sandbox_free(b);
+    sl_sandbox_free(elf);
+    sl_snapshot_free(s0);
+    sl_snapshot_free(p);
+    sl_snapshot_free(c);
+    sl_snapshot_free(d);
+    sl_snapshot_free(lc);
+    sl_snapshot_free(ld);
+    unlink(P);
+    unlink(C);
+    unlink(D);
+    rmdir(w.dir);
+}
+
 static void chain64(void) { chain("demo"); }
 static void chain32(void) { chain("demo32"); }
 static void unrelated64(void) { unrelated("demo"); }
@@ -318,5 +422,6 @@ int main(void)
     RUN_ARCH(T_AMD64, unrelated64);
     RUN_ARCH(T_I686, unrelated32);
     RUN_ARCH(T_AMD64, big);
+    RUN_ARCH(T_AMD64, shared);
     T_EXIT();
 }
