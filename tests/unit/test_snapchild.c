@@ -8,13 +8,15 @@
  *
  * Positive: a child of a child of a full file loads with every page equal to
  * the full snapshot's, the same identity, the depth of its chain, and a
- * content index that says the truth. Hostile: runs past the parent's or the
+ * content index that says the truth; an unrelated snapshot saved against a
+ * child shares its pages and its parent's by content. Hostile: runs past the parent's or the
  * file's own pages, overlapping, with gaps, empty, not ending at the blob's
  * end, levels above the chain or above SL_CHAIN_MAX; a parent with another
  * identity, missing, or replaced after the child was written (SL_EPARENT,
  * naming the identity needed); chains that loop; a chain deeper than
- * SL_CHAIN_MAX; a lying content index (advisory: loads, and a child saved
- * against it is still right); version 3 and 4 files with version-5 fields. */
+ * SL_CHAIN_MAX; a lying content index in a child (advisory: loads, and a
+ * child saved against it is still right) and any index in a full file
+ * (refused); version 3 and 4 files with version-5 fields. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -42,13 +44,19 @@ static void page_hash(const uint8_t *page, uint8_t out[SL_HASH_LEN]) { numsnap_p
 /* The world every test starts from: P (a full file), C (a child of P) and G
  * (a child of C), in memory, with the contents:
  *   P: 0 1 2 3 4 5 6 7 8 9 10 11
- *   C: P with page 3 = 9 (moved: a run into P), page 7 = 100 (new: C's own)
- *   G: C with page 5 = 101 (new: G's own), page 8 = 100 (C's own page) */
+ *   C: P with page 3 = 9 (a copy: C's own, as a full file has no index
+ *      to find it in P by), page 7 = 100 (new: C's own)
+ *   G: C with page 5 = 101 (new: G's own), page 8 = 100 (C's own page,
+ *      found by content) */
 static const uint32_t ids_p[VIS] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
 static const uint32_t ids_c[VIS] = {0, 1, 2, 9, 4, 5, 6, 100, 8, 9, 10, 11};
 static const uint32_t ids_g[VIS] = {0, 1, 2, 9, 4, 101, 6, 100, 100, 9, 10, 11};
 static const uint32_t ids_q[VIS] = {50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61}; /* unrelated */
-static sl_snapshot *sp, *sc, *sg, *sq;
+/* H: G with page 2 = 102 (new), page 10 = 101 (G's own); U: unrelated to
+ * them all (no parent), with pages equal to some of P's, C's and G's. */
+static const uint32_t ids_h[VIS] = {0, 1, 102, 9, 4, 101, 6, 100, 100, 9, 101, 11};
+static const uint32_t ids_u[VIS] = {100, 101, 9, 7, 3, 102, 0, 1, 2, 50, 51, 52};
+static sl_snapshot *sp, *sc, *sg, *sq, *sh, *su;
 
 /* A directory of its own under g_dir for one test, holding p.snap (P in
  * full), c.snap (C, child of p.snap) and g.snap (G, child of c.snap). */
@@ -205,7 +213,8 @@ static void test_chain_loads(void)
 }
 
 /* Runs tile the blob; index entries are sorted, one per own page, each the
- * BLAKE3 of its page. */
+ * BLAKE3 of its page (a child's; a full file has none: its bytes from the
+ * blob on are exactly what its identity hashes). */
 static void check_tables(const char *what, const cf_file *cf, const uint8_t *f, uint64_t blob_pages)
 {
     uint64_t own = cf_rd64(f, SF_OWN_SIZE), blob_off = cf_rd64(f, SF_BLOB_OFFSET);
@@ -217,7 +226,7 @@ static void check_tables(const char *what, const cf_file *cf, const uint8_t *f, 
     }
     if (cf->n_runs)
         CHECK_EQ(next, blob_pages);
-    CHECK_EQ(cf->n_index, own / SL_PAGE_SIZE);
+    CHECK_EQ(cf->n_index, cf->n_runs ? own / SL_PAGE_SIZE : 0);
     for (size_t i = 0; i < cf->n_index; i++) {
         uint8_t h[SL_HASH_LEN];
         REQUIRE(cf->index[i].page < own / SL_PAGE_SIZE);
@@ -245,40 +254,74 @@ static void test_file_layout(void)
     REQUIRE(cf_split(&p, fp, lp) == 0 && cf_split(&c, fc, lc) == 0 && cf_split(&g, fg, lg) == 0);
     uint64_t blob = cf_rd64(fp, SF_BLOB_SIZE), pages = blob / SL_PAGE_SIZE;
     CHECK(pages > VIS); /* and page tables */
-    /* P: a full file: every page its own, no runs, an index of every page. */
+    /* P: a full file: every page its own, no runs, no index. */
     CHECK_EQ(cf_rd32(fp, SF_VERSION), 5);
     CHECK_EQ(cf_rd32(fp, SF_LINEAGE_FLAGS) & SL_SNAPFILE_CHILD, 0);
     CHECK_EQ(cf_rd64(fp, SF_OWN_SIZE), blob);
     CHECK_EQ(p.n_runs, 0);
+    CHECK_EQ(p.n_index, 0);
     CHECK_EQ(cf_rd32(fp, SF_PARENT_NAME_SIZE), 0);
     check_tables("p.snap", &p, fp, pages);
-    /* C: names P, by identity and by name; holds page 7 (content 100) only:
-     * page 3 (content 9) is a run into P, found by content. */
+    /* C: names P, by identity and by name; holds what the guest copied
+     * (pages 3 and 7) and its page tables (P has no index to find them in),
+     * takes the pages the guest left alone from P. */
     CHECK_EQ(cf_rd32(fc, SF_VERSION), 5);
     CHECK_EQ(cf_rd32(fc, SF_LINEAGE_FLAGS), SL_SNAPFILE_HAS_PARENT | SL_SNAPFILE_CHILD);
     CHECK(memcmp(fc + SF_PARENT, sl_snapshot_hash(sp), SL_HASH_LEN) == 0);
     CHECK(memcmp(fc + SF_IDENTITY, sl_snapshot_hash(sc), SL_HASH_LEN) == 0);
     CHECK_EQ(cf_rd64(fc, SF_BLOB_SIZE), blob);
-    CHECK_EQ(cf_rd64(fc, SF_OWN_SIZE), SL_PAGE_SIZE);
+    CHECK_EQ(cf_rd64(fc, SF_OWN_SIZE), (2 + cf_rd64(fc, SF_PT_SIZE) / SL_PAGE_SIZE) * SL_PAGE_SIZE);
     uint32_t ns = cf_rd32(fc, SF_PARENT_NAME_SIZE), no = cf_rd32(fc, SF_PARENT_NAME_OFFSET);
     CHECK(ns == 6 && no >= SL_SNAPFILE_HEADER_SIZE && no + ns <= cf_rd64(fc, SF_BLOB_OFFSET) &&
           memcmp(fc + no, "p.snap", 6) == 0);
     check_tables("c.snap", &c, fc, pages);
-    long r3 = cf_run_of(&c, 3), r7 = cf_run_of(&c, 7);
-    REQUIRE(r3 >= 0 && r7 >= 0);
-    CHECK_EQ(c.runs[r3].level, 1);
-    CHECK_EQ(c.runs[r7].level, 0);
-    /* G: holds page 5 (content 101); page 8 (content 100) is C's own page,
-     * the page tables are P's: levels 0, 1 and 2. */
+    for (uint64_t i = 0; i < VIS; i++) {
+        long r = cf_run_of(&c, i);
+        REQUIRE(r >= 0);
+        CHECK_EQ(c.runs[r].level, ids_c[i] != ids_p[i] ? 0 : 1);
+    }
+    /* G: holds page 5 (content 101) only; page 8 (content 100) is found in
+     * C's index, and so are the page tables (the same as C's); the pages
+     * the guest left alone are where C has them: in P. Levels 0, 1, 2. */
     CHECK_EQ(cf_rd64(fg, SF_OWN_SIZE), SL_PAGE_SIZE);
     CHECK(memcmp(fg + SF_PARENT, sl_snapshot_hash(sc), SL_HASH_LEN) == 0);
     check_tables("g.snap", &g, fg, pages);
     long r5 = cf_run_of(&g, 5), r8 = cf_run_of(&g, 8);
     REQUIRE(r5 >= 0 && r8 >= 0);
     CHECK_EQ(g.runs[r5].level, 0);
-    CHECK(g.runs[r8].level == 1 && g.runs[r8].src + (8 - g.runs[r8].page) == 0);
+    REQUIRE(g.runs[r8].level == 1);
+    uint8_t want[SL_PAGE_SIZE];
+    fill_page(want, 100);
+    uint64_t at = cf_rd64(fc, SF_BLOB_OFFSET) + (g.runs[r8].src + (8 - g.runs[r8].page)) * SL_PAGE_SIZE;
+    CHECK(at + SL_PAGE_SIZE <= lc && memcmp(fc + at, want, SL_PAGE_SIZE) == 0);
+    long rt = cf_run_of(&g, pages - 1), r0 = cf_run_of(&g, 0);
+    REQUIRE(rt >= 0 && r0 >= 0);
+    CHECK_EQ(g.runs[rt].level, 1); /* a page table */
+    CHECK_EQ(g.runs[r0].level, 2);
     CHECK(cf_run_at_level(&g, 2) >= 0);
     CHECK(cf_run_at_level(&g, 3) < 0);
+    /* U, unrelated (no parent, so nothing known kept), saved against C:
+     * every page is looked up by content, in C's index and in P's pages. */
+    char err[256];
+    REQUIRE(sl_snapshot_save_child(su, in(dir, "c.snap"), in(dir, "u.snap"), NULL, NULL, err, sizeof err) == 0);
+    size_t lu;
+    uint8_t *fu = read_file(in(dir, "u.snap"), &lu);
+    cf_file u;
+    REQUIRE(fu && cf_split(&u, fu, lu) == 0);
+    static const struct {
+        unsigned page, level;
+    } where[] = {{0, 1} /* 100: C's own */, {2, 1} /* 9: C's own */, {3, 2} /* 7: P's */, {6, 2} /* 0: P's */,
+                 {5, 0} /* 102: nowhere */, {9, 0} /* 50: nowhere */};
+    for (size_t i = 0; i < sizeof where / sizeof where[0]; i++) {
+        long r = cf_run_of(&u, where[i].page);
+        REQUIRE(r >= 0);
+        if (u.runs[r].level != where[i].level)
+            printf("  u.snap page %u: level %u, not %u\n", where[i].page, u.runs[r].level, where[i].level);
+        CHECK_EQ(u.runs[r].level, where[i].level);
+    }
+    CHECK_EQ(try_load(in(dir, "u.snap"), NULL, su, err, sizeof err), 0);
+    cf_free(&u);
+    free(fu);
     cf_free(&p);
     cf_free(&c);
     cf_free(&g);
@@ -326,10 +369,12 @@ static int edit_runs(cf_file *cf, int k, uint64_t parent_own)
     case R_OWN_WRAPS: r[i0].src = UINT64_MAX; break;
     case R_OVERLAP: r[1].page--, r[1].count++; break;
     case R_GAP:
-        if (r[1].count < 2)
-            return -1;
-        r[1].page++, r[1].count--;
-        break;
+        for (size_t i = 1; i < n; i++)
+            if (r[i].count >= 2) {
+                r[i].page++, r[i].src++, r[i].count--;
+                return 0;
+            }
+        return -1;
     case R_FIRST_NOT_ZERO:
         if (r[0].count < 2)
             return -1;
@@ -374,7 +419,7 @@ static int edit_runs(cf_file *cf, int k, uint64_t parent_own)
 
 /* What each edit must say (every word in the message). */
 static const char *const run_words[R_CASES][3] = {
-    [R_PARENT_PAST_END] = {"run", "parent"},
+    [R_PARENT_PAST_END] = {"run", "1 level(s) up"},
     [R_PARENT_WRAPS] = {"run"},
     [R_OWN_PAST_END] = {"run", "this file"},
     [R_OWN_WRAPS] = {"run", "this file"},
@@ -385,7 +430,7 @@ static const char *const run_words[R_CASES][3] = {
     [R_MISSING_LAST] = {"runs end", "blob's end"},
     [R_LONG] = {"run", "past the blob"},
     [R_COUNT_ZERO] = {"run 1", "empty"},
-    [R_LEVEL_ABOVE_DEPTH] = {"run", "level 2"},
+    [R_LEVEL_ABOVE_DEPTH] = {"run", "names level 2"},
     [R_LEVEL_17] = {"run", "level 17"},
     [R_LEVEL_HUGE] = {"run", "level 4294967295"},
     [R_NONE] = {"runs_size"},
@@ -461,7 +506,8 @@ static void test_runs_hostile(void)
         cf_free(&cf);
         int rc = try_load(in(dir, "y.snap"), NULL, NULL, err, sizeof err);
         if (k < 2)
-            EXPECT(rc, err, SL_EFORMAT, "grandchild run past its file's pages", "run");
+            EXPECT(rc, err, SL_EFORMAT, "grandchild run past its file's pages", "run",
+                   k ? "1 level(s) up" : "2 level(s) up");
         else
             EXPECT(rc, err, SL_EFORMAT, "grandchild run at level 3", "run", "level 3");
     }
@@ -500,10 +546,10 @@ static void test_header_hostile(void)
         {false, SF_PARENT_NAME_OFFSET, 4, 0xfffffffeu, "`parent_name_offset`"},
         {false, 1, 1, '/', "`parent_name_size`"},                            /* "p/snap" */
         {false, 1, 1, 0, "`parent_name_size`"},                              /* a NUL inside */
-        {false, SF_RUNS_SIZE, 8, 25, "`runs_size`"},
+        {false, SF_RUNS_SIZE, 8, 25, "`index_offset`"}, /* the index no longer follows */
         {false, SF_INDEX_SIZE, 8, 41, "`index_size`"},
         {false, SF_RESERVED3, 8, 1, "reserved"},
-        {true, SF_LINEAGE_FLAGS, 4, SL_SNAPFILE_CHILD | SL_SNAPFILE_HAS_PARENT, "`parent`"}, /* no parent bytes */
+        {true, SF_LINEAGE_FLAGS, 4, SL_SNAPFILE_CHILD | SL_SNAPFILE_HAS_PARENT, "`runs_size`"}, /* no runs */
         {true, SF_OWN_SIZE, 8, 0, "`own_size`"},
         {true, SF_PARENT_NAME_SIZE, 4, 1, "`parent_name_size`"},
         {true, SF_RUNS_SIZE, 8, 24, "`runs_size`"},
@@ -524,6 +570,14 @@ static void test_header_hostile(void)
         snprintf(what, sizeof what, "header case %zu", i);
         EXPECT(rc, err, SL_EFORMAT, what, cases[i].word);
     }
+    /* runs_size not a multiple of 24, the index moved along. */
+    memcpy(g, fc, lc);
+    cf_wr64(g, SF_RUNS_SIZE, cf_rd64(fc, SF_RUNS_SIZE) + 1);
+    cf_wr64(g, SF_INDEX_OFFSET, cf_rd64(fc, SF_INDEX_OFFSET) + 1);
+    cf_wr64(g, SF_INDEX_SIZE, cf_rd64(fc, SF_INDEX_SIZE) - 1);
+    sl_snapfile_reseal(g, lc);
+    REQUIRE(write_file(in(dir, "x.snap"), g, lc) == 0);
+    EXPECT(try_load(in(dir, "x.snap"), NULL, NULL, err, sizeof err), err, SL_EFORMAT, "runs_size + 1", "`runs_size`");
     /* The name "..": no plain file. */
     memcpy(g, fc, lc);
     cf_wr32(g, SF_PARENT_NAME_SIZE, 2);
@@ -555,12 +609,8 @@ static void test_parent_mismatch(void)
     char dir[512], other[600], err[1024], hex[65], list[1400];
     REQUIRE(world_dir("parent", dir, sizeof dir));
     hex_of(sp, hex);
+    int rc;
     REQUIRE(sl_snapshot_save(sq, in(dir, "q.snap"), err, sizeof err) == 0);
-    /* An explicit parent with another identity. */
-    int rc = try_load(in(dir, "c.snap"), in(dir, "q.snap"), NULL, err, sizeof err);
-    EXPECT(rc, err, SL_EPARENT, "explicit parent q.snap", hex);
-    rc = sl_snapshot_verify_chain(in(dir, "c.snap"), in(dir, "q.snap"), NULL, NULL, err, sizeof err);
-    EXPECT(rc, err, SL_EPARENT, "verify with explicit parent q.snap", hex);
     /* The right one, explicitly, as a file and as a directory. */
     CHECK_EQ(try_load(in(dir, "c.snap"), in(dir, "p.snap"), sc, err, sizeof err), 0);
     CHECK_EQ(try_load(in(dir, "c.snap"), dir, sc, err, sizeof err), 0);
@@ -575,6 +625,12 @@ static void test_parent_mismatch(void)
     EXPECT(rc, err, SL_EPARENT, "missing grandparent", hex);
     rc = sl_snapshot_verify_chain(in(dir, "c.snap"), NULL, NULL, NULL, err, sizeof err);
     EXPECT(rc, err, SL_EPARENT, "verify, missing parent", hex);
+    /* An explicit parent with another identity: refused, naming what is
+     * needed and what the file is. */
+    rc = try_load(in(dir, "c.snap"), in(dir, "q.snap"), NULL, err, sizeof err);
+    EXPECT(rc, err, SL_EPARENT, "explicit parent q.snap", hex, "q.snap is snapshot", "another");
+    rc = sl_snapshot_verify_chain(in(dir, "c.snap"), in(dir, "q.snap"), NULL, NULL, err, sizeof err);
+    EXPECT(rc, err, SL_EPARENT, "verify with explicit parent q.snap", hex);
     CHECK_EQ(try_load(in(dir, "c.snap"), other, sc, err, sizeof err), 0);
     snprintf(list, sizeof list, "%s:%s", in(dir, "nothing-here"), other);
     CHECK_EQ(try_load(in(dir, "c.snap"), list, sc, err, sizeof err), 0);
@@ -592,7 +648,7 @@ static void test_parent_mismatch(void)
      * it needs, and the message does not claim q.snap is it. */
     REQUIRE(rename(in(dir, "q.snap"), in(dir, "p.snap")) == 0);
     rc = try_load(in(dir, "c.snap"), NULL, NULL, err, sizeof err);
-    EXPECT(rc, err, SL_EPARENT, "p.snap is another snapshot", hex);
+    EXPECT(rc, err, SL_EPARENT, "p.snap is another snapshot", hex, "p.snap is snapshot");
     rc = sl_snapshot_verify_chain(in(dir, "g.snap"), NULL, NULL, NULL, err, sizeof err);
     EXPECT(rc, err, SL_EPARENT, "verify g.snap with the wrong p.snap", hex);
 }
@@ -623,7 +679,9 @@ static void test_parent_replaced(void)
     REQUIRE(write_file(in(dir, "p.snap"), fp, lp) == 0);
     CHECK_EQ(try_load(in(dir, "c.snap"), NULL, NULL, err, sizeof err), 0);
     rc = sl_snapshot_verify_chain(in(dir, "g.snap"), NULL, NULL, NULL, err, sizeof err);
-    EXPECT(rc, err, SL_EHASH, "verify, parent's page changed", "p.snap");
+    EXPECT(rc, err, SL_EHASH, "verify, parent's page changed", "identity mismatch");
+    rc = sl_snapshot_verify_file(in(dir, "p.snap"), err, sizeof err);
+    EXPECT(rc, err, SL_EHASH, "verify p.snap, its page changed", "p.snap", "identity mismatch");
     fp[at] ^= 0x40;
     REQUIRE(write_file(in(dir, "p.snap"), fp, lp) == 0);
     CHECK_EQ(sl_snapshot_verify_chain(in(dir, "g.snap"), NULL, NULL, NULL, err, sizeof err), 0);
@@ -811,51 +869,93 @@ static void edit_index(cf_file *cf, int k, const uint8_t lie[SL_HASH_LEN])
     }
 }
 
-/* The index is advisory: with any lie in it the file loads as before,
- * and a child saved against it is still exactly the snapshot saved. */
+static int by_hash(const void *a, const void *b) { return memcmp(a, b, SL_HASH_LEN); }
+
+/* A true index of every own page of the file cf came from (f), sorted. */
+static int index_all(cf_file *cf, const uint8_t *f)
+{
+    uint64_t n = cf_rd64(f, SF_OWN_SIZE) / SL_PAGE_SIZE, at = cf_rd64(f, SF_BLOB_OFFSET);
+    if (cf_reserve(cf, cf->n_runs, n))
+        return -1;
+    for (uint64_t i = 0; i < n; i++) {
+        page_hash(f + at + i * SL_PAGE_SIZE, cf->index[i].hash);
+        cf->index[i].page = i;
+    }
+    cf->n_index = n;
+    qsort(cf->index, n, sizeof *cf->index, by_hash);
+    return 0;
+}
+
+/* The index is advisory: with any lie in it a child file loads as before,
+ * and a child saved against it is still exactly the snapshot saved: one
+ * that ran on it (its untouched pages taken unread, the rest looked up),
+ * and an unrelated one (every page looked up). A full file carries no
+ * index (its bytes from the blob on are what its identity hashes): one
+ * given an index is refused. */
 static void test_index_hostile(void)
 {
     char dir[512], err[1024];
     REQUIRE(world_dir("index", dir, sizeof dir));
-    uint8_t page[SL_PAGE_SIZE], lie_c[SL_HASH_LEN], lie_g[SL_HASH_LEN];
-    fill_page(page, 100); /* C's new page: P does not hold it */
-    page_hash(page, lie_c);
+    REQUIRE(sl_snapshot_save_child(sh, in(dir, "g.snap"), in(dir, "h.snap"), NULL, NULL, err, sizeof err) == 0);
+    uint8_t page[SL_PAGE_SIZE], lie_101[SL_HASH_LEN], lie_102[SL_HASH_LEN];
     fill_page(page, 101); /* G's new page: C does not hold it */
-    page_hash(page, lie_g);
-    size_t lp, lc;
-    uint8_t *fp = read_file(in(dir, "p.snap"), &lp), *fc = read_file(in(dir, "c.snap"), &lc);
-    REQUIRE(fp && fc);
+    page_hash(page, lie_101);
+    fill_page(page, 102); /* H's and U's: neither C nor G holds it */
+    page_hash(page, lie_102);
+    size_t lp, lc, lg;
+    uint8_t *fp = read_file(in(dir, "p.snap"), &lp), *fc = read_file(in(dir, "c.snap"), &lc),
+            *fg = read_file(in(dir, "g.snap"), &lg);
+    REQUIRE(fp && fc && fg);
+    const struct {
+        const char *name; /* the file given the lying index */
+        const uint8_t *f;
+        size_t len;
+        const sl_snapshot *self, *next; /* what it is; what is saved against it */
+        const uint8_t *lie;
+    } cases[] = {
+        {"c.snap", fc, lc, sc, sg, lie_101},
+        {"g.snap", fg, lg, sg, sh, lie_102},
+        {"c.snap", fc, lc, sc, su, lie_102},
+    };
     for (int k = 0; k < I_CASES; k++) {
-        for (int which = 0; which < 2; which++) { /* P under C, then C under G */
+        for (size_t w = 0; w < sizeof cases / sizeof cases[0]; w++) {
             cf_file cf;
-            REQUIRE(cf_split(&cf, which ? fc : fp, which ? lc : lp) == 0);
+            REQUIRE(cf_split(&cf, cases[w].f, cases[w].len) == 0);
             REQUIRE(cf.n_index >= 1);
-            edit_index(&cf, k, which ? lie_g : lie_c);
-            const char *name = which ? "c.snap" : "p.snap";
-            REQUIRE(write_cf(&cf, dir, name) == 0);
+            edit_index(&cf, k, cases[w].lie);
+            REQUIRE(write_cf(&cf, dir, cases[w].name) == 0);
             cf_free(&cf);
-            const sl_snapshot *self = which ? sc : sp, *next = which ? sg : sc;
-            const char *next_name = which ? "g2.snap" : "c2.snap";
-            int rc = try_load(in(dir, name), NULL, self, err, sizeof err);
+            int rc = try_load(in(dir, cases[w].name), NULL, cases[w].self, err, sizeof err);
             if (rc)
-                printf("  index edit %d of %s: %s\n", k, name, err);
+                printf("  index edit %d of %s: %s\n", k, cases[w].name, err);
             CHECK_EQ(rc, 0);
-            CHECK_EQ(sl_snapshot_verify_chain(in(dir, name), NULL, NULL, NULL, err, sizeof err), 0);
-            rc = sl_snapshot_save_child(next, in(dir, name), in(dir, next_name), NULL, NULL, err, sizeof err);
+            CHECK_EQ(sl_snapshot_verify_chain(in(dir, cases[w].name), NULL, NULL, NULL, err, sizeof err), 0);
+            /* h.snap, a child of g.snap written before, still loads */
+            CHECK_EQ(try_load(in(dir, "h.snap"), NULL, sh, err, sizeof err), 0);
+            rc = sl_snapshot_save_child(cases[w].next, in(dir, cases[w].name), in(dir, "next.snap"), NULL, NULL, err,
+                                        sizeof err);
             if (rc)
-                printf("  save_child against index edit %d of %s: %s\n", k, name, err);
+                printf("  save_child against index edit %d of %s: %s\n", k, cases[w].name, err);
             REQUIRE(rc == 0);
-            rc = try_load(in(dir, next_name), NULL, next, err, sizeof err);
+            rc = try_load(in(dir, "next.snap"), NULL, cases[w].next, err, sizeof err);
             if (rc)
-                printf("  child of index edit %d of %s: %s\n", k, name, err);
+                printf("  child of index edit %d of %s: %s\n", k, cases[w].name, err);
             CHECK_EQ(rc, 0);
-            CHECK_EQ(sl_snapshot_verify_chain(in(dir, next_name), NULL, NULL, NULL, err, sizeof err), 0);
-            /* put the true file back */
-            REQUIRE(write_file(in(dir, name), which ? fc : fp, which ? lc : lp) == 0);
+            CHECK_EQ(sl_snapshot_verify_chain(in(dir, "next.snap"), NULL, NULL, NULL, err, sizeof err), 0);
+            REQUIRE(write_file(in(dir, cases[w].name), cases[w].f, cases[w].len) == 0); /* the true file back */
         }
     }
+    /* A full file with an index (a true one): refused. */
+    cf_file cf;
+    REQUIRE(cf_split(&cf, fp, lp) == 0);
+    REQUIRE(index_all(&cf, fp) == 0);
+    REQUIRE(write_cf(&cf, dir, "x.snap") == 0);
+    cf_free(&cf);
+    EXPECT(try_load(in(dir, "x.snap"), NULL, NULL, err, sizeof err), err, SL_EFORMAT, "a full file with an index",
+           "`index_size`");
     free(fp);
     free(fc);
+    free(fg);
 }
 
 /* ---------------- versions 3 and 4 ---------------- */
@@ -935,7 +1035,7 @@ static void test_old_versions(void)
             int rc2 = try_load(in(dir, "old.snap"), NULL, NULL, err, sizeof err);
             char what[64];
             snprintf(what, sizeof what, "version %u, field at 0x%x", v, fields[i].off);
-            EXPECT(rc2, err, SL_EFORMAT, what, want);
+            EXPECT(rc2, err, SL_EFORMAT, what, fields[i].off >= SF_RESERVED3 ? "reserved" : want);
         }
         /* The child bit too (with a parent, which version 4 allows). */
         if (v == 4) {
@@ -966,7 +1066,9 @@ int main(void)
     sc = sp ? snap_of(ids_c, sp) : NULL;
     sg = sc ? snap_of(ids_g, sc) : NULL;
     sq = snap_of(ids_q, NULL);
-    if (!sp || !sc || !sg || !sq) {
+    sh = sg ? snap_of(ids_h, sg) : NULL;
+    su = snap_of(ids_u, NULL);
+    if (!sp || !sc || !sg || !sq || !sh || !su) {
         printf("FAIL test_snapchild: the test snapshots could not be made\n");
         return 1;
     }
@@ -984,6 +1086,8 @@ int main(void)
     sl_snapshot_free(sc);
     sl_snapshot_free(sg);
     sl_snapshot_free(sq);
+    sl_snapshot_free(sh);
+    sl_snapshot_free(su);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
     if (system(cmd) != 0)
