@@ -18,13 +18,19 @@
  *     hashes, as loaded, to the identity it claims;
  *   - with mode bit 3, when x.snap verifies: sl_snapshot_save_child of the
  *     next snapshot (C, G or H) against x.snap must write a child that loads
- *     and is that snapshot byte for byte, whatever x.snap's index says.
+ *     and is that snapshot byte for byte, whatever x.snap's index says (a
+ *     child's index is advisory; a full file has none, and one given an
+ *     index by the edits is refused on load).
  * An input without edits must load as the snapshot it was written from.
+ *
+ * With mode bit 5 the edited file takes the real one's place instead, and
+ * the file below it in the chain is loaded and verified: a hostile parent.
  *
  * Input: [0] mode: bits 0-1 the file (0, 3: c.snap, 1: g.snap, 2: p.snap),
  * bit 2 reseal, bit 3 save a child against it, bit 4 name the parent
- * explicitly (its path; with file 3, the directory). Then edits, each an
- * opcode byte and its operands (see the enum below), to the end. */
+ * explicitly (its path; with file 3, the directory), bit 5 edit it in its
+ * place in the chain. Then edits, each an opcode byte and its operands (see
+ * the enum below), to the end. */
 #include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -374,15 +380,15 @@ static bool same_blob(const sl_snapshot *a, const sl_snapshot *b)
     return na == nb && memcmp(x, y, na) == 0;
 }
 
-/* save_child of the next snapshot against x.snap: a child that is exactly
- * that snapshot, or an error the API allows. */
-static void check_save_child(const sl_snapshot *next, const char *parents)
+/* save_child of the next snapshot against the edited file: a child that is
+ * exactly that snapshot, or an error the API allows. */
+static void check_save_child(const sl_snapshot *next, const char *edited, const char *parents)
 {
     char err[512] = "";
     unlink(in("out.snap"));
-    int rc = sl_snapshot_save_child(next, in("x.snap"), in("out.snap"), NULL, NULL, err, sizeof err);
+    int rc = sl_snapshot_save_child(next, edited, in("out.snap"), NULL, NULL, err, sizeof err);
     if (rc) {
-        /* x.snap's chain loads (it verified) but perhaps not without the
+        /* Its chain loads (it verified) but perhaps not without the
          * explicit parents, or it is as deep as a chain may be. */
         if (!(rc == SL_ERANGE || (parents && rc == SL_EPARENT)))
             fprintf(stderr, "save_child: %d %s\n", rc, err);
@@ -422,7 +428,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     edit_file(&f, &len, edits);
     if (mode & 4)
         sl_snapfile_reseal(f, len);
-    FILE *out = fopen(in("x.snap"), "wb");
+    /* The edited file is x.snap, loaded itself; or (bit 5) it takes the
+     * place of the real file in the chain, and the file below it is loaded
+     * (g.snap: itself). */
+    const bool in_chain = mode & 32;
+    const int loaded = in_chain && which < F_G ? which + 1 : which;
+    char edited[320], path[320];
+    snprintf(edited, sizeof edited, "%s", in(in_chain ? names[which] : "x.snap"));
+    snprintf(path, sizeof path, "%s", in_chain ? in(names[loaded]) : edited);
+    FILE *out = fopen(edited, "wb");
     FUZZ_ASSERT(out && fwrite(f, 1, len, out) == len && fclose(out) == 0);
     free(f);
 
@@ -430,33 +444,37 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
      * gives), or named explicitly. */
     const char *parents = NULL;
     if (mode & 16)
-        parents = (mode & 3) == 3 ? dir : which == F_G ? in("c.snap") : which == F_C ? in("p.snap") : NULL;
+        parents = (mode & 3) == 3 ? dir : loaded == F_G ? in("c.snap") : loaded == F_C ? in("p.snap") : NULL;
 
     char err[512] = "";
     sl_snapshot *s = NULL;
-    int rc = sl_snapshot_load_chain(&s, in("x.snap"), parents, err, sizeof err);
+    int rc = sl_snapshot_load_chain(&s, path, parents, err, sizeof err);
     FUZZ_ASSERT(rc <= 0);
     if (n_edits == 0 && (mode & 4)) {
         if (rc)
             fprintf(stderr, "unedited %s: %s\n", names[which], err);
-        FUZZ_ASSERT(rc == 0 && same_blob(s, snaps[which]));
+        FUZZ_ASSERT(rc == 0 && same_blob(s, snaps[loaded]));
     }
     if (rc) {
         FUZZ_ASSERT(!s && err[0]);
-        FUZZ_ASSERT(sl_snapshot_verify_chain(in("x.snap"), parents, NULL, NULL, err, sizeof err) != 0);
-        return 0;
-    }
-    check_loaded(s);
-    err[0] = 0;
-    int vrc = sl_snapshot_verify_chain(in("x.snap"), parents, NULL, NULL, err, sizeof err);
-    FUZZ_ASSERT(vrc <= 0 && (vrc == 0 || err[0]));
-    if (vrc == 0) {
-        uint8_t h[SL_HASH_LEN];
-        sl_snapshot_compute_hash(s, h);
-        FUZZ_ASSERT(memcmp(h, sl_snapshot_hash(s), SL_HASH_LEN) == 0);
-        if (mode & 8)
-            check_save_child(snaps[which + 1], parents);
+        FUZZ_ASSERT(sl_snapshot_verify_chain(path, parents, NULL, NULL, err, sizeof err) != 0);
+    } else {
+        check_loaded(s);
+        err[0] = 0;
+        int vrc = sl_snapshot_verify_chain(path, parents, NULL, NULL, err, sizeof err);
+        FUZZ_ASSERT(vrc <= 0 && (vrc == 0 || err[0]));
+        if (vrc == 0) {
+            uint8_t h[SL_HASH_LEN];
+            sl_snapshot_compute_hash(s, h);
+            FUZZ_ASSERT(memcmp(h, sl_snapshot_hash(s), SL_HASH_LEN) == 0);
+            if ((mode & 8) && loaded == which)
+                check_save_child(snaps[which + 1], edited, parents);
+        }
     }
     sl_snapshot_free(s);
+    if (in_chain) { /* the real file back */
+        out = fopen(edited, "wb");
+        FUZZ_ASSERT(out && fwrite(files[which], 1, lens[which], out) == lens[which] && fclose(out) == 0);
+    }
     return 0;
 }
