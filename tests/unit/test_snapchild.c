@@ -111,7 +111,8 @@ static bool same_pages(const sl_snapshot *a, const sl_snapshot *b)
 }
 
 /* load_chain(path, parents): what it returns, with err; a snapshot that
- * loads has every page read and is compared with `want` (NULL: not). */
+ * loads has every page read (none may fault: the SIGBUS handler would mark
+ * it lost) and is compared with `want` (NULL: not). */
 static int try_load(const char *path, const char *parents, const sl_snapshot *want, char *err, size_t errlen)
 {
     sl_snapshot *s = NULL;
@@ -119,6 +120,7 @@ static int try_load(const char *path, const char *parents, const sl_snapshot *wa
     int rc = sl_snapshot_load_chain(&s, path, parents, err, errlen);
     if (rc == 0) {
         touch_pages(s);
+        CHECK(!sl_snapfile_lost(s)); /* no page read was outside its file */
         if (want && !same_pages(s, want)) {
             printf("  %s: loads, but not the snapshot it should be\n", path);
             t_failed_now = 1;
@@ -644,6 +646,19 @@ static void test_parent_mismatch(void)
     REQUIRE(rename(in(other, "p.snap"), in(dir, byid)) == 0);
     CHECK_EQ(try_load(in(dir, "c.snap"), NULL, sc, err, sizeof err), 0);
     REQUIRE(rename(in(dir, byid), in(other, "p.snap")) == 0);
+    /* Where the name leads to a FIFO (opening it must not block), a
+     * directory, or a link to the parent. */
+    REQUIRE(mkfifo(in(dir, "p.snap"), 0600) == 0);
+    rc = try_load(in(dir, "c.snap"), NULL, NULL, err, sizeof err);
+    EXPECT(rc, err, SL_EPARENT, "p.snap is a FIFO", hex);
+    REQUIRE(unlink(in(dir, "p.snap")) == 0);
+    REQUIRE(mkdir(in(dir, "p.snap"), 0755) == 0);
+    rc = try_load(in(dir, "c.snap"), NULL, NULL, err, sizeof err);
+    EXPECT(rc, err, SL_EPARENT, "p.snap is a directory", hex);
+    REQUIRE(rmdir(in(dir, "p.snap")) == 0);
+    REQUIRE(symlink(in(other, "p.snap"), in(dir, "p.snap")) == 0);
+    CHECK_EQ(try_load(in(dir, "g.snap"), NULL, sg, err, sizeof err), 0);
+    REQUIRE(unlink(in(dir, "p.snap")) == 0);
     /* Another full file where the parent should be: refused, naming what
      * it needs, and the message does not claim q.snap is it. */
     REQUIRE(rename(in(dir, "q.snap"), in(dir, "p.snap")) == 0);
