@@ -510,6 +510,11 @@ const char *sl_snapshot_file(const sl_snapshot *snap);
 /* How many child files the snapshot's chain has (0: a full file or a
  * snapshot in memory; 1: a child of a full file; ...). */
 unsigned sl_snapshot_chain_depth(const sl_snapshot *snap);
+/* The path of the file `level` steps up the chain of a loaded snapshot (0:
+ * the file itself, as sl_snapshot_file; 1: its parent, as found by load;
+ * ... up to sl_snapshot_chain_depth), or NULL past the chain's end or for a
+ * snapshot made in memory. Valid while snap is. */
+const char *sl_snapshot_chain_file(const sl_snapshot *snap, unsigned level);
 /* ------------------------------------------------- end of snapshot files */
 
 /* ------------------------------------------------------- snapshot diff */

@@ -6,9 +6,9 @@
 # available here (`BUILD_DIR/sandlet backend amd64|i686` is kvm or pvm: PVM runs
 # x86-64 guests only), otherwise in the KVM lab (scripts/kvm-lab), where the
 # figures prove that the code works, not how fast it is (each benchmark prints
-# where it ran). bench_first_call, bench_lua, bench_requests and bench_serve
-# run x86-64 guests. bench_call runs both (demo and demo32) and reports an
-# architecture that cannot run as
+# where it ran). bench_first_call, bench_lua, bench_requests, bench_serve and
+# bench_snapchild run x86-64 guests. bench_call runs both (demo and demo32)
+# and reports an architecture that cannot run as
 # "not measured": it runs wherever x86-64 guests run, and in the lab as well
 # when i686 guests cannot run here (on PVM: its x86-64 figures natively, its
 # i686 ones in the lab). Any other benchmark needs both architectures.
@@ -54,7 +54,7 @@ bench_args() {
 # The guest architectures a benchmark runs.
 bench_archs() {
     case "$(basename "$1")" in
-    bench_first_call | bench_lua | bench_requests | bench_serve) echo amd64 ;;
+    bench_first_call | bench_lua | bench_requests | bench_serve | bench_snapchild) echo amd64 ;;
     *) echo amd64 i686 ;; # bench_call (demo and demo32), and any new one
     esac
 }

@@ -121,6 +121,14 @@ static const char *opt_value(const char *name, const char *inl, int argc, char *
     return argv[++*i];
 }
 
+int opt_string(const char *name, int argc, char **argv, int *i, const char **val)
+{
+    const char *inl;
+    if (!opt_match(argv[*i], name, &inl))
+        return 0;
+    return (*val = opt_value(name, inl, argc, argv, i)) ? 1 : -1;
+}
+
 /* One common option: how it is spelled and what its value sets. A setter
  * returns 0, or -1 after printing why the value is wrong. */
 typedef struct opt_def opt_def;

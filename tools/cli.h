@@ -9,9 +9,10 @@
  * guest.c     opening a GUEST (ELF or snapshot file), HostUpper, guest prints, calls
  * call.c      `sandlet call`
  * shell.c     `sandlet shell` and its line tokenizer
- * snap.c      `sandlet snapshot save|inspect|verify` and the snapshot-file glue
+ * snap.c      `sandlet snapshot save|inspect|verify|flatten` and the snapshot-file glue
  * snapdiff.c  `sandlet snapshot diff`
- * lab.c       re-executing ourselves inside scripts/kvm-lab; `sandlet backend` */
+ * lab.c       re-executing ourselves inside scripts/kvm-lab; `sandlet backend`
+ * labchain.c  the parent files of a child snapshot file, for the lab */
 #ifndef SANDLET_CLI_H
 #define SANDLET_CLI_H
 
@@ -20,6 +21,10 @@
 #include <stdint.h>
 
 #include "sandlet.h"
+
+/* Room for the library's messages: a missing parent file's names where it
+ * looked. */
+#define ERR_MAX 4096
 
 /* Exit codes (docs/cli.md). */
 #define EXIT_OK 0
@@ -160,6 +165,10 @@ int opt_take(cli_opts *o, int argc, char **argv, int *i);
  * command's usage(fd), EXIT_OK for --help or EXIT_USAGE. */
 int opt_scan(cli_opts *o, int argc, char **argv, int (*operand)(void *user, char *arg), void *user,
              void (*usage)(int fd));
+/* A command's own option NAME that takes a value: when argv[*i] is "NAME
+ * VALUE" or "NAME=VALUE", sets *val, moves *i past it and returns 1; 0 when
+ * it is not that option; -1 when the value is missing (message printed). */
+int opt_string(const char *name, int argc, char **argv, int *i, const char **val);
 /* Checks the options together once all are read (--init-data-perm needs
  * init data). Returns 0, or EXIT_USAGE after printing why. */
 int opt_finish(const cli_opts *o);
@@ -252,7 +261,8 @@ int shell_split(const char *line, char ***words, char **store, char *why, size_t
 /* ------------------------------------------------------------------ lab.c */
 
 typedef struct lab_req {
-    const char *adds[8]; /* files the command reads; adds[0] is the guest */
+    const char *adds[8]; /* files the command reads; adds[0] is the guest (the
+                          * parent files of child snapshot files go in too) */
     size_t nadds;
     int capture_stdin;   /* pass our stdin through a temp file (1), and as a shell script (2) */
     const char *collect; /* a file the command writes, or NULL */
@@ -283,5 +293,14 @@ int lab_maybe_reexec(const lab_req *req);
 /* Inside the lab: create the parent directories of a file we will write
  * (the lab's RAM disk only has the directories that were added). */
 void lab_prepare_output(const char *path);
+
+/* ------------------------------------------------------------ labchain.c */
+
+/* The parent files of the child snapshot file at path, nearest first, as
+ * sl_snapshot_load_chain would find them without an explicit list (next to
+ * each child, then $SANDLET_SNAPSHOT_PATH): at most max paths into out
+ * (malloc'd), their number returned; 0 for anything that does not load as
+ * a child. For the lab to copy them in. */
+size_t lab_chain_files(const char *path, char **out, size_t max);
 
 #endif

@@ -163,7 +163,7 @@ int guest_open(cli_guest *g, const char *path, const cli_opts *o)
 {
     memset(g, 0, sizeof *g);
     g->path = path;
-    char err[512] = "";
+    char err[ERR_MAX] = "";
     char why[512];
     int elf = file_is_elf(path, why, sizeof why);
     if (elf < 0) {

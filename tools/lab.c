@@ -425,11 +425,25 @@ static int lab_capture(const lab_req *req, char **stdin_path, char **collect)
     return 0;
 }
 
-/* `kvm-lab --add <exe> --add <inputs> [--stdin F] [--collect F] --env
- * SANDLET_LAB_PROTOCOL=1 -- <exe> <our arguments>`, calloc'd, or NULL. */
-static char **lab_argv(const lab_req *req, lab_paths *p, char *stdin_path, char *collect)
+/* The parent files of the child snapshot files among the inputs, which
+ * the inner sandlet looks for where we would: into chain (malloc'd paths),
+ * their number returned. */
+#define LAB_CHAIN_FILES (2 * SL_CHAIN_MAX)
+static size_t lab_chains(const lab_req *req, char **chain)
 {
-    size_t max = 16 + 2 * req->nadds + (size_t)cli_argc;
+    size_t n = 0;
+    for (size_t i = 0; i < req->nadds; i++)
+        n += lab_chain_files(req->adds[i], chain + n, LAB_CHAIN_FILES - n);
+    return n;
+}
+
+/* `kvm-lab --add <exe> --add <inputs> [--stdin F] [--collect F] --env
+ * SANDLET_LAB_PROTOCOL=1 [--env SANDLET_SNAPSHOT_PATH=...] -- <exe> <our
+ * arguments>`, calloc'd, or NULL. */
+static char **lab_argv(const lab_req *req, lab_paths *p, char *stdin_path, char *collect, char **chain,
+                       size_t nchain, char *search_env)
+{
+    size_t max = 16 + 2 * req->nadds + 2 * nchain + (size_t)cli_argc;
     char **av = calloc(max, sizeof *av);
     if (!av)
         return NULL;
@@ -445,8 +459,16 @@ static char **lab_argv(const lab_req *req, lab_paths *p, char *stdin_path, char 
             av[k++] = (char *)req->adds[i];
         }
     }
+    for (size_t i = 0; i < nchain; i++) {
+        av[k++] = "--add";
+        av[k++] = chain[i];
+    }
     av[k++] = "--env";
     av[k++] = OUT_FRAME_ENV "=1";
+    if (search_env) {
+        av[k++] = "--env";
+        av[k++] = search_env;
+    }
     if (stdin_path) {
         av[k++] = "--stdin";
         av[k++] = stdin_path;
@@ -478,7 +500,14 @@ int lab_maybe_reexec(const lab_req *req)
     char *stdin_path, *collect;
     if (lab_capture(req, &stdin_path, &collect) != 0)
         return EXIT_SETUP;
-    char **av = lab_argv(req, &paths, stdin_path, collect);
+    char *chain[LAB_CHAIN_FILES];
+    size_t nchain = lab_chains(req, chain);
+    /* Parents found through the search path are looked for there inside. */
+    const char *sp = getenv("SANDLET_SNAPSHOT_PATH");
+    char *search_env = NULL;
+    if (sp && *sp && (search_env = malloc(strlen(sp) + 32)))
+        sprintf(search_env, "SANDLET_SNAPSHOT_PATH=%s", sp);
+    char **av = lab_argv(req, &paths, stdin_path, collect, chain, nchain, search_env);
     rc = EXIT_LAB;
     if (!av) {
         cli_err("out of memory");
@@ -490,6 +519,9 @@ int lab_maybe_reexec(const lab_req *req)
         }
     }
     free(av);
+    for (size_t i = 0; i < nchain; i++)
+        free(chain[i]);
+    free(search_env);
     if (stdin_path) {
         unlink(stdin_path);
         free(stdin_path);

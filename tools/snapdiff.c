@@ -1,4 +1,4 @@
-/* `sandlet snapshot diff [--json] A B`: what differs between two snapshot
+/* `sandlet snapshot diff [--json] [--parent LIST] A B`: what differs between two snapshot
  * files, by address space and guest virtual range (sl_snapshot_diff), as
  * one line per range and a summary line, or as one JSON object. Exit 0 when
  * nothing differs and 1 when something does, as diff(1) and cmp(1) do. */
@@ -96,16 +96,17 @@ static void diff_json_error(const char *fa, const char *fb, const char *msg, int
     json_error_files("a", fa, "b", fb, msg, code, exit_code);
 }
 
-/* Loads both files, diffs them and prints the ranges (the JSON object is
- * built in w and printed by the caller). Returns the exit code. */
-static int diff_files(const char *fa, const char *fb, diff_out *o, int json)
+/* Loads both files (a child with its chain, looked for in parents first),
+ * diffs them and prints the ranges (the JSON object is built in w and
+ * printed by the caller). Returns the exit code. */
+static int diff_files(const char *fa, const char *fb, const char *parents, diff_out *o, int json)
 {
     sl_snapshot *s[2] = {NULL, NULL};
     const char *files[2] = {fa, fb};
-    char err[512] = "";
+    char err[ERR_MAX] = "";
     int rc = 0;
     for (int i = 0; i < 2 && !rc; i++)
-        if ((rc = sl_snapshot_load(&s[i], files[i], err, sizeof err)) != 0) {
+        if ((rc = sl_snapshot_load_chain(&s[i], files[i], parents, err, sizeof err)) != 0) {
             cli_errc(rc, "%s: %s", files[i], err[0] ? err : sl_strerror(rc));
             if (json)
                 diff_json_error(fa, fb, last_err(), rc, EXIT_SETUP);
@@ -122,8 +123,8 @@ static int diff_files(const char *fa, const char *fb, diff_out *o, int json)
 
 int snap_diff(int argc, char **argv, void (*usage)(int fd))
 {
-    const char *pos[2] = {NULL, NULL};
-    int npos = 0, help = 0, json = 0, bad = 0, opts = 1;
+    const char *pos[2] = {NULL, NULL}, *parents = NULL, *v;
+    int npos = 0, help = 0, json = 0, bad = 0, opts = 1, r;
     for (int i = 1; i < argc; i++) {
         /* "--" ends the options, so a file may be named "-x". */
         if (opts && strcmp(argv[i], "--") == 0)
@@ -132,12 +133,16 @@ int snap_diff(int argc, char **argv, void (*usage)(int fd))
             help = 1;
         else if (opts && strcmp(argv[i], "--json") == 0)
             json = 1;
-        else if (npos == 2 || (opts && argv[i][0] == '-' && argv[i][1] != '\0')) {
+        else if (opts && (r = opt_string("--parent", argc, argv, &i, &v)) != 0) {
+            bad |= r < 0;
+            parents = v;
+        } else if (npos == 2 || (opts && argv[i][0] == '-' && argv[i][1] != '\0')) {
             if (!bad)
                 cli_err("snapshot diff: unexpected argument '%s'", argv[i]);
             bad = 1;
-        } else
+        } else {
             pos[npos++] = argv[i];
+        }
     }
     if (help) {
         usage(1);
@@ -162,7 +167,7 @@ int snap_diff(int argc, char **argv, void (*usage)(int fd))
         jw_str(&w, "b", pos[1]);
         jw_open(&w, "ranges", '[');
     }
-    int rc = diff_files(pos[0], pos[1], &o, json);
+    int rc = diff_files(pos[0], pos[1], parents, &o, json);
     uint64_t *p = o.pages;
     int differ = p[SL_DIFF_ADDED] || p[SL_DIFF_REMOVED] || p[SL_DIFF_CHANGED] || p[SL_DIFF_PERM];
     if (rc == EXIT_OK && json) {

@@ -81,6 +81,11 @@ const char *sl_snapshot_file(const sl_snapshot *snap)
     return sl_snapfile_path(snap);
 }
 
+const char *sl_snapshot_chain_file(const sl_snapshot *snap, unsigned level)
+{
+    return sl_snapfile_path(sl_snapfile_ancestor(snap, level));
+}
+
 int sl_snapshot_inspect(const char *path, void (*line)(void *user, const char *text), void *user, char *err,
                         size_t errlen)
 {

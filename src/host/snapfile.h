@@ -34,9 +34,13 @@ typedef struct sl_snapfile_info {
 /* Loading a chain (snapfile_chain.c): where to look for parents (a
  * ':'-separated list of files and directories, or NULL), and what the
  * loads above this one on the way down saw: children is how many child
- * files, seen their identities (a chain that names one twice loops). */
+ * files, seen their identities (a chain that names one twice loops).
+ * The files above the one asked for are opened and checked, but their own
+ * blobs are not mapped (mem NULL) unless map_ancestors: the child maps
+ * their pages itself, and an ancestor's runs would cost a mapping each. */
 typedef struct sl_snapfile_chain {
     const char *parents;
+    bool map_ancestors; /* map every file's blob (verify), not only the one asked for */
     unsigned children;
     uint8_t seen[SL_CHAIN_MAX + 1][SL_HASH_LEN];
 } sl_snapfile_chain;
@@ -114,6 +118,8 @@ bool sl_snapfile_lost(const sl_snapshot *s);
 /* The path a loaded file was loaded by ("" for a bare descriptor), or NULL
  * for a snapshot made in memory; the descriptor load keeps of it (-1). */
 const char *sl_snapfile_path(const sl_snapshot *s);
+/* The file `level` steps up the chain of s (0: s), or NULL past its end. */
+const sl_snapshot *sl_snapfile_ancestor(const sl_snapshot *s, unsigned level);
 int sl_snapfile_fd(const sl_snapshot *s);
 /* Registers a child's blob (s->mem, the runs mapped from its chain) with
  * the SIGBUS handler as the file's: a page a file of the chain lost reads

@@ -42,28 +42,32 @@ static void note(search *q, const char *fmt, const char *a, const char *b)
         q->tried_len += (size_t)n < sizeof q->tried - q->tried_len ? (size_t)n : sizeof q->tried - q->tried_len - 1;
 }
 
-/* Whether the file at path is a snapshot file whose header names the
- * identity wanted (one header read; the load that follows checks it all). */
-static bool is_wanted(search *q, const char *path)
+/* A descriptor of the file at path when it is a snapshot file whose header
+ * names the identity wanted (one header read; the load that follows, from
+ * this descriptor, checks it all); else -1, and why is noted unless the
+ * file is simply not there. */
+static int open_wanted(search *q, const char *path)
 {
     sl_errbuf e;
     int fd = sl_open_regular(path, "snapshot file", &e);
-    if (fd < 0)
-        return false;
+    if (fd < 0) {
+        if (fd != SL_ENOTFOUND)
+            note(q, "%s%s cannot be opened as a snapshot file%s", path, "");
+        return -1;
+    }
     uint8_t hdr[SL_SNAPFILE_HEADER_SIZE];
     ssize_t n = pread(fd, hdr, sizeof hdr, 0);
-    close(fd);
     if (n != (ssize_t)sizeof hdr || memcmp(hdr, SL_SNAPFILE_MAGIC, 8) != 0) {
         note(q, "%s%s is not a snapshot file%s", path, "");
-        return false;
-    }
-    if (memcmp(hdr + SF_IDENTITY, q->want, SL_HASH_LEN) != 0) {
+    } else if (memcmp(hdr + SF_IDENTITY, q->want, SL_HASH_LEN) != 0) {
         char hex[2 * SL_HASH_LEN + 1];
         sl_hash_hex(hdr + SF_IDENTITY, hex);
         note(q, "%s%s is snapshot %.16s..., another", path, hex);
-        return false;
+    } else {
+        return fd;
     }
-    return true;
+    close(fd);
+    return -1;
 }
 
 /* dir/name into buf; false when it does not fit. */
@@ -73,81 +77,74 @@ static bool join(char *buf, size_t len, const char *dir, size_t dir_len, const c
     return n > 0 && (size_t)n < len;
 }
 
-/* Looks in one entry of a list: a file is taken if it is the one; in a
- * directory, the recorded name, then "<identity>.snap". */
-static bool try_entry(search *q, const char *entry, size_t len, char *out, size_t out_len)
+/* In the directory dir[0..len): the recorded name, then "<identity>.snap". */
+static int try_dir(search *q, const char *dir, size_t len, char *out, size_t out_len)
 {
-    char path[4096];
-    struct stat st;
-    if (!len || len >= sizeof path)
-        return false;
-    memcpy(path, entry, len);
-    path[len] = 0;
-    if (stat(path, &st) != 0) {
-        note(q, "%s%s does not exist%s", path, "");
-        return false;
-    }
-    if (!S_ISDIR(st.st_mode)) {
-        if (!is_wanted(q, path))
-            return false;
-        snprintf(out, out_len, "%s", path);
-        return true;
-    }
     char by_id[2 * SL_HASH_LEN + 8];
     snprintf(by_id, sizeof by_id, "%s.snap", q->want_hex);
     const char *names[2] = {q->name, by_id};
     for (int i = 0; i < 2; i++) {
-        if (!*names[i] || !join(out, out_len, entry, len, names[i]))
-            continue;
-        if (access(out, F_OK) == 0 && is_wanted(q, out))
-            return true;
+        int fd;
+        if (*names[i] && join(out, out_len, dir, len, names[i]) && (fd = open_wanted(q, out)) >= 0)
+            return fd;
     }
-    note(q, "%s%s holds neither '%s' nor '<identity>.snap'", path, q->name);
-    return false;
+    char shown[4096];
+    snprintf(shown, sizeof shown, "%.*s", (int)len, dir);
+    note(q, "%s%s holds neither '%s' nor '<identity>.snap'", shown, q->name);
+    return -1;
+}
+
+/* One entry of a list: a file is taken if it is the one; a directory is
+ * looked in. */
+static int try_entry(search *q, const char *entry, size_t len, char *out, size_t out_len)
+{
+    struct stat st;
+    if (!len || len >= out_len)
+        return -1;
+    memcpy(out, entry, len);
+    out[len] = 0;
+    if (stat(out, &st) != 0) {
+        note(q, "%s%s does not exist%s", out, "");
+        return -1;
+    }
+    return S_ISDIR(st.st_mode) ? try_dir(q, entry, len, out, out_len) : open_wanted(q, out);
 }
 
 /* Each ':'-separated entry of list, in order. */
-static bool try_list(search *q, const char *list, char *out, size_t out_len)
+static int try_list(search *q, const char *list, char *out, size_t out_len)
 {
     for (const char *p = list; p && *p;) {
         const char *end = strchr(p, ':');
         size_t len = end ? (size_t)(end - p) : strlen(p);
-        if (try_entry(q, p, len, out, out_len))
-            return true;
+        int fd = try_entry(q, p, len, out, out_len);
+        if (fd >= 0)
+            return fd;
         p = end ? end + 1 : p + len;
     }
-    return false;
+    return -1;
 }
 
-/* Where the parent of the child at child_path is: the explicit list, the
- * child's directory, SANDLET_SNAPSHOT_PATH. */
+/* The parent of the child at child_path, open, its path in out: from the
+ * explicit list, the child's directory, SANDLET_SNAPSHOT_PATH. */
 static int find_parent(const sl_snapshot *s, const char *child_path, const char *parents, char *out, size_t out_len,
                        sl_errbuf *e)
 {
     search q = {.want = s->parent, .name = s->parent_name};
     sl_hash_hex(s->parent, q.want_hex);
-    if (try_list(&q, parents, out, out_len))
-        return 0;
-    if (child_path && *child_path) {
+    int fd = try_list(&q, parents, out, out_len);
+    if (fd < 0 && child_path && *child_path) {
         const char *slash = strrchr(child_path, '/');
-        const char *dir = slash ? child_path : ".";
-        size_t dir_len = slash ? (size_t)(slash - child_path) + 1 : 1;
-        if (try_entry(&q, dir, dir_len, out, out_len))
-            return 0;
+        fd = slash ? try_dir(&q, child_path, (size_t)(slash - child_path) + 1, out, out_len)
+                   : try_dir(&q, ".", 1, out, out_len);
     }
-    if (try_list(&q, getenv("SANDLET_SNAPSHOT_PATH"), out, out_len))
-        return 0;
+    if (fd < 0)
+        fd = try_list(&q, getenv("SANDLET_SNAPSHOT_PATH"), out, out_len);
+    if (fd >= 0)
+        return fd;
     return sl_err(e, SL_EPARENT,
-                  "parent snapshot %s%s%s%s not found: give its path (--parent) or put it next to the child (%s)",
+                  "parent snapshot %s%s%s%s not found (%s): give its path (--parent), or put it next to the child or "
+                  "in SANDLET_SNAPSHOT_PATH",
                   q.want_hex, *q.name ? " ('" : "", q.name, *q.name ? "')" : "", q.tried_len ? q.tried : "no place to look");
-}
-
-/* The file `level` steps up the chain of s (0: s). */
-static const sl_snapshot *ancestor(const sl_snapshot *s, unsigned level)
-{
-    while (s && level--)
-        s = s->chain_parent;
-    return s;
 }
 
 /* Every run names a file of the chain and pages that file holds. */
@@ -155,7 +152,7 @@ static int check_runs(const sl_snapshot *s, sl_errbuf *e)
 {
     for (uint64_t i = 0; i < s->n_runs; i++) {
         const sl_snaprun *r = &s->runs[i];
-        const sl_snapshot *a = ancestor(s, r->level);
+        const sl_snapshot *a = sl_snapfile_ancestor(s, r->level);
         if (!a || (r->level && !a->file))
             return sl_err(e, SL_EFORMAT, "snapshot file: run %" PRIu64 " names level %u; the chain has %u files above "
                           "this one", i, r->level, s->depth);
@@ -166,9 +163,19 @@ static int check_runs(const sl_snapshot *s, sl_errbuf *e)
     return 0;
 }
 
+/* A run that takes the root's page at the same offset: stable compaction
+ * keeps pages where the parent had them, so along a chain most pages are
+ * the full file's at their own offset, which one mapping covers. */
+static bool at_home(const sl_snapshot *s, const sl_snaprun *r, uint64_t home_pages)
+{
+    return r->level == s->depth && r->src == r->page && r->page + r->count <= home_pages;
+}
+
 /* The runs, each mapped from the file that holds it over a reservation of
  * the blob's size, read-only and private: the pages are the page cache's,
- * shared with every other mapping of those files. */
+ * shared with every other mapping of those files. The root's pages go in
+ * first, in one mapping at their own offsets; the runs that take a page
+ * from anywhere else are laid over it. */
 static int map_runs(sl_snapshot *s, sl_errbuf *e)
 {
     uint8_t *base = mmap(NULL, s->mem_size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -177,11 +184,18 @@ static int map_runs(sl_snapshot *s, sl_errbuf *e)
                       strerror(errno));
     s->composite = base;
     s->composite_len = s->mem_size;
+    const sl_snapshot *root = sl_snapfile_ancestor(s, s->depth);
+    uint64_t home = root->own_pages < s->mem_size / SL_PAGE_SIZE ? root->own_pages : s->mem_size / SL_PAGE_SIZE;
+    if (home && mmap(base, (size_t)home * SL_PAGE_SIZE, PROT_READ, MAP_PRIVATE | MAP_FIXED, sl_snapfile_fd(root),
+                     (off_t)root->own_offset) == MAP_FAILED)
+        return sl_err(e, SL_EIO, "snapshot file: mapping the chain's full file failed: %s", strerror(errno));
     for (uint64_t i = 0; i < s->n_runs; i++) {
         const sl_snaprun *r = &s->runs[i];
+        if (at_home(s, r, home))
+            continue;
         /* The writer merges what it can; so does the kernel, for runs
          * adjacent in the same file. */
-        const sl_snapshot *a = ancestor(s, r->level);
+        const sl_snapshot *a = sl_snapfile_ancestor(s, r->level);
         void *at = base + r->page * SL_PAGE_SIZE;
         if (mmap(at, (size_t)r->count * SL_PAGE_SIZE, PROT_READ, MAP_PRIVATE | MAP_FIXED, sl_snapfile_fd(a),
                  (off_t)(a->own_offset + r->src * SL_PAGE_SIZE)) == MAP_FAILED)
@@ -191,13 +205,12 @@ static int map_runs(sl_snapshot *s, sl_errbuf *e)
     return sl_snapfile_watch_blob(s, e);
 }
 
-/* Loads the parent at path for s, one level further down the chain. */
-static int load_parent(sl_snapshot *s, const char *path, unsigned flags, sl_snapfile_chain *chain, sl_errbuf *e)
+/* Loads the parent open on fd, at path, for s, one level further down the
+ * chain; closes fd. */
+static int load_parent(sl_snapshot *s, int fd, const char *path, unsigned flags, sl_snapfile_chain *chain,
+                       sl_errbuf *e)
 {
     sl_errbuf pe = {{0}};
-    int fd = sl_open_regular(path, "snapshot file", &pe);
-    if (fd < 0)
-        return sl_err(e, SL_EPARENT, "parent of this snapshot file: %s", pe.msg);
     sl_snapshot *p = NULL;
     int rc = sl_snapfile_load_chained(&p, fd, path, flags, chain, NULL, &pe);
     close(fd);
@@ -229,9 +242,12 @@ int sl_snapfile_chain_load(sl_snapshot *s, const char *path, unsigned flags, sl_
     if (memcmp(s->hash, s->parent, SL_HASH_LEN) == 0)
         return sl_err(e, SL_EFORMAT, "snapshot file: the chain loops (the child names itself as its parent)");
     memcpy(chain->seen[chain->children++], s->hash, SL_HASH_LEN);
+    bool asked = chain->children == 1; /* the file loaded, not one of its ancestors */
     char parent_path[4096];
-    int rc = find_parent(s, path, chain->parents, parent_path, sizeof parent_path, e);
-    if (rc || (rc = load_parent(s, parent_path, flags, chain, e)) || (rc = check_runs(s, e)))
+    int fd = find_parent(s, path, chain->parents, parent_path, sizeof parent_path, e), rc;
+    if (fd < 0)
+        return fd;
+    if ((rc = load_parent(s, fd, parent_path, flags, chain, e)) || (rc = check_runs(s, e)))
         return rc;
-    return map_runs(s, e);
+    return asked || chain->map_ancestors ? map_runs(s, e) : 0;
 }

@@ -16,6 +16,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "le.h"
@@ -29,7 +30,7 @@ typedef struct child {
     const sl_snapshot *s;
     const sl_snapshot *parent; /* the parent file, loaded with its chain */
     bool use_kept;
-    uint64_t parent_pages, cursor; /* cursor: the parent's run that holds the last kept page */
+    uint64_t parent_pages;
     sl_snaprun *runs;
     uint64_t n_runs, cap_runs;
     uint64_t *own; /* blob pages stored in the child, in file order */
@@ -77,19 +78,63 @@ static bool kept(const child *c, uint64_t j)
     return c->use_kept && j < c->s->kept_pages && j < c->parent_pages && (c->s->kept[j / 64] >> (j % 64) & 1);
 }
 
-/* Where the parent's page j is, one level further up: its own page, or
- * where its run points (pages come in order, so the cursor only moves on). */
+/* Where page pj of the parent's blob is: page *src of the own pages of the
+ * file *level steps up from the child (1: the parent itself). */
+static bool locate(const sl_snapshot *p, uint64_t pj, uint64_t *src, uint32_t *level)
+{
+    if (!p->runs) {
+        *src = pj, *level = 1;
+        return pj < p->own_pages;
+    }
+    uint64_t lo = 0, hi = p->n_runs; /* the run that holds pj: the runs tile the blob in order */
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo) / 2;
+        if (p->runs[mid].page + p->runs[mid].count <= pj)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo >= p->n_runs || pj < p->runs[lo].page)
+        return false;
+    *src = p->runs[lo].src + (pj - p->runs[lo].page);
+    *level = p->runs[lo].level + 1;
+    return true;
+}
+
+/* The file `level` steps up from the child (1: the parent). */
+static const sl_snapshot *up(const child *c, uint32_t level)
+{
+    return level ? sl_snapfile_ancestor(c->parent, level - 1) : NULL;
+}
+
+/* The parent's page j, unchanged: where the parent has it. */
 static int add_kept(child *c, uint64_t j)
 {
-    const sl_snapshot *p = c->parent;
-    if (!p->runs)
-        return add(c, j, j, 1);
-    while (c->cursor < p->n_runs && p->runs[c->cursor].page + p->runs[c->cursor].count <= j)
-        c->cursor++;
-    if (c->cursor >= p->n_runs) /* the runs tile the parent's blob, and j is in it */
+    uint64_t src;
+    uint32_t level;
+    if (!locate(c->parent, j, &src, &level))
         return sl_err(c->e, SL_EINVAL, "internal: page 0x%" PRIx64 " is in no run of the parent", j);
-    const sl_snaprun *r = &p->runs[c->cursor];
-    return add(c, j, r->src + (j - r->page), r->level + 1);
+    return add(c, j, src, level);
+}
+
+/* A page-table page: compaction rebuilds the tables in a fixed order, so
+ * most are byte for byte the parent's at the same place in its table area
+ * (one compare, no hash). */
+static int table_page(child *c, uint64_t j, bool *done)
+{
+    *done = false;
+    const sl_snapshot *s = c->s, *p = c->parent;
+    uint64_t vis = s->visible_size / SL_PAGE_SIZE, pvis = p->visible_size / SL_PAGE_SIZE;
+    uint64_t pj = pvis + (j - vis), src;
+    uint32_t level;
+    if (j < vis || pj >= c->parent_pages || !locate(p, pj, &src, &level))
+        return 0;
+    const sl_snapshot *a = up(c, level);
+    if (!a || !a->own || src >= a->own_pages ||
+        memcmp(a->own + src * SL_PAGE_SIZE, s->mem + j * SL_PAGE_SIZE, SL_PAGE_SIZE) != 0)
+        return 0;
+    *done = true;
+    return add(c, j, src, level);
 }
 
 /* A page found nowhere in the chain: among the child's own pages already,
@@ -153,8 +198,13 @@ static int plan_pages(child *c)
 {
     uint64_t pages = c->s->mem_size / SL_PAGE_SIZE;
     int rc = 0;
-    for (uint64_t j = 0; !rc && j < pages; j++)
-        rc = kept(c, j) ? add_kept(c, j) : add_by_content(c, j);
+    for (uint64_t j = 0; !rc && j < pages; j++) {
+        bool done = false;
+        if (kept(c, j))
+            rc = add_kept(c, j);
+        else if (!(rc = table_page(c, j, &done)) && !done)
+            rc = add_by_content(c, j);
+    }
     return rc;
 }
 
@@ -213,6 +263,36 @@ static int write_child(child *c, const char *parent_path, const char *path, sl_p
     return rc;
 }
 
+/* Saving over a file of the chain would replace what the child needs. */
+static int check_target(const sl_snapshot *parent, const char *path, sl_errbuf *e)
+{
+    struct stat at, f;
+    if (stat(path, &at) != 0)
+        return 0;
+    for (unsigned level = 0; sl_snapfile_ancestor(parent, level); level++) {
+        const sl_snapshot *a = sl_snapfile_ancestor(parent, level);
+        if (fstat(sl_snapfile_fd(a), &f) == 0 && f.st_dev == at.st_dev && f.st_ino == at.st_ino)
+            return sl_err(e, SL_EINVAL, "'%s' is a file of the child's own chain (%u level%s up): saving over it "
+                          "would orphan the child", path, level + 1, level ? "s" : "");
+    }
+    return 0;
+}
+
+/* What a child of parent written to path may not be. */
+static int check_child(const sl_snapshot *s, const sl_snapshot *parent, const char *parent_path, const char *path,
+                       sl_errbuf *e)
+{
+    int rc = check_target(parent, path, e);
+    if (rc)
+        return rc;
+    if (parent->depth + 1 > SL_CHAIN_MAX)
+        return sl_err(e, SL_ERANGE, "a child of '%s' would make a chain of %u child files, more than %u: save it in "
+                      "full or flatten the parent", parent_path, parent->depth + 1, SL_CHAIN_MAX);
+    if (memcmp(s->hash, parent->hash, SL_HASH_LEN) == 0)
+        return sl_err(e, SL_EINVAL, "the snapshot is '%s' itself: a file cannot be its own child", parent_path);
+    return 0;
+}
+
 int sl_snapfile_save_child(const sl_snapshot *s, const char *parent_path, const char *path, sl_progress_fn progress,
                            void *user, sl_errbuf *e)
 {
@@ -225,11 +305,7 @@ int sl_snapfile_save_child(const sl_snapshot *s, const char *parent_path, const 
     child c = {.s = s, .parent = parent, .parent_pages = parent->mem_size / SL_PAGE_SIZE, .e = e};
     c.use_kept = s->kept && s->has_parent && memcmp(s->parent, parent->hash, SL_HASH_LEN) == 0;
     sl_u64map_init(&c.own_by_hash);
-    if (parent->depth + 1 > SL_CHAIN_MAX)
-        rc = sl_err(e, SL_ERANGE, "a child of '%s' would make a chain of %u child files, more than %u: save it in full "
-                    "or flatten the parent", parent_path, parent->depth + 1, SL_CHAIN_MAX);
-    else if (memcmp(s->hash, parent->hash, SL_HASH_LEN) == 0)
-        rc = sl_err(e, SL_EINVAL, "the snapshot is '%s' itself: a file cannot be its own child", parent_path);
+    rc = check_child(s, parent, parent_path, path, e);
     /* The chain's pages compared while planning must be what its files
      * still hold (a page a file lost read as zeros). */
     if (!rc && !(rc = plan_pages(&c)) && !(rc = sl_snapfile_check(parent, "while a child of it was planned", e)))

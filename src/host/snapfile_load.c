@@ -253,7 +253,7 @@ int sl_snapfile_verify_chain(int fd, const char *path, const char *parents, sl_p
                              sl_errbuf *e)
 {
     sl_snapshot *s;
-    sl_snapfile_chain chain = {.parents = parents};
+    sl_snapfile_chain chain = {.parents = parents, .map_ancestors = true};
     int rc = sl_snapfile_load_chained(&s, fd, path, 0, &chain, NULL, e);
     if (rc)
         return rc;

@@ -137,6 +137,13 @@ const char *sl_snapfile_path(const sl_snapshot *s)
     return s && s->file ? s->file->path : NULL;
 }
 
+const sl_snapshot *sl_snapfile_ancestor(const sl_snapshot *s, unsigned level)
+{
+    while (s && level--)
+        s = s->chain_parent;
+    return s;
+}
+
 int sl_snapfile_fd(const sl_snapshot *s)
 {
     return s && s->file ? s->file->fd : -1;

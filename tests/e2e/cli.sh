@@ -11,7 +11,7 @@ B=${1:-build}
 S=$B/sandlet
 G=${SANDLET_GUESTS:-build/guests}
 export SANDLET_NO_LAB=1
-unset SANDLET_FORCE_LAB
+unset SANDLET_FORCE_LAB SANDLET_SNAPSHOT_PATH
 if [ ! -x "$S" ]; then
     echo "FAIL cli: no $S (make test builds the CLI in every variant)"
     exit 1
@@ -42,6 +42,20 @@ te() {
         pass "$name"
     else
         fail "$name: rc=$rc (want $want_rc), stdout '$out', stderr (want /$pat/): $(head -c 400 "$T/err")"
+    fi
+}
+
+# tl NAME WANT_RC LAST_LINE_PATTERN ARGS...: exit code, and stdout's last line
+# matching (grep -E, whole line).
+tl() {
+    name=$1 want_rc=$2 pat=$3
+    shift 3
+    out=$("$S" "$@" 2>"$T/err")
+    rc=$?
+    if [ "$rc" = "$want_rc" ] && echo "$out" | tail -n 1 | grep -Eqx -- "$pat"; then
+        pass "$name"
+    else
+        fail "$name: rc=$rc (want $want_rc), stdout '$out' (want last line /$pat/), stderr: $(head -c 400 "$T/err")"
     fi
 }
 
@@ -335,6 +349,115 @@ if ! "$S" snapshot verify "$T/junk" 2>&1 | grep -q 'not supported by this build'
         else
             fail "$g snapshot save FILE: rc=$rc $(cat "$T/err") $(grep -E '^(identity|parent):' "$T/child.txt")"
         fi
+        # Child files (format version 5): GUEST a snapshot file is the parent.
+        C=$T/chain-$g
+        mkdir -p "$C"
+        cp "$SNAP" "$C/base.snap"
+        out=$("$S" snapshot save "$C/base.snap" "$C/kid.snap" --call Counter 2>"$T/err")
+        rc=$?
+        kid=$(sed -n 's/^sandlet: saved .* (id \([0-9a-f]\{64\}\)), child of .*/\1/p' "$T/err")
+        if [ $rc = 0 ] && [ "$out" = 3 ] && [ -n "$kid" ] && grep -qx "sandlet: saved $C/kid.snap (id $kid), child of $C/base.snap" "$T/err" &&
+            [ "$(wc -c <"$C/kid.snap")" -lt "$(wc -c <"$C/base.snap")" ]; then
+            pass "$g snapshot save from a snapshot file: a child of it, smaller"
+        else
+            fail "$g snapshot save child: rc=$rc out '$out' $(cat "$T/err") $(ls -l "$C")"
+        fi
+        t "$g call on a child file (its parent found next to it)" 0 4 call "$C/kid.snap" Counter
+        out=$("$S" snapshot save "$C/kid.snap" "$C/grandkid.snap" --call Counter 2>"$T/err")
+        gkid=$(sed -n 's/^sandlet: saved .* (id \([0-9a-f]\{64\}\)), child of .*/\1/p' "$T/err")
+        if [ "$out" = 4 ] && [ -n "$gkid" ] && grep -q "child of $C/kid.snap\$" "$T/err"; then
+            pass "$g snapshot save from a child: a grandchild"
+        else
+            fail "$g grandchild: out '$out' $(cat "$T/err")"
+        fi
+        t "$g call on a grandchild" 0 5 call "$C/grandkid.snap" Counter
+        t "$g snapshot verify of a grandchild (its whole chain)" 0 "$C/grandkid.snap: OK" snapshot verify "$C/grandkid.snap"
+        tl "$g snapshot diff of a parent and its child: the counter's page" 1 \
+            "pages: 0 added, 0 removed, 1 changed, 0 permissions changed" snapshot diff "$C/base.snap" "$C/kid.snap"
+        # --parent P: a sandbox from the ELF, its pages shared with P by content.
+        out=$("$S" snapshot save --parent "$C/base.snap" "$G/$g" "$C/elf-kid.snap" --call Counter 2>"$T/err")
+        rc=$?
+        if [ $rc = 0 ] && [ "$out" = 1 ] && grep -q "child of $C/base.snap\$" "$T/err" &&
+            [ "$(wc -c <"$C/elf-kid.snap")" -lt "$(wc -c <"$C/base.snap")" ]; then
+            pass "$g snapshot save --parent P: a child of P, smaller than P"
+        else
+            fail "$g save --parent: rc=$rc out '$out' $(cat "$T/err") $(ls -l "$C")"
+        fi
+        t "$g call on a --parent child" 0 2 call "$C/elf-kid.snap" Counter
+        # --full: no parent file needed.
+        out=$("$S" snapshot save --full "$C/kid.snap" "$C/full.snap" 2>"$T/err")
+        rc=$?
+        if [ $rc = 0 ] && grep -qx "sandlet: saved $C/full.snap (id $kid)" "$T/err"; then
+            pass "$g snapshot save --full from a child: a full file, the child's identity"
+        else
+            fail "$g save --full: rc=$rc $(cat "$T/err")"
+        fi
+        # flatten: a full file with the child's identity, which the b3sum of
+        # the bytes it covers confirms, and which loads without its parents.
+        out=$("$S" snapshot flatten "$C/grandkid.snap" "$T/flat-$g.snap" 2>"$T/err")
+        rc=$?
+        "$S" snapshot inspect --json "$T/flat-$g.snap" >"$T/flat.json" 2>&1
+        at=$(jq -r '.identity_covers.offset' "$T/flat.json")
+        n=$(jq -r '.identity_covers.size' "$T/flat.json")
+        b3=$gkid # the KVM lab has no b3sum
+        command -v b3sum >/dev/null && b3=$(tail -c +$((at + 1)) "$T/flat-$g.snap" | head -c "$n" | b3sum --no-names)
+        if [ $rc = 0 ] && [ -z "$out" ] && grep -qx "sandlet: saved $T/flat-$g.snap (id $gkid), flattened from $C/grandkid.snap" "$T/err" &&
+            [ "$(jq -r .identity "$T/flat.json")" = "$gkid" ] && [ "$b3" = "$gkid" ]; then
+            pass "$g snapshot flatten: a full file with the child's identity (b3sum agrees where installed)"
+        else
+            fail "$g flatten: rc=$rc '$out' $(cat "$T/err") inspect id $(jq -r .identity "$T/flat.json") b3sum $b3 want $gkid"
+        fi
+        t "$g call on the flattened file, its chain elsewhere" 0 5 call "$T/flat-$g.snap" Counter
+        t "$g snapshot verify of the flattened file" 0 "$T/flat-$g.snap: OK" snapshot verify "$T/flat-$g.snap"
+        # Saved over GUEST itself: a full file (a child would replace its parent).
+        cp "$C/kid.snap" "$C/self.snap"
+        "$S" snapshot save "$C/self.snap" "$C/self.snap" 2>"$T/err"
+        if grep -qx "sandlet: saved $C/self.snap (id $kid)" "$T/err" && [ "$("$S" call "$C/self.snap" Counter 2>&1)" = 4 ]; then
+            pass "$g snapshot save over GUEST: a full file, not its own child"
+        else
+            fail "$g save over GUEST: $(cat "$T/err")"
+        fi
+        te "$g snapshot save: FILE is the --parent file" 2 'is the parent file itself' \
+            snapshot save --parent "$C/base.snap" "$G/$g" "$C/base.snap"
+        # Parents elsewhere: found by --parent LIST or SANDLET_SNAPSHOT_PATH only.
+        mkdir -p "$C/away"
+        mv "$C/base.snap" "$C/away/"
+        te "$g call on a child whose parent moved away: exit 3, naming its identity" 3 "$pid" call "$C/kid.snap" Counter
+        out=$("$S" snapshot verify "$C/grandkid.snap" 2>"$T/err")
+        rc=$?
+        if [ $rc = 3 ] && echo "$out" | grep -q "^$C/grandkid.snap: FAILED: .*$pid"; then
+            pass "$g snapshot verify without the chain's full file: exit 3, naming its identity"
+        else
+            fail "$g verify, parent away: rc=$rc $out $(cat "$T/err")"
+        fi
+        t "$g snapshot verify --parent DIR" 0 "$C/grandkid.snap: OK" snapshot verify --parent "$C/away" "$C/grandkid.snap"
+        t "$g snapshot verify --parent FILE (a ':' list)" 0 "$C/grandkid.snap: OK" \
+            snapshot verify --parent "$T/nonexistent:$C/away/base.snap" "$C/grandkid.snap"
+        out=$(SANDLET_SNAPSHOT_PATH=$T/nonexistent:$C/away "$S" call "$C/grandkid.snap" Counter 2>"$T/err")
+        if [ "$out" = 5 ]; then pass "$g SANDLET_SNAPSHOT_PATH finds a parent"; else fail "$g SANDLET_SNAPSHOT_PATH: '$out' $(cat "$T/err")"; fi
+        tl "$g snapshot diff --parent" 1 "pages: 0 added, 0 removed, 1 changed, 0 permissions changed" \
+            snapshot diff --parent "$C/away" "$C/kid.snap" "$C/grandkid.snap"
+        "$S" snapshot flatten --parent "$C/away" "$C/kid.snap" "$C/kid-flat.snap" 2>"$T/err"
+        if grep -qx "sandlet: saved $C/kid-flat.snap (id $kid), flattened from $C/kid.snap" "$T/err"; then
+            pass "$g snapshot flatten --parent"
+        else
+            fail "$g flatten --parent: $(cat "$T/err")"
+        fi
+        te "$g snapshot flatten without the parent: exit 3, naming its identity" 3 "$pid" \
+            snapshot flatten "$C/kid.snap" "$C/never.snap"
+        # A parent replaced by another snapshot under its name is refused.
+        cp "$C/away/base.snap" "$C/base.snap"
+        "$S" snapshot save --full "$G/$g" "$C/base.snap" --call Add 1 2 >/dev/null 2>&1
+        out=$("$S" snapshot verify "$C/kid.snap" 2>"$T/err")
+        rc=$?
+        if [ $rc = 3 ] && echo "$out" | grep -q "^$C/kid.snap: FAILED: .*$pid"; then
+            pass "$g snapshot verify of a child whose parent file was replaced: exit 3, naming the identity"
+        else
+            fail "$g verify, parent replaced: rc=$rc $out $(cat "$T/err")"
+        fi
+        te "$g call on a child whose parent file was replaced" 3 "$pid" call "$C/kid.snap" Counter
+        tl "$g snapshot verify --parent FILE of another snapshot: exit 3" 3 "$C/grandkid.snap: FAILED: .*$pid.*" \
+            snapshot verify --parent "$C/base.snap" "$C/grandkid.snap"
         # Corrupt one byte in the middle of the file: verify must fail with 4.
         size=$(wc -c <"$SNAP")
         cp "$SNAP" "$T/bad.snap"
@@ -356,6 +479,20 @@ if ! "$S" snapshot verify "$T/junk" 2>&1 | grep -q 'not supported by this build'
     te "snapshot inspect missing file" 3 'nonexistent' snapshot inspect "$T/nonexistent"
     te "snapshot save usage" 2 'GUEST and FILE are required' snapshot save "$G/demo"
     te "snapshot save --call without NAME" 2 '--call needs a function NAME' snapshot save "$G/demo" "$T/x.snap" --call
+    te "snapshot save --parent with --full" 2 '--parent and --full exclude each other' \
+        snapshot save --parent "$T/demo.snap" --full "$G/demo" "$T/x.snap"
+    te "snapshot save --parent without a value" 2 '--parent needs a value' snapshot save "$G/demo" "$T/x.snap" --parent
+    te "snapshot save --parent twice" 2 '--parent given twice' snapshot save --parent a --parent=b "$G/demo" "$T/x.snap"
+    te "snapshot flatten without arguments" 2 'CHILD and OUT are required' snapshot flatten
+    te "snapshot flatten without OUT" 2 'CHILD and OUT are required' snapshot flatten "$T/demo.snap"
+    te "snapshot flatten takes two files only" 2 "unexpected argument 'c'" snapshot flatten a b c
+    te "snapshot flatten unknown option" 2 "unexpected argument '--frob'" snapshot flatten --frob a b
+    te "snapshot flatten missing file" 3 'nonexistent' snapshot flatten "$T/nonexistent" "$T/out.snap"
+    te "snapshot flatten on junk" 3 'junk: snapshot file: ' snapshot flatten "$T/junk" "$T/out.snap"
+    if [ ! -e "$T/out.snap" ]; then pass "no file after a failed flatten"; else fail "a failed flatten left $T/out.snap"; fi
+    te "snapshot verify --parent without a value" 2 '--parent needs a value' snapshot verify "$T/junk" --parent
+    te "snapshot inspect takes no --parent" 2 "unexpected argument '--parent'" snapshot inspect --parent x "$T/junk"
+    te "snapshot diff --parent without a value" 2 '--parent needs a value' snapshot diff a b --parent
     te "snapshot unknown subcommand" 2 "unknown subcommand 'frob'" snapshot frob
     te "snapshot diff needs two files" 2 'two snapshot files A and B are required' snapshot diff "$T/demo.snap"
     te "snapshot diff takes two files only" 2 "unexpected argument 'c'" snapshot diff a b c
@@ -374,6 +511,28 @@ if ! "$S" snapshot verify "$T/junk" 2>&1 | grep -q 'not supported by this build'
         fi
     fi
     if arch_need amd64; then
+        # A chain as deep as it may be (16 children): a child of its last is
+        # saved in full when the parent was picked (with a note), refused
+        # when it was named.
+        D=$T/deep
+        mkdir -p "$D"
+        "$S" snapshot save "$G/demo" "$D/c0.snap" >/dev/null 2>&1
+        i=1
+        while [ $i -le 16 ] && "$S" snapshot save "$D/c$((i - 1)).snap" "$D/c$i.snap" --call Counter >/dev/null 2>"$T/err" &&
+            grep -q 'child of' "$T/err"; do
+            i=$((i + 1))
+        done
+        out=$("$S" snapshot save "$D/c16.snap" "$D/c17.snap" --call Counter 2>"$T/err")
+        rc=$?
+        if [ $i = 17 ] && [ $rc = 0 ] && [ "$out" = 17 ] && grep -q 'more than 16.*saving it in full' "$T/err" &&
+            grep -Eq "^sandlet: saved $D/c17.snap \(id [0-9a-f]{64}\)\$" "$T/err" && [ "$("$S" call "$D/c17.snap" Counter 2>&1)" = 18 ]; then
+            pass "snapshot save from a child 16 deep: saved in full, with a note"
+        else
+            fail "snapshot save 17 deep: chain stopped at $i, rc=$rc out '$out' $(cat "$T/err")"
+        fi
+        te "snapshot save --parent of a child 16 deep: exit 3" 3 'more than 16' \
+            snapshot save --parent "$D/c16.snap" "$D/c16.snap" "$D/c17b.snap"
+        t "call on a child 16 deep" 0 17 call "$D/c16.snap" Counter
         te "snapshot save failing call" 1 'Add takes 2 arguments|WriteReadOnly' snapshot save "$F" "$T/f.snap" --call WriteReadOnly
         if [ ! -e "$T/f.snap" ]; then pass "no file after a failed save"; else fail "a failed save left $T/f.snap"; fi
     fi

@@ -10,7 +10,7 @@ B=${1:-build}
 S=$B/sandlet
 G=${SANDLET_GUESTS:-build/guests}
 export SANDLET_NO_LAB=1
-unset SANDLET_FORCE_LAB
+unset SANDLET_FORCE_LAB SANDLET_SNAPSHOT_PATH
 if [ ! -x "$S" ]; then
     echo "FAIL json: no $S (make test builds the CLI in every variant)"
     exit 1
@@ -268,9 +268,36 @@ for g in demo demo32; do
             .parent.identity == \"$id\" and .parent.pages_kept > 0 and
             .parent.pages_kept < .blob.visible_size / 4096 and .parent.pages_kept <= .pages.read_only + .pages.cow" \
             snapshot inspect --json "$T/$g.child.snap"
+        # It is a child file (format version 5): its own pages, runs into
+        # $SNAP, an index of its own pages, $SNAP's name; the identity covers
+        # a blob that is not in the file.
+        j "$g inspect --json: a child file's fields" 0 "
+            .format_version == 5 and .child.parent_name == \"$g.snap\" and .child.own_size > 0 and
+            .child.own_size < .blob.size and .child.own_size % 4096 == 0 and .child.runs.count >= 1 and
+            .child.index.entries == .child.own_size / 4096 and .child.runs.offset == .region_records.offset + .region_records.size and
+            .child.index.offset == .child.runs.offset + 24 * .child.runs.count and
+            .child.index.offset + 40 * .child.index.entries == .file_size and
+            .identity_covers == null and .file_size < $size" snapshot inspect --json "$T/$g.child.snap"
+        j "$g verify --json of a child file" 0 ".ok == true and .file == \"$T/$g.child.snap\"" \
+            snapshot verify --json "$T/$g.child.snap"
+        mkdir -p "$T/lone"
+        cp "$T/$g.child.snap" "$T/lone/"
+        j "$g verify --json of a child without its parent: exit 3, SL_EPARENT naming the identity" 3 "
+            .ok == false and .exit == 3 and .code == -25 and .file == \"$T/lone/$g.child.snap\" and (.error | test(\"$id\"))" \
+            snapshot verify --json "$T/lone/$g.child.snap"
+        j "$g verify --json --parent DIR" 0 '.ok == true' snapshot verify --json --parent "$T" "$T/lone/$g.child.snap"
+        j "$g inspect --json of a child without its parent: the header, no map, why" 0 "
+            .ok == true and .child.parent_name == \"$g.snap\" and (has(\"spaces\") | not) and
+            (.map_unavailable | test(\"$id\"))" snapshot inspect --json "$T/lone/$g.child.snap"
+        j "$g diff --json of a child without its parent: exit 3, SL_EPARENT" 3 '.ok == false and .exit == 3 and .code == -25' \
+            snapshot diff --json "$SNAP" "$T/lone/$g.child.snap"
+        j "$g diff --json --parent FILE: the counter's page" 1 '.ok == true and .pages.changed == 1' \
+            snapshot diff --json --parent "$SNAP" "$SNAP" "$T/lone/$g.child.snap"
     else
         fail "$g snapshot save from a file: $(cat "$T/err")"
     fi
+    j "$g inspect --json: a full file is no child" 0 '.child == null and .identity_covers.offset == .blob.offset' \
+        snapshot inspect --json "$SNAP"
     j "$g verify --json intact" 0 ".ok == true and .file == \"$SNAP\"" snapshot verify --json "$SNAP"
     cp "$SNAP" "$T/bad.snap"
     printf '\377' | dd of="$T/bad.snap" bs=1 seek=$((size / 2)) conv=notrunc 2>/dev/null
