@@ -36,11 +36,11 @@ typedef struct sl_snapfile_info {
  * loads above this one on the way down saw: children is how many child
  * files, seen their identities (a chain that names one twice loops).
  * The files above the one asked for are opened and checked, but their own
- * blobs are not mapped (mem NULL) unless map_ancestors: the child maps
- * their pages itself, and an ancestor's runs would cost a mapping each. */
+ * blobs are not mapped (mem NULL; sl_snapfile_chain_map maps one): the
+ * child maps their pages itself, and an ancestor's runs would cost a
+ * mapping each. */
 typedef struct sl_snapfile_chain {
     const char *parents;
-    bool map_ancestors; /* map every file's blob (verify), not only the one asked for */
     unsigned children;
     uint8_t seen[SL_CHAIN_MAX + 1][SL_HASH_LEN];
 } sl_snapfile_chain;
@@ -64,6 +64,10 @@ int sl_snapfile_load_chained(sl_snapshot **out, int fd, const char *path, unsign
  * parent (recursively, its chain), checks the runs against the chain and
  * maps them into a reservation that becomes s->mem (snapfile_chain.c). */
 int sl_snapfile_chain_load(sl_snapshot *s, const char *path, unsigned flags, sl_snapfile_chain *chain, sl_errbuf *e);
+/* Maps the blob of an ancestor a chain load left unmapped (verify hashes
+ * one file at a time), and gives it back. */
+int sl_snapfile_chain_map(sl_snapshot *s, sl_errbuf *e);
+void sl_snapfile_chain_unmap(sl_snapshot *s);
 /* Full check of the file on fd (named path for finding a child's parents;
  * may be NULL) and of every file of its chain: each identity recomputed. */
 int sl_snapfile_verify_chain(int fd, const char *path, const char *parents, sl_progress_fn progress, void *user,
@@ -129,6 +133,7 @@ int sl_snapfile_fd(const sl_snapshot *s);
  * the SIGBUS handler as the file's: a page a file of the chain lost reads
  * as zeros and marks s changed. */
 int sl_snapfile_watch_blob(sl_snapshot *s, sl_errbuf *e);
+void sl_snapfile_unwatch_blob(sl_snapshot *s);
 /* Closes the file of s and unregisters its mapping (sl_snapshot_free, before
  * it unmaps). */
 void sl_snapfile_release(sl_snapshot *s);

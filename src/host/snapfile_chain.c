@@ -27,7 +27,7 @@
 /* One parent search: what it needs and what it saw, for the message. */
 typedef struct search {
     const uint8_t *want; /* the identity the child names */
-    uint64_t want_layout; /* and which file of it (sl_snapfile_layout_pin) */
+    uint64_t want_layout; /* and which file of it (sl_snapfile_layout_pin; 0: a full file) */
     char want_hex[2 * SL_HASH_LEN + 1];
     char name[256];      /* the name the child recorded, or "", shown safely */
     const char *raw_name; /* the same as recorded, for opening */
@@ -55,12 +55,18 @@ static int open_wanted(search *q, const char *path)
     sl_errbuf e;
     int fd = sl_open_regular(path, "snapshot file", &e);
     if (fd < 0) {
-        if (fd != SL_ENOTFOUND && !q->failed) { /* out of descriptors, no permission, ...: say so */
+        struct stat st;
+        if (fd == SL_ENOTFOUND)
+            return -1;
+        if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+            note(q, "%s%s is not a regular file%s", path, "");
+            return -1;
+        }
+        if (!q->failed) { /* out of descriptors, no permission, ...: that is the error, if nothing is found */
             q->failed = fd;
             snprintf(q->failed_msg, sizeof q->failed_msg, "%s", e.msg);
         }
-        if (fd != SL_ENOTFOUND)
-            note(q, "%s%s cannot be opened%s", path, "");
+        note(q, "%s%s cannot be opened%s", path, "");
         return -1;
     }
     uint8_t hdr[SL_SNAPFILE_HEADER_SIZE];
@@ -71,9 +77,9 @@ static int open_wanted(search *q, const char *path)
         char hex[2 * SL_HASH_LEN + 1];
         sl_hash_hex(hdr + SF_IDENTITY, hex);
         note(q, "%s%s is snapshot %.16s..., another", path, hex);
-    } else if (sl_snapfile_layout_pin(hdr) != q->want_layout) {
-        note(q, "%s%s is that snapshot saved another way (re-saved or flattened), not the file the child was "
-                "saved against%s", path, "");
+    } else if (!(hdr[SF_LINEAGE_FLAGS] & SL_SNAPFILE_CHILD) != !q->want_layout) {
+        note(q, "%s%s is that snapshot saved %s, not as the file the child was saved against%s", path,
+             q->want_layout ? "in full" : "as a child");
     } else {
         return fd;
     }
@@ -226,6 +232,22 @@ static int map_runs(sl_snapshot *s, sl_errbuf *e)
     return sl_snapfile_watch_blob(s, e);
 }
 
+int sl_snapfile_chain_map(sl_snapshot *s, sl_errbuf *e)
+{
+    return s->runs && !s->composite ? map_runs(s, e) : 0;
+}
+
+void sl_snapfile_chain_unmap(sl_snapshot *s)
+{
+    if (!s->composite)
+        return;
+    sl_snapfile_unwatch_blob(s);
+    munmap(s->composite, s->composite_len);
+    s->composite = NULL;
+    s->composite_len = 0;
+    s->mem = NULL;
+}
+
 /* Loads the parent open on fd, at path, for s, one level further down the
  * chain; closes fd. */
 static int load_parent(sl_snapshot *s, int fd, const char *path, unsigned flags, sl_snapfile_chain *chain,
@@ -279,5 +301,5 @@ int sl_snapfile_chain_load(sl_snapshot *s, const char *path, unsigned flags, sl_
         return fd;
     if ((rc = load_parent(s, fd, parent_path, flags, chain, e)) || (rc = check_runs(s, e)))
         return rc;
-    return asked || chain->map_ancestors ? map_runs(s, e) : 0;
+    return asked ? map_runs(s, e) : 0;
 }

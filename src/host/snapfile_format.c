@@ -124,6 +124,21 @@ uint64_t sl_snapfile_plan_meta_size(const sl_snapshot *s, const sl_snapfile_plan
     return (name_at(s) + plan_name_len(p) + SL_PAGE_SIZE - 1) & SL_PAGE_MASK;
 }
 
+uint64_t sl_snapfile_layout_pin(uint64_t own_size, const uint8_t *runs, uint64_t runs_size)
+{
+    if (!runs_size)
+        return 0;
+    uint8_t le[8], out[SL_HASH_LEN];
+    sl_put64(le, own_size);
+    sl_hasher *h = sl_hasher_new();
+    if (!h)
+        return UINT64_MAX; /* never a real pin in practice: the parent is refused, not mistaken */
+    sl_hasher_update(h, le, sizeof le);
+    sl_hasher_update(h, runs, runs_size);
+    sl_hasher_final(h, out);
+    return sl_get64(out);
+}
+
 void sl_snapfile_checksum(const uint8_t *meta, uint64_t meta_len, const uint8_t *regions, uint64_t regions_len,
                           const uint8_t *runs, uint64_t runs_len, uint8_t out[SL_HASH_LEN])
 {

@@ -147,19 +147,12 @@ int sl_snapfile_check_geometry(sl_snapfile_header *h, uint64_t actual_size, sl_e
 /* Which file of its identity a file is, as far as its children care: a run
  * names own pages of a file, and one snapshot may be saved as several
  * child files that hold different pages (or in full). 0 for a full file
- * (its own pages are its blob, whatever else its header says); for a
- * child, the first 8 bytes of its header checksum, which covers its run
- * table and so where each own page goes. A child records its parent's. */
-static inline uint64_t sl_snapfile_layout_pin(const uint8_t *raw_header)
-{
-    uint32_t version = (uint32_t)raw_header[8] | (uint32_t)raw_header[9] << 8 | (uint32_t)raw_header[10] << 16 |
-                       (uint32_t)raw_header[11] << 24;
-    uint64_t pin = 0;
-    if (version >= 5 && (raw_header[0x1C0] & 2))
-        for (int i = 7; i >= 0; i--)
-            pin = pin << 8 | raw_header[0x180 + i];
-    return pin;
-}
+ * (its own pages are its blob); for a child, the first 8 bytes (little-
+ * endian) of BLAKE3 of own_size (8 bytes, little-endian) followed by its
+ * run table: what decides which own page is where, and nothing else (its
+ * index, name hint and statistics may differ). A child records its
+ * parent's (parent_layout). */
+uint64_t sl_snapfile_layout_pin(uint64_t own_size, const uint8_t *runs, uint64_t runs_size);
 
 /* Whether the decoded header is a child file's. */
 static inline int sl_snapfile_is_child(const sl_snapfile_header *h)

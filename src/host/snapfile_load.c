@@ -4,6 +4,7 @@
 #include "snapfile.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <inttypes.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -70,6 +71,7 @@ static int parse_sections(sl_snapshot *s, int fd, const uint8_t *hdr, const sl_s
     }
     if ((rc = sl_snapfile_parse(s, h, meta, regions, runs, e)) == 0)
         rc = sl_family_of_layout(&s->layout, &s->family, e);
+    s->layout_pin = sl_snapfile_is_child(h) ? sl_snapfile_layout_pin(h->own_size, runs, h->runs_size) : 0;
 done:
     free(runs);
     free(meta);
@@ -115,7 +117,6 @@ static int map_file(sl_snapshot *s, int fd, const char *path, const sl_snapfile_
     int rc = sl_snapfile_watch(s, fd, path, st, e);
     if (rc)
         return rc;
-    s->layout_pin = sl_snapfile_layout_pin(p);
     s->own = (const uint8_t *)p + h->blob_offset;
     s->own_offset = h->blob_offset;
     s->own_pages = h->own_size / SL_PAGE_SIZE;
@@ -254,14 +255,25 @@ int sl_snapfile_verify_chain(int fd, const char *path, const char *parents, sl_p
                              sl_errbuf *e)
 {
     sl_snapshot *s;
-    sl_snapfile_chain chain = {.parents = parents, .map_ancestors = true};
+    sl_snapfile_chain chain = {.parents = parents};
     int rc = sl_snapfile_load_chained(&s, fd, path, 0, &chain, NULL, e);
     if (rc)
         return rc;
-    /* The child first (its pages are the chain's), then each file above
-     * it on its own; progress is told about the child. */
-    for (const sl_snapshot *a = s; a && !rc; a = a->chain_parent, progress = NULL)
-        rc = verify_one(a, progress, user, e);
+    /* From the full file down, so that a damaged file is named as itself
+     * rather than as the child whose pages it holds; each ancestor's blob
+     * mapped only while it is hashed (a deep chain's mappings add up).
+     * Progress is told about the file asked for, last. */
+    sl_snapshot *files[SL_CHAIN_MAX + 1];
+    unsigned n = 0;
+    for (sl_snapshot *a = s; a && n <= SL_CHAIN_MAX; a = a->chain_parent)
+        files[n++] = a;
+    while (n-- && !rc) {
+        bool mapped_here = !files[n]->mem && !(rc = sl_snapfile_chain_map(files[n], e));
+        if (!rc)
+            rc = verify_one(files[n], n ? NULL : progress, user, e);
+        if (mapped_here)
+            sl_snapfile_chain_unmap(files[n]);
+    }
     sl_snapshot_free(s);
     return rc;
 }

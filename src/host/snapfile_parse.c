@@ -161,13 +161,12 @@ int sl_snapfile_check_geometry(sl_snapfile_header *h, uint64_t actual_size, sl_e
     if (h->regions_size > SL_SNAPFILE_REGIONS_MAX || h->regions_size % SL_REGION_RECORD_SIZE)
         return BAD(SL_ERANGE, regions_size, "must be a multiple of %u and at most %u", SL_REGION_RECORD_SIZE,
                    SL_SNAPFILE_REGIONS_MAX);
-    if ((rc = section_at("regions_offset", h->regions_offset, "regions_size", h->regions_size,
+    if ((rc = check_tables(h, e)) || (rc = section_at("regions_offset", h->regions_offset, "regions_size", h->regions_size,
                          blob_off + h->own_size, file_size, e)) ||
         (rc = section_at("runs_offset", h->runs_offset, "runs_size", h->runs_size,
                          h->regions_offset + h->regions_size, file_size, e)) ||
         (rc = section_at("index_offset", h->index_offset, "index_size", h->index_size,
-                         h->runs_offset + h->runs_size, file_size, e)) ||
-        (rc = check_tables(h, e)))
+                         h->runs_offset + h->runs_size, file_size, e)))
         return rc;
     if (h->index_size != file_size - h->index_offset)
         return BAD(SL_EFORMAT, index_size, "must end the file exactly (0x%" PRIx64 " bytes left after the runs)",

@@ -366,6 +366,17 @@ int sl_snapfile_watch(sl_snapshot *s, int fd, const char *path, const struct sta
     return 0;
 }
 
+void sl_snapfile_unwatch_blob(sl_snapshot *s)
+{
+    struct sl_snapfile_watch *w = s->file;
+    if (!w || !w->blob_slot)
+        return;
+    pthread_mutex_lock(&slots_lock);
+    slot_write(w->blob_slot, 0, 0, NULL);
+    pthread_mutex_unlock(&slots_lock);
+    w->blob_slot = NULL;
+}
+
 int sl_snapfile_watch_blob(sl_snapshot *s, sl_errbuf *e)
 {
     struct sl_snapfile_watch *w = s->file;

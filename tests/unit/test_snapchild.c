@@ -549,9 +549,9 @@ static void test_header_hostile(void)
         {false, SF_PARENT_NAME_OFFSET, 4, 0xfffffffeu, "`parent_name_offset`"},
         {false, 1, 1, '/', "`parent_name_size`"},                            /* "p/snap" */
         {false, 1, 1, 0, "`parent_name_size`"},                              /* a NUL inside */
-        {false, SF_RUNS_SIZE, 8, 25, "`index_offset`"}, /* the index no longer follows */
+        {false, SF_RUNS_SIZE, 8, 25, "`runs_size`"}, /* not whole records */
         {false, SF_INDEX_SIZE, 8, 41, "`index_size`"},
-        {false, SF_RESERVED3, 8, 1, "reserved"},
+        {false, SF_RESERVED2, 4, 1, "reserved"},
         {true, SF_LINEAGE_FLAGS, 4, SL_SNAPFILE_CHILD | SL_SNAPFILE_HAS_PARENT, "`runs_size`"}, /* no runs */
         {true, SF_OWN_SIZE, 8, 0, "`own_size`"},
         {true, SF_PARENT_NAME_SIZE, 4, 1, "`parent_name_size`"},
@@ -728,6 +728,12 @@ static void test_parent_replaced(void)
 
 /* ---------------- loops and depth ---------------- */
 
+/* The layout pin of the child file image f (what a child of it records). */
+static uint64_t pin_of(const uint8_t *f)
+{
+    return sl_snapfile_layout_pin(cf_rd64(f, SF_OWN_SIZE), f + cf_rd64(f, SF_RUNS_OFFSET), cf_rd64(f, SF_RUNS_SIZE));
+}
+
 /* A copy of c.snap that claims identity `id`, names `parent` as its parent
  * and `hint` (6 bytes, as "p.snap") as its file name, written as dir/name. */
 static int forge(const char *dir, const char *name, const uint8_t id[SL_HASH_LEN], const uint8_t parent[SL_HASH_LEN],
@@ -739,6 +745,8 @@ static int forge(const char *dir, const char *name, const uint8_t id[SL_HASH_LEN
         return -1;
     memcpy(f + SF_IDENTITY, id, SL_HASH_LEN);
     memcpy(f + SF_PARENT, parent, SL_HASH_LEN);
+    /* Its parent is another such copy: the same runs, so the same pin. */
+    cf_wr64(f, SF_PARENT_LAYOUT, pin_of(f));
     int rc = set_hint(f, len, hint);
     if (!rc) {
         sl_snapfile_reseal(f, len);
@@ -826,6 +834,7 @@ static void test_depth(void)
     memcpy(f + SF_PARENT, id, SL_HASH_LEN);
     id[0] ^= 0x5a;
     memcpy(f + SF_IDENTITY, id, SL_HASH_LEN);
+    cf_wr64(f, SF_PARENT_LAYOUT, pin_of(f)); /* its parent is d16 itself: the same runs */
     snprintf(prev, sizeof prev, "d%02u.snap", SL_CHAIN_MAX);
     REQUIRE(set_hint(f, len, prev) == 0);
     sl_snapfile_reseal(f, len);
@@ -1028,7 +1037,7 @@ static void test_old_versions(void)
         } fields[] = {
             {SF_PARENT_NAME_SIZE, 4, 1},  {SF_PARENT_NAME_OFFSET, 4, 0x400}, {SF_OWN_SIZE, 8, 0},
             {SF_RUNS_OFFSET, 8, 0},       {SF_RUNS_SIZE, 8, 24},             {SF_INDEX_OFFSET, 8, 0},
-            {SF_INDEX_SIZE, 8, 40},       {SF_RESERVED3, 8, 1},              {SF_RESERVED3 + 7, 1, 0x80},
+            {SF_INDEX_SIZE, 8, 40},       {SF_PARENT_LAYOUT, 8, 1},          {SF_PARENT_LAYOUT + 7, 1, 0x80},
         };
         uint8_t *g = malloc(len);
         REQUIRE(g);
@@ -1051,7 +1060,7 @@ static void test_old_versions(void)
             int rc2 = try_load(in(dir, "old.snap"), NULL, NULL, err, sizeof err);
             char what[64];
             snprintf(what, sizeof what, "version %u, field at 0x%x", v, fields[i].off);
-            EXPECT(rc2, err, SL_EFORMAT, what, fields[i].off >= SF_RESERVED3 ? "reserved" : want);
+            EXPECT(rc2, err, SL_EFORMAT, what, want);
         }
         /* The child bit too (with a parent, which version 4 allows). */
         if (v == 4) {
