@@ -492,15 +492,23 @@ int sl_snapshot_verify_file_progress(const char *path, sl_progress_fn progress, 
 int sl_snapshot_save_child(const sl_snapshot *snap, const char *parent_path, const char *path,
                            sl_progress_fn progress, void *user, char *err, size_t errlen);
 /* sl_snapshot_load for any file, full or child, looking for a child's
- * parents in `parents` first (see above). A missing parent is SL_EPARENT
- * with a message naming the identity it needs and where it looked; so is a
- * file found by an explicit path whose identity differs. A chain that loops
- * or is more than SL_CHAIN_MAX deep, and a run outside the file it names,
- * are SL_EFORMAT. sl_snapshot_load(out, path, ...) is
- * sl_snapshot_load_chain(out, path, NULL, ...). */
+ * parents in `parents` first (see above). A file in those places with
+ * another identity, or that snapshot saved another way (flattened or
+ * re-saved: its pages lie elsewhere), is passed over; when no place holds
+ * the right file the load is SL_EPARENT, with a message naming the identity
+ * it needs and where it looked. A place that cannot be read (no permission,
+ * no descriptors left) is that error when nothing else is found. A chain
+ * that loops or is more than SL_CHAIN_MAX deep, and a run outside the file
+ * it names, are SL_EFORMAT. Each run is one kernel mapping (a process has
+ * vm.max_map_count of them, 65530 by default: SL_ENOMEM past that) and each
+ * file of the chain one descriptor, for as long as the snapshot lives: load
+ * a child once and share the handle between sandboxes and threads.
+ * sl_snapshot_load(out, path, ...) is sl_snapshot_load_chain(out, path,
+ * NULL, ...). */
 int sl_snapshot_load_chain(sl_snapshot **out, const char *path, const char *parents, char *err, size_t errlen);
 /* sl_snapshot_verify_file for any file: a child is checked with every file
- * of its chain (each one's identity recomputed from its pages), found as
+ * of its chain (each one's identity recomputed from its pages, from the
+ * full file down; SL_EHASH names the first that fails), found as
  * sl_snapshot_load_chain finds them. */
 int sl_snapshot_verify_chain(const char *path, const char *parents, sl_progress_fn progress, void *user,
                              char *err, size_t errlen);
