@@ -350,6 +350,33 @@ static int snap_save(int argc, char **argv)
     return rc;
 }
 
+/* `snapshot verify`'s result: a line, or JSON; the exit code. */
+static int verify_report(const char *file, const char *parents, int quiet, int json)
+{
+    char err[ERR_MAX] = "";
+    int rc = snapfile_verify(file, parents, quiet, err, sizeof err);
+    /* A missing or different parent is no damage of the file: it cannot be
+     * checked here (3), as a file that cannot be read. */
+    int exit_code = rc == 0 ? EXIT_OK : rc == SL_ENOMEM || rc == SL_EPARENT ? EXIT_SETUP : EXIT_VERIFY;
+    if (json) {
+        if (rc != 0) {
+            file_json_error(file, err[0] ? err : sl_strerror(rc), rc, exit_code);
+        } else {
+            jw w = {0};
+            jw_open(&w, NULL, '{');
+            jw_bool(&w, "ok", 1);
+            jw_str(&w, "file", file);
+            jw_close(&w, '}');
+            jw_emit(&w, 1);
+        }
+    } else if (rc == 0) {
+        out_printf(1, "%s: OK\n", file);
+    } else {
+        out_printf(1, "%s: FAILED: %s\n", file, err[0] ? err : sl_strerror(rc));
+    }
+    return exit_code;
+}
+
 static int snap_file_cmd(const char *sub, int argc, char **argv)
 {
     const char *file = NULL, *parents = NULL, *v;
@@ -401,30 +428,9 @@ static int snap_file_cmd(const char *sub, int argc, char **argv)
         return EXIT_SETUP;
     }
     close(fd);
+    if (verify)
+        return verify_report(file, parents, quiet, json);
     char err[ERR_MAX] = "";
-    if (verify) {
-        int rc = snapfile_verify(file, parents, quiet, err, sizeof err);
-        /* A missing or different parent is no damage of the file: it cannot
-         * be checked here (3), as a file that cannot be read. */
-        int exit_code = rc == 0 ? EXIT_OK : rc == SL_ENOMEM || rc == SL_EPARENT ? EXIT_SETUP : EXIT_VERIFY;
-        if (json) {
-            if (rc != 0) {
-                file_json_error(file, err[0] ? err : sl_strerror(rc), rc, exit_code);
-            } else {
-                jw w = {0};
-                jw_open(&w, NULL, '{');
-                jw_bool(&w, "ok", 1);
-                jw_str(&w, "file", file);
-                jw_close(&w, '}');
-                jw_emit(&w, 1);
-            }
-        } else if (rc == 0) {
-            out_printf(1, "%s: OK\n", file);
-        } else {
-            out_printf(1, "%s: FAILED: %s\n", file, err[0] ? err : sl_strerror(rc));
-        }
-        return exit_code;
-    }
     int rc = snapfile_inspect(file, json, err, sizeof err);
     if (rc != 0) {
         cli_errc(rc, "%s: %s", file, err[0] ? err : sl_strerror(rc));
