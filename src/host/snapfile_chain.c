@@ -37,10 +37,23 @@ typedef struct search {
     char failed_msg[SL_ERRMSG_MAX];
 } search;
 
-static void note(search *q, const char *fmt, const char *a, const char *b)
+/* A path for a message: a name a child recorded is the file's bytes, so
+ * what a terminal would act on (control bytes) shows as '?'. */
+static const char *shown(const char *path, char *buf, size_t len)
+{
+    size_t n = 0;
+    for (; path[n] && n < len - 1; n++)
+        buf[n] = (unsigned char)path[n] < 0x20 || path[n] == 0x7F ? '?' : path[n];
+    buf[n] = 0;
+    return buf;
+}
+
+static void note(search *q, const char *fmt, const char *path, const char *b)
 {
     if (q->tried_len >= sizeof q->tried - 1)
         return;
+    char a[4096];
+    shown(path, a, sizeof a);
     int n = snprintf(q->tried + q->tried_len, sizeof q->tried - q->tried_len, fmt, q->tried_len ? "; " : "", a, b);
     if (n > 0)
         q->tried_len += (size_t)n < sizeof q->tried - q->tried_len ? (size_t)n : sizeof q->tried - q->tried_len - 1;
@@ -105,9 +118,9 @@ static int try_dir(search *q, const char *dir, size_t len, char *out, size_t out
         if (*names[i] && join(out, out_len, dir, len, names[i]) && (fd = open_wanted(q, out)) >= 0)
             return fd;
     }
-    char shown[4096];
-    snprintf(shown, sizeof shown, "%.*s", (int)len, dir);
-    note(q, "%s%s holds neither '%s' nor '<identity>.snap'", shown, q->name);
+    char d[4096];
+    snprintf(d, sizeof d, "%.*s", (int)len, dir);
+    note(q, "%s%s holds neither '%s' nor '<identity>.snap'", d, q->name);
     return -1;
 }
 
@@ -257,6 +270,8 @@ static int load_parent(sl_snapshot *s, int fd, const char *path, unsigned flags,
     sl_snapshot *p = NULL;
     int rc = sl_snapfile_load_chained(&p, fd, path, flags, chain, NULL, &pe);
     close(fd);
+    char at[4096];
+    path = shown(path, at, sizeof at); /* from here on, only in messages */
     /* The deepest failure names its own file; the levels above add nothing
      * a message of SL_ERRMSG_MAX bytes has room for. */
     if (rc && strncmp(pe.msg, "parent ", 7) == 0)
