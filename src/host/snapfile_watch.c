@@ -94,10 +94,15 @@ static int changed_error(struct sl_snapfile_watch *w, const char *during, sl_err
     }
     /* The path's tail names the file best when it does not all fit. */
     size_t n = strlen(w->path);
-    const char *p = n > 96 ? w->path + n - 93 : w->path;
+    const char *tail = n > 96 ? w->path + n - 93 : w->path;
+    char p[100]; /* control bytes (a parent's name is a child file's bytes) shown as '?' */
+    size_t k = 0;
+    for (; tail[k] && k < sizeof p - 1; k++)
+        p[k] = (unsigned char)tail[k] < 0x20 || tail[k] == 0x7F ? '?' : tail[k];
+    p[k] = 0;
     return sl_err(e, SL_ECHANGED, "snapshot file %s%s%s%s changed while loaded (%s)%s%s: files must not change "
                   "while loaded; load it again",
-                  *p ? "'" : "", p != w->path ? "..." : "", p, *p ? "'" : "", why, during ? ", " : "",
+                  *p ? "'" : "", tail != w->path ? "..." : "", p, *p ? "'" : "", why, during ? ", " : "",
                   during ? during : "");
 }
 
