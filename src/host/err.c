@@ -32,3 +32,13 @@ const char *sl_strerror(int code)
     default: return "SL_E?: unknown error code";
     }
 }
+
+const char *sl_err_printable(const char *in, char *out, size_t len)
+{
+    size_t n = 0;
+    for (; in[n] && n + 1 < len; n++)
+        out[n] = (unsigned char)in[n] < 0x20 || in[n] == 0x7F ? '?' : in[n];
+    if (len)
+        out[n] = 0;
+    return out;
+}

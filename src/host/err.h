@@ -17,5 +17,9 @@ int sl_err(sl_errbuf *e, int code, const char *fmt, ...) __attribute__((format(p
 /* For a public call that takes char *err, size_t errlen: copies e's message
  * there when rc is non-zero and err is not NULL, and returns rc. */
 int sl_err_report(int rc, const sl_errbuf *e, char *err, size_t errlen);
+/* in, truncated to fit out[0..len), with every control byte (below 0x20,
+ * and 0x7F) as '?': for names that come from a file (a child's record of
+ * its parent's name) and end up in a message or on a terminal. Returns out. */
+const char *sl_err_printable(const char *in, char *out, size_t len);
 
 #endif

@@ -37,23 +37,12 @@ typedef struct search {
     char failed_msg[SL_ERRMSG_MAX];
 } search;
 
-/* A path for a message: a name a child recorded is the file's bytes, so
- * what a terminal would act on (control bytes) shows as '?'. */
-static const char *shown(const char *path, char *buf, size_t len)
-{
-    size_t n = 0;
-    for (; path[n] && n < len - 1; n++)
-        buf[n] = (unsigned char)path[n] < 0x20 || path[n] == 0x7F ? '?' : path[n];
-    buf[n] = 0;
-    return buf;
-}
-
 static void note(search *q, const char *fmt, const char *path, const char *b)
 {
     if (q->tried_len >= sizeof q->tried - 1)
         return;
     char a[4096];
-    shown(path, a, sizeof a);
+    sl_err_printable(path, a, sizeof a);
     int n = snprintf(q->tried + q->tried_len, sizeof q->tried - q->tried_len, fmt, q->tried_len ? "; " : "", a, b);
     if (n > 0)
         q->tried_len += (size_t)n < sizeof q->tried - q->tried_len ? (size_t)n : sizeof q->tried - q->tried_len - 1;
@@ -161,10 +150,7 @@ static int find_parent(const sl_snapshot *s, const char *child_path, const char 
 {
     search q = {.want = s->parent, .want_layout = s->parent_layout, .raw_name = s->parent_name};
     sl_hash_hex(s->parent, q.want_hex);
-    size_t n = 0; /* the recorded name is the file's bytes: shown with '?' for what a terminal would act on */
-    for (; s->parent_name[n] && n < sizeof q.name - 1; n++)
-        q.name[n] = s->parent_name[n] >= 0x20 && s->parent_name[n] < 0x7F ? s->parent_name[n] : '?';
-    q.name[n] = 0;
+    sl_err_printable(s->parent_name, q.name, sizeof q.name); /* the file's bytes */
     int fd = try_list(&q, parents, out, out_len);
     if (fd < 0 && child_path && *child_path) {
         const char *slash = strrchr(child_path, '/');
@@ -271,7 +257,7 @@ static int load_parent(sl_snapshot *s, int fd, const char *path, unsigned flags,
     int rc = sl_snapfile_load_chained(&p, fd, path, flags, chain, NULL, &pe);
     close(fd);
     char at[4096];
-    path = shown(path, at, sizeof at); /* from here on, only in messages */
+    path = sl_err_printable(path, at, sizeof at); /* from here on, only in messages */
     /* The deepest failure names its own file; the levels above add nothing
      * a message of SL_ERRMSG_MAX bytes has room for. */
     if (rc && strncmp(pe.msg, "parent ", 7) == 0)

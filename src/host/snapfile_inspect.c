@@ -111,10 +111,7 @@ static void text_header(const sl_snapshot *s, const sl_snapfile_info *fi, sl_lin
     }
     if (fi->child) {
         char name[sizeof s->parent_name]; /* the file's bytes, shown safely on a terminal */
-        size_t n = 0;
-        for (; s->parent_name[n]; n++)
-            name[n] = s->parent_name[n] >= 0x20 && s->parent_name[n] < 0x7F ? s->parent_name[n] : '?';
-        name[n] = 0;
+        sl_err_printable(s->parent_name, name, sizeof name);
         sl_inspect_emit(line, user,
                         "child file: %" PRIu64 " own pages at offset=%" PRIu64 ", %" PRIu64 " runs at offset=%" PRIu64
                         ", %" PRIu64 " index entries at offset=%" PRIu64 "; parent file name '%s'",

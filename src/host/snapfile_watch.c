@@ -95,11 +95,8 @@ static int changed_error(struct sl_snapfile_watch *w, const char *during, sl_err
     /* The path's tail names the file best when it does not all fit. */
     size_t n = strlen(w->path);
     const char *tail = n > 96 ? w->path + n - 93 : w->path;
-    char p[100]; /* control bytes (a parent's name is a child file's bytes) shown as '?' */
-    size_t k = 0;
-    for (; tail[k] && k < sizeof p - 1; k++)
-        p[k] = (unsigned char)tail[k] < 0x20 || tail[k] == 0x7F ? '?' : tail[k];
-    p[k] = 0;
+    char p[100]; /* a parent's name is a child file's bytes */
+    sl_err_printable(tail, p, sizeof p);
     return sl_err(e, SL_ECHANGED, "snapshot file %s%s%s%s changed while loaded (%s)%s%s: files must not change "
                   "while loaded; load it again",
                   *p ? "'" : "", tail != w->path ? "..." : "", p, *p ? "'" : "", why, during ? ", " : "",
