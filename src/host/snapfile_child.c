@@ -117,17 +117,19 @@ static int add_kept(child *c, uint64_t j)
     return add(c, j, src, level);
 }
 
-/* A page-table page: compaction rebuilds the tables in a fixed order, so
- * most are byte for byte the parent's at the same place in its table area
- * (one compare, no hash). */
-static int table_page(child *c, uint64_t j, bool *done)
+/* A page the parent has byte for byte at the same place (one compare, no
+ * hash): a page table, since compaction rebuilds the tables in a fixed
+ * order, or a page an unrelated snapshot of the same guest has where this
+ * one has it. Taking that copy, rather than any page with those bytes,
+ * keeps runs long and at their own offsets (one mapping at load). */
+static int same_place(child *c, uint64_t j, bool *done)
 {
     *done = false;
     const sl_snapshot *s = c->s, *p = c->parent;
     uint64_t vis = s->visible_size / SL_PAGE_SIZE, pvis = p->visible_size / SL_PAGE_SIZE;
-    uint64_t pj = pvis + (j - vis), src;
+    uint64_t pj = j < vis ? j : pvis + (j - vis), src; /* visible pages, then the table area */
     uint32_t level;
-    if (j < vis || pj >= c->parent_pages || !locate(p, pj, &src, &level))
+    if ((j < vis && pj >= pvis) || pj >= c->parent_pages || !locate(p, pj, &src, &level))
         return 0;
     const sl_snapshot *a = up(c, level);
     if (!a || !a->own || src >= a->own_pages ||
@@ -202,7 +204,7 @@ static int plan_pages(child *c)
         bool done = false;
         if (kept(c, j))
             rc = add_kept(c, j);
-        else if (!(rc = table_page(c, j, &done)) && !done)
+        else if (!(rc = same_place(c, j, &done)) && !done)
             rc = add_by_content(c, j);
     }
     return rc;
