@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,15 +38,26 @@ typedef struct search {
     char failed_msg[SL_ERRMSG_MAX];
 } search;
 
-static void note(search *q, const char *fmt, const char *path, const char *b)
+/* Adds "PATH WHY" to what the search tried: the path shown safely (a name
+ * a child recorded is the file's bytes), the rest as printf formats it. */
+static void note(search *q, const char *path, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void note(search *q, const char *path, const char *fmt, ...)
 {
-    if (q->tried_len >= sizeof q->tried - 1)
+    size_t left = sizeof q->tried - q->tried_len;
+    if (left <= 1)
         return;
-    char a[4096];
-    sl_err_printable(path, a, sizeof a);
-    int n = snprintf(q->tried + q->tried_len, sizeof q->tried - q->tried_len, fmt, q->tried_len ? "; " : "", a, b);
+    char shown[4096];
+    int n = snprintf(q->tried + q->tried_len, left, "%s%s ", q->tried_len ? "; " : "",
+                     sl_err_printable(path, shown, sizeof shown));
+    if (n > 0 && (size_t)n < left) {
+        va_list ap;
+        va_start(ap, fmt);
+        int m = vsnprintf(q->tried + q->tried_len + n, left - (size_t)n, fmt, ap);
+        va_end(ap);
+        n = m > 0 ? n + m : n;
+    }
     if (n > 0)
-        q->tried_len += (size_t)n < sizeof q->tried - q->tried_len ? (size_t)n : sizeof q->tried - q->tried_len - 1;
+        q->tried_len += (size_t)n < left ? (size_t)n : left - 1;
 }
 
 /* A descriptor of the file at path when it is a snapshot file whose header
@@ -61,26 +73,26 @@ static int open_wanted(search *q, const char *path)
         if (fd == SL_ENOTFOUND)
             return -1;
         if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
-            note(q, "%s%s is not a regular file%s", path, "");
+            note(q, path, "is not a regular file");
             return -1;
         }
         if (!q->failed) { /* out of descriptors, no permission, ...: that is the error, if nothing is found */
             q->failed = fd;
             snprintf(q->failed_msg, sizeof q->failed_msg, "%s", e.msg);
         }
-        note(q, "%s%s cannot be opened%s", path, "");
+        note(q, path, "cannot be opened");
         return -1;
     }
     uint8_t hdr[SL_SNAPFILE_HEADER_SIZE];
     ssize_t n = pread(fd, hdr, sizeof hdr, 0);
     if (n != (ssize_t)sizeof hdr || memcmp(hdr, SL_SNAPFILE_MAGIC, 8) != 0) {
-        note(q, "%s%s is not a snapshot file%s", path, "");
+        note(q, path, "is not a snapshot file");
     } else if (memcmp(hdr + SF_IDENTITY, q->want, SL_HASH_LEN) != 0) {
         char hex[2 * SL_HASH_LEN + 1];
         sl_hash_hex(hdr + SF_IDENTITY, hex);
-        note(q, "%s%s is snapshot %.16s..., another", path, hex);
+        note(q, path, "is snapshot %.16s..., another", hex);
     } else if (!(hdr[SF_LINEAGE_FLAGS] & SL_SNAPFILE_CHILD) != !q->want_layout) {
-        note(q, "%s%s is that snapshot saved %s, not as the file the child was saved against%s", path,
+        note(q, path, "is that snapshot saved %s, not as the file the child was saved against",
              q->want_layout ? "in full" : "as a child");
     } else {
         return fd;
@@ -109,7 +121,7 @@ static int try_dir(search *q, const char *dir, size_t len, char *out, size_t out
     }
     char d[4096];
     snprintf(d, sizeof d, "%.*s", (int)len, dir);
-    note(q, "%s%s holds neither '%s' nor '<identity>.snap'", d, q->name);
+    note(q, d, "holds neither '%s' nor '<identity>.snap'", q->name);
     return -1;
 }
 
@@ -123,7 +135,7 @@ static int try_entry(search *q, const char *entry, size_t len, char *out, size_t
     memcpy(out, entry, len);
     out[len] = 0;
     if (stat(out, &st) != 0) {
-        note(q, "%s%s does not exist%s", out, "");
+        note(q, out, "does not exist");
         return -1;
     }
     return S_ISDIR(st.st_mode) ? try_dir(q, entry, len, out, out_len) : open_wanted(q, out);
