@@ -179,14 +179,14 @@ static const struct {
 static void field_write(uint8_t *f, unsigned k, uint64_t v)
 {
     if (fields[k].width == 4)
-        cf_wr32(f, fields[k].off, (uint32_t)v);
+        sl_put32(f + fields[k].off, (uint32_t)v);
     else
-        cf_wr64(f, fields[k].off, v);
+        sl_put64(f + fields[k].off, v);
 }
 
 static uint64_t field_read(const uint8_t *f, unsigned k)
 {
-    return fields[k].width == 4 ? cf_rd32(f, fields[k].off) : cf_rd64(f, fields[k].off);
+    return fields[k].width == 4 ? sl_get32(f + fields[k].off) : sl_get64(f + fields[k].off);
 }
 
 static void run_member(cf_run *r, unsigned m, uint64_t v, int add)
@@ -235,7 +235,7 @@ static void run_shape(cf_file *cf, size_t i, unsigned kind)
 static void index_edit(cf_file *cf, size_t i, unsigned kind, uint64_t arg, const uint8_t *lie_hash)
 {
     cf_entry *x = &cf->index[i];
-    uint64_t own = cf_rd64(cf->head, SF_OWN_SIZE) / SL_PAGE_SIZE;
+    uint64_t own = sl_get64(cf->head + SF_OWN_SIZE) / SL_PAGE_SIZE;
     switch (kind % 8) {
     case 0: x->page = arg; break;
     case 1: x->hash[arg % SL_HASH_LEN] ^= (uint8_t)((arg >> 8) | 1); break;

@@ -6,7 +6,8 @@
  * they are (runs and index offsets and sizes, file size); it does not
  * reseal: the caller edits the header further and calls sl_snapfile_reseal.
  * For tests/unit/test_snapchild.c and fuzz/fuzz_snapchild.c, which build
- * hostile child files on x86 hosts (little-endian, like the format). */
+ * hostile child files; fields are read and written with le.h, as the
+ * library does. */
 #ifndef SL_TEST_CHILDFILE_H
 #define SL_TEST_CHILDFILE_H
 
@@ -14,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "le.h"
 #include "snapfile_format.h"
 
 typedef struct cf_run {
@@ -34,23 +36,6 @@ typedef struct cf_file {
     cf_entry *index;
     size_t n_index, cap_index;
 } cf_file;
-
-static inline uint64_t cf_rd64(const uint8_t *p, uint64_t off)
-{
-    uint64_t v;
-    memcpy(&v, p + off, 8);
-    return v;
-}
-
-static inline uint32_t cf_rd32(const uint8_t *p, uint64_t off)
-{
-    uint32_t v;
-    memcpy(&v, p + off, 4);
-    return v;
-}
-
-static inline void cf_wr64(uint8_t *p, uint64_t off, uint64_t v) { memcpy(p + off, &v, 8); }
-static inline void cf_wr32(uint8_t *p, uint64_t off, uint32_t v) { memcpy(p + off, &v, 4); }
 
 static inline void cf_free(cf_file *c)
 {
@@ -87,10 +72,10 @@ static inline int cf_reserve(cf_file *c, size_t runs, size_t entries)
 static inline int cf_split(cf_file *c, const uint8_t *f, size_t len)
 {
     memset(c, 0, sizeof *c);
-    if (len < SL_SNAPFILE_HEADER_SIZE || cf_rd32(f, SF_VERSION) != 5)
+    if (len < SL_SNAPFILE_HEADER_SIZE || sl_get32(f + SF_VERSION) != 5)
         return -1;
-    uint64_t ro = cf_rd64(f, SF_RUNS_OFFSET), rs = cf_rd64(f, SF_RUNS_SIZE);
-    uint64_t io = cf_rd64(f, SF_INDEX_OFFSET), is = cf_rd64(f, SF_INDEX_SIZE);
+    uint64_t ro = sl_get64(f + SF_RUNS_OFFSET), rs = sl_get64(f + SF_RUNS_SIZE);
+    uint64_t io = sl_get64(f + SF_INDEX_OFFSET), is = sl_get64(f + SF_INDEX_SIZE);
     if (ro < SL_SNAPFILE_HEADER_SIZE || ro > len || rs > len - ro || rs % SL_SNAPFILE_RUN_SIZE || io != ro + rs ||
         is > len - io || is % SL_SNAPFILE_INDEX_ENTRY || io + is != len)
         return -1;
@@ -104,13 +89,13 @@ static inline int cf_split(cf_file *c, const uint8_t *f, size_t len)
     c->head_len = ro;
     for (size_t i = 0; i < nr; i++) {
         const uint8_t *r = f + ro + i * SL_SNAPFILE_RUN_SIZE;
-        c->runs[i] = (cf_run){cf_rd64(r, 0), cf_rd64(r, 8), cf_rd32(r, 16), cf_rd32(r, 20)};
+        c->runs[i] = (cf_run){sl_get64(r + 0), sl_get64(r + 8), sl_get32(r + 16), sl_get32(r + 20)};
     }
     c->n_runs = nr;
     for (size_t i = 0; i < ni; i++) {
         const uint8_t *x = f + io + i * SL_SNAPFILE_INDEX_ENTRY;
         memcpy(c->index[i].hash, x, SL_HASH_LEN);
-        c->index[i].page = cf_rd64(x, SL_HASH_LEN);
+        c->index[i].page = sl_get64(x + SL_HASH_LEN);
     }
     c->n_index = ni;
     return 0;
@@ -128,21 +113,21 @@ static inline uint8_t *cf_join(const cf_file *c, size_t *len)
     memcpy(f, c->head, c->head_len);
     uint8_t *r = f + c->head_len;
     for (size_t i = 0; i < c->n_runs; i++, r += SL_SNAPFILE_RUN_SIZE) {
-        cf_wr64(r, 0, c->runs[i].page);
-        cf_wr64(r, 8, c->runs[i].src);
-        cf_wr32(r, 16, c->runs[i].count);
-        cf_wr32(r, 20, c->runs[i].level);
+        sl_put64(r + 0, c->runs[i].page);
+        sl_put64(r + 8, c->runs[i].src);
+        sl_put32(r + 16, c->runs[i].count);
+        sl_put32(r + 20, c->runs[i].level);
     }
     for (size_t i = 0; i < c->n_index; i++, r += SL_SNAPFILE_INDEX_ENTRY) {
         memcpy(r, c->index[i].hash, SL_HASH_LEN);
-        cf_wr64(r, SL_HASH_LEN, c->index[i].page);
+        sl_put64(r + SL_HASH_LEN, c->index[i].page);
     }
     if (c->head_len >= SL_SNAPFILE_HEADER_SIZE) {
-        cf_wr64(f, SF_RUNS_OFFSET, c->head_len);
-        cf_wr64(f, SF_RUNS_SIZE, rs);
-        cf_wr64(f, SF_INDEX_OFFSET, c->head_len + rs);
-        cf_wr64(f, SF_INDEX_SIZE, is);
-        cf_wr64(f, SF_FILE_SIZE, n);
+        sl_put64(f + SF_RUNS_OFFSET, c->head_len);
+        sl_put64(f + SF_RUNS_SIZE, rs);
+        sl_put64(f + SF_INDEX_OFFSET, c->head_len + rs);
+        sl_put64(f + SF_INDEX_SIZE, is);
+        sl_put64(f + SF_FILE_SIZE, n);
     }
     *len = n;
     return f;

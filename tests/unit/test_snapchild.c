@@ -155,7 +155,7 @@ static void hex_of(const sl_snapshot *s, char hex[65]) { sl_hash_hex(sl_snapshot
  * (hostile files that name another file without moving the sections). */
 static int set_hint(uint8_t *f, size_t len, const char *name)
 {
-    uint32_t size = cf_rd32(f, SF_PARENT_NAME_SIZE), off = cf_rd32(f, SF_PARENT_NAME_OFFSET);
+    uint32_t size = sl_get32(f + SF_PARENT_NAME_SIZE), off = sl_get32(f + SF_PARENT_NAME_OFFSET);
     if (size != strlen(name) || off + (uint64_t)size > len)
         return -1;
     memcpy(f + off, name, size);
@@ -219,7 +219,7 @@ static void test_chain_loads(void)
  * blob on are exactly what its identity hashes). */
 static void check_tables(const char *what, const cf_file *cf, const uint8_t *f, uint64_t blob_pages)
 {
-    uint64_t own = cf_rd64(f, SF_OWN_SIZE), blob_off = cf_rd64(f, SF_BLOB_OFFSET);
+    uint64_t own = sl_get64(f + SF_OWN_SIZE), blob_off = sl_get64(f + SF_BLOB_OFFSET);
     uint64_t next = 0;
     for (size_t i = 0; i < cf->n_runs; i++) {
         CHECK_EQ(cf->runs[i].page, next);
@@ -254,28 +254,28 @@ static void test_file_layout(void)
     cf_file p, c, g;
     REQUIRE(fp && fc && fg);
     REQUIRE(cf_split(&p, fp, lp) == 0 && cf_split(&c, fc, lc) == 0 && cf_split(&g, fg, lg) == 0);
-    uint64_t blob = cf_rd64(fp, SF_BLOB_SIZE), pages = blob / SL_PAGE_SIZE;
+    uint64_t blob = sl_get64(fp + SF_BLOB_SIZE), pages = blob / SL_PAGE_SIZE;
     CHECK(pages > VIS); /* and page tables */
     /* P: a full file: every page its own, no runs, no index. */
-    CHECK_EQ(cf_rd32(fp, SF_VERSION), 5);
-    CHECK_EQ(cf_rd32(fp, SF_LINEAGE_FLAGS) & SL_SNAPFILE_CHILD, 0);
-    CHECK_EQ(cf_rd64(fp, SF_OWN_SIZE), blob);
+    CHECK_EQ(sl_get32(fp + SF_VERSION), 5);
+    CHECK_EQ(sl_get32(fp + SF_LINEAGE_FLAGS) & SL_SNAPFILE_CHILD, 0);
+    CHECK_EQ(sl_get64(fp + SF_OWN_SIZE), blob);
     CHECK_EQ(p.n_runs, 0);
     CHECK_EQ(p.n_index, 0);
-    CHECK_EQ(cf_rd32(fp, SF_PARENT_NAME_SIZE), 0);
+    CHECK_EQ(sl_get32(fp + SF_PARENT_NAME_SIZE), 0);
     check_tables("p.snap", &p, fp, pages);
     /* C: names P, by identity and by name; holds what the guest copied
      * (pages 3 and 7: P has no index to find page 3's bytes by), takes the
      * pages the guest left alone and the page tables (the same bytes where
      * P has them) from P. */
-    CHECK_EQ(cf_rd32(fc, SF_VERSION), 5);
-    CHECK_EQ(cf_rd32(fc, SF_LINEAGE_FLAGS), SL_SNAPFILE_HAS_PARENT | SL_SNAPFILE_CHILD);
+    CHECK_EQ(sl_get32(fc + SF_VERSION), 5);
+    CHECK_EQ(sl_get32(fc + SF_LINEAGE_FLAGS), SL_SNAPFILE_HAS_PARENT | SL_SNAPFILE_CHILD);
     CHECK(memcmp(fc + SF_PARENT, sl_snapshot_hash(sp), SL_HASH_LEN) == 0);
     CHECK(memcmp(fc + SF_IDENTITY, sl_snapshot_hash(sc), SL_HASH_LEN) == 0);
-    CHECK_EQ(cf_rd64(fc, SF_BLOB_SIZE), blob);
-    CHECK_EQ(cf_rd64(fc, SF_OWN_SIZE), 2 * SL_PAGE_SIZE);
-    uint32_t ns = cf_rd32(fc, SF_PARENT_NAME_SIZE), no = cf_rd32(fc, SF_PARENT_NAME_OFFSET);
-    CHECK(ns == 6 && no >= SL_SNAPFILE_HEADER_SIZE && no + ns <= cf_rd64(fc, SF_BLOB_OFFSET) &&
+    CHECK_EQ(sl_get64(fc + SF_BLOB_SIZE), blob);
+    CHECK_EQ(sl_get64(fc + SF_OWN_SIZE), 2 * SL_PAGE_SIZE);
+    uint32_t ns = sl_get32(fc + SF_PARENT_NAME_SIZE), no = sl_get32(fc + SF_PARENT_NAME_OFFSET);
+    CHECK(ns == 6 && no >= SL_SNAPFILE_HEADER_SIZE && no + ns <= sl_get64(fc + SF_BLOB_OFFSET) &&
           memcmp(fc + no, "p.snap", 6) == 0);
     check_tables("c.snap", &c, fc, pages);
     for (uint64_t i = 0; i < pages; i++) {
@@ -286,7 +286,7 @@ static void test_file_layout(void)
     /* G: holds page 5 (content 101) only; page 8 (content 100) is found in
      * C's index; the pages the guest left alone and the page tables are
      * where C has them: in P. Levels 0, 1, 2. */
-    CHECK_EQ(cf_rd64(fg, SF_OWN_SIZE), SL_PAGE_SIZE);
+    CHECK_EQ(sl_get64(fg + SF_OWN_SIZE), SL_PAGE_SIZE);
     CHECK(memcmp(fg + SF_PARENT, sl_snapshot_hash(sc), SL_HASH_LEN) == 0);
     check_tables("g.snap", &g, fg, pages);
     long r5 = cf_run_of(&g, 5), r8 = cf_run_of(&g, 8);
@@ -295,7 +295,7 @@ static void test_file_layout(void)
     REQUIRE(g.runs[r8].level == 1);
     uint8_t want[SL_PAGE_SIZE];
     fill_page(want, 100);
-    uint64_t at = cf_rd64(fc, SF_BLOB_OFFSET) + (g.runs[r8].src + (8 - g.runs[r8].page)) * SL_PAGE_SIZE;
+    uint64_t at = sl_get64(fc + SF_BLOB_OFFSET) + (g.runs[r8].src + (8 - g.runs[r8].page)) * SL_PAGE_SIZE;
     CHECK(at + SL_PAGE_SIZE <= lc && memcmp(fc + at, want, SL_PAGE_SIZE) == 0);
     long rt = cf_run_of(&g, pages - 1), r0 = cf_run_of(&g, 0);
     REQUIRE(rt >= 0 && r0 >= 0);
@@ -368,7 +368,7 @@ static int edit_runs(cf_file *cf, int k, uint64_t parent_own)
     switch (k) {
     case R_PARENT_PAST_END: r[i1].src = parent_own - r[i1].count + 1; break;
     case R_PARENT_WRAPS: r[i1].src = UINT64_MAX - 1; break;
-    case R_OWN_PAST_END: r[i0].src = cf_rd64(cf->head, SF_OWN_SIZE) / SL_PAGE_SIZE - r[i0].count + 1; break;
+    case R_OWN_PAST_END: r[i0].src = sl_get64(cf->head + SF_OWN_SIZE) / SL_PAGE_SIZE - r[i0].count + 1; break;
     case R_OWN_WRAPS: r[i0].src = UINT64_MAX; break;
     case R_OVERLAP: r[1].page--, r[1].count++; break;
     case R_GAP:
@@ -399,7 +399,7 @@ static int edit_runs(cf_file *cf, int k, uint64_t parent_own)
         /* Split every run into runs of one page (still valid), then add an
          * empty one: more records than the blob has pages. */
         cf_file out = *cf;
-        cf_run *one = malloc((cf_rd64(cf->head, SF_BLOB_SIZE) / SL_PAGE_SIZE + 2) * sizeof *one);
+        cf_run *one = malloc((sl_get64(cf->head + SF_BLOB_SIZE) / SL_PAGE_SIZE + 2) * sizeof *one);
         size_t m = 0;
         if (!one)
             return -1;
@@ -462,7 +462,7 @@ static void test_runs_hostile(void)
     uint8_t *fp = read_file(in(dir, "p.snap"), &lp), *fc = read_file(in(dir, "c.snap"), &lc),
             *fg = read_file(in(dir, "g.snap"), &lg);
     REQUIRE(fp && fc && fg);
-    const uint64_t p_own = cf_rd64(fp, SF_OWN_SIZE) / SL_PAGE_SIZE, c_own = cf_rd64(fc, SF_OWN_SIZE) / SL_PAGE_SIZE;
+    const uint64_t p_own = sl_get64(fp + SF_OWN_SIZE) / SL_PAGE_SIZE, c_own = sl_get64(fc + SF_OWN_SIZE) / SL_PAGE_SIZE;
     /* Unedited, split and joined: loads (the helper itself is right). */
     cf_file cf;
     REQUIRE(cf_split(&cf, fc, lc) == 0);
@@ -530,7 +530,7 @@ static void test_header_hostile(void)
     REQUIRE(fp && fc);
     uint8_t *g = malloc(lp > lc ? lp : lc);
     REQUIRE(g);
-    const uint32_t name_off = cf_rd32(fc, SF_PARENT_NAME_OFFSET);
+    const uint32_t name_off = sl_get32(fc + SF_PARENT_NAME_OFFSET);
     static const struct {
         bool full;        /* edit p.snap (else c.snap) */
         unsigned off;     /* the field */
@@ -563,9 +563,9 @@ static void test_header_hostile(void)
         if (cases[i].width == 1)
             g[name_off + cases[i].off] = (uint8_t)cases[i].val;
         else if (cases[i].width == 4)
-            cf_wr32(g, cases[i].off, (uint32_t)cases[i].val);
+            sl_put32(g + cases[i].off, (uint32_t)cases[i].val);
         else
-            cf_wr64(g, cases[i].off, cases[i].val);
+            sl_put64(g + cases[i].off, cases[i].val);
         sl_snapfile_reseal(g, n);
         REQUIRE(write_file(in(dir, "x.snap"), g, n) == 0);
         int rc = try_load(in(dir, "x.snap"), NULL, NULL, err, sizeof err);
@@ -575,15 +575,15 @@ static void test_header_hostile(void)
     }
     /* runs_size not a multiple of 24, the index moved along. */
     memcpy(g, fc, lc);
-    cf_wr64(g, SF_RUNS_SIZE, cf_rd64(fc, SF_RUNS_SIZE) + 1);
-    cf_wr64(g, SF_INDEX_OFFSET, cf_rd64(fc, SF_INDEX_OFFSET) + 1);
-    cf_wr64(g, SF_INDEX_SIZE, cf_rd64(fc, SF_INDEX_SIZE) - 1);
+    sl_put64(g + SF_RUNS_SIZE, sl_get64(fc + SF_RUNS_SIZE) + 1);
+    sl_put64(g + SF_INDEX_OFFSET, sl_get64(fc + SF_INDEX_OFFSET) + 1);
+    sl_put64(g + SF_INDEX_SIZE, sl_get64(fc + SF_INDEX_SIZE) - 1);
     sl_snapfile_reseal(g, lc);
     REQUIRE(write_file(in(dir, "x.snap"), g, lc) == 0);
     EXPECT(try_load(in(dir, "x.snap"), NULL, NULL, err, sizeof err), err, SL_EFORMAT, "runs_size + 1", "`runs_size`");
     /* The name "..": no plain file. */
     memcpy(g, fc, lc);
-    cf_wr32(g, SF_PARENT_NAME_SIZE, 2);
+    sl_put32(g + SF_PARENT_NAME_SIZE, 2);
     memcpy(g + name_off, "..", 2);
     memset(g + name_off + 2, 0, 4);
     sl_snapfile_reseal(g, lc);
@@ -690,7 +690,7 @@ static void test_parent_replaced(void)
     size_t lp;
     uint8_t *fp = read_file(in(dir, "p.snap"), &lp);
     REQUIRE(fp);
-    uint64_t at = cf_rd64(fp, SF_BLOB_OFFSET) + 2 * SL_PAGE_SIZE + 17;
+    uint64_t at = sl_get64(fp + SF_BLOB_OFFSET) + 2 * SL_PAGE_SIZE + 17;
     fp[at] ^= 0x40;
     REQUIRE(write_file(in(dir, "p.snap"), fp, lp) == 0);
     CHECK_EQ(try_load(in(dir, "c.snap"), NULL, NULL, err, sizeof err), 0);
@@ -731,7 +731,7 @@ static void test_parent_replaced(void)
 /* The layout pin of the child file image f (what a child of it records). */
 static uint64_t pin_of(const uint8_t *f)
 {
-    return sl_snapfile_layout_pin(cf_rd64(f, SF_OWN_SIZE), f + cf_rd64(f, SF_RUNS_OFFSET), cf_rd64(f, SF_RUNS_SIZE));
+    return sl_snapfile_layout_pin(sl_get64(f + SF_OWN_SIZE), f + sl_get64(f + SF_RUNS_OFFSET), sl_get64(f + SF_RUNS_SIZE));
 }
 
 /* A copy of c.snap that claims identity `id`, names `parent` as its parent
@@ -746,7 +746,7 @@ static int forge(const char *dir, const char *name, const uint8_t id[SL_HASH_LEN
     memcpy(f + SF_IDENTITY, id, SL_HASH_LEN);
     memcpy(f + SF_PARENT, parent, SL_HASH_LEN);
     /* Its parent is another such copy: the same runs, so the same pin. */
-    cf_wr64(f, SF_PARENT_LAYOUT, pin_of(f));
+    sl_put64(f + SF_PARENT_LAYOUT, pin_of(f));
     int rc = set_hint(f, len, hint);
     if (!rc) {
         sl_snapfile_reseal(f, len);
@@ -834,7 +834,7 @@ static void test_depth(void)
     memcpy(f + SF_PARENT, id, SL_HASH_LEN);
     id[0] ^= 0x5a;
     memcpy(f + SF_IDENTITY, id, SL_HASH_LEN);
-    cf_wr64(f, SF_PARENT_LAYOUT, pin_of(f)); /* its parent is d16 itself: the same runs */
+    sl_put64(f + SF_PARENT_LAYOUT, pin_of(f)); /* its parent is d16 itself: the same runs */
     snprintf(prev, sizeof prev, "d%02u.snap", SL_CHAIN_MAX);
     REQUIRE(set_hint(f, len, prev) == 0);
     sl_snapfile_reseal(f, len);
@@ -857,7 +857,7 @@ enum { I_REVERSED, I_PAST_OWN, I_PAGE_MAX, I_WRONG_PAGE, I_ZERO_HASHES, I_EMPTY,
 static void edit_index(cf_file *cf, int k, const uint8_t lie[SL_HASH_LEN])
 {
     size_t n = cf->n_index;
-    uint64_t own = cf_rd64(cf->head, SF_OWN_SIZE) / SL_PAGE_SIZE;
+    uint64_t own = sl_get64(cf->head + SF_OWN_SIZE) / SL_PAGE_SIZE;
     switch (k) {
     case I_REVERSED:
         for (size_t i = 0; i < n / 2; i++) {
@@ -899,7 +899,7 @@ static int by_hash(const void *a, const void *b) { return memcmp(a, b, SL_HASH_L
 /* A true index of every own page of the file cf came from (f), sorted. */
 static int index_all(cf_file *cf, const uint8_t *f)
 {
-    uint64_t n = cf_rd64(f, SF_OWN_SIZE) / SL_PAGE_SIZE, at = cf_rd64(f, SF_BLOB_OFFSET);
+    uint64_t n = sl_get64(f + SF_OWN_SIZE) / SL_PAGE_SIZE, at = sl_get64(f + SF_BLOB_OFFSET);
     if (cf_reserve(cf, cf->n_runs, n))
         return -1;
     for (uint64_t i = 0; i < n; i++) {
@@ -989,20 +989,20 @@ static void test_index_hostile(void)
  * fields zero, no index. */
 static uint8_t *old_version(const uint8_t *fp, size_t lp, uint32_t version, size_t *len)
 {
-    uint64_t end = cf_rd64(fp, SF_INDEX_OFFSET);
+    uint64_t end = sl_get64(fp + SF_INDEX_OFFSET);
     if (end > lp)
         return NULL;
     uint8_t *f = malloc(end);
     if (!f)
         return NULL;
     memcpy(f, fp, end);
-    cf_wr32(f, SF_VERSION, version);
-    cf_wr64(f, SF_OWN_SIZE, 0);
-    cf_wr64(f, SF_RUNS_OFFSET, 0);
-    cf_wr64(f, SF_RUNS_SIZE, 0);
-    cf_wr64(f, SF_INDEX_OFFSET, 0);
-    cf_wr64(f, SF_INDEX_SIZE, 0);
-    cf_wr64(f, SF_FILE_SIZE, end);
+    sl_put32(f + SF_VERSION, version);
+    sl_put64(f + SF_OWN_SIZE, 0);
+    sl_put64(f + SF_RUNS_OFFSET, 0);
+    sl_put64(f + SF_RUNS_SIZE, 0);
+    sl_put64(f + SF_INDEX_OFFSET, 0);
+    sl_put64(f + SF_INDEX_SIZE, 0);
+    sl_put64(f + SF_FILE_SIZE, end);
     sl_snapfile_reseal(f, end);
     *len = end;
     return f;
@@ -1046,15 +1046,15 @@ static void test_old_versions(void)
             memcpy(g, f, len);
             uint64_t val = fields[i].val;
             if (fields[i].off == SF_OWN_SIZE)
-                val = cf_rd64(f, SF_BLOB_SIZE); /* what a full file says: still not version 4 */
+                val = sl_get64(f + SF_BLOB_SIZE); /* what a full file says: still not version 4 */
             else if (fields[i].off == SF_RUNS_OFFSET || fields[i].off == SF_INDEX_OFFSET)
                 val = len;
             if (fields[i].width == 1)
                 g[fields[i].off] = (uint8_t)val;
             else if (fields[i].width == 4)
-                cf_wr32(g, fields[i].off, (uint32_t)val);
+                sl_put32(g + fields[i].off, (uint32_t)val);
             else
-                cf_wr64(g, fields[i].off, val);
+                sl_put64(g + fields[i].off, val);
             sl_snapfile_reseal(g, len);
             REQUIRE(write_file(in(dir, "old.snap"), g, len) == 0);
             int rc2 = try_load(in(dir, "old.snap"), NULL, NULL, err, sizeof err);
@@ -1065,7 +1065,7 @@ static void test_old_versions(void)
         /* The child bit too (with a parent, which version 4 allows). */
         if (v == 4) {
             memcpy(g, f, len);
-            cf_wr32(g, SF_LINEAGE_FLAGS, SL_SNAPFILE_HAS_PARENT | SL_SNAPFILE_CHILD);
+            sl_put32(g + SF_LINEAGE_FLAGS, SL_SNAPFILE_HAS_PARENT | SL_SNAPFILE_CHILD);
             memset(g + SF_PARENT, 0xA5, SL_HASH_LEN);
             sl_snapfile_reseal(g, len);
             REQUIRE(write_file(in(dir, "old.snap"), g, len) == 0);
