@@ -20,6 +20,27 @@ static inline const char *guest_path(const char *name)
     return buf;
 }
 
+/* The demo guest's Counter(): the counter's new value, or -1 with the
+ * sandbox's error printed. */
+static inline long long demo_counter(sl_sandbox *sb)
+{
+    sl_value r;
+    if (sl_sandbox_call(sb, "Counter", NULL, 0, &r)) {
+        printf("  Counter: %s\n", sl_sandbox_errmsg(sb));
+        return -1;
+    }
+    return r.v.i64;
+}
+
+/* Whether two snapshots have one identity. */
+static inline int same_id(const sl_snapshot *a, const sl_snapshot *b)
+{
+    uint8_t x[32], y[32];
+    sl_snapshot_id(a, x);
+    sl_snapshot_id(b, y);
+    return memcmp(x, y, sizeof x) == 0;
+}
+
 /* Case-insensitive substring test, for checking error messages. */
 static inline int has(const char *hay, const char *needle)
 {

@@ -35,16 +35,6 @@ static const char *path_in(world *w, const char *name)
     return p;
 }
 
-static long long counter(sl_sandbox *sb)
-{
-    sl_value r;
-    if (sl_sandbox_call(sb, "Counter", NULL, 0, &r)) {
-        printf("  Counter: %s\n", sl_sandbox_errmsg(sb));
-        return -1;
-    }
-    return r.v.i64;
-}
-
 static uint64_t fill(sl_sandbox *sb, uint64_t bytes)
 {
     sl_value a = {.type = SL_TYPE_U64, .v.u64 = bytes}, r;
@@ -53,14 +43,6 @@ static uint64_t fill(sl_sandbox *sb, uint64_t bytes)
         return 0;
     }
     return r.v.u64;
-}
-
-static int same_id(const sl_snapshot *a, const sl_snapshot *b)
-{
-    uint8_t x[32], y[32];
-    sl_snapshot_id(a, x);
-    sl_snapshot_id(b, y);
-    return memcmp(x, y, sizeof x) == 0;
 }
 
 static long long file_size(const char *path)
@@ -100,7 +82,7 @@ static void answers_like(sl_snapshot *s, sl_snapshot *like, uint64_t bytes)
     if (rc)
         printf("  sandbox: %s\n", err);
     REQUIRE(rc == 0);
-    long long ca = counter(a), cb = counter(b);
+    long long ca = demo_counter(a), cb = demo_counter(b);
     CHECK(ca > 0 && ca == cb);
     uint64_t fa = fill(a, bytes), fb = fill(b, bytes);
     CHECK(fa != 0 && fa == fb);
@@ -120,12 +102,12 @@ static void chain(const char *guest)
     sl_sandbox *elf = NULL, *b = NULL, *c = NULL;
     sl_snapshot *s0 = NULL, *p = NULL, *s1 = NULL, *s2 = NULL, *l1 = NULL, *l2 = NULL;
     REQUIRE(sl_sandbox_new_from_file(&elf, guest_path(guest), NULL, err, sizeof err) == 0);
-    REQUIRE(sl_sandbox_init(elf) == 0 && counter(elf) == 1 && sl_sandbox_snapshot(elf, &s0) == 0);
+    REQUIRE(sl_sandbox_init(elf) == 0 && demo_counter(elf) == 1 && sl_sandbox_snapshot(elf, &s0) == 0);
     REQUIRE(sl_snapshot_save(s0, P, err, sizeof err) == 0 && sl_snapshot_load(&p, P, err, sizeof err) == 0);
     CHECK_EQ(sl_snapshot_chain_depth(p), 0);
     /* The child: a sandbox on the parent file changed a few pages. */
     REQUIRE(sl_sandbox_new_from_snapshot(&b, p, err, sizeof err) == 0);
-    CHECK_EQ(counter(b), 2);
+    CHECK_EQ(demo_counter(b), 2);
     CHECK(fill(b, 16 * 4096) != 0);
     REQUIRE(sl_sandbox_snapshot(b, &s1) == 0);
     int rc = sl_snapshot_save_child(s1, P, C1, NULL, NULL, err, sizeof err);
@@ -138,7 +120,7 @@ static void chain(const char *guest)
     CHECK(file_size(C1) < file_size(P) / 2);
     /* The grandchild, from a sandbox started from the child file. */
     REQUIRE(sl_sandbox_new_from_snapshot(&c, l1, err, sizeof err) == 0);
-    CHECK_EQ(counter(c), 3);
+    CHECK_EQ(demo_counter(c), 3);
     REQUIRE(sl_sandbox_snapshot(c, &s2) == 0);
     REQUIRE(sl_snapshot_save_child(s2, C1, C2, NULL, NULL, err, sizeof err) == 0);
     REQUIRE(sl_snapshot_save(s2, F2, err, sizeof err) == 0);
@@ -152,11 +134,11 @@ static void chain(const char *guest)
     answers_like(l1, s1, 8 * 4096);
     /* Restores between the chain's members, in one sandbox. */
     REQUIRE(sl_sandbox_restore(c, l2) == 0);
-    CHECK_EQ(counter(c), 4);
+    CHECK_EQ(demo_counter(c), 4);
     REQUIRE(sl_sandbox_restore(c, l1) == 0);
-    CHECK_EQ(counter(c), 3);
+    CHECK_EQ(demo_counter(c), 3);
     REQUIRE(sl_sandbox_restore(c, p) == 0);
-    CHECK_EQ(counter(c), 2);
+    CHECK_EQ(demo_counter(c), 2);
     /* Flatten: the chain written in full, the same identity. */
     REQUIRE(sl_snapshot_save(l2, FL, err, sizeof err) == 0);
     sl_snapshot *flat = load_as(FL, s2, 0);
@@ -226,8 +208,8 @@ static void unrelated(const char *guest)
     sl_snapshot *sa = NULL, *sb = NULL;
     REQUIRE(sl_sandbox_new_from_file(&x, guest_path(guest), NULL, err, sizeof err) == 0);
     REQUIRE(sl_sandbox_new_from_file(&y, guest_path(guest), NULL, err, sizeof err) == 0);
-    REQUIRE(sl_sandbox_init(x) == 0 && counter(x) == 1 && sl_sandbox_snapshot(x, &sa) == 0);
-    REQUIRE(sl_sandbox_init(y) == 0 && counter(y) == 1 && counter(y) == 2 && sl_sandbox_snapshot(y, &sb) == 0);
+    REQUIRE(sl_sandbox_init(x) == 0 && demo_counter(x) == 1 && sl_sandbox_snapshot(x, &sa) == 0);
+    REQUIRE(sl_sandbox_init(y) == 0 && demo_counter(y) == 1 && demo_counter(y) == 2 && sl_sandbox_snapshot(y, &sb) == 0);
     CHECK(!same_id(sa, sb));
     REQUIRE(sl_snapshot_save(sa, A, err, sizeof err) == 0);
     REQUIRE(sl_snapshot_save_child(sb, A, B, NULL, NULL, err, sizeof err) == 0);
@@ -278,13 +260,13 @@ static void big(void)
     sl_sandbox_free(sb);
     sb = NULL;
     REQUIRE(sl_sandbox_new_from_snapshot(&sb, p, err, sizeof err) == 0);
-    CHECK(counter(sb) == 1 && fill(sb, 3 * 4096) != 0);
+    CHECK(demo_counter(sb) == 1 && fill(sb, 3 * 4096) != 0);
     REQUIRE(sl_sandbox_snapshot(sb, &s1) == 0);
     REQUIRE(sl_snapshot_save_child(s1, P, C1, NULL, NULL, err, sizeof err) == 0);
     l1 = load_as(C1, s1, 1);
     REQUIRE(l1);
     REQUIRE(sl_sandbox_restore(sb, l1) == 0);
-    CHECK(counter(sb) == 2);
+    CHECK(demo_counter(sb) == 2);
     REQUIRE(sl_sandbox_snapshot(sb, &s2) == 0);
     REQUIRE(sl_snapshot_save_child(s2, C1, C2, NULL, NULL, err, sizeof err) == 0);
     REQUIRE(sl_snapshot_save(s2, F2, err, sizeof err) == 0);
@@ -352,7 +334,7 @@ static void shared(void)
     REQUIRE(sl_sandbox_init(elf) == 0 && sl_sandbox_snapshot(elf, &s0) == 0);
     REQUIRE(sl_snapshot_save(s0, P, err, sizeof err) == 0 && sl_snapshot_load(&p, P, err, sizeof err) == 0);
     REQUIRE(sl_sandbox_new_from_snapshot(&b, p, err, sizeof err) == 0);
-    REQUIRE(counter(b) == 1 && sl_sandbox_snapshot(b, &c) == 0);
+    REQUIRE(demo_counter(b) == 1 && sl_sandbox_snapshot(b, &c) == 0);
     REQUIRE(sl_sandbox_restore(b, p) == 0 && fill(b, 4096) && sl_sandbox_snapshot(b, &d) == 0);
     REQUIRE(sl_snapshot_save_child(c, P, C, NULL, NULL, err, sizeof err) == 0);
     REQUIRE(sl_snapshot_save_child(d, P, D, NULL, NULL, err, sizeof err) == 0);

@@ -192,14 +192,6 @@ static int get_info(sl_sandbox *sb, sl_sandbox_info *info)
     return rc;
 }
 
-static int same_id(sl_snapshot *a, sl_snapshot *b)
-{
-    uint8_t x[32], y[32];
-    sl_snapshot_id(a, x);
-    sl_snapshot_id(b, y);
-    return memcmp(x, y, 32) == 0;
-}
-
 /* ---------------------------------------------------------------- the tests */
 
 static void functions(const char *guest)

@@ -35,16 +35,6 @@ static int call_u64(sl_sandbox *sb, const char *fn, uint64_t arg, uint64_t *out)
     return rc;
 }
 
-static long long counter(sl_sandbox *sb)
-{
-    sl_value r;
-    if (sl_sandbox_call(sb, "Counter", NULL, 0, &r)) {
-        printf("  Counter: %s\n", sl_sandbox_errmsg(sb));
-        return -1;
-    }
-    return r.v.i64;
-}
-
 /* Whether snap's parent is `want` (NULL: that it has none). */
 static int parent_is(const sl_snapshot *snap, const sl_snapshot *want)
 {
@@ -54,14 +44,6 @@ static int parent_is(const sl_snapshot *snap, const sl_snapshot *want)
         return rc == SL_ENOTFOUND;
     sl_snapshot_id(want, id);
     return rc == 0 && memcmp(got, id, sizeof id) == 0;
-}
-
-static int same_id(const sl_snapshot *a, const sl_snapshot *b)
-{
-    uint8_t x[32], y[32];
-    sl_snapshot_id(a, x);
-    sl_snapshot_id(b, y);
-    return memcmp(x, y, sizeof x) == 0;
 }
 
 static uint64_t pages(const sl_snapshot *s) { return sl_snapshot_memory_size(s) / 4096; }
@@ -84,7 +66,7 @@ static int world_open(world *w, const char *guest)
     if (!mkdtemp(w->dir))
         return -1;
     if (sl_sandbox_new_from_file(&w->elf, guest_path(guest), NULL, err, sizeof err) || sl_sandbox_init(w->elf) ||
-        counter(w->elf) != 1 || sl_sandbox_snapshot(w->elf, &w->s0) ||
+        demo_counter(w->elf) != 1 || sl_sandbox_snapshot(w->elf, &w->s0) ||
         sl_snapshot_save(w->s0, path_in(w, "s0.snap"), err, sizeof err) ||
         sl_snapshot_load(&w->f0, path_in(w, "s0.snap"), err, sizeof err)) {
         printf("  %s: %s %s\n", guest, err, w->elf ? sl_sandbox_errmsg(w->elf) : "");
@@ -116,12 +98,12 @@ static void lineage(const char *guest)
     /* Started from the file: the file's identity. */
     sl_sandbox *b = NULL;
     REQUIRE(sl_sandbox_new_from_snapshot(&b, w.f0, err, sizeof err) == 0);
-    CHECK_EQ(counter(b), 2);
+    CHECK_EQ(demo_counter(b), 2);
     sl_snapshot *s1 = NULL, *f1 = NULL, *s2 = NULL, *s3 = NULL;
     REQUIRE(sl_sandbox_snapshot(b, &s1) == 0);
     CHECK(parent_is(s1, w.f0));
     /* Two snapshots in a row, no restore between: the same parent. */
-    CHECK_EQ(counter(b), 3);
+    CHECK_EQ(demo_counter(b), 3);
     REQUIRE(sl_sandbox_snapshot(b, &s2) == 0);
     CHECK(parent_is(s2, w.f0));
     /* The parent survives a save and a load, with the pages kept. */
@@ -132,7 +114,7 @@ static void lineage(const char *guest)
     /* After a restore to S: S, also for the sandbox made from the ELF (which
      * restores only its own snapshots: its family is not the files'). */
     REQUIRE(sl_sandbox_restore(w.elf, w.s0) == 0);
-    CHECK_EQ(counter(w.elf), 2);
+    CHECK_EQ(demo_counter(w.elf), 2);
     REQUIRE(sl_sandbox_snapshot(w.elf, &s3) == 0);
     CHECK(parent_is(s3, w.s0));
     sl_snapshot_free(s3);
@@ -175,7 +157,7 @@ static void stable(const char *guest)
         if (fills[i])
             REQUIRE(call_u64(b, "Fill", fills[i] * 4096, &sum) == 0);
         else
-            CHECK_EQ(counter(b), 2);
+            CHECK_EQ(demo_counter(b), 2);
         sl_sandbox_info info;
         REQUIRE(sl_sandbox_info_get(b, &info) == 0);
         sl_snapshot *s = NULL;

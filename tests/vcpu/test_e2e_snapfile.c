@@ -31,17 +31,6 @@ static void add_upper(sl_sandbox *sb)
     sl_sandbox_register(sb, "HostUpper", SL_TYPE_STRING, p, 1, host_upper, NULL);
 }
 
-static long long counter(sl_sandbox *sb)
-{
-    sl_value r;
-    int rc = sl_sandbox_call(sb, "Counter", NULL, 0, &r);
-    if (rc) {
-        printf("  Counter: %s\n", sl_sandbox_errmsg(sb));
-        return -1;
-    }
-    return r.v.i64;
-}
-
 static char *upper(sl_sandbox *sb, const char *s)
 {
     static char out[256];
@@ -93,8 +82,8 @@ static void check_arch(const char *guest)
     REQUIRE(rc == 0);
     add_upper(sb);
     REQUIRE(sl_sandbox_init(sb) == 0);
-    CHECK_EQ(counter(sb), 1);
-    CHECK_EQ(counter(sb), 2);
+    CHECK_EQ(demo_counter(sb), 1);
+    CHECK_EQ(demo_counter(sb), 2);
     sl_snapshot *mem;
     REQUIRE(sl_sandbox_snapshot(sb, &mem) == 0);
     int fd = mkstemp(file);
@@ -125,7 +114,7 @@ static void check_arch(const char *guest)
     add_upper(b);
     CHECK_EQ(sl_sandbox_generation(b), sl_sandbox_generation(a));
     for (int i = 0; i < 3; i++) {
-        long long x = counter(a), y = counter(b), z = counter(c);
+        long long x = demo_counter(a), y = demo_counter(b), z = demo_counter(c);
         CHECK_EQ(x, 3 + i);
         CHECK_EQ(y, x);
         CHECK_EQ(z, x);
@@ -137,7 +126,7 @@ static void check_arch(const char *guest)
     CHECK(ub && strcmp(ub, ub_copy) == 0 && strcmp(ub, "FILE") == 0);
     /* Restores work across loads of the same file (one family). */
     REQUIRE(sl_sandbox_restore(b, loaded2) == 0);
-    CHECK_EQ(counter(b), 3);
+    CHECK_EQ(demo_counter(b), 3);
     CHECK_EQ(sl_sandbox_restore(b, mem), SL_EFAMILY);
 
     /* Two loads, three sandboxes: the blob is never copied. */
