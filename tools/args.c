@@ -129,6 +129,32 @@ int opt_string(const char *name, int argc, char **argv, int *i, const char **val
     return (*val = opt_value(name, inl, argc, argv, i)) ? 1 : -1;
 }
 
+void opt_pair(const char *cmd, const char *flag, const char *alias, int argc, char **argv, pair_args *a)
+{
+    const char *v;
+    int opts = 1, r;
+    memset(a, 0, sizeof *a);
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (opts && strcmp(arg, "--") == 0) {
+            opts = 0;
+        } else if (opts && (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0)) {
+            a->help = 1;
+        } else if (opts && ((flag && strcmp(arg, flag) == 0) || (alias && strcmp(arg, alias) == 0))) {
+            a->flag = 1;
+        } else if (opts && (r = opt_string("--parent", argc, argv, &i, &v)) != 0) {
+            a->bad |= r < 0;
+            a->parents = v;
+        } else if (a->npos == 2 || (opts && arg[0] == '-' && arg[1] != '\0')) {
+            if (!a->bad)
+                cli_err("snapshot %s: unexpected argument '%s'", cmd, arg);
+            a->bad = 1;
+        } else {
+            a->pos[a->npos++] = arg;
+        }
+    }
+}
+
 /* One common option: how it is spelled and what its value sets. A setter
  * returns 0, or -1 after printing why the value is wrong. */
 typedef struct opt_def opt_def;

@@ -169,6 +169,17 @@ int opt_scan(cli_opts *o, int argc, char **argv, int (*operand)(void *user, char
  * VALUE" or "NAME=VALUE", sets *val, moves *i past it and returns 1; 0 when
  * it is not that option; -1 when the value is missing (message printed). */
 int opt_string(const char *name, int argc, char **argv, int *i, const char **val);
+/* The command line of a snapshot command on two files, argv[1..argc):
+ * [--help|-h] [--parent LIST] [FLAG] [--] A B, where FLAG is the command's
+ * own switch (flag, or its one-letter alias; either may be NULL). "--" ends
+ * the options, so a file may be named "-x". Anything else is a usage error,
+ * printed once as "snapshot CMD: unexpected argument '...'"; a missing A or B
+ * is left to the caller (npos < 2), who words it. */
+typedef struct pair_args {
+    const char *pos[2], *parents;
+    int npos, help, flag, bad;
+} pair_args;
+void opt_pair(const char *cmd, const char *flag, const char *alias, int argc, char **argv, pair_args *a);
 /* Checks the options together once all are read (--init-data-perm needs
  * init data). Returns 0, or EXIT_USAGE after printing why. */
 int opt_finish(const cli_opts *o);

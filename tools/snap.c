@@ -446,31 +446,15 @@ static int snap_file_cmd(const char *sub, int argc, char **argv)
  * not the file's kind, so OUT has CHILD's. */
 static int snap_flatten(int argc, char **argv)
 {
-    const char *pos[2] = {NULL, NULL}, *parents = NULL, *v;
-    int npos = 0, help = 0, quiet = 0, bad = 0, opts = 1, r;
-    for (int i = 1; i < argc; i++) {
-        if (opts && strcmp(argv[i], "--") == 0) {
-            opts = 0;
-        } else if (opts && (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)) {
-            help = 1;
-        } else if (opts && (strcmp(argv[i], "--quiet") == 0 || strcmp(argv[i], "-q") == 0)) {
-            quiet = 1;
-        } else if (opts && (r = opt_string("--parent", argc, argv, &i, &v)) != 0) {
-            bad |= r < 0;
-            parents = v;
-        } else if (npos == 2 || (opts && argv[i][0] == '-' && argv[i][1] != '\0')) {
-            if (!bad)
-                cli_err("snapshot flatten: unexpected argument '%s'", argv[i]);
-            bad = 1;
-        } else {
-            pos[npos++] = argv[i];
-        }
-    }
-    if (help) {
+    pair_args a;
+    opt_pair("flatten", "--quiet", "-q", argc, argv, &a);
+    const char **pos = a.pos, *parents = a.parents;
+    int quiet = a.flag, bad = a.bad;
+    if (a.help) {
         snap_usage(1);
         return EXIT_OK;
     }
-    if (!bad && npos != 2) {
+    if (!bad && a.npos != 2) {
         cli_err("snapshot flatten: CHILD and OUT are required");
         bad = 1;
     }

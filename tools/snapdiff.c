@@ -123,32 +123,15 @@ static int diff_files(const char *fa, const char *fb, const char *parents, diff_
 
 int snap_diff(int argc, char **argv, void (*usage)(int fd))
 {
-    const char *pos[2] = {NULL, NULL}, *parents = NULL, *v;
-    int npos = 0, help = 0, json = 0, bad = 0, opts = 1, r;
-    for (int i = 1; i < argc; i++) {
-        /* "--" ends the options, so a file may be named "-x". */
-        if (opts && strcmp(argv[i], "--") == 0)
-            opts = 0;
-        else if (opts && (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0))
-            help = 1;
-        else if (opts && strcmp(argv[i], "--json") == 0)
-            json = 1;
-        else if (opts && (r = opt_string("--parent", argc, argv, &i, &v)) != 0) {
-            bad |= r < 0;
-            parents = v;
-        } else if (npos == 2 || (opts && argv[i][0] == '-' && argv[i][1] != '\0')) {
-            if (!bad)
-                cli_err("snapshot diff: unexpected argument '%s'", argv[i]);
-            bad = 1;
-        } else {
-            pos[npos++] = argv[i];
-        }
-    }
-    if (help) {
+    pair_args a;
+    opt_pair("diff", "--json", NULL, argc, argv, &a);
+    const char **pos = a.pos, *parents = a.parents;
+    int json = a.flag, bad = a.bad;
+    if (a.help) {
         usage(1);
         return EXIT_OK;
     }
-    if (!bad && npos != 2) {
+    if (!bad && a.npos != 2) {
         cli_err("snapshot diff: two snapshot files A and B are required");
         bad = 1;
     }
