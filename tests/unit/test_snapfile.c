@@ -28,6 +28,7 @@
 #include "vcpu.h"
 
 #include "../common/files.h"
+#include "../common/pagemap.h"
 #include "../common/min_elf.h"
 
 /* ---------------- snapshots to save ---------------- */
@@ -363,13 +364,6 @@ static int smaps_of(const void *addr, long *anon, long *shared_clean, long *rss)
     return found ? 0 : -1;
 }
 
-static uint64_t pfn_of(int pm, const void *va)
-{
-    uint64_t ent = 0;
-    if (pread(pm, &ent, 8, (off_t)((uintptr_t)va / SL_PAGE_SIZE * 8)) != 8)
-        return 0;
-    return ent & (1ull << 63) ? ent & ((1ull << 55) - 1) : 0;
-}
 
 /* Two loads of one file map the same physical pages: the blob lives once in
  * the page cache and neither mapping holds a private copy. */

@@ -17,6 +17,7 @@
 #include "sandlet.h"
 #include "t.h"
 #include "../common/e2e.h"
+#include "../common/pagemap.h"
 /* White-box: where a loaded snapshot's pages are and which file each run
  * maps (the runs of a loaded child). */
 #include "snapshot_impl.h"
@@ -293,10 +294,6 @@ static void big(void)
     rmdir(w.dir);
 }
 
-/* The physical frame behind va in this process (0: none, or no right to
- * see it: reading frame numbers takes CAP_SYS_ADMIN). */
-static uint64_t pfn_of(const volatile uint8_t *va);
-
 /* Whether page `page` of the loaded child s comes from its parent file. */
 static int from_parent(const sl_snapshot *s, uint64_t page)
 {
@@ -306,16 +303,11 @@ static int from_parent(const sl_snapshot *s, uint64_t page)
     return 0;
 }
 
-static uint64_t pfn_of(const volatile uint8_t *va)
+/* The frame of the page at va, faulted in first (pagemap.h). */
+static uint64_t frame(int pm, const volatile uint8_t *va)
 {
-    (void)*va; /* fault it in */
-    int pm = open("/proc/self/pagemap", O_RDONLY);
-    uint64_t ent = 0;
-    if (pm < 0 || pread(pm, &ent, 8, (off_t)((uintptr_t)va / 4096 * 8)) != 8)
-        ent = 0;
-    if (pm >= 0)
-        close(pm);
-    return ent & (1ull << 63) ? ent & ((1ull << 55) - 1) : 0;
+    (void)*va;
+    return pfn_of(pm, (const void *)va);
 }
 
 /* Children of one parent, loaded by two snapshots of this process and by
@@ -351,16 +343,18 @@ static void shared(void)
         if (sl_snapshot_load(&o, C, err, sizeof err) != 0)
             _exit(1);
         const uint8_t *bo = sl_snapshot_blob(o, &m);
+        int opm = open("/proc/self/pagemap", O_RDONLY);
         for (uint64_t off = 0; off < m; off += 4096) {
-            uint64_t f = pfn_of(bo + off);
+            uint64_t f = frame(opm, bo + off);
             if (write(fds[1], &f, 8) != 8)
                 _exit(1);
         }
         _exit(0);
     }
     close(fds[1]);
+    int pm = open("/proc/self/pagemap", O_RDONLY);
     for (uint64_t off = 0; off < n && off < size; off += 4096) {
-        uint64_t fp = pfn_of(bp + off), fc = pfn_of(bc + off), fd = pfn_of(bd + off), fo = 0;
+        uint64_t fp = frame(pm, bp + off), fc = frame(pm, bc + off), fd = frame(pm, bd + off), fo = 0;
         if (read(fds[0], &fo, 8) != 8)
             fo = 0;
         if (!from_parent(lc, off / 4096) || !from_parent(ld, off / 4096))
@@ -374,7 +368,10 @@ static void shared(void)
     REQUIRE(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
     printf("  %llu pages the children have from the parent: %llu on the parent's frames in both, %llu in the "
            "other process too\n", (unsigned long long)seen, (unsigned long long)same, (unsigned long long)pipe_same);
-    if (!pfn_of(bp))
+    uint64_t any = frame(pm, bp);
+    if (pm >= 0)
+        close(pm);
+    if (!any)
         printf("  (no frame numbers: not privileged; nothing more to compare)\n");
     else
         CHECK(seen > 100 && same == seen && pipe_same == seen);
