@@ -128,7 +128,7 @@ static int map_file(sl_snapshot *s, int fd, const char *path, const sl_snapfile_
     return 0;
 }
 
-static int fill_info(const sl_snapshot *s, const sl_snapfile_header *h, sl_snapfile_info *info)
+static void fill_info(const sl_snapshot *s, const sl_snapfile_header *h, sl_snapfile_info *info)
 {
     if (info)
         *info = (sl_snapfile_info){.version = h->version,
@@ -146,7 +146,6 @@ static int fill_info(const sl_snapshot *s, const sl_snapfile_header *h, sl_snapf
                                    /* where writers put it, as load always said */
                                    .sregs_offset = s->sregs_len ? SL_SNAPFILE_SREGS_AT : 0,
                                    .sregs_size = s->sregs_len};
-    return 0;
 }
 
 int sl_snapfile_load_chained(sl_snapshot **out, int fd, const char *path, unsigned flags, sl_snapfile_chain *chain,
