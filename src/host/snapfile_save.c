@@ -53,8 +53,12 @@ static int write_pages(const save_job *j, int fd, sl_errbuf *e)
             rc = sl_file_write_all(fd, o->s->mem + i * SL_PAGE_SIZE, n * SL_PAGE_SIZE, WHAT, e);
             continue;
         }
-        for (uint64_t k = i; !rc && k < i + n; k++)
-            rc = sl_file_write_all(fd, o->s->mem + o->own[k] * SL_PAGE_SIZE, SL_PAGE_SIZE, WHAT, e);
+        /* One write per run of pages that lie one after the other in the blob. */
+        for (uint64_t k = i, m; !rc && k < i + n; k += m) {
+            for (m = 1; k + m < i + n && o->own[k + m] == o->own[k] + m; m++)
+                ;
+            rc = sl_file_write_all(fd, o->s->mem + o->own[k] * SL_PAGE_SIZE, m * SL_PAGE_SIZE, WHAT, e);
+        }
     }
     return rc;
 }
