@@ -243,6 +243,19 @@ static int map_runs(sl_snapshot *s, sl_errbuf *e)
     return sl_snapfile_watch_blob(s, e);
 }
 
+int sl_snapfile_check_target(const sl_snapshot *first, const char *path, sl_errbuf *e)
+{
+    struct stat at, f;
+    if (!first || stat(path, &at) != 0)
+        return 0;
+    for (const sl_snapshot *a = first; a; a = a->chain_parent) {
+        if (fstat(sl_snapfile_fd(a), &f) == 0 && f.st_dev == at.st_dev && f.st_ino == at.st_ino)
+            return sl_err(e, SL_EINVAL, "'%s' is a file of the snapshot's own chain: saving over it would orphan the "
+                          "children of that file", path);
+    }
+    return 0;
+}
+
 int sl_snapfile_chain_map(sl_snapshot *s, sl_errbuf *e)
 {
     return s->runs && !s->composite ? map_runs(s, e) : 0;

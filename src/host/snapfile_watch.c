@@ -139,20 +139,6 @@ const char *sl_snapfile_path(const sl_snapshot *s)
     return s && s->file ? s->file->path : NULL;
 }
 
-int sl_snapfile_check_target(const sl_snapshot *first, const char *path, sl_errbuf *e)
-{
-    struct stat at, f;
-    if (!first || stat(path, &at) != 0)
-        return 0;
-    for (unsigned level = 0; sl_snapfile_ancestor(first, level); level++) {
-        const sl_snapshot *a = sl_snapfile_ancestor(first, level);
-        if (a->file && fstat(a->file->fd, &f) == 0 && f.st_dev == at.st_dev && f.st_ino == at.st_ino)
-            return sl_err(e, SL_EINVAL, "'%s' is a file of the snapshot's own chain: saving over it would orphan the "
-                          "children of that file", path);
-    }
-    return 0;
-}
-
 const sl_snapshot *sl_snapfile_ancestor(const sl_snapshot *s, unsigned level)
 {
     while (s && level--)
