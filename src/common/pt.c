@@ -480,7 +480,7 @@ static sl_walk_item item_zero(void)
     return it;
 }
 
-static int wk_leaf(wk_ctx *w, uint64_t va, uint64_t size, uint64_t gpa, sl_perm perm)
+static int wk_leaf(wk_ctx *w, uint64_t entry, uint64_t va, uint64_t size, uint64_t gpa, sl_perm perm)
 {
     sl_walk_item it = item_zero();
 
@@ -490,6 +490,7 @@ static int wk_leaf(wk_ctx *w, uint64_t va, uint64_t size, uint64_t gpa, sl_perm 
     it.map.gpa = gpa;
     it.map.size = size;
     it.map.perm = perm;
+    it.entry_gpa = entry;
     return w->visit(w->arg, &it) ? SL_PT_OK : SL_PT_ESTOPPED;
 }
 
@@ -513,7 +514,7 @@ static int wk_table(wk_ctx *w, unsigned level, uint64_t table, const void *page,
         if (!(pte & SL_PTE_P))
             continue;
         if (is_last(g, level)) {
-            rc = wk_leaf(w, va, SL_PAGE_SIZE, pte & g->addr_mask, leaf_perm(g, e, pte));
+            rc = wk_leaf(w, table + (uint64_t)i * g->esz, va, SL_PAGE_SIZE, pte & g->addr_mask, leaf_perm(g, e, pte));
             if (rc != SL_PT_OK)
                 return rc;
             continue;
@@ -522,7 +523,7 @@ static int wk_table(wk_ctx *w, unsigned level, uint64_t table, const void *page,
             uint64_t ls = large_size(g, level);
             if (!ls)
                 continue;
-            rc = wk_leaf(w, va, ls, pte & g->addr_mask & ~(ls - 1), leaf_perm(g, e, pte));
+            rc = wk_leaf(w, table + (uint64_t)i * g->esz, va, ls, pte & g->addr_mask & ~(ls - 1), leaf_perm(g, e, pte));
             if (rc != SL_PT_OK)
                 return rc;
             continue;

@@ -155,7 +155,7 @@ typedef struct sl_walk_item {
     uint64_t our_va;
     uint64_t their_va;
     uint64_t table_gpa; /* the shared sub-table */
-    uint64_t entry_gpa; /* GPA of the entry that points to it */
+    uint64_t entry_gpa; /* GPA of the entry: the leaf's (THIS_SPACE), or the one that points to the sub-table */
 } sl_walk_item;
 
 /* The caller's record of which tables have been reached (the common code has no

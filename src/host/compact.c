@@ -23,7 +23,7 @@
 #define SCRATCH_OWNER SL_BK_MAX_ROOTS
 
 typedef struct leaf {
-    uint64_t gva, gpa, size;
+    uint64_t gva, gpa, size, entry_gpa;
     sl_perm perm;
     uint32_t root;
 } leaf;
@@ -201,7 +201,7 @@ static bool on_walk_item(void *arg, const sl_walk_item *it)
         if (c->n_leaves == c->cap_leaves && !grow((void **)&c->leaves, &c->cap_leaves, sizeof(leaf)))
             return c->oom = true, false;
         c->leaves[c->n_leaves++] = (leaf){.gva = it->map.gva, .gpa = it->map.gpa, .size = it->map.size,
-                                          .perm = it->map.perm, .root = it->root};
+                                          .perm = it->map.perm, .root = it->root, .entry_gpa = it->entry_gpa};
     } else {
         if (c->n_links == c->cap_links && !grow((void **)&c->links, &c->cap_links, sizeof(sl_walk_item)))
             return c->oom = true, false;
@@ -231,6 +231,8 @@ static int walk_spaces(compaction *c)
         return sl_err(c->e, SL_ENOMEM, "out of memory walking page tables");
     if (rc)
         return sl_err(c->e, SL_EPAGETABLE, "page-table walk failed (%d): too many tables", rc);
+    if (st->trace && st->trace->tables)
+        st->trace->tables(st->trace->arg, &c->tables);
     return 0;
 }
 
@@ -383,17 +385,21 @@ static int place_piece(compaction *c, const leaf *lf, uint64_t gva, uint64_t gpa
     uint64_t *new_gpa = sl_u64map_get(&c->copied, gpa), slot = 0;
     if (!new_gpa)
         return sl_err(c->e, SL_ERANGE, "internal: a page placed that was not counted");
-    if (!*new_gpa) {
+    bool first = !*new_gpa, cow = perm.writable || perm.kind == SL_MAP_COW;
+    if (first) {
         int rc = take_slot(c, gpa, &slot);
         if (rc)
             return rc;
         memcpy(c->vis.p + slot * SL_PAGE_SIZE, src, SL_PAGE_SIZE);
         *new_gpa = SL_BASE_ADDRESS + slot * SL_PAGE_SIZE;
-        if (perm.writable || perm.kind == SL_MAP_COW)
+        if (cow)
             c->s->stats.pages_cow++;
         else
             c->s->stats.pages_ro++;
     }
+    const sl_compact_trace *tr = c->st->trace;
+    if (tr && tr->piece)
+        tr->piece(tr->arg, lf->entry_gpa, lf->size, gva, (*new_gpa - SL_BASE_ADDRESS) / SL_PAGE_SIZE, first, cow);
     if (perm.writable || perm.kind == SL_MAP_COW) {
         perm.kind = SL_MAP_COW;
         perm.writable = false;

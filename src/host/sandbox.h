@@ -75,6 +75,7 @@ struct sl_sandbox {
     uint8_t rng_key[32];
     uint64_t rng_restores;
     sl_vcpu_stats stats_base; /* vCPU counters at the last restore */
+    bool full_takes; /* sl_sb_set_full_takes: no incremental takes */
 };
 
 /* Results of the call loop's steps besides 0 (done) and a negative SL_E*. */
@@ -82,6 +83,11 @@ struct sl_sandbox {
 #define RUN_MORE 2   /* the exit is handled: run the guest again */
 
 /* ---- sandbox.c */
+
+/* With full set, every later snapshot of sb compacts the whole guest, as
+ * before incremental takes (snapinc.h): what tests and benchmarks compare
+ * those with. Same result either way. */
+void sl_sb_set_full_takes(sl_sandbox *sb, bool full);
 
 /* Marks the sandbox POISONED and returns code. */
 int sl_sb_poison(sl_sandbox *sb, int code);

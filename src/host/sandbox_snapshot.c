@@ -7,6 +7,7 @@
 #include "bookkeeping.h"
 #include "sandbox.h"
 #include "snapfile.h"
+#include "snapinc.h"
 
 static int map_snapshot(sl_sandbox *sb, sl_snapshot *snap)
 {
@@ -133,6 +134,28 @@ static int snapshot_roots(sl_sandbox *sb, uint64_t roots[SL_BK_MAX_ROOTS], unsig
     return 0;
 }
 
+void sl_sb_set_full_takes(sl_sandbox *sb, bool full)
+{
+    sb->full_takes = full;
+}
+
+/* Incrementally when the guest still runs on the snapshot it was restored
+ * to and snapinc.c can show what compaction would make of it (the same
+ * result, in time that follows what changed), else by compacting. */
+static int take(sl_sandbox *sb, const sl_guest_state *st, sl_snapshot **out)
+{
+    if (!sb->full_takes && st->parent) {
+        int rc = sl_vcpu_dirty_log(sb->vcpu, SLOT_SCRATCH, sb->dirty_tmp, &sb->err);
+        if (rc)
+            return rc;
+        sl_mem_merge_dirty(sb->mem, sb->dirty_tmp);
+        rc = sl_snapinc_take(out, st, sb->snap, &sb->mem->dirty_set, &sb->err);
+        if (rc != SL_INC_DECLINED)
+            return rc;
+    }
+    return sl_snapshot_from_memory(out, st, &sb->err);
+}
+
 int sl_sandbox_snapshot(sl_sandbox *sb, sl_snapshot **out)
 {
     *out = NULL;
@@ -160,7 +183,7 @@ int sl_sandbox_snapshot(sl_sandbox *sb, sl_snapshot **out)
     st.parent = sb->snap_from_elf ? NULL : sl_snapshot_hash(sb->snap);
     st.sregs = blob.bytes;
     st.sregs_len = (uint32_t)sl_sregs_blob_len(&blob);
-    rc = sl_snapshot_from_memory(out, &st, &sb->err);
+    rc = take(sb, &st, out);
     /* Compaction copies the snapshot's pages: from a file, they must still
      * be the file's (a lost page was read as zeros). */
     int changed = sl_snapfile_check(sb->snap, "while a snapshot of a sandbox running on it was taken", &sb->err);

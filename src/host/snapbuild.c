@@ -127,6 +127,7 @@ int sl_snapbuild_seal(sl_snapshot *s, sl_pagebuf *vis, sl_ptbuild *pt, sl_errbuf
     s->visible_size = vis->len;
     s->pt_size = pt->buf.len;
     s->stats.pages_pt = pt->buf.len / SL_PAGE_SIZE;
+    s->stats.pages_hashed = total / SL_PAGE_SIZE;
     vis->p = NULL;
     /* On every core for a large blob; the tree stays with the snapshot for
      * a later one that shares its pages (sl_snapshot_hashtree). */

@@ -12,6 +12,7 @@
 #include "kernel.h"
 #include "snapbuild.h"
 #include "snapfile.h"
+#include "snapinc.h"
 #include "sl_elf.h"
 #include "pt.h"
 
@@ -42,6 +43,7 @@ void sl_snapshot_free(sl_snapshot *s)
         return;
     sl_snapfile_release(s); /* a loaded file: closed and unregistered before the unmap */
     sl_hashtree_free(s->tree);
+    sl_incprep_free(atomic_load(&s->inc));
     if (s->composite)
         munmap(s->composite, s->composite_len);
     if (s->map_base)

@@ -32,6 +32,9 @@ typedef struct sl_snapshot_stats {
     uint64_t leaves;    /* mapped 4 KiB VAs (>= pages: aliases share a page) */
     uint64_t pages_kept; /* visible pages at the offset they have in the parent's blob (0 without a
                           * parent): what stable compaction kept in place */
+    uint64_t pages_hashed; /* blob pages this snapshot's build copied and hashed: all of them for a
+                            * full build, the changed ones for an incremental take (snapinc.c), 0
+                            * for a loaded file */
 } sl_snapshot_stats;
 
 typedef struct sl_snapshot sl_snapshot;
@@ -40,6 +43,24 @@ struct sl_snapfile_watch;
 /* Builds a snapshot from a guest ELF image in memory. */
 int sl_snapshot_from_binary(sl_snapshot **out, const uint8_t *elf, size_t len, const sl_config *cfg,
                             sl_errbuf *e);
+
+struct sl_pt_owners;
+
+/* What compaction tells an observer about its walk (snapinc.c learns a
+ * parent's structure from it). Both callbacks run on the compacting thread. */
+typedef struct sl_compact_trace {
+    void *arg;
+    /* Each 4 KiB piece placed in the blob, in walk order: the GPA of the
+     * leaf entry that maps it and the leaf's size, its GVA, its blob page
+     * (slot), whether it is the first piece of that page, and whether that
+     * piece made it a copy-on-write page (stats.pages_cow). */
+    void (*piece)(void *arg, uint64_t entry_gpa, uint64_t leaf_size, uint64_t gva, uint64_t slot, bool first,
+                  bool cow);
+    /* Once, after the walk, before the tables are rebuilt: every source
+     * table reached, and from where (an owner root at or past n_roots: a
+     * table of the scratch window, which compaction does not walk). */
+    void (*tables)(void *arg, const struct sl_pt_owners *reached);
+} sl_compact_trace;
 
 /* A guest's memory and CPU state, as input to a snapshot. */
 typedef struct sl_guest_state {
@@ -63,6 +84,7 @@ typedef struct sl_guest_state {
     const uint8_t *parent;
     const void *sregs;
     uint32_t sregs_len;
+    const sl_compact_trace *trace; /* optional */
 } sl_guest_state;
 
 /* Compacts a running guest into a new snapshot (DESIGN.md §3 "from a running

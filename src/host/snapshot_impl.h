@@ -84,6 +84,9 @@ struct sl_snapshot {
      * A child file takes those from its parent without reading them. */
     uint64_t *kept;
     uint64_t kept_pages;
+    /* What incremental takes on this snapshot need (snapinc.c): set once,
+     * by the take that made it or when first needed; owned. */
+    _Atomic(struct sl_incprep *) inc;
     uint64_t stack_top;
     uint32_t sregs_len; /* 0: none (a snapshot made from a binary) */
     uint8_t sregs[SL_SREGS_MAX];
