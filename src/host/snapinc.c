@@ -16,204 +16,15 @@
  * instance, is never a parent here), and its trace gives every leaf's
  * table entry, walk order and page. A take passes an updated copy of its
  * parent's prep on to the snapshot it makes. */
-#include "snapinc.h"
+#include "snapinc_prep.h"
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <unistd.h>
 
 #include "le.h"
-#include "pt_owners.h"
-#include "snapshot_impl.h"
-
-enum { TAB_NONLEAF, TAB_LEAF, TAB_WINDOW };
-
-/* One page of P's tables. */
-typedef struct inc_tab {
-    uint64_t va;  /* the VA its entry 0 maps in the space that reaches it first */
-    uint32_t ord; /* leaf table: 1 + its rank in walk order among those that map pieces; 0: none */
-    uint8_t kind; /* TAB_*: TAB_WINDOW tables map only the scratch window, which compaction rebuilds */
-} inc_tab;
-
-#define REF_COW 0x80000000u
-#define REF_MAX 0x7FFFFFFFu
-
-struct sl_incprep {
-    bool ok; /* false: this snapshot is no parent of incremental takes */
-    sl_layout layout; /* the family's, as learned */
-    /* The base: a memfd holding the blob's bytes except at priv[0..n_priv)
-     * (ascending blob pages). fd_owner holds its descriptor (a reference),
-     * or NULL when this prep does. */
-    int fd;
-    sl_snapshot *fd_owner;
-    uint64_t *priv;
-    size_t n_priv;
-    uint64_t n_vis, n_pt;
-    inc_tab *tab;      /* n_pt */
-    uint32_t *refs;    /* n_vis: pieces that map each page | REF_COW when its first piece is CoW */
-    sl_hashtree *tree; /* owned, or NULL: the snapshot's own */
-    sl_snapshot_stats stats;
-};
-
-void sl_incprep_free(struct sl_incprep *p)
-{
-    if (!p)
-        return;
-    if (p->fd_owner)
-        sl_snapshot_free(p->fd_owner);
-    else if (p->fd >= 0)
-        close(p->fd);
-    sl_hashtree_free(p->tree);
-    free(p->priv);
-    free(p->tab);
-    free(p->refs);
-    free(p);
-}
-
-/* ---- learning a parent ---- */
-
-typedef struct learner {
-    struct sl_incprep *p;
-    uint64_t pt_gpa;
-    unsigned n_roots, leaf_depth, esz;
-    uint32_t next_ord;
-    bool bad;
-} learner;
-
-static void learn_tables(void *arg, const sl_pt_owners *reached)
-{
-    learner *l = arg;
-    for (uint64_t t = 0; t < l->p->n_pt; t++) {
-        const sl_pt_owner *o = sl_pt_owners_get(reached, l->pt_gpa + t * SL_PAGE_SIZE);
-        if (!o) { /* a table page no space reaches: compaction would drop it */
-            l->bad = true;
-            return;
-        }
-        inc_tab *tb = &l->p->tab[t];
-        tb->kind = o->root >= l->n_roots ? TAB_WINDOW : o->depth == l->leaf_depth ? TAB_LEAF : TAB_NONLEAF;
-        tb->va = o->va;
-    }
-}
-
-static void learn_piece(void *arg, uint64_t entry, uint64_t size, uint64_t gva, uint64_t slot, bool first,
-                        bool cow)
-{
-    learner *l = arg;
-    struct sl_incprep *p = l->p;
-    uint64_t t = (entry - l->pt_gpa) / SL_PAGE_SIZE, idx = (entry % SL_PAGE_SIZE) / l->esz;
-    if (l->bad || size != SL_PAGE_SIZE || entry < l->pt_gpa || t >= p->n_pt || slot >= p->n_vis ||
-        p->tab[t].kind != TAB_LEAF || gva != p->tab[t].va + idx * SL_PAGE_SIZE ||
-        (p->refs[slot] & REF_MAX) == REF_MAX) {
-        l->bad = true;
-        return;
-    }
-    if (!p->tab[t].ord)
-        p->tab[t].ord = ++l->next_ord;
-    p->refs[slot]++;
-    if (first && cow)
-        p->refs[slot] |= REF_COW;
-}
-
-/* A memfd holding len bytes of src: the base later takes map privately. */
-static int base_fd(const uint8_t *src, uint64_t len)
-{
-    int fd = memfd_create("sandlet-snapshot", MFD_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    uint64_t done = 0;
-    if (ftruncate(fd, (off_t)len) == 0)
-        while (done < len) {
-            ssize_t w = pwrite(fd, src + done, len - done > (1u << 30) ? (1u << 30) : len - done, (off_t)done);
-            if (w <= 0)
-                break;
-            done += (uint64_t)w;
-        }
-    if (done == len)
-        return fd;
-    close(fd);
-    return -1;
-}
-
-/* Compacts P as restored and unchanged (its tables in an otherwise empty
- * scratch), tracing the walk into p; true when that reproduced P. */
-static bool learn_by_compacting(struct sl_incprep *p, const sl_snapshot *P, const sl_layout *lay)
-{
-    uint64_t pt_off = lay->pt_gpa - lay->scratch_gpa;
-    if (lay->pt_gpa < lay->scratch_gpa || pt_off > lay->scratch_size || lay->scratch_size - pt_off < P->pt_size)
-        return false;
-    uint8_t *scratch = mmap(NULL, lay->scratch_size, PROT_READ | PROT_WRITE,
-                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (scratch == MAP_FAILED)
-        return false;
-    memcpy(scratch + pt_off, P->mem + P->visible_size, P->pt_size);
-    learner l = {.p = p, .pt_gpa = lay->pt_gpa, .n_roots = P->n_roots, .leaf_depth = sl_pt_levels(P->arch) - 1,
-                 .esz = P->arch == SL_ARCH_I686 ? 4 : 8};
-    sl_compact_trace tr = {.arg = &l, .piece = learn_piece, .tables = learn_tables};
-    sl_guest_state st = {.layout = lay, .snap_mem = P->mem, .snap_size = P->visible_size, .scratch = scratch,
-                         .roots = P->roots, .n_roots = P->n_roots, .cur_root = P->cur_root,
-                         .parent = P->hash, .sregs = P->sregs, .sregs_len = P->sregs_len, .trace = &tr,
-                         .family = P->family, .generation = P->generation, .next_kind = SL_NEXT_CALL};
-    sl_snapshot *q = NULL;
-    sl_errbuf e;
-    memset(&e, 0, sizeof e);
-    int rc = sl_snapshot_from_memory(&q, &st, &e);
-    munmap(scratch, lay->scratch_size);
-    bool ok = !rc && !l.bad && q->mem_size == P->mem_size && q->visible_size == P->visible_size &&
-              memcmp(q->hash, P->hash, SL_HASH_LEN) == 0 && memcmp(q->mem, P->mem, P->mem_size) == 0 &&
-              memcmp(q->roots, P->roots, sizeof P->roots) == 0;
-    if (ok) {
-        p->stats = q->stats;
-        if (!P->tree) {
-            p->tree = q->tree;
-            q->tree = NULL;
-        }
-    }
-    if (!rc)
-        sl_snapshot_free(q);
-    return ok;
-}
-
-static struct sl_incprep *learn(const sl_snapshot *P, const sl_layout *lay)
-{
-    struct sl_incprep *p = calloc(1, sizeof *p);
-    if (!p)
-        return NULL;
-    p->fd = -1;
-    p->layout = *lay;
-    if (P->n_regions || !P->sregs_len || !P->n_roots || P->visible_size % SL_PAGE_SIZE ||
-        P->pt_size % SL_PAGE_SIZE || P->mem_size != P->visible_size + P->pt_size || !P->visible_size)
-        return p;
-    p->n_vis = P->visible_size / SL_PAGE_SIZE;
-    p->n_pt = P->pt_size / SL_PAGE_SIZE;
-    if (!(p->tab = calloc(p->n_pt, sizeof *p->tab)) || !(p->refs = calloc(p->n_vis, sizeof *p->refs)))
-        return p;
-    if (!learn_by_compacting(p, P, lay))
-        return p;
-    for (uint64_t i = 0; i < p->n_vis; i++)
-        if (!(p->refs[i] & REF_MAX)) /* every page mapped: the blob is dense, as compaction makes it */
-            return p;
-    p->fd = base_fd(P->mem, P->mem_size);
-    p->ok = p->fd >= 0;
-    return p;
-}
-
-static pthread_mutex_t learn_lock = PTHREAD_MUTEX_INITIALIZER;
-
-/* P's prep, learned on first use (once, whichever thread comes first). */
-static struct sl_incprep *prep_of(sl_snapshot *P, const sl_layout *lay)
-{
-    struct sl_incprep *p = atomic_load_explicit(&P->inc, memory_order_acquire);
-    if (p)
-        return p;
-    pthread_mutex_lock(&learn_lock);
-    if (!(p = atomic_load_explicit(&P->inc, memory_order_acquire)) && (p = learn(P, lay)))
-        atomic_store_explicit(&P->inc, p, memory_order_release);
-    pthread_mutex_unlock(&learn_lock);
-    return p;
-}
+#include "pt.h"
 
 /* ---- a take ---- */
 
@@ -605,7 +416,7 @@ int sl_snapinc_take(sl_snapshot **out, const sl_guest_state *st, sl_snapshot *P,
 {
     (void)e;
     *out = NULL;
-    struct sl_incprep *p = prep_of(P, st->layout);
+    struct sl_incprep *p = sl_incprep_of(P, st->layout);
     if (!p || !p->ok || !same_frame(st, P, p))
         return SL_INC_DECLINED;
     take k = {.st = st, .P = P, .p = p, .dirty = dirty, .esz = P->arch == SL_ARCH_I686 ? 4 : 8};
