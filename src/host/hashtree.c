@@ -96,6 +96,22 @@ sl_hashtree *sl_hashtree_dup(const sl_hashtree *t)
     return d;
 }
 
+sl_hashtree *sl_hashtree_resized(const sl_hashtree *t, uint64_t n_pages, uint64_t keep)
+{
+    sl_hashtree *d = sl_hashtree_new(n_pages);
+    if (!d)
+        return NULL;
+    if (keep > t->n_pages)
+        keep = t->n_pages;
+    for (unsigned k = 0; k < d->n_levels && k < t->n_levels; k++) {
+        uint64_t whole = keep >> k; /* blocks of 2^k pages wholly below keep: the same bytes at the same place */
+        if (whole > d->n_pages >> k)
+            whole = d->n_pages >> k;
+        memcpy(d->level[k], t->level[k], (size_t)whole * sizeof(sl_cv));
+    }
+    return d;
+}
+
 void sl_hashtree_free(sl_hashtree *t) { free(t); }
 uint64_t sl_hashtree_n_pages(const sl_hashtree *t) { return t->n_pages; }
 sl_cv *sl_hashtree_leaves(sl_hashtree *t) { return t->cv; }

@@ -47,6 +47,13 @@ typedef struct sl_hashtree sl_hashtree;
 sl_hashtree *sl_hashtree_new(uint64_t n_pages);
 /* A copy of t (its CVs too): NULL when out of memory. */
 sl_hashtree *sl_hashtree_dup(const sl_hashtree *t);
+/* A tree for n_pages pages of an input whose first `keep` pages are those
+ * of t's input (same bytes, same place): the CVs of every block that lies
+ * wholly below keep are copied from t, at every level; every other CV is
+ * left to compute (sl_hashtree_update with every page from keep on, and
+ * any changed below it). NULL when out of memory. For an input that grew
+ * or shrank behind pages that stay. */
+sl_hashtree *sl_hashtree_resized(const sl_hashtree *t, uint64_t n_pages, uint64_t keep);
 void sl_hashtree_free(sl_hashtree *t);
 uint64_t sl_hashtree_n_pages(const sl_hashtree *t);
 /* Level 0, one CV per page: fill it (sl_hashtree_pages) or copy CVs of

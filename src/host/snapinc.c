@@ -1,14 +1,17 @@
 /* Incremental takes (snapinc.h). A sandbox restored to parent P runs on
  * P's blob (read-only, in the snapshot slot) and a copy of P's page tables
  * in scratch; the hypervisor's dirty log says which scratch pages the guest
- * wrote since. When the only table changes are leaves that now point at a
- * scratch page where they pointed at a page of P (what the guest kernel's
- * copy-on-write does), compaction would give exactly P's blob with the
- * pages those leaves released refilled, in walk order, by the new copies:
- * that is computed here from the changed table pages alone, and the new
- * blob is P's memory mapped copy-on-write with those pages written over.
- * Anything else (a table added or dropped, a page mapped or unmapped, an
- * alias, another space) is declined, and the caller compacts.
+ * wrote since. When the only table changes are leaves of P's leaf tables
+ * that now point at scratch pages (the guest kernel's copy-on-write, a
+ * stack or heap page mapped) or at nothing (unmapped), compaction would
+ * give P's blob with the pages no leaf maps any more refilled, and the
+ * visible part grown, by the new pages, in the walk order of their first
+ * leaf; P's tables with those leaves re-pointed; the tables behind the
+ * visible pages. That is computed here from the changed table pages
+ * alone, and the new blob is P's memory mapped copy-on-write with the
+ * changed pages written over it. Anything else (a table added or left
+ * empty, a page of P mapped anew or still mapped by another leaf, a
+ * shrinking blob) is declined, and the caller compacts.
  *
  * What P must know for that, its "prep", comes from compacting P itself
  * once: the compaction of a guest restored to P and changed in nothing
@@ -28,13 +31,16 @@
 
 /* ---- a take ---- */
 
-/* A leaf that points at scratch page x where P's pointed at its page o. */
+#define NO_PAGE UINT64_MAX
+
+/* A leaf entry of P's tables that the guest changed: it mapped P's page o
+ * and now maps scratch page x (either NO_PAGE: nothing). */
 typedef struct change {
     uint64_t key; /* walk order: the table's rank, then the entry */
     uint64_t o, x;
+    uint64_t slot; /* where x goes (place) */
     uint32_t t, i;
     sl_perm perm; /* the new leaf's */
-    uint64_t slot; /* where its page goes (place) */
 } change;
 
 /* A new page: scratch page x, which the changes [first, first + n) of the
@@ -55,10 +61,20 @@ typedef struct take {
     size_t n_ch, cap_ch;
     uint64_t *freed; /* P's pages no leaf maps any more, ascending */
     size_t n_freed;
-    newpage *np;
-    uint64_t *changed; /* blob pages whose bytes change, ascending */
+    newpage *np; /* in walk order */
+    size_t n_np;
+    uint64_t grow;  /* pages the visible part grows by: the new pages beyond the freed */
+    int64_t leaves; /* leaves mapped less leaves unmapped */
+    /* The tables changes are in (ascending), the change in their pieces,
+     * and the new bytes of those that come out other than P's (rebuilt). */
+    uint32_t *tid;
+    int64_t *tdelta;
+    uint8_t **tnew;
+    size_t n_t;
+    uint8_t *tabs;
+    uint64_t *changed; /* pages of the new blob not P's page at that offset, ascending */
     size_t n_changed;
-    uint8_t *tabs; /* the changed table pages' new bytes, in the order `changed` lists them */
+    uint64_t base_pages; /* the new blob's (snapinc_prep.h) */
     uint64_t *priv;
     size_t n_priv;
 } take;
@@ -68,8 +84,11 @@ static void take_free(take *k)
     free(k->ch);
     free(k->freed);
     free(k->np);
-    free(k->changed);
+    free(k->tid);
+    free(k->tdelta);
+    free(k->tnew);
     free(k->tabs);
+    free(k->changed);
     free(k->priv);
 }
 
@@ -92,7 +111,21 @@ static bool same_frame(const sl_guest_state *st, const sl_snapshot *P, const str
     return true;
 }
 
-/* One leaf entry that differs from P's: false to decline. */
+static bool push_change(take *k, change c)
+{
+    if (k->n_ch == k->cap_ch) {
+        size_t cap = k->cap_ch ? 2 * k->cap_ch : 64;
+        change *n = realloc(k->ch, cap * sizeof *n);
+        if (!n)
+            return false;
+        k->ch = n;
+        k->cap_ch = cap;
+    }
+    k->ch[k->n_ch++] = c;
+    return true;
+}
+
+/* One entry of P's leaf table t that differs from P's: false to decline. */
 static bool note_change(take *k, uint32_t t, uint32_t i, uint64_t a, uint64_t b)
 {
     const sl_layout *l = k->st->layout;
@@ -102,26 +135,27 @@ static bool note_change(take *k, uint32_t t, uint32_t i, uint64_t a, uint64_t b)
     if (gva - l->scratch_gva < l->scratch_size) /* the window: rebuilt as it is in P */
         return true;
     sl_perm pa = sl_pt_decode_leaf(arch, a), pb = sl_pt_decode_leaf(arch, b);
-    uint64_t ga = sl_pt_entry_addr(arch, a), x = sl_pt_entry_addr(arch, b);
-    if (ga == x && same_perm(pa, pb)) /* accessed or dirty bits */
+    uint64_t ga = sl_pt_entry_addr(arch, a), x = sl_pt_entry_addr(arch, b), o = NO_PAGE;
+    bool ma = pa.kind != SL_MAP_UNMAPPED, mb = pb.kind != SL_MAP_UNMAPPED;
+    if (!ma && !mb) /* not present either way: junk in an empty entry */
         return true;
-    if (pa.kind == SL_MAP_UNMAPPED || pb.kind == SL_MAP_UNMAPPED || !tb->ord || ga < SL_BASE_ADDRESS ||
-        (ga - SL_BASE_ADDRESS) / SL_PAGE_SIZE >= k->p->n_vis)
-        return false; /* a page mapped or unmapped: the blob changes size */
-    /* The new page must be one compaction copies: in scratch, not a table. */
-    if (x < l->scratch_gpa || x - l->scratch_gpa >= l->scratch_size || (x >= l->pt_gpa && x - l->pt_gpa < k->P->pt_size))
-        return false;
-    if (k->n_ch == k->cap_ch) {
-        size_t cap = k->cap_ch ? 2 * k->cap_ch : 64;
-        change *n = realloc(k->ch, cap * sizeof *n);
-        if (!n)
+    if (ma && mb && ga == x && same_perm(pa, pb)) /* accessed or dirty bits */
+        return true;
+    if (ma) {
+        if (ga < SL_BASE_ADDRESS || (ga - SL_BASE_ADDRESS) / SL_PAGE_SIZE >= k->p->n_vis)
             return false;
-        k->ch = n;
-        k->cap_ch = cap;
+        o = (ga - SL_BASE_ADDRESS) / SL_PAGE_SIZE;
     }
-    k->ch[k->n_ch++] = (change){.key = (uint64_t)tb->ord << 11 | i, .o = (ga - SL_BASE_ADDRESS) / SL_PAGE_SIZE,
-                                .x = x, .t = t, .i = i, .perm = pb};
-    return true;
+    if (mb) {
+        /* A page compaction copies (in scratch, not a table), in a table
+         * whose place in the walk is known (it mapped something in P). */
+        if (!tb->ord || x < l->scratch_gpa || x - l->scratch_gpa >= l->scratch_size ||
+            (x >= l->pt_gpa && x - l->pt_gpa < k->P->pt_size))
+            return false;
+    } else {
+        x = NO_PAGE;
+    }
+    return push_change(k, (change){.key = (uint64_t)tb->ord << 11 | i, .o = o, .x = x, .t = t, .i = i, .perm = pb});
 }
 
 /* Every table page the guest wrote, against P's: false to decline. */
@@ -133,8 +167,8 @@ static bool find_changes(take *k)
     unsigned entries = SL_PAGE_SIZE / k->esz;
     for (uint32_t t = 0; t < k->p->n_pt; t++) {
         const uint8_t *g = now + (uint64_t)t * SL_PAGE_SIZE, *o = was + (uint64_t)t * SL_PAGE_SIZE;
-        if (!sl_pageset_has(k->dirty, first + t) || memcmp(g, o, SL_PAGE_SIZE) == 0 ||
-            k->p->tab[t].kind == TAB_WINDOW)
+        if (!sl_pageset_has(k->dirty, first + t) || k->p->tab[t].kind == TAB_WINDOW ||
+            memcmp(g, o, SL_PAGE_SIZE) == 0)
             continue;
         if (k->p->tab[t].kind != TAB_LEAF)
             return false; /* the structure changed */
@@ -167,11 +201,13 @@ static int np_by_key(const void *a, const void *b)
     return x->key < y->key ? -1 : x->key > y->key;
 }
 
-/* Where compaction puts the new pages: each of P's pages the changes take
- * from every leaf that mapped it is freed (a page still mapped elsewhere
- * would stay and push a copy past the end: declined), and the new pages,
- * as many as were freed, fill the freed slots in ascending order in the
- * walk order of their first leaf, as compaction's placement does. */
+/* Where compaction puts the new pages. Each of P's pages that the changes
+ * take from every leaf that mapped it is freed (one still mapped by
+ * another leaf keeps its place, and its first leaf may have changed:
+ * declined). The new pages fill the freed slots and then grow the visible
+ * part, in ascending order, in the walk order of their first leaf: that
+ * is compaction's placement when no kept page lies past the new end (a
+ * shrinking blob moves pages: declined). */
 static bool place(take *k)
 {
     if (!k->n_ch)
@@ -179,27 +215,32 @@ static bool place(take *k)
     if (!(k->freed = malloc(k->n_ch * sizeof *k->freed)) || !(k->np = malloc(k->n_ch * sizeof *k->np)))
         return false;
     qsort(k->ch, k->n_ch, sizeof *k->ch, by_o);
-    for (size_t i = 0, j; i < k->n_ch; i = j) {
+    for (size_t i = 0, j; i < k->n_ch && k->ch[i].o != NO_PAGE; i = j) {
         for (j = i; j < k->n_ch && k->ch[j].o == k->ch[i].o; j++)
             ;
         if (j - i != (k->p->refs[k->ch[i].o] & REF_MAX))
             return false;
         k->freed[k->n_freed++] = k->ch[i].o;
+        k->leaves -= (int64_t)(j - i);
     }
     qsort(k->ch, k->n_ch, sizeof *k->ch, by_x_key);
-    size_t n_np = 0;
-    for (size_t i = 0, j; i < k->n_ch; i = j) {
+    for (size_t i = 0, j; i < k->n_ch && k->ch[i].x != NO_PAGE; i = j) {
         for (j = i; j < k->n_ch && k->ch[j].x == k->ch[i].x; j++)
             ;
         sl_perm pm = k->ch[i].perm;
-        k->np[n_np++] = (newpage){.x = k->ch[i].x, .key = k->ch[i].key, .first = i, .n = j - i,
-                                  .cow = pm.writable || pm.kind == SL_MAP_COW};
+        k->np[k->n_np++] = (newpage){.x = k->ch[i].x, .key = k->ch[i].key, .first = i, .n = j - i,
+                                     .cow = pm.writable || pm.kind == SL_MAP_COW};
+        k->leaves += (int64_t)(j - i);
     }
-    if (n_np != k->n_freed)
-        return false; /* the blob would change size */
-    qsort(k->np, n_np, sizeof *k->np, np_by_key);
-    for (size_t j = 0; j < n_np; j++)
-        k->np[j].slot = k->freed[j];
+    if (k->n_np < k->n_freed)
+        return false;
+    k->grow = k->n_np - k->n_freed;
+    qsort(k->np, k->n_np, sizeof *k->np, np_by_key);
+    for (size_t j = 0; j < k->n_np; j++) {
+        k->np[j].slot = j < k->n_freed ? k->freed[j] : k->p->n_vis + (j - k->n_freed);
+        for (size_t c = k->np[j].first; c < k->np[j].first + k->np[j].n; c++)
+            k->ch[c].slot = k->np[j].slot;
+    }
     return true;
 }
 
@@ -225,82 +266,143 @@ static uint64_t rebuilt_leaf(unsigned arch, uint64_t slot, sl_perm pm)
     return sl_pt_encode_leaf(arch, SL_BASE_ADDRESS + slot * SL_PAGE_SIZE, pm);
 }
 
-/* The blob pages that change: the freed slots, and every table page a
- * change is in unless it comes out as P's (a new page in its old page's
- * slot), with the new bytes of those in tabs. */
+/* P's tables with the changed leaves as compaction writes them (and none
+ * where a leaf went). A table left with no piece would not be rebuilt at
+ * all, which moves every table after it: declined. */
 static bool rebuild_tables(take *k)
 {
-    for (size_t j = 0; j < k->n_freed; j++)
-        for (size_t c = k->np[j].first; c < k->np[j].first + k->np[j].n; c++)
-            k->ch[c].slot = k->np[j].slot;
     qsort(k->ch, k->n_ch, sizeof *k->ch, by_t_i);
     size_t n_t = 0;
     for (size_t c = 0; c < k->n_ch; c++)
         n_t += !c || k->ch[c].t != k->ch[c - 1].t;
-    k->changed = malloc((k->n_freed + n_t + 1) * sizeof *k->changed);
+    k->tid = malloc((n_t + 1) * sizeof *k->tid);
+    k->tdelta = malloc((n_t + 1) * sizeof *k->tdelta);
+    k->tnew = malloc((n_t + 1) * sizeof *k->tnew);
     k->tabs = malloc((n_t + 1) * SL_PAGE_SIZE);
-    if (!k->changed || !k->tabs)
+    if (!k->tid || !k->tdelta || !k->tnew || !k->tabs)
         return false;
-    memcpy(k->changed, k->freed, k->n_freed * sizeof *k->changed); /* ascending */
-    k->n_changed = k->n_freed;
     const uint8_t *was = k->P->mem + k->P->visible_size;
     uint8_t *pg = k->tabs;
     for (size_t c = 0, d; c < k->n_ch; c = d) {
-        const uint8_t *old = was + (uint64_t)k->ch[c].t * SL_PAGE_SIZE;
+        uint32_t t = k->ch[c].t;
+        const uint8_t *old = was + (uint64_t)t * SL_PAGE_SIZE;
+        int64_t delta = 0;
         memcpy(pg, old, SL_PAGE_SIZE);
-        for (d = c; d < k->n_ch && k->ch[d].t == k->ch[c].t; d++)
-            sl_put_le(pg + k->ch[d].i * k->esz, rebuilt_leaf(k->P->arch, k->ch[d].slot, k->ch[d].perm), k->esz);
-        sl_pt_preset_accessed_dirty(k->P->arch, pg, SL_PAGE_SIZE);
-        if (memcmp(pg, old, SL_PAGE_SIZE) != 0) {
-            k->changed[k->n_changed++] = k->p->n_vis + k->ch[c].t;
-            pg += SL_PAGE_SIZE;
+        for (d = c; d < k->n_ch && k->ch[d].t == t; d++) {
+            const change *ch = &k->ch[d];
+            uint64_t e = ch->x == NO_PAGE ? 0 : rebuilt_leaf(k->P->arch, ch->slot, ch->perm);
+            sl_put_le(pg + ch->i * k->esz, e, k->esz);
+            delta += (ch->x != NO_PAGE) - (ch->o != NO_PAGE);
         }
+        if ((int64_t)k->p->tab[t].pieces + delta <= 0)
+            return false;
+        sl_pt_preset_accessed_dirty(k->P->arch, pg, SL_PAGE_SIZE);
+        k->tid[k->n_t] = t;
+        k->tdelta[k->n_t] = delta;
+        k->tnew[k->n_t++] = memcmp(pg, old, SL_PAGE_SIZE) ? pg : NULL;
+        if (k->tnew[k->n_t - 1])
+            pg += SL_PAGE_SIZE;
     }
     return true;
 }
 
-/* The new snapshot's pages that differ from the base: its parent's and
- * its own changes. Declined past an eighth of the blob (they are copied
- * at every take down the line): a full take then starts a new base. */
+static int u64_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The pages of the new blob that are not P's page at the same offset: the
+ * new pages, and the rebuilt tables, or every table when the visible part
+ * grew and moved them all. */
+static bool list_changed(take *k)
+{
+    uint64_t vis = k->p->n_vis + k->grow, n_tab = k->grow ? k->p->n_pt : k->n_t;
+    if (!(k->changed = malloc((k->n_np + n_tab + 1) * sizeof *k->changed)))
+        return false;
+    for (size_t j = 0; j < k->n_np; j++)
+        k->changed[k->n_changed++] = k->np[j].slot;
+    qsort(k->changed, k->n_changed, sizeof *k->changed, u64_cmp);
+    if (k->grow)
+        for (uint64_t t = 0; t < k->p->n_pt; t++)
+            k->changed[k->n_changed++] = vis + t;
+    else
+        for (size_t q = 0; q < k->n_t; q++)
+            if (k->tnew[q])
+                k->changed[k->n_changed++] = vis + k->tid[q];
+    return true;
+}
+
+static bool is_changed(const take *k, uint64_t pg)
+{
+    return bsearch(&pg, k->changed, k->n_changed, sizeof *k->changed, u64_cmp) != NULL;
+}
+
+/* The new blob's base: the same memfd for the pages that stay where they
+ * were (all of them, or the visible ones when the tables moved), and the
+ * pages among those that differ from it. Declined when more than half of
+ * the blob would not be the base's: each take down the line copies those,
+ * and a full take starts a new base. */
 static bool merge_priv(take *k)
 {
     const struct sl_incprep *p = k->p;
-    size_t cap = p->n_priv + k->n_changed, n = 0, i = 0, j = 0;
-    if (cap > (p->n_vis + p->n_pt) / 8 + 64 || !(k->priv = malloc((cap + 1) * sizeof *k->priv)))
+    uint64_t total = p->n_vis + k->grow + p->n_pt;
+    k->base_pages = k->grow && p->base_pages > p->n_vis ? p->n_vis : p->base_pages;
+    if (!(k->priv = malloc((p->n_priv + k->n_changed + 1) * sizeof *k->priv)))
         return false;
+    size_t n = 0, i = 0, j = 0;
     while (i < p->n_priv || j < k->n_changed) {
         uint64_t a = i < p->n_priv ? p->priv[i] : UINT64_MAX, b = j < k->n_changed ? k->changed[j] : UINT64_MAX;
-        k->priv[n++] = a < b ? a : b;
+        uint64_t m = a < b ? a : b;
+        if (m >= k->base_pages)
+            break;
+        k->priv[n++] = m;
         i += a <= b;
         j += b <= a;
     }
     k->n_priv = n;
-    return true;
+    return n + (total - k->base_pages) <= total / 2 + 64;
 }
 
-/* The new blob: the base mapped copy-on-write, with the parent's own
- * pages and the changed ones written over it; read-only. */
+static void copy_page(uint8_t *dst, uint64_t to, const uint8_t *src, uint64_t from)
+{
+    memcpy(dst + to * SL_PAGE_SIZE, src + from * SL_PAGE_SIZE, SL_PAGE_SIZE);
+}
+
+/* The new blob: the base's pages mapped copy-on-write where they stay,
+ * every other page written: P's own pages that are not the base's, the
+ * new pages, the tables (rebuilt, or P's moved behind a grown visible
+ * part). Read-only when done. */
 static uint8_t *make_blob(const take *k)
 {
     const struct sl_incprep *p = k->p;
-    uint64_t size = k->P->mem_size;
-    uint8_t *b = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, p->fd, 0);
+    const uint8_t *P = k->P->mem;
+    uint64_t vis = p->n_vis + k->grow, total = vis + p->n_pt;
+    uint8_t *b = mmap(NULL, total * SL_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (b == MAP_FAILED)
         return NULL;
-    for (size_t i = 0, c = 0; i < p->n_priv; i++) {
-        uint64_t pg = p->priv[i];
-        while (c < k->n_changed && k->changed[c] < pg)
-            c++;
-        if (c == k->n_changed || k->changed[c] != pg)
-            memcpy(b + pg * SL_PAGE_SIZE, k->P->mem + pg * SL_PAGE_SIZE, SL_PAGE_SIZE);
+    if (k->base_pages && mmap(b, k->base_pages * SL_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED,
+                              p->fd, 0) == MAP_FAILED) {
+        munmap(b, total * SL_PAGE_SIZE);
+        return NULL;
     }
+    for (size_t i = 0; i < p->n_priv && p->priv[i] < k->base_pages; i++)
+        if (!is_changed(k, p->priv[i]))
+            copy_page(b, p->priv[i], P, p->priv[i]);
+    uint64_t end = k->grow ? p->n_vis : total; /* P's pages that stay at their offset */
+    for (uint64_t pg = k->base_pages; pg < end; pg++)
+        if (!is_changed(k, pg))
+            copy_page(b, pg, P, pg);
+    if (k->grow)
+        for (uint64_t t = 0; t < p->n_pt; t++)
+            copy_page(b, vis + t, P, p->n_vis + t); /* rebuilt ones are written over below */
     const sl_layout *l = k->st->layout;
-    for (size_t j = 0; j < k->n_freed; j++)
-        memcpy(b + k->np[j].slot * SL_PAGE_SIZE, k->st->scratch + (k->np[j].x - l->scratch_gpa), SL_PAGE_SIZE);
-    const uint8_t *tab = k->tabs;
-    for (size_t c = k->n_freed; c < k->n_changed; c++, tab += SL_PAGE_SIZE)
-        memcpy(b + k->changed[c] * SL_PAGE_SIZE, tab, SL_PAGE_SIZE);
-    mprotect(b, size, PROT_READ);
+    for (size_t j = 0; j < k->n_np; j++)
+        copy_page(b, k->np[j].slot, k->st->scratch, (k->np[j].x - l->scratch_gpa) / SL_PAGE_SIZE);
+    for (size_t q = 0; q < k->n_t; q++)
+        if (k->tnew[q])
+            copy_page(b, vis + k->tid[q], k->tnew[q], 0);
+    mprotect(b, total * SL_PAGE_SIZE, PROT_READ);
     return b;
 }
 
@@ -327,16 +429,21 @@ static void fill(sl_snapshot *s, const take *k)
     s->sregs_len = st->sregs_len;
     if (st->sregs_len)
         memcpy(s->sregs, st->sregs, st->sregs_len);
-    s->visible_size = P->visible_size;
+    s->visible_size = (p->n_vis + k->grow) * SL_PAGE_SIZE;
     s->pt_size = P->pt_size;
-    s->mem_size = s->map_len = P->mem_size;
+    s->mem_size = s->map_len = s->visible_size + s->pt_size;
     atomic_store(&s->refs, 1);
     s->stats = p->stats;
     for (size_t j = 0; j < k->n_freed; j++) {
-        bool was_cow = p->refs[k->freed[j]] & REF_COW;
-        s->stats.pages_cow += (uint64_t)k->np[j].cow - was_cow;
-        s->stats.pages_ro += (uint64_t)!k->np[j].cow - !was_cow;
+        bool cow = p->refs[k->freed[j]] & REF_COW;
+        s->stats.pages_cow -= cow;
+        s->stats.pages_ro -= !cow;
     }
+    for (size_t j = 0; j < k->n_np; j++) {
+        s->stats.pages_cow += k->np[j].cow;
+        s->stats.pages_ro += !k->np[j].cow;
+    }
+    s->stats.leaves = (uint64_t)((int64_t)s->stats.leaves + k->leaves);
     s->stats.pages_kept = p->n_vis - k->n_freed;
     s->stats.pages_hashed = k->n_changed;
 }
@@ -344,10 +451,10 @@ static void fill(sl_snapshot *s, const take *k)
 /* Compaction's `kept`: every page of P but the freed ones. */
 static bool fill_kept(sl_snapshot *s, const take *k)
 {
-    uint64_t n = k->p->n_vis;
-    if (!(s->kept = malloc((n + 63) / 64 * sizeof *s->kept)))
+    uint64_t n = k->p->n_vis, words = (n + 63) / 64;
+    if (!(s->kept = malloc(words * sizeof *s->kept)))
         return false;
-    memset(s->kept, 0xFF, (n + 63) / 64 * sizeof *s->kept);
+    memset(s->kept, 0xFF, words * sizeof *s->kept);
     if (n % 64)
         s->kept[n / 64] = (1ull << (n % 64)) - 1;
     for (size_t j = 0; j < k->n_freed; j++)
@@ -356,24 +463,27 @@ static bool fill_kept(sl_snapshot *s, const take *k)
     return true;
 }
 
-/* The new snapshot's prep: its parent's, with the moved pages' counts. */
-static struct sl_incprep *pass_on(take *k, const sl_snapshot *s)
+/* The new snapshot's prep: its parent's, with the pages that moved. */
+static struct sl_incprep *pass_on(take *k)
 {
     const struct sl_incprep *p = k->p;
+    uint64_t n_vis = p->n_vis + k->grow;
     struct sl_incprep *q = calloc(1, sizeof *q);
     if (!q)
         return NULL;
-    *q = (struct sl_incprep){.ok = true, .layout = p->layout, .fd = p->fd, .n_vis = p->n_vis, .n_pt = p->n_pt,
-                             .stats = s->stats};
+    *q = (struct sl_incprep){.ok = true, .layout = p->layout, .fd = p->fd, .n_vis = n_vis, .n_pt = p->n_pt,
+                             .base_pages = k->base_pages};
     q->tab = malloc(p->n_pt * sizeof *q->tab + 1);
-    q->refs = malloc(p->n_vis * sizeof *q->refs);
+    q->refs = malloc(n_vis * sizeof *q->refs);
     if (!q->tab || !q->refs) {
         sl_incprep_free(q);
         return NULL;
     }
     memcpy(q->tab, p->tab, p->n_pt * sizeof *q->tab);
+    for (size_t i = 0; i < k->n_t; i++)
+        q->tab[k->tid[i]].pieces = (uint32_t)((int64_t)q->tab[k->tid[i]].pieces + k->tdelta[i]);
     memcpy(q->refs, p->refs, p->n_vis * sizeof *q->refs);
-    for (size_t j = 0; j < k->n_freed; j++)
+    for (size_t j = 0; j < k->n_np; j++)
         q->refs[k->np[j].slot] = (uint32_t)k->np[j].n | (k->np[j].cow ? REF_COW : 0);
     q->priv = k->priv;
     q->n_priv = k->n_priv;
@@ -382,16 +492,30 @@ static struct sl_incprep *pass_on(take *k, const sl_snapshot *s)
     return q;
 }
 
-static int build(take *k, sl_snapshot **out)
+/* The new page tree: P's, with the changed pages' CVs and the paths above
+ * them recomputed (and, when the tables moved, those behind P's visible
+ * pages). */
+static sl_hashtree *new_tree(const take *k, const uint8_t *blob)
 {
     const sl_hashtree *base = k->p->tree ? k->p->tree : k->P->tree;
+    if (!base)
+        return NULL;
+    uint64_t total = k->p->n_vis + k->grow + k->p->n_pt;
+    sl_hashtree *t = k->grow ? sl_hashtree_resized(base, total, k->p->n_vis) : sl_hashtree_dup(base);
+    if (t)
+        sl_hashtree_update(t, blob, k->changed, k->n_changed);
+    return t;
+}
+
+static int build(take *k, sl_snapshot **out)
+{
     sl_snapshot *s = calloc(1, sizeof *s);
-    sl_hashtree *t = base ? sl_hashtree_dup(base) : NULL;
-    uint8_t *blob = t && s ? make_blob(k) : NULL;
+    uint8_t *blob = s ? make_blob(k) : NULL;
+    sl_hashtree *t = blob ? new_tree(k, blob) : NULL;
     struct sl_incprep *q = NULL;
-    if (!blob || !fill_kept(s, k) || !(q = pass_on(k, s))) {
+    if (!t || !fill_kept(s, k) || !(q = pass_on(k))) {
         if (blob)
-            munmap(blob, k->P->mem_size);
+            munmap(blob, (k->p->n_vis + k->grow + k->p->n_pt) * SL_PAGE_SIZE);
         sl_hashtree_free(t);
         if (s)
             free(s->kept);
@@ -401,7 +525,6 @@ static int build(take *k, sl_snapshot **out)
     s->mem = s->map_base = blob;
     fill(s, k);
     q->stats = s->stats;
-    sl_hashtree_update(t, blob, k->changed, k->n_changed);
     s->tree = t;
     uint8_t tail[SL_SNAPSHOT_TAIL_MAX];
     sl_hash_job job = sl_snapshot_hash_input(s, tail);
@@ -421,7 +544,7 @@ int sl_snapinc_take(sl_snapshot **out, const sl_guest_state *st, sl_snapshot *P,
         return SL_INC_DECLINED;
     take k = {.st = st, .P = P, .p = p, .dirty = dirty, .esz = P->arch == SL_ARCH_I686 ? 4 : 8};
     int rc = SL_INC_DECLINED;
-    if (find_changes(&k) && place(&k) && rebuild_tables(&k) && merge_priv(&k))
+    if (find_changes(&k) && place(&k) && rebuild_tables(&k) && list_changed(&k) && merge_priv(&k))
         rc = build(&k, out);
     take_free(&k);
     return rc;

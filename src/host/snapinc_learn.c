@@ -68,6 +68,7 @@ static void learn_piece(void *arg, uint64_t entry, uint64_t size, uint64_t gva, 
     }
     if (!p->tab[t].ord)
         p->tab[t].ord = ++l->next_ord;
+    p->tab[t].pieces++;
     p->refs[slot]++;
     if (first && cow)
         p->refs[slot] |= REF_COW;
@@ -152,6 +153,7 @@ static struct sl_incprep *learn(const sl_snapshot *P, const sl_layout *lay)
         if (!(p->refs[i] & REF_MAX)) /* every page mapped: the blob is dense, as compaction makes it */
             return p;
     p->fd = base_fd(P->mem, P->mem_size);
+    p->base_pages = P->mem_size / SL_PAGE_SIZE;
     p->ok = p->fd >= 0;
     return p;
 }

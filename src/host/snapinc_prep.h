@@ -13,6 +13,7 @@ enum { TAB_NONLEAF, TAB_LEAF, TAB_WINDOW };
 typedef struct inc_tab {
     uint64_t va;  /* the VA its entry 0 maps in the space that reaches it first */
     uint32_t ord; /* leaf table: 1 + its rank in walk order among those that map pieces; 0: none */
+    uint32_t pieces; /* leaf table: the pieces it maps (a table left with none is not rebuilt) */
     uint8_t kind; /* TAB_*: TAB_WINDOW tables map only the scratch window, which compaction rebuilds */
 } inc_tab;
 
@@ -22,11 +23,13 @@ typedef struct inc_tab {
 struct sl_incprep {
     bool ok; /* false: this snapshot is no parent of incremental takes */
     sl_layout layout; /* the family's, as learned */
-    /* The base: a memfd holding the blob's bytes except at priv[0..n_priv)
-     * (ascending blob pages). fd_owner holds its descriptor (a reference),
-     * or NULL when this prep does. */
+    /* The base: a memfd whose first base_pages pages are the blob's first
+     * base_pages, except at priv[0..n_priv) (ascending, below base_pages);
+     * the blob's pages from base_pages on are not the base's. fd_owner
+     * holds the descriptor (a reference), or NULL when this prep does. */
     int fd;
     sl_snapshot *fd_owner;
+    uint64_t base_pages;
     uint64_t *priv;
     size_t n_priv;
     uint64_t n_vis, n_pt;

@@ -181,10 +181,99 @@ static void loaded_parent(const char *guest)
     unlink(path);
 }
 
+#define CHECK_EVAL(sb, code, want)                                                                       \
+    do {                                                                                                 \
+        const char *got_ = eval(sb, code);                                                               \
+        if (strcmp(got_, want) != 0) {                                                                   \
+            printf("  check failed %s:%d: Eval gave %s, want %s\n", __FILE__, __LINE__, got_, want);   \
+            t_failed_now = 1;                                                                            \
+        }                                                                                                \
+    } while (0)
+
+static const char *eval(sl_sandbox *sb, const char *code)
+{
+    static char out[256];
+    sl_value a = {.type = SL_TYPE_STRING, .v.buf = {code, strlen(code)}}, r;
+    if (sl_sandbox_call(sb, "Eval", &a, 1, &r)) {
+        snprintf(out, sizeof out, "error: %s", sl_sandbox_errmsg(sb));
+        return out;
+    }
+    snprintf(out, sizeof out, "%.*s", (int)r.v.buf.len, (const char *)r.v.buf.ptr);
+    return out;
+}
+
+/* Real programs writing many pages they already had: Lua negating k
+ * entries of a 2 MiB array, one every 4 KiB or more, along a chain. */
+static void lua_pages(const char *guest)
+{
+    char err[256] = "", code[256];
+    sl_sandbox *sb = NULL;
+    REQUIRE(sl_sandbox_new_from_file(&sb, guest_path(guest), NULL, err, sizeof err) == 0);
+    REQUIRE(sl_sandbox_init(sb) == 0);
+    const unsigned n = 131072; /* entries: 2 MiB of 16-byte slots, 1.5 MiB of 12-byte ones */
+    snprintf(code, sizeof code, "local n = %u collectgarbage('stop') t = {} for i = 1, n do t[i] = i end return #t", n);
+    CHECK_EVAL(sb, code, "131072");
+    int inc = -1;
+    sl_snapshot *prev = take_both(sb, &inc);
+    REQUIRE(prev != NULL);
+    static const unsigned ks[] = {1, 64, 256, 64, 1};
+    for (size_t i = 0; i < sizeof ks / sizeof ks[0]; i++) {
+        REQUIRE(sl_sandbox_restore(sb, prev) == 0);
+        snprintf(code, sizeof code,
+                 "local t, n = t, %u for j = 0, %u do local i = 1 + (j * %u + %zu) %% n; t[i] = -t[i] end "
+                 "return 'ok'",
+                 n, ks[i] - 1, n / ks[i], i);
+        CHECK_EVAL(sb, code, "ok");
+        sl_snapshot *s = take_both(sb, &inc);
+        REQUIRE(s != NULL);
+        printf("  %s k=%u: %s, %llu of %llu pages hashed\n", guest, ks[i], inc ? "incremental" : "full",
+               (unsigned long long)s->stats.pages_hashed, (unsigned long long)blob_pages(s));
+        sl_snapshot_free(prev);
+        prev = s;
+    }
+    REQUIRE(sl_sandbox_restore(sb, prev) == 0);
+    CHECK_EVAL(sb, "local s = 0 for i = 1, #t do if t[i] < 0 then s = s + 1 end end return s", "386");
+    sl_snapshot_free(prev);
+    sl_sandbox_free(sb);
+}
+
+/* Four address spaces sharing every table below their roots, each with a
+ * private page the call writes in turn. */
+static void spaces64(void)
+{
+    char err[256] = "";
+    sl_sandbox *sb = NULL;
+    sl_value r;
+    REQUIRE(sl_sandbox_new_from_file(&sb, guest_path("multispace"), NULL, err, sizeof err) == 0);
+    REQUIRE(sl_sandbox_init(sb) == 0);
+    int inc = -1;
+    sl_snapshot *prev = take_both(sb, &inc);
+    REQUIRE(prev != NULL);
+    for (int i = 0; i < 3; i++) {
+        REQUIRE(sl_sandbox_restore(sb, prev) == 0);
+        REQUIRE(sl_sandbox_call(sb, "Spaces", NULL, 0, &r) == 0);
+        CHECK_EQ(r.v.i32, 4);
+        sl_snapshot *s = take_both(sb, &inc);
+        REQUIRE(s != NULL);
+        printf("  multispace take %d: %s, %llu of %llu pages hashed\n", i, inc ? "incremental" : "full",
+               (unsigned long long)s->stats.pages_hashed, (unsigned long long)blob_pages(s));
+        sl_snapshot_free(prev);
+        prev = s;
+    }
+    sl_value a = {.type = SL_TYPE_I32, .v.i32 = 2};
+    REQUIRE(sl_sandbox_restore(sb, prev) == 0);
+    REQUIRE(sl_sandbox_call(sb, "Visits", &a, 1, &r) == 0);
+    CHECK_EQ(r.v.i64, 3);
+    sl_snapshot_free(prev);
+    sl_sandbox_free(sb);
+}
+
 static void chain64(void) { counter_chain("demo"); }
 static void chain32(void) { counter_chain("demo32"); }
 static void loaded64(void) { loaded_parent("demo"); }
 static void loaded32(void) { loaded_parent("demo32"); }
+static void lua64(void) { lua_pages("lua_eval"); }
+static void lua32(void) { lua_pages("lua_eval32"); }
 
 int main(void)
 {
@@ -192,5 +281,8 @@ int main(void)
     RUN_ARCH(T_I686, chain32);
     RUN_ARCH(T_AMD64, loaded64);
     RUN_ARCH(T_I686, loaded32);
+    RUN_ARCH(T_AMD64, lua64);
+    RUN_ARCH(T_I686, lua32);
+    RUN_ARCH(T_AMD64, spaces64);
     T_EXIT();
 }
