@@ -326,7 +326,22 @@ int sl_run_file(const char *path, const sl_run_opts *opts, sl_run_result *res, c
 
 /* Takes a snapshot of the sandbox between calls. SL_ECHANGED (and POISONED)
  * when it runs on a loaded file that changed before or while it was read.
- * Its identity is hashed on threads as sl_snapshot_verify_file's is. */
+ *
+ * Cost. When the sandbox runs on a snapshot P (it was started from P or
+ * last restored to it) and the guest since wrote into pages it had,
+ * mapped new ones or dropped some, the take is incremental: it reads the
+ * page-table pages the guest wrote, copies and hashes only the changed
+ * pages, and shares the rest of P's memory copy-on-write, in time that
+ * follows the pages changed, not P's size. The snapshot is byte for byte
+ * the one a full take makes (same identity, same file when saved). The
+ * first incremental take on a P that was not itself taken incrementally
+ * first learns P: about the cost of a full take, once per P, plus a copy
+ * of P's memory that P keeps (a snapshot taken incrementally keeps the P
+ * it shares memory with alive until it is freed itself). Other takes (the
+ * guest restructured its page tables, a new address space, P's memory
+ * would shrink, a sandbox made from an ELF) compact all of its memory,
+ * with the identity hashed on threads as sl_snapshot_verify_file's is.
+ * Thread-safe for sandboxes on one P in several threads. */
 int sl_sandbox_snapshot(sl_sandbox *sb, sl_snapshot **out);
 /* Restores a snapshot of the same configuration family in place (SL_EFAMILY
  * otherwise). Cost follows the pages the guest dirtied since the last restore.
