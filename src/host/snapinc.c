@@ -98,12 +98,14 @@ static bool same_perm(sl_perm a, sl_perm b)
            a.executable == b.executable && a.user == b.user;
 }
 
-/* The sandbox runs on P as P left it: same memory, spaces and layout. */
+/* The sandbox runs on P as P left it: same memory, spaces and layout (the
+ * space it runs in now may be another: that is only the snapshot's
+ * cur_root, not its blob). */
 static bool same_frame(const sl_guest_state *st, const sl_snapshot *P, const struct sl_incprep *p)
 {
     if (st->n_extra || st->snap_mem != P->mem || st->snap_size != P->visible_size || !st->parent ||
         memcmp(st->parent, P->hash, SL_HASH_LEN) != 0 || st->n_roots != P->n_roots ||
-        st->cur_root != P->cur_root || memcmp(&p->layout, st->layout, sizeof p->layout) != 0)
+        st->cur_root >= st->n_roots || memcmp(&p->layout, st->layout, sizeof p->layout) != 0)
         return false;
     for (unsigned i = 0; i < st->n_roots; i++)
         if ((st->roots[i] & SL_PAGE_MASK) != P->roots[i])
