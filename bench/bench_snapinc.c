@@ -263,7 +263,7 @@ static void report_inc(const char *prefix, uint64_t k, const figs *f)
 }
 
 /* Incremental against full take on a `mib` MiB parent for each k of ks;
- * the incremental medians into inc. */
+ * the incremental medians (alternated, then warm) into inc[2 * i + 0, 1]. */
 static void bench_sizes(uint64_t mib, const uint64_t *ks, unsigned nk, int reps, double *inc)
 {
     guest g;
@@ -287,10 +287,11 @@ static void bench_sizes(uint64_t mib, const uint64_t *ks, unsigned nk, int reps,
             snprintf(name, sizeof name, "snapinc_cow_floor_%lluMiB_k%llu_vs_goal", (unsigned long long)mib,
                      (unsigned long long)ks[i]);
             report_goal(name, ks[i], f.floor);
-            inc[i] = 0;
+            inc[2 * i] = inc[2 * i + 1] = 0;
         } else {
             report_inc(name, ks[i], &f);
-            inc[i] = f.inc;
+            inc[2 * i] = f.inc;
+            inc[2 * i + 1] = f.warm;
         }
         onp_free(&o);
     }
@@ -370,7 +371,7 @@ int main(void)
     printf("# incremental takes (snapinc.c), host only (no vCPU), simulated guest; medians, each against a "
            "baseline timed alternately\n");
     static const uint64_t ks[] = {1, 64, 4096};
-    double big[3], small[2];
+    double big[6], small[4];
     int reps = bench_reps(31);
     bench_sizes(64, ks, 3, reps, big);
     /* A 16 MiB parent has 4096 pages: k = 4096 would change every one. */
@@ -378,7 +379,9 @@ int main(void)
     for (unsigned i = 0; i < 2; i++) {
         char name[96];
         snprintf(name, sizeof name, "snapinc_take_k%llu_64MiB_vs_16MiB", (unsigned long long)ks[i]);
-        bench_report(name, big[i], small[i], "us");
+        bench_report(name, big[2 * i], small[2 * i], "us");
+        snprintf(name, sizeof name, "snapinc_take_k%llu_warm_64MiB_vs_16MiB", (unsigned long long)ks[i]);
+        bench_report(name, big[2 * i + 1], small[2 * i + 1], "us");
     }
     bench_first(64, bench_reps(7));
     bench_chain(1, 2, reps);
