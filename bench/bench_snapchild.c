@@ -2,8 +2,9 @@
  * and k = 1, 64 and 4096 changed pages, each figure against a baseline
  * measured in the same run:
  *  - take: sl_sandbox_snapshot of a sandbox started from the parent file
- *    that changed k pages, against a full take of the sandbox made from the
- *    ELF that built the same memory (it has no parent: every page is copied
+ *    that changed k pages (incremental, snapinc.c, where it does not
+ *    decline: a "# changed" line says), against a full take of the same
+ *    sandbox in the same state (sl_sb_set_full_takes: every page copied
  *    and hashed); the issue's goal, 50 us + 1 us per changed page, is
  *    printed next to it;
  *  - size of the child file against the bound (k + page-table pages) x 4 KiB
@@ -28,7 +29,9 @@
  * page holds other values: no two pages are equal), with the collector
  * stopped; changing k pages is one call that negates t[i] for k entries
  * 4 KiB or more apart. That call also writes a few pages of Lua's own (the
- * chunk, its result): the copies it made are printed in a "# changed" line.
+ * chunk, its result), in free heap the parent left for it (a new page
+ * mapped would make every take a full one): the copies it made, and
+ * whether the take was incremental, are printed in a "# changed" line.
  * Files go to a directory made under $TMPDIR (default /tmp), removed at the
  * end; they are in the page cache when timed (a warm-up pass first).
  * Needs KVM (native x86-64, or PVM). */
@@ -46,6 +49,9 @@
 
 #include "bench.h"
 #include "sandlet.h"
+/* White-box: the switch to full takes, and what a take hashed. */
+#include "sandbox.h"
+#include "snapshot.h"
 
 static void die(const char *what, int rc, const char *msg);
 #include "bench_kvm.h"
@@ -300,58 +306,89 @@ static child_fig bench_child(const char *path, const sl_snapshot *mem, unsigned 
     return f;
 }
 
-static void measure(run *r)
+/* Take: each repetition restores the parent, changes k pages and takes
+ * the sandbox (incrementally, unless snapinc.c declines), then takes the
+ * same guest again with full takes forced (sl_sb_set_full_takes: the
+ * whole guest compacted, every page copied and hashed), which must give
+ * the same snapshot. Returns the last incremental take. */
+static sl_snapshot *time_take(run *r, unsigned ki, sl_sandbox *sb, sl_snapshot *p, uint64_t n, int reps)
 {
-    uint64_t n = (uint64_t)r->mib << 20 >> 4; /* entries: the array is mib MiB */
-    sl_config cfg = {.scratch_size = 256u << 20};
-    int reps = bench_reps(11);
+    uint64_t k = ks[ki];
     double t[64], b[64];
-    char code[256];
+    sl_snapshot *c = NULL;
+    events e = {0};
+    for (int i = 0; i < reps; i++) {
+        if (c)
+            sl_snapshot_free(c);
+        restore_once(sb, p);
+        change(sb, n, k, 0);
+        e = info_events(sb);
+        double t0 = bench_now();
+        c = take(sb);
+        t[i] = bench_now() - t0;
+        sl_sb_set_full_takes(sb, true);
+        t0 = bench_now();
+        sl_snapshot *f = take(sb);
+        b[i] = bench_now() - t0;
+        sl_sb_set_full_takes(sb, false);
+        if (!same_id(c, f))
+            die("take", 0, "the incremental and the full take of one guest differ");
+        sl_snapshot_free(f);
+    }
+    r->take[ki] = bench_median(t, reps);
+    r->take_full[ki] = bench_median(b, reps);
+    uint64_t blob = (sl_snapshot_memory_size(c) + sl_snapshot_page_table_size(c)) / PAGE,
+             hashed = sl_snapshot_page_stats(c)->pages_hashed;
+    printf("# changed, %u MiB parent, k=%" PRIu64 ": the call copied %" PRIu64
+           " pages on write (k and Lua's own) and mapped %" PRIu64 " zero pages; the take hashed %" PRIu64
+           " of %" PRIu64 " blob pages (%s)\n",
+           r->mib, k, e.cow, e.demand, hashed, blob,
+           hashed < blob ? "incremental" : "declined: compacted, as the full take");
+    return c;
+}
 
-    /* The parent: the table built by a sandbox made from the ELF. */
+/* The parent: the table of n entries built by a sandbox made from the
+ * ELF, with free heap left, saved to r->parent and loaded from there; its
+ * blob's bytes into *bytes. */
+static sl_snapshot *make_parent(run *r, uint64_t n, uint64_t *bytes)
+{
+    sl_config cfg = {.scratch_size = 256u << 20};
+    char code[256];
     sl_sandbox *elf = open_guest("lua_eval", &cfg);
     snprintf(code, sizeof code,
              "local n = %llu collectgarbage('stop') t = {} for i = 1, n do t[i] = i end return #t",
              (unsigned long long)n);
     if (strtoull(eval(elf, code), NULL, 10) != n)
         die("building the table", 0, "wrong size");
+    /* Free heap in pages the parent maps: else change()'s call grows the
+     * heap by a page, a page mapped, which incremental takes decline. */
+    eval(elf, "local s = {} for i = 1, 1000 do s[i] = string.rep('x', 100) .. i end s = nil "
+              "collectgarbage('collect') collectgarbage('stop') return 'ok'");
     sl_snapshot *p0 = take(elf);
-    char *parent = r->parent;
-    in_dir(parent, "parent_%uMiB.snap", r->mib);
-    save_full(p0, parent);
-    uint64_t parent_bytes = sl_snapshot_memory_size(p0) + sl_snapshot_page_table_size(p0);
+    sl_sandbox_free(elf);
+    in_dir(r->parent, "parent_%uMiB.snap", r->mib);
+    save_full(p0, r->parent);
+    *bytes = sl_snapshot_memory_size(p0) + sl_snapshot_page_table_size(p0);
     printf("# %u MiB parent: %" PRIu64 " bytes of memory and %" PRIu64 " of page tables, file %" PRIu64
            " bytes\n",
-           r->mib, sl_snapshot_memory_size(p0), sl_snapshot_page_table_size(p0), file_size(parent));
+           r->mib, sl_snapshot_memory_size(p0), sl_snapshot_page_table_size(p0), file_size(r->parent));
     sl_snapshot_free(p0);
-    sl_snapshot *p = load(parent);
+    return load(r->parent);
+}
+
+static void measure(run *r)
+{
+    uint64_t n = (uint64_t)r->mib << 20 >> 4; /* entries: the array is mib MiB */
+    int reps = bench_reps(11);
+    double t[64], b[64];
+    uint64_t parent_bytes;
+    sl_snapshot *p = make_parent(r, n, &parent_bytes);
+    const char *parent = r->parent;
     sl_sandbox *sb = from(p);
 
     for (unsigned ki = 0; ki < r->nk; ki++) {
         uint64_t k = ks[ki];
-        /* Take: each repetition restores the parent and changes k pages;
-         * the full take of the sandbox made from the ELF alternates with it. */
-        sl_snapshot *c = NULL;
-        events e = {0};
-        for (int i = 0; i < reps; i++) {
-            if (c)
-                sl_snapshot_free(c);
-            restore_once(sb, p);
-            change(sb, n, k, 0);
-            e = info_events(sb);
-            double t0 = bench_now();
-            c = take(sb);
-            t[i] = bench_now() - t0;
-            t0 = bench_now();
-            sl_snapshot *f = take(elf);
-            b[i] = bench_now() - t0;
-            sl_snapshot_free(f);
-        }
-        r->take[ki] = bench_median(t, reps);
-        r->take_full[ki] = bench_median(b, reps);
-        printf("# changed, %u MiB parent, k=%" PRIu64 ": the call copied %" PRIu64
-               " pages on write (k and Lua's own) and mapped %" PRIu64 " zero pages\n",
-               r->mib, k, e.cow, e.demand);
+        sl_snapshot *c = time_take(r, ki, sb, p, n, reps);
 
         /* Save, against write + fsync of as many bytes. */
         char child[PATH_CAP];
@@ -382,7 +419,6 @@ static void measure(run *r)
         r->kept[ki] = c;
     }
     sl_sandbox_free(sb);
-    sl_sandbox_free(elf);
 
     /* A chain DEPTH deep: each level a sandbox on the level above that
      * changed CHAIN_K other pages. */

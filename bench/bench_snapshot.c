@@ -24,22 +24,13 @@
 #include "snapshot.h"
 #include "../tests/common/sim.h"
 
-/* A guest whose `bytes` of snapshot memory are all mapped writable. */
-static void guest_make(guest *g, uint64_t bytes, uint64_t scratch)
+/* guest_make (sim.h), or exit. */
+static void guest_need(guest *g, uint64_t bytes, uint64_t scratch)
 {
-    if (!guest_setup(g, SL_ARCH_AMD64, bytes / SL_PAGE_SIZE, scratch, 1)) {
+    if (!guest_make(g, bytes, scratch)) {
         fprintf(stderr, "cannot set up a %llu-byte guest\n", (unsigned long long)bytes);
         exit(1);
     }
-    uint64_t x = 88172645463325252ull;
-    for (uint64_t i = 0; i < bytes / 8; i++) {
-        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-        memcpy(g->snap + 8 * i, &x, 8);
-    }
-    sl_pt_mem m = g_mem(g);
-    sl_perm rw = {.kind = SL_MAP_BASIC, .readable = true, .writable = true};
-    sl_pt_map(SL_ARCH_AMD64, &m, g->roots[0], 0x10000000, SL_BASE_ADDRESS, bytes, rw);
-    sl_pt_map(SL_ARCH_AMD64, &m, g->roots[0], g->l.scratch_gva, g->l.scratch_gpa, scratch, rw);
 }
 
 static sl_guest_state state_of(guest *g)
@@ -54,7 +45,7 @@ static void bench_snapshot_size(uint64_t mib, int reps)
 {
     guest g;
     uint64_t bytes = mib << 20;
-    guest_make(&g, bytes, 16u << 20);
+    guest_need(&g, bytes, 16u << 20);
     sl_guest_state st = state_of(&g);
     double t[32], b[32];
     for (int r = 0; r < reps; r++) {
@@ -91,28 +82,6 @@ static void bench_snapshot_size(uint64_t mib, int reps)
     guest_free(&g);
 }
 
-/* The guest's pages k, 2k, ... (`changed` of them, spread over the whole
- * parent) copied into scratch and remapped there, as the guest kernel's
- * copy-on-write does; returns how many it changed. */
-static uint64_t guest_change(guest *g, uint64_t changed)
-{
-    uint64_t n = g->snap_size / SL_PAGE_SIZE, step = changed ? n / changed : 0, done = 0;
-    sl_pt_mem m = g_mem(g);
-    sl_perm rw = {.kind = SL_MAP_BASIC, .readable = true, .writable = true};
-    for (uint64_t i = 0; i < changed && i * step < n; i++) {
-        uint64_t copy;
-        if (!g_alloc(g, &copy))
-            break;
-        uint8_t *p = g_page(g, copy);
-        memcpy(p, g->snap + i * step * SL_PAGE_SIZE, SL_PAGE_SIZE);
-        p[0] ^= 1;
-        if (sl_pt_map(SL_ARCH_AMD64, &m, g->roots[0], 0x10000000 + i * step * SL_PAGE_SIZE, copy, SL_PAGE_SIZE, rw))
-            break;
-        done++;
-    }
-    return done;
-}
-
 static double time_take(const sl_guest_state *st, int reps, uint64_t *kept, uint64_t *pages)
 {
     double t[32];
@@ -139,7 +108,7 @@ static void bench_stable(int reps)
     static const uint64_t ks[] = {1, 64, 4096};
     uint64_t kept, pages;
     guest g;
-    guest_make(&g, 64u << 20, 64u << 20);
+    guest_need(&g, 64u << 20, 64u << 20);
     sl_guest_state st = state_of(&g);
     st.parent = parent;
     double base = time_take(&st, reps, &kept, &pages);
@@ -147,10 +116,10 @@ static void bench_stable(int reps)
            (unsigned long long)kept, (unsigned long long)pages);
     guest_free(&g);
     for (unsigned i = 0; i < sizeof ks / sizeof ks[0]; i++) {
-        guest_make(&g, 64u << 20, 64u << 20);
+        guest_need(&g, 64u << 20, 64u << 20);
         st = state_of(&g);
         st.parent = parent;
-        uint64_t k = guest_change(&g, ks[i]);
+        uint64_t k = guest_change(&g, ks[i], 0);
         double t = time_take(&st, reps, &kept, &pages);
         printf("# %llu changed: %llu of %llu pages kept their position\n", (unsigned long long)k,
                (unsigned long long)kept, (unsigned long long)pages);
@@ -202,7 +171,7 @@ static void bench_rehash(const sl_snapshot *s, uint64_t k, int reps)
 static void bench_rehash_all(int reps)
 {
     guest g;
-    guest_make(&g, 64u << 20, 16u << 20);
+    guest_need(&g, 64u << 20, 16u << 20);
     sl_guest_state st = state_of(&g);
     sl_snapshot *s;
     sl_errbuf e;
@@ -221,7 +190,7 @@ static void bench_rehash_all(int reps)
 static double time_restore(uint64_t scratch, uint64_t dirty, int reps, double *baseline)
 {
     guest g;
-    guest_make(&g, 1u << 20, scratch);
+    guest_need(&g, 1u << 20, scratch);
     sl_guest_state st = state_of(&g);
     sl_snapshot *s;
     sl_mem *m;

@@ -79,4 +79,50 @@ static inline void guest_free(guest *g)
     free(g->scratch);
 }
 
+/* Where guest_make maps the snapshot pages. */
+#define SIM_DATA_VA 0x10000000ull
+
+/* A guest (x86-64, one space) whose `bytes` of snapshot memory, filled with
+ * pseudo-random bytes (no two pages equal), are all mapped writable at
+ * SIM_DATA_VA, and its scratch at the layout's window, as benchmarks want
+ * it; false when it cannot be set up. */
+static inline bool guest_make(guest *g, uint64_t bytes, uint64_t scratch)
+{
+    if (!guest_setup(g, SL_ARCH_AMD64, bytes / SL_PAGE_SIZE, scratch, 1))
+        return false;
+    uint64_t x = 88172645463325252ull;
+    for (uint64_t i = 0; i < bytes / 8; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        memcpy(g->snap + 8 * i, &x, 8);
+    }
+    sl_pt_mem m = g_mem(g);
+    sl_perm rw = {.kind = SL_MAP_BASIC, .readable = true, .writable = true};
+    return !sl_pt_map(SL_ARCH_AMD64, &m, g->roots[0], SIM_DATA_VA, SL_BASE_ADDRESS, bytes, rw) &&
+           !sl_pt_map(SL_ARCH_AMD64, &m, g->roots[0], g->l.scratch_gva, g->l.scratch_gpa, scratch, rw);
+}
+
+/* What the guest kernel's copy-on-write does to `changed` of the pages
+ * guest_make mapped, spread over all of them (pages off, off + n/changed,
+ * ... of the snap_size / 4 KiB at SIM_DATA_VA): each copied from the
+ * snapshot page at that offset, with a byte flipped, into a new scratch
+ * page that its leaf then maps writable. Returns how many it changed. */
+static inline uint64_t guest_change(guest *g, uint64_t changed, uint64_t off)
+{
+    uint64_t n = g->snap_size / SL_PAGE_SIZE, step = changed ? n / changed : 0, done = 0;
+    sl_pt_mem m = g_mem(g);
+    sl_perm rw = {.kind = SL_MAP_BASIC, .readable = true, .writable = true};
+    for (uint64_t i = 0; i < changed && off + i * step < n; i++) {
+        uint64_t copy, pg = off + i * step;
+        if (!g_alloc(g, &copy))
+            break;
+        uint8_t *p = g_page(g, copy);
+        memcpy(p, g->snap + pg * SL_PAGE_SIZE, SL_PAGE_SIZE);
+        p[0] ^= 1;
+        if (sl_pt_map(SL_ARCH_AMD64, &m, g->roots[0], SIM_DATA_VA + pg * SL_PAGE_SIZE, copy, SL_PAGE_SIZE, rw))
+            break;
+        done++;
+    }
+    return done;
+}
+
 #endif
