@@ -277,9 +277,10 @@ static void bench_sizes(uint64_t mib, const uint64_t *ks, unsigned nk, int reps,
         int declined = check(&o, name, 1) == SL_INC_DECLINED;
         figs f = time_takes(&o, ks[i], reps);
         if (declined) {
-            /* merge_priv: a snapshot whose own pages pass an eighth of the
-             * blob is declined, so that later takes copy few pages. */
-            printf("# %s: declined (SL_INC_DECLINED: more than an eighth of the blob changes); the line "
+            /* merge_priv: a snapshot more than half of whose pages would
+             * differ from its base is declined, so that later takes copy
+             * less than half a blob. */
+            printf("# %s: declined (SL_INC_DECLINED: more than half of the blob would differ from its base); the line "
                    "below is the time of trying, which the full take then adds to\n", name);
             snprintf(name, sizeof name, "snapinc_declined_%lluMiB_k%llu_vs_full_take", (unsigned long long)mib,
                      (unsigned long long)ks[i]);

@@ -404,7 +404,10 @@ static uint8_t *make_blob(const take *k)
     for (size_t q = 0; q < k->n_t; q++)
         if (k->tnew[q])
             copy_page(b, vis + k->tid[q], k->tnew[q], 0);
-    mprotect(b, total * SL_PAGE_SIZE, PROT_READ);
+    if (mprotect(b, total * SL_PAGE_SIZE, PROT_READ) != 0) {
+        munmap(b, total * SL_PAGE_SIZE);
+        return NULL;
+    }
     return b;
 }
 

@@ -158,17 +158,24 @@ static struct sl_incprep *learn(const sl_snapshot *P, const sl_layout *lay)
     return p;
 }
 
-static pthread_mutex_t learn_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Learning takes about a full take, so parents learn under locks of their
+ * own: a few, picked by address, rather than one for the process. */
+#define LEARN_LOCKS 16
+static pthread_mutex_t learn_lock[LEARN_LOCKS] = {
+    PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER,
+    PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER,
+    PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER,
+    PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER};
 
 struct sl_incprep *sl_incprep_of(sl_snapshot *P, const sl_layout *lay)
 {
     struct sl_incprep *p = atomic_load_explicit(&P->inc, memory_order_acquire);
     if (p)
         return p;
-    pthread_mutex_lock(&learn_lock);
+    pthread_mutex_t *lock = &learn_lock[((uintptr_t)P >> 6) % LEARN_LOCKS];
+    pthread_mutex_lock(lock);
     if (!(p = atomic_load_explicit(&P->inc, memory_order_acquire)) && (p = learn(P, lay)))
         atomic_store_explicit(&P->inc, p, memory_order_release);
-    pthread_mutex_unlock(&learn_lock);
+    pthread_mutex_unlock(lock);
     return p;
 }
-
