@@ -273,7 +273,8 @@ static uint64_t rebuilt_leaf(unsigned arch, uint64_t slot, sl_perm pm)
  * all, which moves every table after it: declined. */
 static bool rebuild_tables(take *k)
 {
-    qsort(k->ch, k->n_ch, sizeof *k->ch, by_t_i);
+    if (k->n_ch) /* no change at all: ch is NULL, which qsort may not be given */
+        qsort(k->ch, k->n_ch, sizeof *k->ch, by_t_i);
     size_t n_t = 0;
     for (size_t c = 0; c < k->n_ch; c++)
         n_t += !c || k->ch[c].t != k->ch[c - 1].t;
