@@ -10,6 +10,7 @@
 
 #include "layout.h"
 #include "pt.h"
+#include "snapshot.h"
 
 #define SIM_MAX_ROOTS 4
 
@@ -21,6 +22,7 @@ typedef struct guest {
     uint64_t next_table; /* bump allocator for tables in scratch */
     uint64_t roots[SIM_MAX_ROOTS];
     unsigned n_roots;
+    bool snap_borrowed; /* snap is a snapshot's blob (guest_restore): read-only, not freed */
 } guest;
 
 static inline void *g_page(void *ctx, uint64_t gpa)
@@ -73,9 +75,34 @@ static inline bool guest_setup(guest *g, unsigned arch, uint64_t snap_pages, uin
     return true;
 }
 
+/* The guest as restore leaves it on snapshot s, with layout l (s's
+ * family's): s's visible memory is its snapshot region (borrowed, never
+ * written), scratch is zero but for s's tables copied to l->pt_gpa, the
+ * roots are s's, and tables allocated later go right after s's. False when
+ * s does not fit l or memory runs out. */
+static inline bool guest_restore(guest *g, const sl_layout *l, const sl_snapshot *s)
+{
+    uint64_t pt_off = l->pt_gpa - l->scratch_gpa, pt_size = sl_snapshot_page_table_size(s);
+    memset(g, 0, sizeof *g);
+    g->l = *l;
+    g->snap = (uint8_t *)(uintptr_t)sl_snapshot_visible(s);
+    g->snap_size = sl_snapshot_memory_size(s);
+    g->snap_borrowed = true;
+    g->n_roots = sl_snapshot_n_roots(s);
+    if (g->n_roots > SIM_MAX_ROOTS || pt_size > l->exc_stack_gpa - l->pt_gpa ||
+        !(g->scratch = calloc(1, l->scratch_size)))
+        return false;
+    memcpy(g->scratch + pt_off, sl_snapshot_tables(s), pt_size);
+    g->next_table = l->pt_gpa + pt_size;
+    for (unsigned i = 0; i < g->n_roots; i++)
+        g->roots[i] = sl_snapshot_root(s, i);
+    return true;
+}
+
 static inline void guest_free(guest *g)
 {
-    free(g->snap);
+    if (!g->snap_borrowed)
+        free(g->snap);
     free(g->scratch);
 }
 
