@@ -336,8 +336,9 @@ int sl_run_file(const char *path, const sl_run_opts *opts, sl_run_result *res, c
  * the one a full take makes (same identity, same file when saved). The
  * first incremental take on a P that was not itself taken incrementally
  * first learns P: about the cost of a full take, once per P, plus a copy
- * of P's memory that P keeps (a snapshot taken incrementally keeps the P
- * it shares memory with alive until it is freed itself). Other takes (the
+ * of P's memory (in a memfd: one descriptor) that lives while P or any
+ * snapshot taken on its line does; freeing P itself (a loaded file, say)
+ * releases P's own memory and file. Other takes (the
  * guest restructured its page tables, a new address space, P's memory
  * would shrink, a sandbox made from an ELF) compact all of its memory,
  * with the identity hashed on threads as sl_snapshot_verify_file's is.

@@ -385,7 +385,7 @@ static uint8_t *make_blob(const take *k)
     if (b == MAP_FAILED)
         return NULL;
     if (k->base_pages && mmap(b, k->base_pages * SL_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED,
-                              p->fd, 0) == MAP_FAILED) {
+                              p->base->fd, 0) == MAP_FAILED) {
         munmap(b, total * SL_PAGE_SIZE);
         return NULL;
     }
@@ -477,8 +477,9 @@ static struct sl_incprep *pass_on(take *k)
     struct sl_incprep *q = calloc(1, sizeof *q);
     if (!q)
         return NULL;
-    *q = (struct sl_incprep){.ok = true, .layout = p->layout, .fd = p->fd, .n_vis = n_vis, .n_pt = p->n_pt,
+    *q = (struct sl_incprep){.ok = true, .layout = p->layout, .base = p->base, .n_vis = n_vis, .n_pt = p->n_pt,
                              .base_pages = k->base_pages};
+    atomic_fetch_add(&p->base->refs, 1); /* released with q, failed or not */
     q->tab = malloc(p->n_pt * sizeof *q->tab + 1);
     q->refs = malloc(n_vis * sizeof *q->refs);
     if (!q->tab || !q->refs) {
@@ -494,7 +495,6 @@ static struct sl_incprep *pass_on(take *k)
     q->priv = k->priv;
     q->n_priv = k->n_priv;
     k->priv = NULL;
-    q->fd_owner = sl_snapshot_ref(p->fd_owner ? p->fd_owner : (sl_snapshot *)k->P);
     return q;
 }
 

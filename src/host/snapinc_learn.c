@@ -18,10 +18,10 @@ void sl_incprep_free(struct sl_incprep *p)
 {
     if (!p)
         return;
-    if (p->fd_owner)
-        sl_snapshot_free(p->fd_owner);
-    else if (p->fd >= 0)
-        close(p->fd);
+    if (p->base && atomic_fetch_sub(&p->base->refs, 1) == 1) {
+        close(p->base->fd);
+        free(p->base);
+    }
     sl_hashtree_free(p->tree);
     free(p->priv);
     free(p->tab);
@@ -138,7 +138,6 @@ static struct sl_incprep *learn(const sl_snapshot *P, const sl_layout *lay)
     struct sl_incprep *p = calloc(1, sizeof *p);
     if (!p)
         return NULL;
-    p->fd = -1;
     p->layout = *lay;
     if (P->n_regions || !P->sregs_len || !P->n_roots || P->visible_size % SL_PAGE_SIZE ||
         P->pt_size % SL_PAGE_SIZE || P->mem_size != P->visible_size + P->pt_size || !P->visible_size)
@@ -152,9 +151,16 @@ static struct sl_incprep *learn(const sl_snapshot *P, const sl_layout *lay)
     for (uint64_t i = 0; i < p->n_vis; i++)
         if (!(p->refs[i] & REF_MAX)) /* every page mapped: the blob is dense, as compaction makes it */
             return p;
-    p->fd = base_fd(P->mem, P->mem_size);
+    if (!(p->base = malloc(sizeof *p->base)))
+        return p;
+    atomic_init(&p->base->refs, 1);
+    if ((p->base->fd = base_fd(P->mem, P->mem_size)) < 0) {
+        free(p->base);
+        p->base = NULL;
+        return p;
+    }
     p->base_pages = P->mem_size / SL_PAGE_SIZE;
-    p->ok = p->fd >= 0;
+    p->ok = true;
     return p;
 }
 

@@ -9,6 +9,12 @@
 
 enum { TAB_NONLEAF, TAB_LEAF, TAB_WINDOW };
 
+/* A parent's blob in a memfd, which the blobs taken on its line map. */
+struct sl_incbase {
+    _Atomic int refs;
+    int fd;
+};
+
 /* One page of P's tables. */
 typedef struct inc_tab {
     uint64_t va;  /* the VA its entry 0 maps in the space that reaches it first */
@@ -25,10 +31,11 @@ struct sl_incprep {
     sl_layout layout; /* the family's, as learned */
     /* The base: a memfd whose first base_pages pages are the blob's first
      * base_pages, except at priv[0..n_priv) (ascending, below base_pages);
-     * the blob's pages from base_pages on are not the base's. fd_owner
-     * holds the descriptor (a reference), or NULL when this prep does. */
-    int fd;
-    sl_snapshot *fd_owner;
+     * the blob's pages from base_pages on are not the base's. Shared by
+     * every prep of the line, not tied to the snapshot that was learned:
+     * freeing that one (a loaded file, say) releases its file and memory
+     * while snapshots taken on its line live on. */
+    struct sl_incbase *base;
     uint64_t base_pages;
     uint64_t *priv;
     size_t n_priv;
