@@ -381,11 +381,11 @@ static int take_slot(compaction *c, uint64_t gpa, uint64_t *slot)
  * read-only; CoW stays CoW; read-only stays. */
 static int place_piece(compaction *c, const leaf *lf, uint64_t gva, uint64_t gpa, const uint8_t *src)
 {
-    sl_perm perm = lf->perm;
+    sl_perm perm = sl_snapbuild_leaf_perm(lf->perm);
     uint64_t *new_gpa = sl_u64map_get(&c->copied, gpa), slot = 0;
     if (!new_gpa)
         return sl_err(c->e, SL_ERANGE, "internal: a page placed that was not counted");
-    bool first = !*new_gpa, cow = perm.writable || perm.kind == SL_MAP_COW;
+    bool first = !*new_gpa, cow = perm.kind == SL_MAP_COW;
     if (first) {
         int rc = take_slot(c, gpa, &slot);
         if (rc)
@@ -400,13 +400,6 @@ static int place_piece(compaction *c, const leaf *lf, uint64_t gva, uint64_t gpa
     const sl_compact_trace *tr = c->st->trace;
     if (tr && tr->piece)
         tr->piece(tr->arg, lf->entry_gpa, lf->size, gva, (*new_gpa - SL_BASE_ADDRESS) / SL_PAGE_SIZE, first, cow);
-    if (perm.writable || perm.kind == SL_MAP_COW) {
-        perm.kind = SL_MAP_COW;
-        perm.writable = false;
-    } else {
-        perm.kind = SL_MAP_BASIC;
-    }
-    perm.readable = true;
     sl_pt_mem m = sl_ptbuild_mem(&c->pt);
     int rc = sl_pt_map(c->arch, &m, c->new_roots[lf->root], gva, *new_gpa, SL_PAGE_SIZE, perm);
     if (rc)

@@ -79,6 +79,18 @@ int sl_snapbuild_pt_error(int rc, sl_errbuf *e, const char *what, uint64_t va)
                   (unsigned long long)va, rc);
 }
 
+sl_perm sl_snapbuild_leaf_perm(sl_perm guest)
+{
+    if (guest.writable || guest.kind == SL_MAP_COW) {
+        guest.kind = SL_MAP_COW;
+        guest.writable = false;
+    } else {
+        guest.kind = SL_MAP_BASIC;
+    }
+    guest.readable = true;
+    return guest;
+}
+
 sl_perm sl_snapbuild_perm(unsigned kind, bool w, bool x)
 {
     sl_perm p = {.kind = (uint8_t)kind, .readable = true, .writable = w, .executable = x, .user = false};

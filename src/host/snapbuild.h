@@ -43,6 +43,13 @@ bool sl_ptbuild_alloc(sl_ptbuild *t, uint64_t *gpa);
 /* The area as page-table memory (pt.h), for map, link and lookup. */
 sl_pt_mem sl_ptbuild_mem(sl_ptbuild *t);
 
+/* How a snapshot maps a page the guest maps with `guest`: copy-on-write
+ * when the guest may write it or it is copy-on-write already (the blob is
+ * shared and read-only), read-only otherwise, readable either way.
+ * Compaction (compact.c) and incremental takes (snapinc.c) must write the
+ * same leaves, so both call this. */
+sl_perm sl_snapbuild_leaf_perm(sl_perm guest);
+
 /* A page's permissions as the snapshot maps it (readable, kernel-only). */
 sl_perm sl_snapbuild_perm(unsigned kind, bool writable, bool executable);
 /* An SL_PT_E* error from mapping `what` at `va` as an SL_E* error. */

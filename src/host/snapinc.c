@@ -28,6 +28,7 @@
 
 #include "le.h"
 #include "pt.h"
+#include "snapbuild.h"
 
 /* ---- a take ---- */
 
@@ -242,9 +243,8 @@ static bool place(take *k)
     for (size_t i = 0, j; i < k->n_ch && k->ch[i].x != NO_PAGE; i = j) {
         for (j = i; j < k->n_ch && k->ch[j].x == k->ch[i].x; j++)
             ;
-        sl_perm pm = k->ch[i].perm;
         k->np[k->n_np++] = (newpage){.x = k->ch[i].x, .key = k->ch[i].key, .first = i, .n = j - i,
-                                     .cow = pm.writable || pm.kind == SL_MAP_COW};
+                                     .cow = sl_snapbuild_leaf_perm(k->ch[i].perm).kind == SL_MAP_COW};
         k->leaves += (int64_t)(j - i);
     }
     if (k->n_np < k->n_freed)
@@ -268,17 +268,10 @@ static int by_t_i(const void *a, const void *b)
 }
 
 /* The leaf compaction writes for a page at blob page `slot` mapped with
- * the guest's permissions pm (place_piece: writable becomes CoW). */
+ * the guest's permissions pm. */
 static uint64_t rebuilt_leaf(unsigned arch, uint64_t slot, sl_perm pm)
 {
-    if (pm.writable || pm.kind == SL_MAP_COW) {
-        pm.kind = SL_MAP_COW;
-        pm.writable = false;
-    } else {
-        pm.kind = SL_MAP_BASIC;
-    }
-    pm.readable = true;
-    return sl_pt_encode_leaf(arch, SL_BASE_ADDRESS + slot * SL_PAGE_SIZE, pm);
+    return sl_pt_encode_leaf(arch, SL_BASE_ADDRESS + slot * SL_PAGE_SIZE, sl_snapbuild_leaf_perm(pm));
 }
 
 /* P's tables with the changed leaves as compaction writes them (and none
