@@ -32,6 +32,18 @@ static inline long long demo_counter(sl_sandbox *sb)
     return r.v.i64;
 }
 
+/* fn(arg) for a function of one u64 returning one: 0 with *out, or the
+ * call's error with the sandbox's message printed. */
+static inline int call_u64(sl_sandbox *sb, const char *fn, uint64_t arg, uint64_t *out)
+{
+    sl_value a = {.type = SL_TYPE_U64, .v.u64 = arg}, r;
+    int rc = sl_sandbox_call(sb, fn, &a, 1, &r);
+    if (rc)
+        printf("  %s: %s\n", fn, sl_sandbox_errmsg(sb));
+    *out = r.v.u64;
+    return rc;
+}
+
 /* Whether two snapshots have one identity. */
 static inline int same_id(const sl_snapshot *a, const sl_snapshot *b)
 {

@@ -19,16 +19,6 @@
 #include "sandbox.h"
 #include "snapshot_impl.h"
 
-static int call_u64(sl_sandbox *sb, const char *fn, uint64_t arg, uint64_t *out)
-{
-    sl_value a = {.type = SL_TYPE_U64, .v.u64 = arg}, r;
-    int rc = sl_sandbox_call(sb, fn, &a, 1, &r);
-    if (rc)
-        printf("  %s: %s\n", fn, sl_sandbox_errmsg(sb));
-    *out = r.v.u64;
-    return rc;
-}
-
 static uint64_t blob_pages(const sl_snapshot *s) { return s->mem_size / 4096; }
 
 /* Whether a and b are one snapshot in every respect compaction decides. */

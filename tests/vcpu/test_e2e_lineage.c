@@ -25,16 +25,6 @@ typedef struct world {
     sl_snapshot *f0; /* s0 saved and loaded */
 } world;
 
-static int call_u64(sl_sandbox *sb, const char *fn, uint64_t arg, uint64_t *out)
-{
-    sl_value a = {.type = SL_TYPE_U64, .v.u64 = arg}, r;
-    int rc = sl_sandbox_call(sb, fn, &a, 1, &r);
-    if (rc)
-        printf("  %s: %s\n", fn, sl_sandbox_errmsg(sb));
-    *out = r.v.u64;
-    return rc;
-}
-
 /* Whether snap's parent is `want` (NULL: that it has none). */
 static int parent_is(const sl_snapshot *snap, const sl_snapshot *want)
 {
