@@ -114,27 +114,6 @@ static void setup(void)
 
 /* ---- input ---- */
 
-typedef struct in {
-    const uint8_t *p;
-    size_t n;
-} in;
-
-static uint8_t u8(in *s)
-{
-    if (!s->n)
-        return 0;
-    s->n--;
-    return *s->p++;
-}
-
-static uint64_t u64(in *s)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v |= (uint64_t)u8(s) << (8 * i);
-    return v;
-}
-
 /* A guest-physical address: the default, raw, a scratch page or a snapshot
  * page (optionally with an offset), or the default moved by whole pages. */
 static uint64_t gpa_value(uint8_t mode, uint64_t v, uint64_t dflt)
@@ -277,23 +256,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const sl_layout *l = &m->layout;
     memcpy(m->scratch, pristine, l->scratch_size);
     memcpy(m->dirty_set.words, pristine_dirty, m->dirty_set.n_words * 8);
-    in s = {data, size};
+    fuzz_in s = {data, size};
 
-    uint8_t err = u8(&s), sel = u8(&s);
-    uint64_t addr = fault_addr(sel, u64(&s));
+    uint8_t err = fuzz_u8(&s), sel = fuzz_u8(&s);
+    uint64_t addr = fault_addr(sel, fuzz_le(&s, 8));
     uint64_t dflt[5] = {m->root, sl_mem_bk_get(m, SL_BK_ALLOC_CURSOR), sl_mem_bk_get(m, SL_BK_ALLOC_LIMIT), 0, 0};
     uint64_t val[5];
     for (unsigned i = 0; i < 5; i++) {
-        uint8_t mode = u8(&s);
-        val[i] = gpa_value(mode, u64(&s), dflt[i]);
+        uint8_t mode = fuzz_u8(&s);
+        val[i] = gpa_value(mode, fuzz_le(&s, 8), dflt[i]);
     }
     /* Table (or any scratch page) entries, written as the guest would:
      * straight into scratch, not marked dirty by the host. */
     while (s.n >= 12) {
-        uint8_t pg = u8(&s);
-        unsigned idx = (u8(&s) | (unsigned)u8(&s) << 8) % 512;
-        uint8_t mode = u8(&s);
-        uint64_t v = u64(&s);
+        uint8_t pg = fuzz_u8(&s);
+        unsigned idx = (fuzz_u8(&s) | (unsigned)fuzz_u8(&s) << 8) % 512;
+        uint8_t mode = fuzz_u8(&s);
+        uint64_t v = fuzz_le(&s, 8);
         uint64_t page = (pg & 0x80) ? l->scratch_gpa + (pg & 0x7F) % scratch_pages * SL_PAGE_SIZE
                                     : l->pt_gpa + pg % table_pages * SL_PAGE_SIZE;
         uint8_t *e = m->scratch + (page - l->scratch_gpa) + idx * 8;

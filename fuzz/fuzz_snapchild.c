@@ -121,29 +121,6 @@ static void init(void)
     }
 }
 
-/* ---------------- the input ---------------- */
-
-typedef struct input {
-    const uint8_t *p;
-    size_t n;
-} input;
-
-static uint8_t u8(input *in)
-{
-    if (!in->n)
-        return 0;
-    in->n--;
-    return *in->p++;
-}
-
-static uint64_t u64(input *in)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v |= (uint64_t)u8(in) << (8 * i);
-    return v;
-}
-
 /* Edits: an opcode byte (mod E_COUNT), then its operands. Run, index and
  * structure edits apply to the parts before they are joined; header, byte
  * and size edits to the joined file, in input order. */
@@ -271,70 +248,70 @@ static void index_edit(cf_file *cf, size_t i, unsigned kind, uint64_t arg, const
 
 /* The operands of edit op, consumed from in (so that the second pass reads
  * the same stream the first did). */
-static void skip_operands(unsigned op, input *in)
+static void skip_operands(unsigned op, fuzz_in *in)
 {
     static const unsigned len[E_COUNT] = {9, 2, 2, 10, 3, 2, 10, 3, 2};
     for (unsigned i = 0; i < len[op]; i++)
-        u8(in);
+        fuzz_u8(in);
 }
 
 /* Pass 1: the edits of the parts. */
-static unsigned edit_parts(cf_file *cf, input in, const uint8_t *lie_hash)
+static unsigned edit_parts(cf_file *cf, fuzz_in in, const uint8_t *lie_hash)
 {
     unsigned n = 0;
     while (in.n && n < MAX_EDITS) {
-        unsigned op = u8(&in) % E_COUNT;
+        unsigned op = fuzz_u8(&in) % E_COUNT;
         n++;
-        input args = in;
+        fuzz_in args = in;
         skip_operands(op, &in);
         if (op == E_RUN_SET || op == E_RUN_ADD || op == E_RUN_SHAPE) {
             if (!cf->n_runs)
                 continue;
-            size_t i = u8(&args) % cf->n_runs;
-            unsigned m = u8(&args);
+            size_t i = fuzz_u8(&args) % cf->n_runs;
+            unsigned m = fuzz_u8(&args);
             if (op == E_RUN_SET)
-                run_member(&cf->runs[i], m, u64(&args), 0);
+                run_member(&cf->runs[i], m, fuzz_le(&args, 8), 0);
             else if (op == E_RUN_ADD)
-                run_member(&cf->runs[i], m, (uint64_t)(int64_t)(int8_t)u8(&args), 1);
+                run_member(&cf->runs[i], m, (uint64_t)(int64_t)(int8_t)fuzz_u8(&args), 1);
             else
                 run_shape(cf, i, m);
         } else if (op == E_INDEX && cf->n_index) {
-            size_t i = u8(&args) % cf->n_index;
-            unsigned kind = u8(&args);
-            index_edit(cf, i, kind, u64(&args), lie_hash);
+            size_t i = fuzz_u8(&args) % cf->n_index;
+            unsigned kind = fuzz_u8(&args);
+            index_edit(cf, i, kind, fuzz_le(&args, 8), lie_hash);
         }
     }
     return n;
 }
 
 /* Pass 2: the edits of the joined file; may change *len (and *f). */
-static void edit_file(uint8_t **f, size_t *len, input in)
+static void edit_file(uint8_t **f, size_t *len, fuzz_in in)
 {
     unsigned n = 0;
     while (in.n && n++ < MAX_EDITS) {
-        unsigned op = u8(&in) % E_COUNT;
-        input args = in;
+        unsigned op = fuzz_u8(&in) % E_COUNT;
+        fuzz_in args = in;
         skip_operands(op, &in);
         if (op == E_HDR_SET) {
-            unsigned k = u8(&args) % N_FIELDS;
-            field_write(*f, k, u64(&args));
+            unsigned k = fuzz_u8(&args) % N_FIELDS;
+            field_write(*f, k, fuzz_le(&args, 8));
         } else if (op == E_HDR_ADD) {
-            unsigned k = u8(&args) % N_FIELDS;
-            int8_t d = (int8_t)u8(&args);
+            unsigned k = fuzz_u8(&args) % N_FIELDS;
+            int8_t d = (int8_t)fuzz_u8(&args);
             field_write(*f, k, field_read(*f, k) + (uint64_t)(int64_t)d * fields[k].unit);
         } else if (op == E_HDR_ID) {
-            unsigned which = u8(&args), whose = u8(&args);
+            unsigned which = fuzz_u8(&args), whose = fuzz_u8(&args);
             uint8_t id[SL_HASH_LEN];
             memcpy(id, sl_snapshot_hash(snaps[whose % (F_N + 1)]), SL_HASH_LEN);
             if (whose >= 0x80)
                 id[whose % SL_HASH_LEN] ^= 1;
             memcpy(*f + (which & 1 ? SF_PARENT : SF_IDENTITY), id, SL_HASH_LEN);
         } else if (op == E_BYTE) {
-            unsigned off = u8(&args);
-            off |= (unsigned)u8(&args) << 8;
-            (*f)[off % *len] = u8(&args);
+            unsigned off = fuzz_u8(&args);
+            off |= (unsigned)fuzz_u8(&args) << 8;
+            (*f)[off % *len] = fuzz_u8(&args);
         } else if (op == E_SIZE) {
-            unsigned lo = u8(&args), hi = u8(&args);
+            unsigned lo = fuzz_u8(&args), hi = fuzz_u8(&args);
             int16_t d = (int16_t)(uint16_t)(lo | hi << 8);
             size_t cut = d < 0 ? (size_t)-(int32_t)d : 0;
             size_t nl = d >= 0 ? *len + (size_t)d
@@ -416,7 +393,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     const unsigned mode = data[0];
     const int which = (mode & 3) == 2 ? F_P : (mode & 3) == 1 ? F_G : F_C;
-    input edits = {data + 1, size - 1};
+    fuzz_in edits = {data + 1, size - 1};
 
     cf_file cf;
     FUZZ_ASSERT(cf_split(&cf, files[which], lens[which]) == 0);

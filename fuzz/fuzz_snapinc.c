@@ -139,27 +139,6 @@ static void setup(parent *p, unsigned arch)
 
 /* ---- a guest restored to a snapshot, and what the fuzzer does to it ---- */
 
-typedef struct in {
-    const uint8_t *p;
-    size_t n;
-} in;
-
-static uint8_t u8(in *s)
-{
-    if (!s->n)
-        return 0;
-    s->n--;
-    return *s->p++;
-}
-
-static uint64_t un(in *s, unsigned bytes)
-{
-    uint64_t v = 0;
-    for (unsigned i = 0; i < bytes; i++)
-        v |= (uint64_t)u8(s) << (8 * i);
-    return v;
-}
-
 typedef struct run {
     const parent *pa;
     sl_snapshot *on;
@@ -251,15 +230,15 @@ static uint64_t cow(run *r, uint64_t entry, uint8_t pm, uint8_t poke, uint64_t x
 }
 
 /* One record; false at the end of the input. */
-static bool apply(run *r, in *s)
+static bool apply(run *r, fuzz_in *s)
 {
     if (!s->n)
         return false;
-    uint8_t op = u8(s), a = u8(s);
+    uint8_t op = fuzz_u8(s), a = fuzz_u8(s);
     const parent *pa = r->pa;
     switch (op % 7) {
     case 0: { /* entry (a: page selector mode, then index) := value (mode in the top bits of op) */
-        uint64_t page = page_sel(r, a & 1 ? 1 : 2, un(s, 2)), idx = un(s, 2), v = un(s, 8);
+        uint64_t page = page_sel(r, a & 1 ? 1 : 2, fuzz_le(s, 2)), idx = fuzz_le(s, 2), v = fuzz_le(s, 8);
         unsigned vm = op >> 3;
         if (vm & 4)
             v = page_sel(r, vm, v) | (v & (SL_PAGE_SIZE - 1));
@@ -267,28 +246,28 @@ static bool apply(run *r, in *s)
         break;
     }
     case 1: { /* copy-on-write of leaf a (then: permissions, byte poked) */
-        uint8_t pm = u8(s), poke = u8(s);
+        uint8_t pm = fuzz_u8(s), poke = fuzz_u8(s);
         cow(r, pa->leaf[a % pa->n_leaves], pm, poke, 0);
         break;
     }
     case 2: { /* every leaf that maps what leaf a maps, onto one copy */
         uint64_t target = sl_pt_entry_addr(r->g.l.arch, get_entry(r, pa->leaf[a % pa->n_leaves])), x = 0;
-        uint8_t pm = u8(s);
+        uint8_t pm = fuzz_u8(s);
         for (unsigned i = 0; i < pa->n_leaves; i++)
             if (sl_pt_entry_addr(r->g.l.arch, get_entry(r, pa->leaf[i])) == target)
                 x = cow(r, pa->leaf[i], pm, 1, x);
         break;
     }
     case 3: { /* a whole page copied into scratch */
-        const uint8_t *src = rpage(r, page_sel(r, a, un(s, 2)));
-        uint8_t *dst = wpage(r, page_sel(r, 1, un(s, 2)));
+        const uint8_t *src = rpage(r, page_sel(r, a, fuzz_le(s, 2)));
+        uint8_t *dst = wpage(r, page_sel(r, 1, fuzz_le(s, 2)));
         if (src && dst && src != dst)
             memcpy(dst, src, SL_PAGE_SIZE);
         break;
     }
     case 4: { /* a byte of scratch */
-        uint8_t *p = wpage(r, page_sel(r, 1, un(s, 2)));
-        uint16_t off = (uint16_t)un(s, 2);
+        uint8_t *p = wpage(r, page_sel(r, 1, fuzz_le(s, 2)));
+        uint16_t off = (uint16_t)fuzz_le(s, 2);
         if (p)
             p[off % SL_PAGE_SIZE] = a;
         break;
@@ -359,8 +338,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         setup(&parents[0], SL_ARCH_AMD64);
         setup(&parents[1], SL_ARCH_I686);
     }
-    in s = {data, size};
-    uint8_t hdr = u8(&s);
+    fuzz_in s = {data, size};
+    uint8_t hdr = fuzz_u8(&s);
     const parent *pa = &parents[hdr & 1];
     run r;
     restore(&r, pa, pa->P);
