@@ -203,6 +203,20 @@ typedef struct figs {
  * its full take and of cow_floor for k pages, alternately; then of the
  * incremental take alone, where each take reuses the memory the previous
  * one freed. P has learned already (check). */
+/* One incremental take of o (or, declined, the try), timed; the
+ * snapshot is freed outside the time. */
+static double time_inc_take(const onp *o)
+{
+    sl_snapshot *s = NULL;
+    sl_errbuf e;
+    double t0 = bench_now();
+    int rc = sl_snapinc_take(&s, &o->st, o->P, &o->dirty, &e);
+    double t = bench_now() - t0;
+    if (!rc)
+        sl_snapshot_free(s);
+    return t;
+}
+
 static figs time_takes(const onp *o, uint64_t k, int reps)
 {
     double t[64], b[64], c[64];
@@ -210,15 +224,9 @@ static figs time_takes(const onp *o, uint64_t k, int reps)
     int fd = blob_fd(o->P, &size);
     figs f;
     for (int r = 0; r < reps; r++) {
-        sl_snapshot *s = NULL;
-        sl_errbuf e;
+        t[r] = time_inc_take(o);
         double t0 = bench_now();
-        int rc = sl_snapinc_take(&s, &o->st, o->P, &o->dirty, &e);
-        t[r] = bench_now() - t0;
-        if (!rc)
-            sl_snapshot_free(s);
-        t0 = bench_now();
-        s = full_take(o);
+        sl_snapshot *s = full_take(o);
         b[r] = bench_now() - t0;
         sl_snapshot_free(s);
         c[r] = cow_floor(fd, size, k);
@@ -227,15 +235,8 @@ static figs time_takes(const onp *o, uint64_t k, int reps)
     f.inc = bench_median(t, reps);
     f.full = bench_median(b, reps);
     f.floor = bench_median(c, reps);
-    for (int r = 0; r < reps; r++) {
-        sl_snapshot *s = NULL;
-        sl_errbuf e;
-        double t0 = bench_now();
-        int rc = sl_snapinc_take(&s, &o->st, o->P, &o->dirty, &e);
-        t[r] = bench_now() - t0;
-        if (!rc)
-            sl_snapshot_free(s);
-    }
+    for (int r = 0; r < reps; r++)
+        t[r] = time_inc_take(o);
     f.warm = bench_median(t, reps);
     return f;
 }
