@@ -12,6 +12,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "pt_owners.h"
 
 void sl_incprep_free(struct sl_incprep *p)
@@ -78,20 +79,12 @@ static void learn_piece(void *arg, uint64_t entry, uint64_t size, uint64_t gva, 
 static int base_fd(const uint8_t *src, uint64_t len)
 {
     int fd = memfd_create("sandlet-snapshot", MFD_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    uint64_t done = 0;
-    if (ftruncate(fd, (off_t)len) == 0)
-        while (done < len) {
-            ssize_t w = pwrite(fd, src + done, len - done > (1u << 30) ? (1u << 30) : len - done, (off_t)done);
-            if (w <= 0)
-                break;
-            done += (uint64_t)w;
-        }
-    if (done == len)
-        return fd;
-    close(fd);
-    return -1;
+    sl_errbuf e;
+    if (fd >= 0 && sl_file_write_all(fd, src, len, "a parent's blob", &e) != 0) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
 }
 
 /* Compacts P as restored and unchanged (its tables in an otherwise empty
