@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "sandlet.h"
@@ -258,6 +260,164 @@ static void spaces64(void)
     sl_sandbox_free(sb);
 }
 
+/* A take right after a restore, with nothing run: the guest changed no
+ * table, so the take is incremental and is its parent; restoring to that
+ * snapshot (one identity, another object) and going on must agree too. */
+static void unchanged(const char *guest)
+{
+    char err[256] = "";
+    sl_sandbox *sb = NULL;
+    REQUIRE(sl_sandbox_new_from_file(&sb, guest_path(guest), NULL, err, sizeof err) == 0);
+    REQUIRE(sl_sandbox_init(sb) == 0);
+    REQUIRE(demo_counter(sb) == 1);
+    int inc = -1;
+    sl_snapshot *s0 = take_both(sb, &inc);
+    REQUIRE(s0 != NULL);
+    REQUIRE(sl_sandbox_restore(sb, s0) == 0);
+    sl_snapshot *same = take_both(sb, &inc);
+    REQUIRE(same != NULL);
+    CHECK(inc);
+    CHECK(same_id(same, s0));
+    CHECK_EQ(same->stats.pages_hashed, 0);
+    REQUIRE(sl_sandbox_restore(sb, same) == 0);
+    CHECK_EQ(demo_counter(sb), 2);
+    sl_snapshot *s2 = take_both(sb, &inc);
+    CHECK(s2 != NULL && inc);
+    REQUIRE(sl_sandbox_restore(sb, s0) == 0);
+    CHECK_EQ(demo_counter(sb), 2);
+    sl_snapshot_free(s2);
+    sl_snapshot_free(same);
+    sl_snapshot_free(s0);
+    sl_sandbox_free(sb);
+}
+
+/* Lua allocating and freeing much between restore and take (the heap
+ * grows, pages are mapped and unmapped): every take agrees with its full
+ * take, along a chain, and the chain still computes. */
+static void lua_churn(const char *guest)
+{
+    char err[256] = "", code[512];
+    sl_sandbox *sb = NULL;
+    REQUIRE(sl_sandbox_new_from_file(&sb, guest_path(guest), NULL, err, sizeof err) == 0);
+    REQUIRE(sl_sandbox_init(sb) == 0);
+    CHECK_EVAL(sb, "keep = {} return 'ok'", "ok");
+    int inc = -1, n_inc = 0;
+    sl_snapshot *prev = take_both(sb, &inc);
+    REQUIRE(prev != NULL);
+    for (int i = 0; i < 6; i++) {
+        REQUIRE(sl_sandbox_restore(sb, prev) == 0);
+        snprintf(code, sizeof code,
+                 "local junk = {} for j = 1, %d do junk[j] = string.rep('x', %d) .. j end "
+                 "keep[#keep + 1] = #junk junk = nil collectgarbage('collect') "
+                 "local t = {} for j = 1, %d do t[j] = j end t = nil collectgarbage('collect') return 'ok'",
+                 200 * (i + 1), 1000 + 700 * i, (i % 3) * 20000);
+        CHECK_EVAL(sb, code, "ok");
+        sl_snapshot *s = take_both(sb, &inc);
+        REQUIRE(s != NULL);
+        n_inc += inc;
+        printf("  %s churn %d: %s, %llu of %llu pages hashed\n", guest, i, inc ? "incremental" : "full",
+               (unsigned long long)s->stats.pages_hashed, (unsigned long long)blob_pages(s));
+        sl_snapshot *again = take_both(sb, &inc); /* a second take in a row */
+        CHECK(again != NULL);
+        sl_snapshot_free(again);
+        sl_snapshot_free(prev);
+        prev = s;
+    }
+    printf("  %s churn: %d of 6 takes incremental\n", guest, n_inc);
+    REQUIRE(sl_sandbox_restore(sb, prev) == 0);
+    CHECK_EVAL(sb, "local s = 0 for i = 1, #keep do s = s + keep[i] end return s", "4200");
+    sl_snapshot_free(prev);
+    sl_sandbox_free(sb);
+}
+
+/* A parent loaded from a file that changes on disk after it was learned:
+ * the next take fails with SL_ECHANGED, incremental or full, and never
+ * hands out a snapshot. */
+static void file_changes_between_takes(const char *guest)
+{
+    char err[256] = "", path[] = "/tmp/sandlet-inctake-chg-XXXXXX";
+    int fd = mkstemp(path);
+    REQUIRE(fd >= 0);
+    close(fd);
+    sl_sandbox *sb = NULL, *b = NULL;
+    REQUIRE(sl_sandbox_new_from_file(&sb, guest_path(guest), NULL, err, sizeof err) == 0);
+    REQUIRE(sl_sandbox_init(sb) == 0);
+    sl_snapshot *s0 = NULL, *f0 = NULL, *s = NULL;
+    REQUIRE(sl_sandbox_snapshot(sb, &s0) == 0);
+    REQUIRE(sl_snapshot_save(s0, path, err, sizeof err) == 0);
+    REQUIRE(sl_snapshot_load(&f0, path, err, sizeof err) == 0);
+    REQUIRE(sl_sandbox_new_from_snapshot(&b, f0, err, sizeof err) == 0);
+    REQUIRE(sl_sandbox_restore(b, f0) == 0);
+    CHECK_EQ(demo_counter(b), 1);
+    int inc = -1;
+    s = take_both(b, &inc); /* learns f0 */
+    CHECK(s && inc);
+    sl_snapshot_free(s);
+    s = NULL;
+    CHECK_EQ(demo_counter(b), 2);
+    fd = open(path, O_WRONLY);
+    REQUIRE(fd >= 0);
+    struct stat stt;
+    REQUIRE(fstat(fd, &stt) == 0);
+    char x = 0x5a;
+    CHECK(pwrite(fd, &x, 1, stt.st_size - 4096 - 7) == 1);
+    close(fd);
+    CHECK_EQ(sl_sandbox_snapshot(b, &s), SL_ECHANGED);
+    CHECK(s == NULL);
+    sl_snapshot_free(s);
+    sl_sandbox_free(b);
+    sl_sandbox_free(sb);
+    sl_snapshot_free(f0);
+    sl_snapshot_free(s0);
+    unlink(path);
+}
+
+/* Sandboxes made two ways run on one parent: one from the ELF (its layout
+ * lists the ELF's regions), one from the snapshot (a compacted layout lists
+ * none). Both are the same family and the same guest, and each one's take
+ * is incremental, whichever takes first. */
+static void mixed_sandboxes(const char *guest)
+{
+    char err[256] = "";
+    sl_sandbox *a = NULL, *b = NULL;
+    REQUIRE(sl_sandbox_new_from_file(&a, guest_path(guest), NULL, err, sizeof err) == 0);
+    REQUIRE(sl_sandbox_init(a) == 0);
+    sl_snapshot *s0 = NULL;
+    REQUIRE(sl_sandbox_snapshot(a, &s0) == 0);
+    REQUIRE(sl_sandbox_new_from_snapshot(&b, s0, err, sizeof err) == 0);
+    for (int order = 0; order < 2; order++) {
+        sl_snapshot *p = NULL;
+        int inc = -1;
+        REQUIRE(sl_sandbox_restore(a, s0) == 0);
+        REQUIRE(demo_counter(a) > 0);
+        REQUIRE(sl_sandbox_snapshot(a, &p) == 0); /* a fresh parent for this round */
+        sl_sandbox *first = order ? b : a, *second = order ? a : b;
+        for (int k = 0; k < 2; k++) {
+            sl_sandbox *sb = k ? second : first;
+            REQUIRE(sl_sandbox_restore(sb, p) == 0);
+            REQUIRE(demo_counter(sb) > 0);
+            sl_snapshot *s = take_both(sb, &inc);
+            REQUIRE(s != NULL);
+            printf("  %s order %d: the sandbox from %s takes %s\n", guest, order,
+                   sb == a ? "the ELF" : "the snapshot", inc ? "incrementally" : "in full");
+            CHECK(inc);
+            sl_snapshot_free(s);
+        }
+        sl_snapshot_free(p);
+    }
+    sl_snapshot_free(s0);
+    sl_sandbox_free(b);
+    sl_sandbox_free(a);
+}
+
+static void mixed64(void) { mixed_sandboxes("demo"); }
+
+static void unchanged64(void) { unchanged("demo"); }
+static void unchanged32(void) { unchanged("demo32"); }
+static void churn64(void) { lua_churn("lua_eval"); }
+static void churn32(void) { lua_churn("lua_eval32"); }
+static void filechg64(void) { file_changes_between_takes("demo"); }
+
 static void chain64(void) { counter_chain("demo"); }
 static void chain32(void) { counter_chain("demo32"); }
 static void loaded64(void) { loaded_parent("demo"); }
@@ -274,5 +434,11 @@ int main(void)
     RUN_ARCH(T_AMD64, lua64);
     RUN_ARCH(T_I686, lua32);
     RUN_ARCH(T_AMD64, spaces64);
+    RUN_ARCH(T_AMD64, unchanged64);
+    RUN_ARCH(T_I686, unchanged32);
+    RUN_ARCH(T_AMD64, churn64);
+    RUN_ARCH(T_I686, churn32);
+    RUN_ARCH(T_AMD64, filechg64);
+    RUN_ARCH(T_AMD64, mixed64);
     T_EXIT();
 }
