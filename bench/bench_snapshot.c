@@ -152,7 +152,8 @@ static void bench_rehash(const sl_snapshot *s, uint64_t k, int reps)
         for (uint64_t i = 0; i < k; i++)
             child[pages[i] * SL_PAGE_SIZE + (uint64_t)r] ^= 1;
         double t0 = bench_now();
-        sl_hashtree_update(t, child, pages, k);
+        if (!sl_hashtree_update(t, child, pages, k))
+            abort();
         sl_hashtree_root(t, child, job.blob_size, job.tail, job.tail_len, id);
         t_up[r] = bench_now() - t0;
         t0 = bench_now();

@@ -8,6 +8,7 @@
  * with which counter and flags. */
 #include "hashtree.h"
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,12 +25,82 @@
 /* Levels of a tree: a page count below 2^64 has at most 64. */
 #define MAX_LEVELS 64u
 
+/* The CVs of a level are kept in chunks of CHUNK_CVS, so that a tree made
+ * from another one (sl_hashtree_dup, sl_hashtree_resized) shares the
+ * chunks it does not change and copies only those it writes: a snapshot
+ * taken as its parent plus k changed pages pays for k paths of chunks, not
+ * for a copy of its parent's whole tree. Chunks are reference-counted; one
+ * with a single reference belongs to its tree alone and is written in
+ * place. CHUNK_CVS is SL_HASHTREE_UNIT's page count, so that the threads of
+ * sl_hashtree_hash, one aligned unit each, write disjoint leaf chunks. */
+#define CHUNK_LOG2 SL_HASHTREE_UNIT_LOG2
+#define CHUNK_CVS (1u << CHUNK_LOG2)
+
+typedef struct chunk {
+    _Atomic uint32_t refs;
+    uint32_t n; /* CVs it holds: CHUNK_CVS but in a level's last chunk */
+    sl_cv cv[];
+} chunk;
+
 struct sl_hashtree {
     uint64_t n_pages;
-    unsigned n_levels;             /* levels with at least one CV */
-    sl_cv *level[MAX_LEVELS];      /* level k: n_pages >> k CVs, in cv[] */
-    sl_cv cv[];
+    unsigned n_levels;         /* levels with at least one CV */
+    chunk **level[MAX_LEVELS]; /* level k: n_pages >> k CVs, in chunks, in ptr[] */
+    chunk *ptr[];
 };
+
+static uint64_t level_cvs(const sl_hashtree *t, unsigned k) { return t->n_pages >> k; }
+static uint64_t level_chunks(const sl_hashtree *t, unsigned k)
+{
+    return (level_cvs(t, k) + CHUNK_CVS - 1) >> CHUNK_LOG2;
+}
+/* The CVs chunk i of level k holds. */
+static uint32_t chunk_cvs(const sl_hashtree *t, unsigned k, uint64_t i)
+{
+    uint64_t left = level_cvs(t, k) - (i << CHUNK_LOG2);
+    return left < CHUNK_CVS ? (uint32_t)left : CHUNK_CVS;
+}
+
+static chunk *chunk_new(uint32_t n)
+{
+    chunk *c = malloc(sizeof *c + (size_t)n * sizeof(sl_cv));
+    if (c) {
+        atomic_init(&c->refs, 1);
+        c->n = n;
+    }
+    return c;
+}
+
+/* Release ordering: a tree that copied a shared chunk has read it before
+ * it lets go, and the last owner frees (or writes in place) after that. */
+static void chunk_put(chunk *c)
+{
+    if (c && atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) == 1)
+        free(c);
+}
+
+static const sl_cv *cv_at(const sl_hashtree *t, unsigned k, uint64_t i)
+{
+    return &t->level[k][i >> CHUNK_LOG2]->cv[i & (CHUNK_CVS - 1)];
+}
+
+/* CV i of level k to write, and the rest of its chunk after it: the chunk
+ * is copied first when another tree shares it; NULL when there is no
+ * memory for the copy. A chunk of the tree's own never fails. */
+static sl_cv *cv_mut(sl_hashtree *t, unsigned k, uint64_t i)
+{
+    chunk **slot = &t->level[k][i >> CHUNK_LOG2], *c = *slot;
+    if (atomic_load_explicit(&c->refs, memory_order_acquire) != 1) {
+        chunk *d = chunk_new(c->n);
+        if (!d)
+            return NULL;
+        memcpy(d->cv, c->cv, (size_t)c->n * sizeof(sl_cv));
+        *slot = d;
+        chunk_put(c);
+        c = d;
+    }
+    return &c->cv[i & (CHUNK_CVS - 1)];
+}
 
 /* n parents, each of two adjacent CVs of `children`, into out[0..n). */
 static void parents(const sl_cv *children, uint64_t n, sl_cv *out)
@@ -67,71 +138,142 @@ void sl_hashtree_pages(const uint8_t *data, uint64_t first, uint64_t n, sl_cv *o
     }
 }
 
-sl_hashtree *sl_hashtree_new(uint64_t n_pages)
+/* A tree of n_pages pages with every chunk pointer NULL. */
+static sl_hashtree *skeleton(uint64_t n_pages)
 {
     uint64_t total = 0;
     unsigned levels = 0;
     for (uint64_t c = n_pages; c; c >>= 1, levels++)
-        total += c;
-    if (total > (SIZE_MAX - sizeof(sl_hashtree)) / sizeof(sl_cv))
+        total += (c + CHUNK_CVS - 1) >> CHUNK_LOG2;
+    if (total > (SIZE_MAX - sizeof(sl_hashtree)) / sizeof(chunk *))
         return NULL;
-    sl_hashtree *t = malloc(sizeof *t + (size_t)total * sizeof(sl_cv));
+    sl_hashtree *t = calloc(1, sizeof *t + (size_t)total * sizeof(chunk *));
     if (!t)
         return NULL;
     t->n_pages = n_pages;
     t->n_levels = levels;
-    sl_cv *p = t->cv;
+    chunk **p = t->ptr;
     for (unsigned k = 0; k < levels; k++) {
         t->level[k] = p;
-        p += n_pages >> k;
+        p += level_chunks(t, k);
     }
     return t;
 }
 
-sl_hashtree *sl_hashtree_dup(const sl_hashtree *t)
+/* Fresh chunks for every slot still NULL; false when out of memory. */
+static bool fill(sl_hashtree *t)
 {
-    sl_hashtree *d = sl_hashtree_new(t->n_pages);
-    if (d) /* same shape: level k is at the same index of cv[] */
-        memcpy(d->cv, t->cv, (size_t)(t->n_levels ? t->level[t->n_levels - 1] + 1 - t->cv : 0) * sizeof(sl_cv));
-    return d;
+    for (unsigned k = 0; k < t->n_levels; k++)
+        for (uint64_t i = 0; i < level_chunks(t, k); i++)
+            if (!t->level[k][i] && !(t->level[k][i] = chunk_new(chunk_cvs(t, k, i))))
+                return false;
+    return true;
 }
+
+sl_hashtree *sl_hashtree_new(uint64_t n_pages)
+{
+    sl_hashtree *t = skeleton(n_pages);
+    if (t && !fill(t)) {
+        sl_hashtree_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+sl_hashtree *sl_hashtree_dup(const sl_hashtree *t) { return sl_hashtree_resized(t, t->n_pages, t->n_pages); }
 
 sl_hashtree *sl_hashtree_resized(const sl_hashtree *t, uint64_t n_pages, uint64_t keep)
 {
-    sl_hashtree *d = sl_hashtree_new(n_pages);
+    sl_hashtree *d = skeleton(n_pages);
     if (!d)
         return NULL;
     if (keep > t->n_pages)
         keep = t->n_pages;
     for (unsigned k = 0; k < d->n_levels && k < t->n_levels; k++) {
         uint64_t whole = keep >> k; /* blocks of 2^k pages wholly below keep: the same bytes at the same place */
-        if (whole > d->n_pages >> k)
-            whole = d->n_pages >> k;
-        memcpy(d->level[k], t->level[k], (size_t)whole * sizeof(sl_cv));
+        if (whole > level_cvs(d, k))
+            whole = level_cvs(d, k);
+        for (uint64_t i = 0; i << CHUNK_LOG2 < whole; i++) {
+            chunk *c = t->level[k][i];
+            uint32_t n = chunk_cvs(d, k, i);
+            if (c->n == n && whole - (i << CHUNK_LOG2) >= n) { /* every CV the same: shared */
+                atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+                d->level[k][i] = c;
+                continue;
+            }
+            uint64_t same = whole - (i << CHUNK_LOG2);
+            if (!(d->level[k][i] = chunk_new(n))) {
+                sl_hashtree_free(d);
+                return NULL;
+            }
+            memcpy(d->level[k][i]->cv, c->cv, (size_t)(same < n ? same : n) * sizeof(sl_cv));
+        }
+    }
+    if (!fill(d)) {
+        sl_hashtree_free(d);
+        return NULL;
     }
     return d;
 }
 
-void sl_hashtree_free(sl_hashtree *t) { free(t); }
-uint64_t sl_hashtree_n_pages(const sl_hashtree *t) { return t->n_pages; }
-sl_cv *sl_hashtree_leaves(sl_hashtree *t) { return t->cv; }
-const sl_cv *sl_hashtree_leaves_const(const sl_hashtree *t) { return t->cv; }
+void sl_hashtree_free(sl_hashtree *t)
+{
+    if (!t)
+        return;
+    for (unsigned k = 0; k < t->n_levels; k++)
+        for (uint64_t i = 0; i < level_chunks(t, k); i++)
+            chunk_put(t->level[k][i]);
+    free(t);
+}
 
-void sl_hashtree_build_range(sl_hashtree *t, unsigned from, uint64_t first, uint64_t n)
+uint64_t sl_hashtree_n_pages(const sl_hashtree *t) { return t->n_pages; }
+
+bool sl_hashtree_set_pages(sl_hashtree *t, const uint8_t *data, uint64_t first, uint64_t n)
+{
+    while (n) { /* a chunk at a time */
+        uint64_t len = CHUNK_CVS - (first & (CHUNK_CVS - 1));
+        if (len > n)
+            len = n;
+        sl_cv *out = cv_mut(t, 0, first);
+        if (!out)
+            return false;
+        sl_hashtree_pages(data, first, len, out);
+        data += len * SL_HASHTREE_PAGE;
+        first += len;
+        n -= len;
+    }
+    return true;
+}
+
+const sl_cv *sl_hashtree_cv(const sl_hashtree *t, unsigned level, uint64_t i)
+{
+    return level < t->n_levels && i < level_cvs(t, level) ? cv_at(t, level, i) : NULL;
+}
+
+bool sl_hashtree_build_range(sl_hashtree *t, unsigned from, uint64_t first, uint64_t n)
 {
     uint64_t end = first + n;
     for (unsigned k = from ? from : 1; k < t->n_levels; k++) {
         /* The blocks of 2^k pages that lie wholly inside [first, end). */
         uint64_t lo = (first + ((uint64_t)1 << k) - 1) >> k, hi = end >> k;
-        if (hi > t->n_pages >> k)
-            hi = t->n_pages >> k;
+        if (hi > level_cvs(t, k))
+            hi = level_cvs(t, k);
         if (lo >= hi)
-            return; /* no block of 2^k pages fits, so none larger does */
-        parents(t->level[k - 1] + 2 * lo, hi - lo, t->level[k] + lo);
+            return true; /* no block of 2^k pages fits, so none larger does */
+        /* Half a chunk of parents has its children in one chunk below. */
+        for (uint64_t i = lo, run; i < hi; i += run) {
+            uint64_t half_end = (i | (CHUNK_CVS / 2 - 1)) + 1;
+            run = (hi < half_end ? hi : half_end) - i;
+            sl_cv *out = cv_mut(t, k, i);
+            if (!out)
+                return false;
+            parents(cv_at(t, k - 1, 2 * i), run, out);
+        }
     }
+    return true;
 }
 
-void sl_hashtree_build(sl_hashtree *t) { sl_hashtree_build_range(t, 1, 0, t->n_pages); }
+bool sl_hashtree_build(sl_hashtree *t) { return sl_hashtree_build_range(t, 1, 0, t->n_pages); }
 
 /* The parents of idx[0..n) (ascending, no repeats) one level up: written
  * into idx, ascending, no repeats, only those the level holds; their count. */
@@ -145,32 +287,40 @@ static size_t parent_indexes(uint64_t *idx, size_t n, uint64_t count)
 }
 
 /* Up to BATCH_PARENTS changed pages: their CVs, then the path above them. */
-static void update_batch(sl_hashtree *t, const uint8_t *blob, const uint64_t *pages, size_t n)
+static bool update_batch(sl_hashtree *t, const uint8_t *blob, const uint64_t *pages, size_t n)
 {
     uint64_t idx[BATCH_PARENTS];
     for (size_t i = 0, run; i < n; i += run) {
         for (run = 1; i + run < n && pages[i + run] == pages[i] + run; run++)
             ;
-        sl_hashtree_pages(blob + pages[i] * SL_HASHTREE_PAGE, pages[i], run, t->level[0] + pages[i]);
+        if (!sl_hashtree_set_pages(t, blob + pages[i] * SL_HASHTREE_PAGE, pages[i], run))
+            return false;
     }
     memcpy(idx, pages, n * sizeof *idx);
-    for (unsigned k = 1; k < t->n_levels && (n = parent_indexes(idx, n, t->n_pages >> k)); k++) {
+    for (unsigned k = 1; k < t->n_levels && (n = parent_indexes(idx, n, level_cvs(t, k))); k++) {
         const uint8_t *in[BATCH_PARENTS];
         sl_cv out[BATCH_PARENTS];
         for (size_t i = 0; i < n; i++)
-            in[i] = t->level[k - 1][2 * idx[i]].b;
+            in[i] = cv_at(t, k - 1, 2 * idx[i])->b; /* an even CV and the next share a chunk */
         blake3_hash_many(in, n, 1, IV, 0, false, PARENT, 0, 0, out[0].b);
-        for (size_t i = 0; i < n; i++)
-            t->level[k][idx[i]] = out[i];
+        for (size_t i = 0; i < n; i++) {
+            sl_cv *cv = cv_mut(t, k, idx[i]);
+            if (!cv)
+                return false;
+            *cv = out[i];
+        }
     }
+    return true;
 }
 
 /* A node shared by two batches is computed by each, the second time from
  * the first's CVs and its own: the result is the same as in one pass. */
-void sl_hashtree_update(sl_hashtree *t, const uint8_t *blob, const uint64_t *pages, size_t n)
+bool sl_hashtree_update(sl_hashtree *t, const uint8_t *blob, const uint64_t *pages, size_t n)
 {
     for (size_t i = 0; i < n; i += BATCH_PARENTS)
-        update_batch(t, blob, pages + i, n - i < BATCH_PARENTS ? n - i : BATCH_PARENTS);
+        if (!update_batch(t, blob, pages + i, n - i < BATCH_PARENTS ? n - i : BATCH_PARENTS))
+            return false;
+    return true;
 }
 
 /* ---- the root ----
@@ -315,10 +465,10 @@ void sl_hashtree_root(const sl_hashtree *t, const uint8_t *blob, uint64_t blob_s
     for (unsigned k = t ? t->n_levels : 0; k-- > 0;) {
         if (!(n >> k & 1))
             continue;
-        const sl_cv *cv = &t->level[k][(n >> k) - 1];
+        const sl_cv *cv = cv_at(t, k, (n >> k) - 1);
         if (k == low && !rest && !tail_len) { /* the last subtree: held back */
             output last = m.depth ? parent_output(&m.stack[--m.depth], cv) /* its CV is final */
-                                  : parent_output(&t->level[k - 1][0], &t->level[k - 1][1]); /* the root */
+                                  : parent_output(cv_at(t, k - 1, 0), cv_at(t, k - 1, 1)); /* the root */
             finish(&m, last, out);
             return;
         }

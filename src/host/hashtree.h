@@ -15,11 +15,18 @@
  * merge would join them. Only the root node is finalised differently (the
  * ROOT flag), which is why a tree's root is computed, never stored.
  *
+ * A tree made from another (sl_hashtree_dup, sl_hashtree_resized) shares
+ * the other's CVs in blocks of SL_HASHTREE_UNIT's page count and copies a
+ * block only when it writes into it: a copy costs 8 bytes per 64 pages,
+ * and updating k pages of it copies about k * log2(pages) blocks of 2 KiB.
+ *
  * Nothing here holds global state. An sl_hashtree is a plain value: one
- * thread at a time may change it; any number may read it. */
+ * thread at a time may change it; any number may read it; trees that share
+ * blocks may be changed, read and freed on different threads at once. */
 #ifndef SL_HASHTREE_H
 #define SL_HASHTREE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -45,39 +52,50 @@ typedef struct sl_hashtree sl_hashtree;
 /* A tree for n_pages pages, its CVs not yet computed; NULL when out of
  * memory (it takes about 2 * 32 bytes per page). */
 sl_hashtree *sl_hashtree_new(uint64_t n_pages);
-/* A copy of t (its CVs too): NULL when out of memory. */
+/* A copy of t (its CVs too), sharing every block with t: NULL when out of
+ * memory. Costs about 8 bytes per 64 pages, not a copy of the CVs. */
 sl_hashtree *sl_hashtree_dup(const sl_hashtree *t);
 /* A tree for n_pages pages of an input whose first `keep` pages are those
  * of t's input (same bytes, same place): the CVs of every block that lies
  * wholly below keep are copied from t, at every level; every other CV is
  * left to compute (sl_hashtree_update with every page from keep on, and
  * any changed below it). NULL when out of memory. For an input that grew
- * or shrank behind pages that stay. */
+ * or shrank behind pages that stay. Shares t's blocks that lie wholly
+ * below keep. */
 sl_hashtree *sl_hashtree_resized(const sl_hashtree *t, uint64_t n_pages, uint64_t keep);
 void sl_hashtree_free(sl_hashtree *t);
 uint64_t sl_hashtree_n_pages(const sl_hashtree *t);
-/* Level 0, one CV per page: fill it (sl_hashtree_pages) or copy CVs of
- * unchanged pages into it, then sl_hashtree_build. */
-sl_cv *sl_hashtree_leaves(sl_hashtree *t);
-const sl_cv *sl_hashtree_leaves_const(const sl_hashtree *t);
+/* Level 0, one CV per page: the CVs of pages [first, first + n) (below
+ * n_pages) from data (page `first` at data[0]); then sl_hashtree_build or
+ * sl_hashtree_build_range for the levels above. False when out of memory
+ * for a block shared with another tree (never for sl_hashtree_new's
+ * tree): t's CVs are then not all current, and t is only good to free.
+ * Threads may set disjoint ranges of one tree at once when each range
+ * covers whole aligned blocks of SL_HASHTREE_UNIT's page count, or when
+ * the tree is sl_hashtree_new's. */
+bool sl_hashtree_set_pages(sl_hashtree *t, const uint8_t *data, uint64_t first, uint64_t n);
+/* CV i of level `level` (level 0: page i), or NULL when the tree has none
+ * there. For tests. */
+const sl_cv *sl_hashtree_cv(const sl_hashtree *t, unsigned level, uint64_t i);
 
 /* Computes the levels above the pages from level 0: n_pages - 1 parent
- * compressions at most, SIMD-wide. */
-void sl_hashtree_build(sl_hashtree *t);
+ * compressions at most, SIMD-wide. False as sl_hashtree_set_pages. */
+bool sl_hashtree_build(sl_hashtree *t);
 /* The levels from `from` (>= 1) up, for the blocks that lie within pages
  * [first, first + n) only (their level from - 1 must be computed): threads
  * that hashed disjoint page ranges each build the blocks inside their own
  * (an aligned range of 2^j pages holds levels 1..j), then one thread builds
  * the levels above for all pages. Threads may build disjoint ranges at
- * once. */
-void sl_hashtree_build_range(sl_hashtree *t, unsigned from, uint64_t first, uint64_t n);
+ * once. False as sl_hashtree_set_pages. */
+bool sl_hashtree_build_range(sl_hashtree *t, unsigned from, uint64_t first, uint64_t n);
 
 /* Rehashes pages[0..n) (page numbers, ascending, no repeats, each below
  * n_pages) from blob (the whole input's bytes, page 0 at blob[0]) and
  * every CV above them: what a snapshot that differs from its parent in
  * those pages needs, in time that grows with n and log(n_pages), not with
- * the size. The other CVs must be current. */
-void sl_hashtree_update(sl_hashtree *t, const uint8_t *blob, const uint64_t *pages, size_t n);
+ * the size. The other CVs must be current. False as
+ * sl_hashtree_set_pages. */
+bool sl_hashtree_update(sl_hashtree *t, const uint8_t *blob, const uint64_t *pages, size_t n);
 
 /* BLAKE3 of blob[0..blob_size) followed by tail[0..tail_len) (tail may be
  * NULL when tail_len is 0), from t's CVs, which must be current and be

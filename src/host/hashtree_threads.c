@@ -46,8 +46,9 @@ static void hash_unit(shared *sh, uint64_t u)
     uint64_t first = u << SL_HASHTREE_UNIT_LOG2, n = unit_pages(sh, u);
     if (job->touch)
         job->touch(job->arg, first * SL_HASHTREE_PAGE, n * SL_HASHTREE_PAGE);
-    sl_hashtree_pages(job->blob + first * SL_HASHTREE_PAGE, first, n, sl_hashtree_leaves(sh->t) + first);
-    sl_hashtree_build_range(sh->t, 1, first, n);
+    /* The tree is sl_hashtree_new's, its blocks its own: neither fails. */
+    (void)sl_hashtree_set_pages(sh->t, job->blob + first * SL_HASHTREE_PAGE, first, n);
+    (void)sl_hashtree_build_range(sh->t, 1, first, n);
     if (sh->done)
         atomic_store_explicit(&sh->done[u], 1, memory_order_release);
 }
@@ -180,7 +181,7 @@ void sl_hashtree_hash(const sl_hash_job *job, sl_hashtree **tree, uint8_t out[SL
     }
     hash_units(&sh, threads);
     free((void *)sh.done);
-    sl_hashtree_build_range(sh.t, SL_HASHTREE_UNIT_LOG2 + 1, 0, sh.n_pages);
+    (void)sl_hashtree_build_range(sh.t, SL_HASHTREE_UNIT_LOG2 + 1, 0, sh.n_pages);
     sl_hashtree_root(sh.t, job->blob, job->blob_size, job->tail, job->tail_len, out);
     if (tree)
         *tree = sh.t;

@@ -514,8 +514,10 @@ static sl_hashtree *new_tree(const take *k, const uint8_t *blob)
         return NULL;
     uint64_t total = k->p->n_vis + k->grow + k->p->n_pt;
     sl_hashtree *t = k->grow ? sl_hashtree_resized(base, total, k->p->n_vis) : sl_hashtree_dup(base);
-    if (t)
-        sl_hashtree_update(t, blob, k->changed, k->n_changed);
+    if (t && !sl_hashtree_update(t, blob, k->changed, k->n_changed)) {
+        sl_hashtree_free(t);
+        return NULL;
+    }
     return t;
 }
 

@@ -40,12 +40,13 @@ static bool tree_root_in_pieces(const uint8_t *blob, size_t size, const uint8_t 
         return false;
     for (uint64_t first = 0, len; first < n; first += len) {
         len = 1 + rnd(n - first < 40 ? n - first : 40);
-        sl_hashtree_pages(blob + first * PAGE, first, len, sl_hashtree_leaves(t) + first);
+        if (!sl_hashtree_set_pages(t, blob + first * PAGE, first, len))
+            break; /* never for a new tree: the root then differs */
     }
-    sl_hashtree_build(t);
+    bool ok = sl_hashtree_build(t);
     sl_hashtree_root(t, blob, size, tail, tail_len, out);
     sl_hashtree_free(t);
-    return true;
+    return ok;
 }
 
 /* The same through the threaded driver, with threads even for small inputs. */
@@ -174,8 +175,10 @@ static void test_update_and_reuse(void)
             memset(tail, 1, sizeof tail);
             sl_hashtree *old = sl_hashtree_new(n);
             REQUIRE(blob && old);
-            sl_hashtree_pages(blob, 0, n, sl_hashtree_leaves(old));
-            sl_hashtree_build(old);
+            REQUIRE(sl_hashtree_set_pages(old, blob, 0, n));
+            REQUIRE(sl_hashtree_build(old));
+            uint8_t before[32], old_after[32];
+            sl_hashtree_root(old, blob, size, tail, tail_len, before);
             /* Change k pages: none, one, a run, scattered, or all. */
             uint64_t k = round == 0 ? 0 : round == 1 ? 1 : round == 5 ? n : 1 + rnd(n < 200 ? n : 200);
             uint64_t *changed = malloc((k ? k : 1) * sizeof *changed), m = 0;
@@ -190,16 +193,22 @@ static void test_update_and_reuse(void)
             blake3_ref(blob, size, tail, tail_len, want);
             sl_hashtree *u = sl_hashtree_dup(old);
             REQUIRE(changed && u);
-            sl_hashtree_update(u, blob, changed, m);
+            REQUIRE(sl_hashtree_update(u, blob, changed, m));
             sl_hashtree_root(u, blob, size, tail, tail_len, updated);
 
-            sl_hashtree *r = sl_hashtree_new(n);
+            /* The other way: a copy's changed pages set one by one, then
+             * every level rebuilt (over blocks still shared with old). */
+            sl_hashtree *r = sl_hashtree_dup(old);
             REQUIRE(r);
-            memcpy(sl_hashtree_leaves(r), sl_hashtree_leaves_const(old), n * sizeof(sl_cv));
             for (uint64_t j = 0; j < m; j++)
-                sl_hashtree_pages(blob + changed[j] * PAGE, changed[j], 1, sl_hashtree_leaves(r) + changed[j]);
-            sl_hashtree_build(r);
+                REQUIRE(sl_hashtree_set_pages(r, blob + changed[j] * PAGE, changed[j], 1));
+            REQUIRE(sl_hashtree_build(r));
             sl_hashtree_root(r, blob, size, tail, tail_len, reused);
+            /* The copies wrote their own blocks, never old's. (A lone whole
+             * page is its own root, read from the blob: skipped.) */
+            sl_hashtree_root(old, blob, size, tail, tail_len, old_after);
+            if (!(n == 1 && size == PAGE && !tail_len) && memcmp(before, old_after, 32) && bad++ < 5)
+                printf("  %" PRIu64 " pages (round %u): the copies changed the tree they came from\n", n, round);
             if ((memcmp(want, updated, 32) || memcmp(want, reused, 32)) && bad++ < 5)
                 printf("  %" PRIu64 " pages, %" PRIu64 " changed (round %u): update %s, reuse %s\n", n, m, round,
                        memcmp(want, updated, 32) ? "differs" : "ok", memcmp(want, reused, 32) ? "differs" : "ok");
@@ -210,6 +219,131 @@ static void test_update_and_reuse(void)
             free(blob);
         }
     CHECK_EQ(bad, 0);
+}
+
+/* An input that grows or shrinks behind pages that stay: the resized tree
+ * keeps (shares) what lies wholly below keep, the pages from keep on and
+ * any changed below are updated, and the root is the new input's. Blocks
+ * of 64 pages are the unit of sharing, so sizes and keeps straddle them. */
+static void test_resized(void)
+{
+    static const uint64_t sizes[] = {1, 63, 64, 65, 128, 129, 300, 1024, 1500};
+    unsigned bad = 0, cases = 0;
+    for (size_t a = 0; a < sizeof sizes / sizeof *sizes; a++)
+        for (size_t b = 0; b < sizeof sizes / sizeof *sizes; b++) {
+            uint64_t n0 = sizes[a], n1 = sizes[b], keep = rnd((n0 < n1 ? n0 : n1) + 1);
+            uint8_t *blob0 = random_bytes(n0 * PAGE), *blob1 = random_bytes(n1 * PAGE);
+            sl_hashtree *t0 = sl_hashtree_new(n0);
+            uint64_t *pages = malloc(n1 * sizeof *pages), m = 0;
+            REQUIRE(blob0 && blob1 && t0 && pages);
+            memcpy(blob1, blob0, keep * PAGE);
+            REQUIRE(sl_hashtree_set_pages(t0, blob0, 0, n0));
+            REQUIRE(sl_hashtree_build(t0));
+            uint8_t want0[32], got0[32], want1[32], got1[32];
+            blake3_ref(blob0, n0 * PAGE, NULL, 0, want0);
+            if (keep && rnd(2)) { /* and one page below keep changed */
+                uint64_t p = rnd(keep);
+                blob1[p * PAGE] ^= 1;
+                pages[m++] = p;
+            }
+            for (uint64_t p = keep; p < n1; p++)
+                pages[m++] = p;
+            sl_hashtree *t1 = sl_hashtree_resized(t0, n1, keep);
+            REQUIRE(t1);
+            REQUIRE(sl_hashtree_update(t1, blob1, pages, m));
+            sl_hashtree_root(t1, blob1, n1 * PAGE, NULL, 0, got1);
+            blake3_ref(blob1, n1 * PAGE, NULL, 0, want1);
+            sl_hashtree_free(t1); /* t0 lives on after the tree that shared its blocks */
+            sl_hashtree_root(t0, blob0, n0 * PAGE, NULL, 0, got0);
+            if ((memcmp(want1, got1, 32) || memcmp(want0, got0, 32)) && bad++ < 5)
+                printf("  %" PRIu64 " -> %" PRIu64 " pages, keep %" PRIu64 ": resized %s, original %s\n", n0, n1,
+                       keep, memcmp(want1, got1, 32) ? "differs" : "ok", memcmp(want0, got0, 32) ? "differs" : "ok");
+            sl_hashtree_free(t0);
+            free(pages);
+            free(blob0);
+            free(blob1);
+            cases++;
+        }
+    CHECK_EQ(bad, 0);
+    CHECK_EQ(cases, 81);
+}
+
+/* Copies of one tree changed on threads at once, each then checked, and
+ * the copies freed on their threads while the others still read: blocks
+ * are shared, so this is where their reference counts are exercised. */
+#define N_COPIERS 4
+
+typedef struct copier {
+    const sl_hashtree *base;
+    const uint8_t *blob; /* the base's input; each copier changes its own copy */
+    uint64_t n;
+    unsigned id;
+    bool ok;
+} copier;
+
+static void *copy_and_change(void *arg)
+{
+    copier *c = arg;
+    c->ok = true;
+    uint8_t *mine = malloc(c->n * PAGE);
+    if (!mine) {
+        c->ok = false;
+        return NULL;
+    }
+    for (unsigned round = 0; round < 50 && c->ok; round++) {
+        sl_hashtree *t = sl_hashtree_dup(c->base);
+        /* Up to three pages, ascending, no repeats; the last page always. */
+        uint64_t lo = round % c->n, mid = (round * 7 + c->id) % c->n, pages[3];
+        if (mid < lo) {
+            uint64_t x = mid;
+            mid = lo;
+            lo = x;
+        }
+        size_t m = 0;
+        pages[m++] = lo;
+        if (mid != lo)
+            pages[m++] = mid;
+        if (pages[m - 1] != c->n - 1)
+            pages[m++] = c->n - 1;
+        memcpy(mine, c->blob, c->n * PAGE); /* the base's input, then this round's changes */
+        for (size_t i = 0; i < m; i++)
+            mine[pages[i] * PAGE + c->id] ^= (uint8_t)(round + 1);
+        uint8_t want[32], got[32];
+        c->ok = t && sl_hashtree_update(t, mine, pages, m);
+        if (c->ok) {
+            sl_hashtree_root(t, mine, c->n * PAGE, NULL, 0, got);
+            blake3_ref(mine, c->n * PAGE, NULL, 0, want);
+            c->ok = !memcmp(want, got, 32);
+        }
+        sl_hashtree_free(t);
+    }
+    free(mine);
+    return NULL;
+}
+
+static void test_copies_on_threads(void)
+{
+    uint64_t n = 700;
+    uint8_t *blob = random_bytes(n * PAGE), want[32], got[32];
+    sl_hashtree *base = sl_hashtree_new(n);
+    REQUIRE(blob && base);
+    REQUIRE(sl_hashtree_set_pages(base, blob, 0, n));
+    REQUIRE(sl_hashtree_build(base));
+    copier c[N_COPIERS];
+    pthread_t tid[N_COPIERS];
+    for (unsigned i = 0; i < N_COPIERS; i++) {
+        c[i] = (copier){.base = base, .blob = blob, .n = n, .id = i};
+        REQUIRE(pthread_create(&tid[i], NULL, copy_and_change, &c[i]) == 0);
+    }
+    for (unsigned i = 0; i < N_COPIERS; i++) {
+        pthread_join(tid[i], NULL);
+        CHECK(c[i].ok);
+    }
+    sl_hashtree_root(base, blob, n * PAGE, NULL, 0, got);
+    blake3_ref(blob, n * PAGE, NULL, 0, want);
+    CHECK(memcmp(want, got, 32) == 0);
+    sl_hashtree_free(base);
+    free(blob);
 }
 
 typedef struct watch {
@@ -291,7 +425,7 @@ static void test_snapshot_keeps_tree(void)
     uint64_t changed[] = {0, 5, 6, 7, job.blob_size / PAGE - 1};
     for (size_t i = 0; i < sizeof changed / sizeof *changed; i++)
         child[changed[i] * PAGE + 99] ^= 1;
-    sl_hashtree_update(ct, child, changed, sizeof changed / sizeof *changed);
+    REQUIRE(sl_hashtree_update(ct, child, changed, sizeof changed / sizeof *changed));
     sl_hashtree_root(ct, child, job.blob_size, job.tail, job.tail_len, got);
     blake3_ref(child, job.blob_size, job.tail, job.tail_len, want);
     CHECK(memcmp(got, want, 32) == 0);
@@ -309,6 +443,8 @@ int main(void)
     RUN(test_randomized);
     RUN(test_large);
     RUN(test_update_and_reuse);
+    RUN(test_resized);
+    RUN(test_copies_on_threads);
     RUN(test_report_and_touch);
     RUN(test_snapshot_keeps_tree);
     T_EXIT();
