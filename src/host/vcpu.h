@@ -160,7 +160,10 @@ static inline uint64_t sl_vcpu_dirty_bitmap_bytes(uint64_t size)
 /* Fills bitmap (sl_vcpu_dirty_bitmap_bytes(slot size) bytes, one bit per
  * 4 KiB page, bit i of word i/64 = page i) with the pages written since the
  * slot was mapped or since the last call, and clears the log. The slot must
- * have SL_VMEM_DIRTY_LOG. */
+ * have SL_VMEM_DIRTY_LOG. A written page is always reported; the log may also
+ * hold a page the guest only read (KVM promises a superset: a shadow or nested
+ * MMU can map a read page writable and count it), which costs a restore one
+ * needless copy, never a lost write. */
 int sl_vcpu_dirty_log(sl_vcpu *v, unsigned slot, uint64_t *bitmap, sl_errbuf *e);
 
 /* Puts the vCPU in a clean state for a new run: special registers either fresh

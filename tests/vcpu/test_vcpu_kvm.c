@@ -488,7 +488,10 @@ static void dirty(unsigned arch)
     REQUIRE(start_at(&x, CODE + GUEST_AT(guest_dirty, guest_dirty_second), 0xE2E2E2E2) == 0);
     REQUIRE(expect_reason(&x, SL_EXIT_HLT, &ex));
     REQUIRE(sl_vcpu_dirty_log(x.v, 2, bm, &x.e) == 0);
-    CHECK_EQ(bm[0], 1u << 15);
+    /* The write is always there; the page only read may be too where the
+     * MMU maps it writable (seen once in the lab's nested KVM), but no
+     * page the guest never touched. */
+    CHECK_EQ(bm[0] & ~(uint64_t)(1u << 2), 1u << 15);
     /* slots without the flag have no log */
     CHECK_EQ(sl_vcpu_dirty_log(x.v, 0, bm, &x.e), SL_EINVAL);
     CHECK_EQ(sl_vcpu_dirty_log(x.v, 5, bm, &x.e), SL_EINVAL);
