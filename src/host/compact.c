@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pagecopy.h"
 #include "pt_owners.h"
 #include "snapbuild.h"
 #include "u64map.h"
@@ -61,6 +62,9 @@ typedef struct compaction {
     uint64_t next_free;
     sl_pagebuf vis; /* the new visible pages, from SL_BASE_ADDRESS */
     sl_ptbuild pt;  /* the new tables, from layout.pt_gpa */
+    /* 3b's copies into vis, done in batches: none of its pages is
+     * populated, and a fault per page was most of a take (pagecopy.h). */
+    sl_pagecopy copies;
 } compaction;
 
 /* ---- reading the source guest ---- */
@@ -390,7 +394,7 @@ static int place_piece(compaction *c, const leaf *lf, uint64_t gva, uint64_t gpa
         int rc = take_slot(c, gpa, &slot);
         if (rc)
             return rc;
-        memcpy(c->vis.p + slot * SL_PAGE_SIZE, src, SL_PAGE_SIZE);
+        sl_pagecopy_add(&c->copies, c->vis.p + slot * SL_PAGE_SIZE, src, SL_PAGE_SIZE);
         *new_gpa = SL_BASE_ADDRESS + slot * SL_PAGE_SIZE;
         if (cow)
             c->s->stats.pages_cow++;
@@ -421,7 +425,10 @@ static int copy_leaves(compaction *c)
     if (c->n_pages > (c->vis.cap - c->pt.buf.cap) / SL_PAGE_SIZE)
         return sl_err(c->e, SL_ERANGE, "snapshot larger than its reservation");
     c->vis.len = c->n_pages * SL_PAGE_SIZE;
-    return for_each_piece(c, place_piece);
+    sl_pagecopy_init(&c->copies);
+    rc = for_each_piece(c, place_piece);
+    sl_pagecopy_flush(&c->copies);
+    return rc;
 }
 
 /* ---- phase 4: link shared sub-tables ---- */

@@ -27,6 +27,7 @@
 #include <sys/mman.h>
 
 #include "le.h"
+#include "pagecopy.h"
 #include "pt.h"
 #include "snapbuild.h"
 
@@ -373,15 +374,17 @@ static bool merge_priv(take *k)
     return n + (total - k->base_pages) <= total / 2 + 64;
 }
 
-static void copy_page(uint8_t *dst, uint64_t to, const uint8_t *src, uint64_t from)
+static void copy_page(sl_pagecopy *c, uint8_t *dst, uint64_t to, const uint8_t *src, uint64_t from)
 {
-    memcpy(dst + to * SL_PAGE_SIZE, src + from * SL_PAGE_SIZE, SL_PAGE_SIZE);
+    sl_pagecopy_add(c, dst + to * SL_PAGE_SIZE, src + from * SL_PAGE_SIZE, SL_PAGE_SIZE);
 }
 
 /* The new blob: the base's pages mapped copy-on-write where they stay,
  * every other page written: P's own pages that are not the base's, the
  * new pages, the tables (rebuilt, or P's moved behind a grown visible
- * part). Read-only when done. */
+ * part). Read-only when done. The copies go through sl_pagecopy: none of
+ * those pages is populated yet, and a fault per page was most of a take
+ * (pagecopy.h). */
 static uint8_t *make_blob(const take *k)
 {
     const struct sl_incprep *p = k->p;
@@ -395,22 +398,25 @@ static uint8_t *make_blob(const take *k)
         munmap(b, total * SL_PAGE_SIZE);
         return NULL;
     }
+    sl_pagecopy c;
+    sl_pagecopy_init(&c);
     for (size_t i = 0; i < p->n_priv && p->priv[i] < k->base_pages; i++)
         if (!is_changed(k, p->priv[i]))
-            copy_page(b, p->priv[i], P, p->priv[i]);
+            copy_page(&c, b, p->priv[i], P, p->priv[i]);
     uint64_t end = k->grow ? p->n_vis : total; /* P's pages that stay at their offset */
     for (uint64_t pg = k->base_pages; pg < end; pg++)
         if (!is_changed(k, pg))
-            copy_page(b, pg, P, pg);
+            copy_page(&c, b, pg, P, pg);
     if (k->grow)
         for (uint64_t t = 0; t < p->n_pt; t++)
-            copy_page(b, vis + t, P, p->n_vis + t); /* rebuilt ones are written over below */
+            copy_page(&c, b, vis + t, P, p->n_vis + t); /* rebuilt ones are written over below */
     const sl_layout *l = k->st->layout;
     for (size_t j = 0; j < k->n_np; j++)
-        copy_page(b, k->np[j].slot, k->st->scratch, (k->np[j].x - l->scratch_gpa) / SL_PAGE_SIZE);
+        copy_page(&c, b, k->np[j].slot, k->st->scratch, (k->np[j].x - l->scratch_gpa) / SL_PAGE_SIZE);
     for (size_t q = 0; q < k->n_t; q++)
         if (k->tnew[q])
-            copy_page(b, vis + k->tid[q], k->tnew[q], 0);
+            copy_page(&c, b, vis + k->tid[q], k->tnew[q], 0);
+    sl_pagecopy_flush(&c);
     if (mprotect(b, total * SL_PAGE_SIZE, PROT_READ) != 0) {
         munmap(b, total * SL_PAGE_SIZE);
         return NULL;
