@@ -331,8 +331,10 @@ int sl_run_file(const char *path, const sl_run_opts *opts, sl_run_result *res, c
  * last restored to it) and the guest since wrote into pages it had,
  * mapped new ones or dropped some, the take is incremental: it reads the
  * page-table pages the guest wrote, copies and hashes only the changed
- * pages, and shares the rest of P's memory copy-on-write, in time that
- * follows the pages changed, not P's size. The snapshot is byte for byte
+ * pages (hundreds of them on threads created and joined inside the call,
+ * one per 128 pages and per CPU, which take no signal but those their own
+ * faults raise), and shares the rest of P's memory copy-on-write, in time
+ * that follows the pages changed, not P's size. The snapshot is byte for byte
  * the one a full take makes (same identity, same file when saved). The
  * first incremental take on a P that was not itself taken incrementally
  * first learns P: about the cost of a full take, once per P, plus a copy

@@ -286,16 +286,22 @@ static size_t parent_indexes(uint64_t *idx, size_t n, uint64_t count)
     return m;
 }
 
-/* Up to BATCH_PARENTS changed pages: their CVs, then the path above them. */
-static bool update_batch(sl_hashtree *t, const uint8_t *blob, const uint64_t *pages, size_t n)
+bool sl_hashtree_set_page_list(sl_hashtree *t, const uint8_t *blob, const uint64_t *pages, size_t n)
 {
-    uint64_t idx[BATCH_PARENTS];
     for (size_t i = 0, run; i < n; i += run) {
         for (run = 1; i + run < n && pages[i + run] == pages[i] + run; run++)
             ;
         if (!sl_hashtree_set_pages(t, blob + pages[i] * SL_HASHTREE_PAGE, pages[i], run))
             return false;
     }
+    return true;
+}
+
+/* Up to BATCH_PARENTS changed pages, whose CVs are current: the path above
+ * them. */
+static bool update_batch(sl_hashtree *t, const uint64_t *pages, size_t n)
+{
+    uint64_t idx[BATCH_PARENTS];
     memcpy(idx, pages, n * sizeof *idx);
     for (unsigned k = 1; k < t->n_levels && (n = parent_indexes(idx, n, level_cvs(t, k))); k++) {
         const uint8_t *in[BATCH_PARENTS];
@@ -317,8 +323,10 @@ static bool update_batch(sl_hashtree *t, const uint8_t *blob, const uint64_t *pa
  * the first's CVs and its own: the result is the same as in one pass. */
 bool sl_hashtree_update(sl_hashtree *t, const uint8_t *blob, const uint64_t *pages, size_t n)
 {
+    if (!sl_hashtree_set_page_list_threads(t, blob, pages, n))
+        return false;
     for (size_t i = 0; i < n; i += BATCH_PARENTS)
-        if (!update_batch(t, blob, pages + i, n - i < BATCH_PARENTS ? n - i : BATCH_PARENTS))
+        if (!update_batch(t, pages + i, n - i < BATCH_PARENTS ? n - i : BATCH_PARENTS))
             return false;
     return true;
 }

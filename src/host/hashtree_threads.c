@@ -100,30 +100,35 @@ static unsigned thread_count(const sl_hash_job *job, uint64_t n_units)
     return n ? (unsigned)n : 1;
 }
 
+/* Starts up to n helper threads running fn(arg); how many started. */
+static unsigned start_helpers(pthread_t *tid, unsigned n, void *(*fn)(void *), void *arg)
+{
+    /* BLAKE3's dispatcher caches the CPU's features in a plain global on
+     * first use: have it written here, before the helpers read it. */
+    (void)blake3_simd_degree();
+    /* The helpers take no signal meant for the program: only those their
+     * own faults raise. */
+    sigset_t mask, old;
+    sigfillset(&mask);
+    sigdelset(&mask, SIGBUS);
+    sigdelset(&mask, SIGSEGV);
+    sigdelset(&mask, SIGILL);
+    sigdelset(&mask, SIGFPE);
+    pthread_sigmask(SIG_SETMASK, &mask, &old);
+    unsigned started = 0;
+    while (started < n && pthread_create(&tid[started], NULL, fn, arg) == 0)
+        started++;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return started;
+}
+
 /* Hashes every unit on up to `threads` threads, the calling one among
  * them; returns once all are hashed. Threads that cannot be created leave
  * their share to the others. */
 static void hash_units(shared *sh, unsigned threads)
 {
     pthread_t tid[SL_HASHTREE_MAX_THREADS];
-    unsigned started = 0;
-    if (threads > 1) {
-        /* BLAKE3's dispatcher caches the CPU's features in a plain global
-         * on first use: have it written here, before the helpers read it. */
-        (void)blake3_simd_degree();
-        /* The helpers take no signal meant for the program: only those
-         * their own faults raise. */
-        sigset_t mask, old;
-        sigfillset(&mask);
-        sigdelset(&mask, SIGBUS);
-        sigdelset(&mask, SIGSEGV);
-        sigdelset(&mask, SIGILL);
-        sigdelset(&mask, SIGFPE);
-        pthread_sigmask(SIG_SETMASK, &mask, &old);
-        while (started < threads - 1 && pthread_create(&tid[started], NULL, worker, sh) == 0)
-            started++;
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
-    }
+    unsigned started = threads > 1 ? start_helpers(tid, threads - 1, worker, sh) : 0;
     report(sh);
     for (uint64_t u; (u = atomic_fetch_add(&sh->next, 1)) < sh->n_units;) {
         hash_unit(sh, u);
@@ -187,4 +192,61 @@ void sl_hashtree_hash(const sl_hash_job *job, sl_hashtree **tree, uint8_t out[SL
         *tree = sh.t;
     else
         sl_hashtree_free(sh.t);
+}
+
+/* ---- a list of pages (sl_hashtree_set_page_list_threads) ----
+ * The list is cut into segments that begin at a leaf block's first listed
+ * page; threads, the calling one among them, claim segments in order. A
+ * few segments a thread even out pages that cost unequally (runs of
+ * neighbours hash four times faster than lone pages). */
+
+#define LIST_SEGMENTS_PER_THREAD 4u
+
+typedef struct list_job {
+    sl_hashtree *t;
+    const uint8_t *blob;
+    const uint64_t *pages;
+    size_t bound[SL_HASHTREE_MAX_THREADS * LIST_SEGMENTS_PER_THREAD + 1]; /* segment s: [bound[s], bound[s + 1]) */
+    unsigned n_seg;
+    _Atomic unsigned next;
+    atomic_bool failed;
+} list_job;
+
+static void *list_worker(void *arg)
+{
+    list_job *j = arg;
+    for (unsigned s; (s = atomic_fetch_add(&j->next, 1)) < j->n_seg;)
+        if (!sl_hashtree_set_page_list(j->t, j->blob, j->pages + j->bound[s], j->bound[s + 1] - j->bound[s]))
+            atomic_store(&j->failed, true);
+    return NULL;
+}
+
+bool sl_hashtree_set_page_list_threads(sl_hashtree *t, const uint8_t *blob, const uint64_t *pages, size_t n)
+{
+    uint64_t threads = cpus(), by_size = n / SL_HASHTREE_LIST_THREAD_MIN;
+    if (threads > SL_HASHTREE_MAX_THREADS)
+        threads = SL_HASHTREE_MAX_THREADS;
+    if (threads > by_size)
+        threads = by_size;
+    if (threads <= 1)
+        return sl_hashtree_set_page_list(t, blob, pages, n);
+    list_job j = {.t = t, .blob = blob, .pages = pages, .n_seg = (unsigned)threads * LIST_SEGMENTS_PER_THREAD};
+    atomic_init(&j.next, 0);
+    atomic_init(&j.failed, false);
+    j.bound[0] = 0;
+    for (unsigned s = 1; s < j.n_seg; s++) {
+        size_t b = (size_t)((uint64_t)n * s / j.n_seg);
+        if (b < j.bound[s - 1])
+            b = j.bound[s - 1];
+        while (b > 0 && b < n && pages[b] >> SL_HASHTREE_UNIT_LOG2 == pages[b - 1] >> SL_HASHTREE_UNIT_LOG2)
+            b++;
+        j.bound[s] = b;
+    }
+    j.bound[j.n_seg] = n;
+    pthread_t tid[SL_HASHTREE_MAX_THREADS];
+    unsigned started = start_helpers(tid, (unsigned)threads - 1, list_worker, &j);
+    list_worker(&j);
+    for (unsigned i = 0; i < started; i++)
+        pthread_join(tid[i], NULL);
+    return !atomic_load(&j.failed);
 }

@@ -221,6 +221,50 @@ static void test_update_and_reuse(void)
     CHECK_EQ(bad, 0);
 }
 
+/* Many changed pages, which sl_hashtree_update hashes on several threads
+ * (sl_hashtree_set_page_list_threads, one thread per 128 pages and per
+ * CPU): lone pages spread over the input, runs, and pages crowded into a
+ * few leaf blocks (the threads' segments must then start at block edges,
+ * several of them empty), each updated on a copy that shares every block
+ * with its original, against the reference hasher. */
+static void test_update_many_pages(void)
+{
+    const uint64_t n = 8192;
+    uint8_t *blob = random_bytes(n * PAGE);
+    uint64_t *changed = malloc(n * sizeof *changed);
+    sl_hashtree *old = sl_hashtree_new(n);
+    REQUIRE(blob && changed && old);
+    REQUIRE(sl_hashtree_set_pages(old, blob, 0, n));
+    REQUIRE(sl_hashtree_build(old));
+    for (unsigned shape = 0; shape < 4; shape++) {
+        uint64_t m = 0;
+        for (uint64_t p = 0; p < n; p++) {
+            bool pick = shape == 0   ? p % 3 == 1                 /* lone pages, every block */
+                        : shape == 1 ? rnd(4) == 0                /* random */
+                        : shape == 2 ? p % 512 < 96               /* runs */
+                                     : p < 6 * 64 && p % 5 != 0;  /* crowded into 6 blocks */
+            if (pick)
+                changed[m++] = p;
+        }
+        for (uint64_t j = 0; j < m; j++)
+            blob[changed[j] * PAGE + rnd(PAGE)] ^= 0x40;
+        uint8_t want[32], got[32];
+        blake3_ref(blob, n * PAGE, NULL, 0, want);
+        sl_hashtree *u = sl_hashtree_dup(old);
+        REQUIRE(u);
+        REQUIRE(sl_hashtree_update(u, blob, changed, m));
+        sl_hashtree_root(u, blob, n * PAGE, NULL, 0, got);
+        if (memcmp(want, got, 32))
+            printf("  shape %u, %" PRIu64 " pages changed: the updated root differs\n", shape, m);
+        CHECK(memcmp(want, got, 32) == 0);
+        sl_hashtree_free(old); /* the updated tree is the next round's original */
+        old = u;
+    }
+    sl_hashtree_free(old);
+    free(changed);
+    free(blob);
+}
+
 /* An input that grows or shrinks behind pages that stay: the resized tree
  * keeps (shares) what lies wholly below keep, the pages from keep on and
  * any changed below are updated, and the root is the new input's. Blocks
@@ -443,6 +487,7 @@ int main(void)
     RUN(test_randomized);
     RUN(test_large);
     RUN(test_update_and_reuse);
+    RUN(test_update_many_pages);
     RUN(test_resized);
     RUN(test_copies_on_threads);
     RUN(test_report_and_touch);
