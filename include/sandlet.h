@@ -346,7 +346,7 @@ int sl_run_file(const char *path, const sl_run_opts *opts, sl_run_result *res, c
  * with the identity hashed on threads as sl_snapshot_verify_file's is.
  * Pages are copied into the new snapshot with process_vm_writev(2) on the
  * calling process (no privilege needed; it spares a page fault per page);
- * where a seccomp filter or LSM refuses it with an error, plain copies are
+ * where a seccomp filter refuses it with an error, plain copies are
  * used, but a filter that kills the process on that call must allow it.
  * Thread-safe for sandboxes on one P in several threads. */
 int sl_sandbox_snapshot(sl_sandbox *sb, sl_snapshot **out);

@@ -3,13 +3,15 @@
 
 #include <errno.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <string.h>
 #include <unistd.h>
 
 /* Cleared, for the life of the process, the first time the kernel refuses
- * the call outright (ENOSYS: not built in; EPERM or EACCES: a seccomp
- * filter or LSM), so a refused call is paid once. */
-static atomic_bool kernel_path = true;
+ * the call (any error but a fault or a lack of memory: ENOSYS where it is
+ * not built in, whatever errno a seccomp filter returns), so a refused
+ * call is paid once. */
+static atomic_bool kernel_path = !SL_PAGECOPY_SANITIZED;
 
 bool sl_pagecopy_kernel_path(void)
 {
@@ -19,10 +21,23 @@ bool sl_pagecopy_kernel_path(void)
 void sl_pagecopy_init(sl_pagecopy *c)
 {
     c->n = 0;
+    c->bytes = 0;
 }
 
 void sl_pagecopy_add(sl_pagecopy *c, void *dst, const void *src, size_t len)
 {
+    if (len > SL_PAGECOPY_MAX_BYTES) { /* in pieces a call takes whole */
+        for (size_t off = 0, piece; off < len; off += piece) {
+            piece = len - off < SL_PAGECOPY_MAX_BYTES ? len - off : SL_PAGECOPY_MAX_BYTES;
+            sl_pagecopy_add(c, (char *)dst + off, (const char *)src + off, piece);
+        }
+        return;
+    }
+    if (!len)
+        return;
+    if (SL_PAGECOPY_MAX_BYTES - c->bytes < len)
+        sl_pagecopy_flush(c);
+    c->bytes += len;
     if (c->n) {
         struct iovec *d = &c->dst[c->n - 1], *s = &c->src[c->n - 1];
         if ((char *)d->iov_base + d->iov_len == (char *)dst && (const char *)s->iov_base + s->iov_len == src) {
@@ -31,8 +46,10 @@ void sl_pagecopy_add(sl_pagecopy *c, void *dst, const void *src, size_t len)
             return;
         }
     }
-    if (c->n == SL_PAGECOPY_BATCH)
+    if (c->n == SL_PAGECOPY_BATCH) {
         sl_pagecopy_flush(c);
+        c->bytes = len;
+    }
     c->dst[c->n] = (struct iovec){dst, len};
     c->src[c->n] = (struct iovec){(void *)src, len};
     c->n++;
@@ -40,21 +57,26 @@ void sl_pagecopy_add(sl_pagecopy *c, void *dst, const void *src, size_t len)
 
 void sl_pagecopy_flush(sl_pagecopy *c)
 {
-    size_t total = 0;
-    for (size_t i = 0; i < c->n; i++)
-        total += c->dst[i].iov_len;
+    size_t done = 0;
     if (c->n && sl_pagecopy_kernel_path()) {
         ssize_t r = process_vm_writev(getpid(), c->src, c->n, c->dst, c->n, 0);
-        if (r == (ssize_t)total) {
-            c->n = 0;
-            return;
-        }
-        if (r < 0 && (errno == ENOSYS || errno == EPERM || errno == EACCES))
+        if (r > 0)
+            done = (size_t)r;
+        else if (r == 0 || (errno != EFAULT && errno != ENOMEM))
             atomic_store_explicit(&kernel_path, false, memory_order_relaxed);
     }
-    /* A short or failed transfer (memory pressure, a refused call) is
-     * redone whole: copying the same bytes again is harmless. */
-    for (size_t i = 0; i < c->n; i++)
-        memcpy(c->dst[i].iov_base, c->src[i].iov_base, c->dst[i].iov_len);
+    /* What the kernel did not copy (a fault in a source page, memory
+     * pressure, a refused call) is copied here, in order, from the byte it
+     * stopped at: a faulting source raises its signal as it always did. */
+    for (size_t i = 0; i < c->n; i++) {
+        size_t len = c->dst[i].iov_len;
+        if (done >= len) {
+            done -= len;
+            continue;
+        }
+        memcpy((char *)c->dst[i].iov_base + done, (const char *)c->src[i].iov_base + done, len - done);
+        done = 0;
+    }
     c->n = 0;
+    c->bytes = 0;
 }
