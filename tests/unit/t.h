@@ -51,6 +51,18 @@ static int t_failed_now;
         t_failed_total += t_failed_now;                                              \
     } while (0)
 
+/* A fresh directory for a test's files, $TMPDIR/<name>.XXXXXX (/tmp without
+ * TMPDIR), into dir; false (with the reason printed) when it cannot be made. */
+static inline int t_tmpdir(char *dir, size_t size, const char *name)
+{
+    const char *tmp = getenv("TMPDIR");
+    snprintf(dir, size, "%s/%s.XXXXXX", tmp && *tmp ? tmp : "/tmp", name);
+    if (mkdtemp(dir))
+        return 1;
+    perror("mkdtemp");
+    return 0;
+}
+
 /* ---- which tests run where (RUN_ARCH), the rule tests/e2e/arch.sh repeats
  * for the shell suites.
  *

@@ -675,12 +675,8 @@ static void test_i686_4m(void)
 
 int main(void)
 {
-    const char *tmp = getenv("TMPDIR");
-    snprintf(g_dir, sizeof g_dir, "%s/test_inspect.XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(g_dir)) {
-        perror("mkdtemp");
+    if (!t_tmpdir(g_dir, sizeof g_dir, "test_inspect"))
         return 1;
-    }
     RUN_ARCH(T_NONE, test_4k_only_as_saved);
     RUN_ARCH(T_NONE, test_amd64_1g_over_blob);
     RUN_ARCH(T_NONE, test_amd64_2m_and_1g_into_scratch);

@@ -1080,12 +1080,8 @@ static void test_old_versions(void)
 
 int main(void)
 {
-    const char *tmp = getenv("TMPDIR");
-    snprintf(g_dir, sizeof g_dir, "%s/test_snapchild.XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(g_dir)) {
-        perror("mkdtemp");
+    if (!t_tmpdir(g_dir, sizeof g_dir, "test_snapchild"))
         return 1;
-    }
     unsetenv("SANDLET_SNAPSHOT_PATH");
     sp = snap_of(ids_p, NULL);
     sc = sp ? snap_of(ids_c, sp) : NULL;

@@ -1104,12 +1104,8 @@ static void test_special_files(void)
 
 int main(void)
 {
-    const char *tmp = getenv("TMPDIR");
-    snprintf(g_dir, sizeof g_dir, "%s/test_snapfile.XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(g_dir)) {
-        perror("mkdtemp");
+    if (!t_tmpdir(g_dir, sizeof g_dir, "test_snapfile"))
         return 1;
-    }
     RUN(test_roundtrip_binary);
     RUN(test_roundtrip_memory);
     RUN(test_sregs);

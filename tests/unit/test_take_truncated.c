@@ -95,12 +95,8 @@ static void test_incremental_take_file_halved(void) { take_after_truncate(true, 
 
 int main(void)
 {
-    const char *tmp = getenv("TMPDIR");
-    snprintf(g_dir, sizeof g_dir, "%s/test_take_truncated.XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(g_dir)) {
-        perror("mkdtemp");
+    if (!t_tmpdir(g_dir, sizeof g_dir, "test_take_truncated"))
         return 1;
-    }
     snprintf(g_path, sizeof g_path, "%s/p.snap", g_dir);
     sl_cpu_state cs;
     memset(&cs, 0, sizeof cs);
