@@ -24,6 +24,17 @@ void sl_pagecopy_init(sl_pagecopy *c)
     c->bytes = 0;
 }
 
+/* Whether a copy from src to dst continues the last one queued on both
+ * sides. */
+static bool continues(const sl_pagecopy *c, const void *dst, const void *src)
+{
+    if (!c->n)
+        return false;
+    const struct iovec *d = &c->dst[c->n - 1], *s = &c->src[c->n - 1];
+    return (const char *)d->iov_base + d->iov_len == (const char *)dst &&
+           (const char *)s->iov_base + s->iov_len == (const char *)src;
+}
+
 void sl_pagecopy_add(sl_pagecopy *c, void *dst, const void *src, size_t len)
 {
     if (len > SL_PAGECOPY_MAX_BYTES) { /* in pieces a call takes whole */
@@ -37,22 +48,17 @@ void sl_pagecopy_add(sl_pagecopy *c, void *dst, const void *src, size_t len)
         return;
     if (SL_PAGECOPY_MAX_BYTES - c->bytes < len)
         sl_pagecopy_flush(c);
+    if (continues(c, dst, src)) {
+        c->dst[c->n - 1].iov_len += len;
+        c->src[c->n - 1].iov_len += len;
+    } else {
+        if (c->n == SL_PAGECOPY_BATCH)
+            sl_pagecopy_flush(c);
+        c->dst[c->n] = (struct iovec){dst, len};
+        c->src[c->n] = (struct iovec){(void *)src, len};
+        c->n++;
+    }
     c->bytes += len;
-    if (c->n) {
-        struct iovec *d = &c->dst[c->n - 1], *s = &c->src[c->n - 1];
-        if ((char *)d->iov_base + d->iov_len == (char *)dst && (const char *)s->iov_base + s->iov_len == src) {
-            d->iov_len += len;
-            s->iov_len += len;
-            return;
-        }
-    }
-    if (c->n == SL_PAGECOPY_BATCH) {
-        sl_pagecopy_flush(c);
-        c->bytes = len;
-    }
-    c->dst[c->n] = (struct iovec){dst, len};
-    c->src[c->n] = (struct iovec){(void *)src, len};
-    c->n++;
 }
 
 void sl_pagecopy_flush(sl_pagecopy *c)
