@@ -87,17 +87,26 @@ static unsigned cpus(void)
     return n > 0 ? (unsigned)n : 1;
 }
 
-static unsigned thread_count(const sl_hash_job *job, uint64_t n_units)
+/* Threads for work that `by_size` threads could share: at most `max` (0:
+ * one per CPU) and SL_HASHTREE_MAX_THREADS, at least one. The CPUs are
+ * asked only when more than one could help (a take of a few pages runs
+ * this every time). */
+static unsigned threads_for(uint64_t max, uint64_t by_size)
 {
-    uint64_t n = job->max_threads ? job->max_threads : cpus();
-    uint64_t by_size = job->blob_size / (job->thread_min ? job->thread_min : SL_HASHTREE_THREAD_MIN);
+    if (by_size <= 1)
+        return 1;
+    uint64_t n = max ? max : cpus();
     if (n > SL_HASHTREE_MAX_THREADS)
         n = SL_HASHTREE_MAX_THREADS;
     if (n > by_size)
         n = by_size;
-    if (n > n_units)
-        n = n_units;
     return n ? (unsigned)n : 1;
+}
+
+static unsigned thread_count(const sl_hash_job *job, uint64_t n_units)
+{
+    uint64_t by_size = job->blob_size / (job->thread_min ? job->thread_min : SL_HASHTREE_THREAD_MIN);
+    return threads_for(job->max_threads, by_size < n_units ? by_size : n_units);
 }
 
 /* Starts up to n helper threads running fn(arg); how many started. */
@@ -223,14 +232,10 @@ static void *list_worker(void *arg)
 
 bool sl_hashtree_set_page_list_threads(sl_hashtree *t, const uint8_t *blob, const uint64_t *pages, size_t n)
 {
-    uint64_t threads = cpus(), by_size = n / SL_HASHTREE_LIST_THREAD_MIN;
-    if (threads > SL_HASHTREE_MAX_THREADS)
-        threads = SL_HASHTREE_MAX_THREADS;
-    if (threads > by_size)
-        threads = by_size;
-    if (threads <= 1)
+    unsigned threads = threads_for(0, n / SL_HASHTREE_LIST_THREAD_MIN);
+    if (threads == 1)
         return sl_hashtree_set_page_list(t, blob, pages, n);
-    list_job j = {.t = t, .blob = blob, .pages = pages, .n_seg = (unsigned)threads * LIST_SEGMENTS_PER_THREAD};
+    list_job j = {.t = t, .blob = blob, .pages = pages, .n_seg = threads * LIST_SEGMENTS_PER_THREAD};
     atomic_init(&j.next, 0);
     atomic_init(&j.failed, false);
     j.bound[0] = 0;
@@ -244,7 +249,7 @@ bool sl_hashtree_set_page_list_threads(sl_hashtree *t, const uint8_t *blob, cons
     }
     j.bound[j.n_seg] = n;
     pthread_t tid[SL_HASHTREE_MAX_THREADS];
-    unsigned started = start_helpers(tid, (unsigned)threads - 1, list_worker, &j);
+    unsigned started = start_helpers(tid, threads - 1, list_worker, &j);
     list_worker(&j);
     for (unsigned i = 0; i < started; i++)
         pthread_join(tid[i], NULL);
